@@ -56,4 +56,3 @@ func HashTag(key []byte) []byte {
 func Slot(key []byte) uint16 {
 	return CRC16(HashTag(key)) & (SlotCount - 1)
 }
-
