@@ -1,0 +1,95 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// LoadDataset writes n keys of mixed types into c, deterministically for a
+// given seed: strings (text, binary with NUL and CRLF, integers, empty),
+// lists, sets (integer and string members), sorted sets (with ±inf), hashes,
+// streams (with a consumer group), hash-tagged keys that share a slot, and
+// keys with a TTL. Key names are prefixed with prefix so several datasets
+// can live side by side.
+func LoadDataset(ctx context.Context, c *redis.Client, prefix string, seed int64, n int) error {
+	rng := rand.New(rand.NewSource(seed))
+	pipe := c.Pipeline()
+	flush := func() error {
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	for i := 0; i < n; i++ {
+		key := fmt.Sprintf("%s%s:%d", prefix, kinds[i%len(kinds)], i)
+		if i%10 == 3 {
+			key = fmt.Sprintf("%s{tag%d}:%d", prefix, i%7, i) // slot-sharing keys
+		}
+		switch kinds[i%len(kinds)] {
+		case "str":
+			pipe.Set(ctx, key, randString(rng, rng.Intn(100)), 0)
+		case "bin":
+			pipe.Set(ctx, key, string([]byte{0, '\r', '\n', byte(rng.Intn(256)), 0xff}), 0)
+		case "int":
+			pipe.Set(ctx, key, rng.Int63n(1<<40)-1<<39, 0)
+		case "empty":
+			pipe.Set(ctx, key, "", 0)
+		case "list":
+			for j, m := 0, 1+rng.Intn(20); j < m; j++ {
+				pipe.RPush(ctx, key, randString(rng, rng.Intn(30)))
+			}
+		case "set":
+			for j, m := 0, 1+rng.Intn(20); j < m; j++ {
+				if j%2 == 0 {
+					pipe.SAdd(ctx, key, rng.Intn(1000))
+				} else {
+					pipe.SAdd(ctx, key, randString(rng, 1+rng.Intn(10)))
+				}
+			}
+		case "zset":
+			for j, m := 0, 1+rng.Intn(20); j < m; j++ {
+				pipe.ZAdd(ctx, key, redis.Z{Score: rng.NormFloat64() * 1000, Member: randString(rng, 1+rng.Intn(10))})
+			}
+			if i%3 == 0 {
+				pipe.ZAdd(ctx, key, redis.Z{Score: posInf, Member: "top"}, redis.Z{Score: negInf, Member: "bottom"})
+			}
+		case "hash":
+			for j, m := 0, 1+rng.Intn(20); j < m; j++ {
+				pipe.HSet(ctx, key, fmt.Sprint("f", j), randString(rng, rng.Intn(40)))
+			}
+		case "stream":
+			for j, m := 0, 1+rng.Intn(5); j < m; j++ {
+				pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-%d", 1000+i, j), Values: []any{"f", randString(rng, 8)}})
+			}
+			if i%2 == 0 {
+				pipe.XGroupCreate(ctx, key, "g1", "0")
+			}
+		case "ttl":
+			pipe.Set(ctx, key, randString(rng, 10), time.Hour+time.Duration(rng.Intn(3600))*time.Second)
+		}
+		if i%500 == 499 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+var kinds = []string{"str", "bin", "int", "empty", "list", "set", "zset", "hash", "stream", "ttl"}
+
+var (
+	posInf = func() float64 { var z float64; return 1 / z }()
+	negInf = -posInf
+)
+
+func randString(rng *rand.Rand, n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 :-_"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[rng.Intn(len(alphabet))]
+	}
+	return string(b)
+}
