@@ -1,0 +1,159 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
+)
+
+func cmd(args ...string) []byte { return resp.AppendCommandString(nil, args...) }
+
+func TestBackendPipelineOrder(t *testing.T) {
+	srv := integration.StartRedis(t)
+	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 3})
+	defer b.Close()
+	ctx := integration.Context(t, time.Minute)
+
+	// Many goroutines, each pipelining batches whose replies differ in
+	// type and size: every reply must land on its own call.
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for round := 0; round < 50; round++ {
+				var calls []*router.Call
+				for i := 0; i < 20; i++ {
+					key := fmt.Sprintf("g%d:r%d:%d", g, round, i)
+					calls = append(calls,
+						&router.Call{Req: cmd("SET", key, key)},
+						&router.Call{Req: cmd("GET", key)},
+						&router.Call{Req: cmd("STRLEN", key)},
+						&router.Call{Req: cmd("NOSUCHCOMMAND")})
+				}
+				b.Pipeline(ctx, calls)
+				for i := 0; i < len(calls); i += 4 {
+					key := fmt.Sprintf("g%d:r%d:%d", g, round, i/4)
+					want := []string{"+OK\r\n", fmt.Sprintf("$%d\r\n%s\r\n", len(key), key), fmt.Sprintf(":%d\r\n", len(key))}
+					for j, w := range want {
+						if c := calls[i+j]; c.Err != nil || string(c.Reply) != w {
+							errs <- fmt.Errorf("call %d: %q %v, want %q", i+j, c.Reply, c.Err, w)
+							return
+						}
+					}
+					if r := calls[i+3].Reply; len(r) == 0 || r[0] != '-' {
+						errs <- fmt.Errorf("error reply lost: %q", r)
+						return
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestBackendInitCommands(t *testing.T) {
+	srv := integration.StartRedis(t, "--requirepass", "s3cret")
+	ctx := integration.Context(t, time.Minute)
+	init := append(cmd("AUTH", "s3cret"), cmd("SELECT", "2")...)
+	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Init: init})
+	defer b.Close()
+	if r, err := b.Do(ctx, cmd("SET", "k", "v"), nil); err != nil || string(r) != "+OK\r\n" {
+		t.Fatalf("SET: %q %v", r, err)
+	}
+	c := srv.ClientDB(2)
+	c.Options().Password = "s3cret"
+	if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("key not in db 2: %q %v", v, err)
+	}
+	bad := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Init: cmd("AUTH", "wrong")})
+	defer bad.Close()
+	if _, err := bad.Do(ctx, cmd("PING"), nil); err == nil || !errors.Is(err, router.ErrShardDown) {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+func TestBackendDeadShardFailsFastAndReconnects(t *testing.T) {
+	srv := integration.StartRedis(t)
+	ctx := integration.Context(t, time.Minute)
+	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 1, RetryBackoff: 50 * time.Millisecond})
+	defer b.Close()
+	if _, err := b.Do(ctx, cmd("PING"), nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	// The open connection breaks; later calls fail at once while down.
+	integration.WaitFor(t, 5*time.Second, "calls fail once the shard is gone", func() bool {
+		_, err := b.Do(ctx, cmd("PING"), nil)
+		return errors.Is(err, router.ErrShardDown)
+	})
+	start := time.Now()
+	for i := 0; i < 100; i++ {
+		if _, err := b.Do(ctx, cmd("PING"), nil); !errors.Is(err, router.ErrShardDown) {
+			t.Fatalf("call %d while down: %v", i, err)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second { // 100 dials at the dial timeout would take 200s
+		t.Fatalf("calls to a dead shard did not fail fast: %v", d)
+	}
+	srv.Restart()
+	integration.WaitFor(t, 10*time.Second, "backend reconnects", func() bool {
+		r, err := b.Do(ctx, cmd("PING"), nil)
+		return err == nil && string(r) == "+PONG\r\n"
+	})
+}
+
+func TestBackendReadTimeout(t *testing.T) {
+	// A server that accepts and never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { <-done; c.Close() }()
+		}
+	}()
+	b := router.NewBackend(router.BackendConfig{Addr: l.Addr().String(), ReadTimeout: 200 * time.Millisecond})
+	defer b.Close()
+	start := time.Now()
+	_, err = b.Do(context.Background(), cmd("PING"), nil)
+	if !errors.Is(err, router.ErrShardDown) {
+		t.Fatalf("got %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("timeout not applied")
+	}
+}
+
+func TestBackendClose(t *testing.T) {
+	srv := integration.StartRedis(t)
+	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr})
+	if _, err := b.Do(context.Background(), cmd("PING"), nil); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if _, err := b.Do(context.Background(), cmd("PING"), nil); !errors.Is(err, router.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
