@@ -1,0 +1,312 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults for fields left empty or zero.
+const (
+	DefaultProxyListen = "127.0.0.1:6380"
+	DefaultAdminListen = "127.0.0.1:8380"
+	DefaultMaxBulk     = 512 << 20 // bytes in one bulk string, as Redis proto-max-bulk-len
+	DefaultMaxArgs     = 1 << 20   // arguments in one command
+	DefaultMaxInline   = 64 << 10  // bytes in one inline command
+	DefaultStateDir    = "./replicaof-state"
+	DefaultLogLevel    = "info"
+	DefaultLogFormat   = "text"
+)
+
+// Config is the whole replicaof configuration. The zero value of every
+// field means its default; Parse and Load return a Config with defaults
+// filled in and validated.
+type Config struct {
+	Proxy       Proxy
+	Admin       Admin
+	Destination Destination
+	ReplicaOf   ReplicaOf
+	// StateDir holds checkpoints and the edited source list;
+	// DefaultStateDir when empty.
+	StateDir string
+	Log      Log
+
+	// pos maps field paths to their YAML position; nil unless parsed.
+	pos map[string]position
+}
+
+// Proxy configures the client-facing RESP listener.
+type Proxy struct {
+	Listen      string // host:port; DefaultProxyListen when empty
+	Password    Secret // clients must AUTH with it; "" = no AUTH
+	AllowWrites bool   // false: writes get -READONLY
+	MaxBulk     int64  // bytes per bulk string; DefaultMaxBulk when 0
+	MaxArgs     int    // arguments per command; DefaultMaxArgs when 0
+	MaxInline   int    // bytes per inline command; DefaultMaxInline when 0
+	// Timeout closes client connections idle this long; 0 = never.
+	// YAML takes a duration ("5m") or a number of seconds.
+	Timeout time.Duration
+}
+
+// Admin configures the REST / metrics / dashboard listener.
+type Admin struct {
+	Listen string // host:port; DefaultAdminListen when empty
+	Token  Secret // bearer token required by /v1; "" = none
+}
+
+// Destination is the sharded Redis set that receives the data.
+type Destination struct {
+	Shards []Endpoint // at least one
+	// TLS applies to every rediss:// shard; nil means system roots.
+	TLS *TLSFiles
+}
+
+// ReplicaOf lists the sources. An empty list is valid: sources can be
+// set later through the admin API.
+type ReplicaOf struct {
+	Sources []Source // at most MaxSources
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string // debug, info, warn or error; DefaultLogLevel when empty
+	Format string // text or json; DefaultLogFormat when empty
+}
+
+// SlogLevel is Level as a slog.Level (info when unknown).
+func (l Log) SlogLevel() slog.Level {
+	switch strings.ToLower(l.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+type position struct{ line, column int }
+
+// Load reads and parses the YAML file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse decodes YAML, fills defaults and validates. Unknown fields are
+// errors. The error joins every problem found; each is an *Error naming
+// the YAML line and column.
+func Parse(data []byte) (*Config, error) {
+	c, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	c.withDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// withDefaults fills every zero field with its default.
+func (c *Config) withDefaults() {
+	if c.Proxy.Listen == "" {
+		c.Proxy.Listen = DefaultProxyListen
+	}
+	if c.Proxy.MaxBulk == 0 {
+		c.Proxy.MaxBulk = DefaultMaxBulk
+	}
+	if c.Proxy.MaxArgs == 0 {
+		c.Proxy.MaxArgs = DefaultMaxArgs
+	}
+	if c.Proxy.MaxInline == 0 {
+		c.Proxy.MaxInline = DefaultMaxInline
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = DefaultLogLevel
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = DefaultLogFormat
+	}
+	for i := range c.ReplicaOf.Sources {
+		if s := &c.ReplicaOf.Sources[i]; s.Name == "" {
+			s.Name = s.Addr()
+		}
+	}
+}
+
+// Validate checks c as it would be after defaults are filled in (zero
+// fields are valid). It returns every problem, joined; each is an *Error.
+func (c *Config) Validate() error {
+	v := *c
+	v.ReplicaOf.Sources = slices.Clone(c.ReplicaOf.Sources) // withDefaults writes names
+	v.withDefaults()
+	var errs []error
+	add := func(path, msg string) {
+		errs = append(errs, c.errAt(path, errors.New(msg)))
+	}
+
+	checkListen(add, "proxy.listen", v.Proxy.Listen)
+	checkListen(add, "admin.listen", v.Admin.Listen)
+	if v.Proxy.Listen == v.Admin.Listen && !strings.HasSuffix(v.Proxy.Listen, ":0") {
+		add("admin.listen", fmt.Sprintf("same address as proxy.listen (%s)", v.Proxy.Listen))
+	}
+	if v.Proxy.MaxBulk < 0 {
+		add("proxy.max_bulk", "must not be negative")
+	}
+	if v.Proxy.MaxArgs < 0 {
+		add("proxy.max_args", "must not be negative")
+	}
+	if v.Proxy.MaxInline < 0 {
+		add("proxy.max_inline", "must not be negative")
+	}
+	if v.Proxy.Timeout < 0 {
+		add("proxy.timeout", "must not be negative")
+	}
+
+	shards := make(map[string]int)
+	if len(v.Destination.Shards) == 0 {
+		add("destination.shards", "at least one shard is required")
+	}
+	anyTLS := false
+	for i, sh := range v.Destination.Shards {
+		p := fmt.Sprintf("destination.shards[%d]", i)
+		if sh.Host == "" {
+			add(p, "missing host")
+			continue
+		}
+		anyTLS = anyTLS || sh.TLS
+		if j, ok := shards[sh.key()]; ok {
+			add(p, fmt.Sprintf("%s: same address as destination.shards[%d]", sh.Redacted(), j))
+		}
+		shards[sh.key()] = i
+	}
+	if v.Destination.TLS != nil {
+		if !anyTLS {
+			add("destination.tls", "tls is set but no shard uses rediss://")
+		}
+		v.Destination.TLS.validate(func(f, msg string) { add("destination.tls."+f, msg) })
+	}
+
+	if n := len(v.ReplicaOf.Sources); n > MaxSources {
+		errs = append(errs, c.errAt("replica_of.sources", tooManySources(n)))
+	}
+	names := make(map[string]int)
+	addrs := make(map[string]int)
+	for i, s := range v.ReplicaOf.Sources {
+		p := fmt.Sprintf("replica_of.sources[%d]", i)
+		if s.Host == "" {
+			add(p, "missing host")
+			continue
+		}
+		if err := checkName(s.Name); err != nil {
+			add(p+".name", err.Error())
+		} else if j, ok := names[s.Name]; ok {
+			add(p+".name", fmt.Sprintf("duplicate source name %q (also replica_of.sources[%d])", s.Name, j))
+		} else {
+			names[s.Name] = i
+		}
+		if j, ok := addrs[s.key()]; ok {
+			add(p, fmt.Sprintf("%s: same address as replica_of.sources[%d]", s.Redacted(), j))
+		} else {
+			addrs[s.key()] = i
+		}
+		if j, ok := shards[s.key()]; ok {
+			add(p, fmt.Sprintf("%s: source is destination.shards[%d]", s.Redacted(), j))
+		}
+		if s.Compression < 0 || s.Compression > 9 {
+			add(p+".compression", fmt.Sprintf("compression %d out of range (want 0 = off or a gzip level 1-9)", s.Compression))
+		}
+		if s.TLSFiles != nil {
+			if !s.TLS {
+				add(p+".tls", "tls is set but the URL is not rediss://")
+			}
+			s.TLSFiles.validate(func(f, msg string) { add(p+".tls."+f, msg) })
+		}
+	}
+
+	switch strings.ToLower(v.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", fmt.Sprintf("unknown level %q (want debug, info, warn or error)", v.Log.Level))
+	}
+	switch v.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format", fmt.Sprintf("unknown format %q (want text or json)", v.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// tooManySources is the count in an ErrTooManySources error.
+type tooManySources int
+
+func (n tooManySources) Error() string {
+	return fmt.Sprintf("%d sources, at most %d allowed", int(n), MaxSources)
+}
+
+func (n tooManySources) Is(target error) bool { return target == ErrTooManySources }
+
+func checkListen(add func(path, msg string), path, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		add(path, fmt.Sprintf("%q is not host:port", addr))
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		add(path, fmt.Sprintf("%q: invalid port", addr))
+	}
+}
+
+// errAt wraps err in an *Error located at path, or at its nearest parent
+// with a known position.
+func (c *Config) errAt(path string, err error) *Error {
+	e := &Error{Path: path, Err: err}
+	for p := path; p != ""; {
+		if pos, ok := c.pos[p]; ok {
+			e.Line, e.Column = pos.line, pos.column
+			break
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return e
+}
+
+// LogValue implements slog.LogValuer with a redacted summary.
+func (c *Config) LogValue() slog.Value {
+	shards := make([]string, len(c.Destination.Shards))
+	for i, s := range c.Destination.Shards {
+		shards[i] = s.Redacted()
+	}
+	srcs := make([]string, len(c.ReplicaOf.Sources))
+	for i, s := range c.ReplicaOf.Sources {
+		srcs[i] = s.String()
+	}
+	return slog.GroupValue(
+		slog.String("proxy", c.Proxy.Listen),
+		slog.String("admin", c.Admin.Listen),
+		slog.Any("shards", shards),
+		slog.Any("sources", srcs),
+		slog.String("state_dir", c.StateDir),
+	)
+}

@@ -1,0 +1,158 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The file layout written by Marshal. Secrets are written in full: the
+// file is the one place they are kept.
+type (
+	fileConfig struct {
+		Proxy       fileProxy       `yaml:"proxy"`
+		Admin       fileAdmin       `yaml:"admin"`
+		Destination fileDestination `yaml:"destination"`
+		ReplicaOf   fileReplicaOf   `yaml:"replica_of"`
+		StateDir    string          `yaml:"state_dir,omitempty"`
+		Log         fileLog         `yaml:"log"`
+	}
+	fileProxy struct {
+		Listen      string `yaml:"listen,omitempty"`
+		Password    string `yaml:"password,omitempty"`
+		AllowWrites bool   `yaml:"allow_writes"`
+		MaxBulk     int64  `yaml:"max_bulk,omitempty"`
+		MaxArgs     int    `yaml:"max_args,omitempty"`
+		MaxInline   int    `yaml:"max_inline,omitempty"`
+		Timeout     string `yaml:"timeout,omitempty"`
+	}
+	fileAdmin struct {
+		Listen string `yaml:"listen,omitempty"`
+		Token  string `yaml:"token,omitempty"`
+	}
+	fileDestination struct {
+		Shards []string `yaml:"shards"`
+		TLS    *fileTLS `yaml:"tls,omitempty"`
+	}
+	fileReplicaOf struct {
+		Sources []any `yaml:"sources"` // string or fileSource
+	}
+	fileSource struct {
+		Name        string   `yaml:"name,omitempty"`
+		URI         string   `yaml:"uri"`
+		Compression int      `yaml:"compression,omitempty"`
+		TLS         *fileTLS `yaml:"tls,omitempty"`
+	}
+	fileTLS struct {
+		CA                 string `yaml:"ca,omitempty"`
+		Cert               string `yaml:"cert,omitempty"`
+		Key                string `yaml:"key,omitempty"`
+		ServerName         string `yaml:"server_name,omitempty"`
+		MinVersion         string `yaml:"min_version,omitempty"`
+		InsecureSkipVerify bool   `yaml:"insecure_skip_verify,omitempty"`
+	}
+	fileLog struct {
+		Level  string `yaml:"level,omitempty"`
+		Format string `yaml:"format,omitempty"`
+	}
+)
+
+func toFileTLS(t *TLSFiles) *fileTLS {
+	if t == nil {
+		return nil
+	}
+	f := fileTLS(*t)
+	return &f
+}
+
+// Marshal encodes c as YAML that Parse reads back to an equal Config.
+// The output contains passwords and tokens in clear: write it to a file
+// with restricted permissions (see WriteFile), never to a log. Comments in
+// the original file are not kept.
+func (c *Config) Marshal() ([]byte, error) {
+	f := fileConfig{
+		Proxy: fileProxy{
+			Listen:      c.Proxy.Listen,
+			Password:    string(c.Proxy.Password),
+			AllowWrites: c.Proxy.AllowWrites,
+			MaxBulk:     c.Proxy.MaxBulk,
+			MaxArgs:     c.Proxy.MaxArgs,
+			MaxInline:   c.Proxy.MaxInline,
+		},
+		Admin:       fileAdmin{Listen: c.Admin.Listen, Token: string(c.Admin.Token)},
+		Destination: fileDestination{Shards: []string{}, TLS: toFileTLS(c.Destination.TLS)},
+		ReplicaOf:   fileReplicaOf{Sources: []any{}},
+		StateDir:    c.StateDir,
+		Log:         fileLog(c.Log),
+	}
+	if c.Proxy.Timeout != 0 {
+		f.Proxy.Timeout = c.Proxy.Timeout.String()
+	}
+	for _, s := range c.Destination.Shards {
+		f.Destination.Shards = append(f.Destination.Shards, s.URI())
+	}
+	for _, s := range c.ReplicaOf.Sources {
+		name := s.Name
+		if name == s.Addr() {
+			name = "" // the default
+		}
+		if s.Compression == 0 && s.TLSFiles == nil {
+			item := s.URI()
+			if name != "" {
+				item = name + ": " + item
+			}
+			f.ReplicaOf.Sources = append(f.ReplicaOf.Sources, item)
+			continue
+		}
+		f.ReplicaOf.Sources = append(f.ReplicaOf.Sources, fileSource{
+			Name: name, URI: s.URI(), Compression: s.Compression, TLS: toFileTLS(s.TLSFiles),
+		})
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&f); err != nil {
+		return nil, fmt.Errorf("config: marshal: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("config: marshal: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteFile writes c.Marshal() to path atomically (a temporary file in
+// the same directory, then rename) with mode 0600, since the file holds
+// passwords.
+func (c *Config) WriteFile(path string) error {
+	data, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
