@@ -9,6 +9,6 @@
 // it. The binary comes from REDIS_SERVER, else from PATH.
 //
 //	srcs := integration.StartRedis(t)
-//	integration.LoadDataset(ctx, t, srcs.Client(), 1, 1000)
+//	integration.LoadDataset(ctx, srcs.Client(), "", 1, 1000)
 //	diff, err := integration.Compare(ctx, []*redis.Client{a}, []*redis.Client{b}, integration.CompareOptions{})
 package integration

@@ -1,0 +1,37 @@
+# replicaof — make targets. The two a newcomer needs: `make demo`, `make test`.
+GO      ?= go
+BIN     := bin/replicaof
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X main.version=$(VERSION)
+SHELL   := /bin/bash
+
+.PHONY: build test unit lint bench fuzz deps generate clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/replicaof
+
+deps:
+	@scripts/ensure-redis.sh
+
+# Unit and integration tests against real redis-server processes.
+test: deps lint
+	$(GO) test -race -timeout 20m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./router/... ./resp/... ./syncer/...
+	$(GO) test -run '^$$' -bench 'BenchmarkBackendPipeline' -benchtime 2000000x ./router/
+
+fuzz:
+	scripts/fuzz.sh
+
+# Regenerates router/commands_gen.go from the installed redis-server.
+generate: deps
+	$(GO) generate ./router/
+
+clean:
+	rm -rf bin
