@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/replicaof/replicaof/tlsutil"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -253,6 +254,16 @@ type TLSFiles struct {
 }
 
 // MinTLSVersion is MinVersion as a crypto/tls constant, TLS 1.2 by default.
+// ClientOptions converts the files to tlsutil's client options; a nil t
+// gives the zero options (system roots, no client certificate, TLS 1.2+).
+func (t *TLSFiles) ClientOptions() tlsutil.ClientOptions {
+	if t == nil {
+		return tlsutil.ClientOptions{}
+	}
+	return tlsutil.ClientOptions{CAFile: t.CA, CertFile: t.Cert, KeyFile: t.Key, ServerName: t.ServerName,
+		MinVersion: t.MinTLSVersion(), InsecureSkipVerify: t.InsecureSkipVerify}
+}
+
 func (t *TLSFiles) MinTLSVersion() uint16 {
 	if t != nil && t.MinVersion == "1.3" {
 		return tls.VersionTLS13
