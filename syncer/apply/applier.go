@@ -1,0 +1,151 @@
+package apply
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/syncer/rdb"
+	"github.com/replicaof/replicaof/syncer/replica"
+)
+
+// Options tune one Applier. The zero value selects the defaults.
+type Options struct {
+	// Source labels the source in logs.
+	Source string
+	// Logger receives diagnostics; nil discards them.
+	Logger *slog.Logger
+	// Table locates keys in stream commands; nil means router.Builtin.
+	Table *router.Table
+	// ForceDecode disables the RESTORE fast path: every key is rebuilt
+	// with ordinary commands.
+	ForceDecode bool
+	// BatchCalls and BatchBytes bound one snapshot pipeline (defaults 512
+	// commands, 1 MiB; a single larger command gets a pipeline of its own).
+	BatchCalls int
+	BatchBytes int
+	// Inflight is how many snapshot pipelines may await replies per shard
+	// (default 4). Snapshot memory stays under about
+	// shards × (Inflight+1) × max(BatchBytes, RDB.MaxRawPayload).
+	Inflight int
+	// RDB are the parser's options. MaxRawPayload defaults to 8 MiB here:
+	// larger values are decoded in chunks instead of RESTOREd whole.
+	RDB rdb.Options
+	// MaxPending bounds the stream PEL entries held per consumer group
+	// while a stream is rebuilt (default 1<<20); beyond it delivery
+	// times are not kept.
+	MaxPending int
+	// MaxBlockBytes bounds a MULTI/EXEC block buffered across Apply calls
+	// (default 256 MiB); a larger block fails with ErrTooLarge.
+	MaxBlockBytes int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Table == nil {
+		o.Table = router.Builtin
+	}
+	if o.BatchCalls <= 0 {
+		o.BatchCalls = 512
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 1 << 20
+	}
+	if o.Inflight <= 0 {
+		o.Inflight = 4
+	}
+	if o.RDB.MaxRawPayload == 0 {
+		o.RDB.MaxRawPayload = 8 << 20
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 1 << 20
+	}
+	if o.MaxBlockBytes <= 0 {
+		o.MaxBlockBytes = 256 << 20
+	}
+	return o
+}
+
+// Stats are an Applier's counters, cumulative over its life.
+type Stats struct {
+	KeysLoaded       int64 // snapshot keys written
+	KeysRestored     int64 // of those, through RESTORE
+	KeysDecoded      int64 // of those, rebuilt with ordinary commands
+	KeysExpired      int64 // snapshot keys skipped: already expired
+	Functions        int64 // function libraries loaded (per library, not per shard)
+	SkippedFieldTTLs int64 // hash field TTLs the destination cannot hold
+	RDBBytes         int64 // snapshot bytes parsed so far (progress)
+	Commands         int64 // stream commands applied
+	BytesSent        int64 // request bytes written to the destination
+	// Offset is the replication offset just after the last stream command
+	// whose effects reached the destination (a MULTI block counts at its
+	// EXEC).
+	Offset int64
+}
+
+// Applier writes one source's snapshot and command stream to a
+// Destination. It implements replica.Handler. LoadSnapshot and Apply
+// (and the Handler methods) must be called from one goroutine at a time;
+// Stats may be called concurrently.
+type Applier struct {
+	d    *Destination
+	opts Options
+
+	keysLoaded, keysRestored, keysDecoded, keysExpired atomic.Int64
+	functions, skippedTTLs, rdbBytes                   atomic.Int64
+	commands, bytesSent, offset                        atomic.Int64
+	maxBatch                                           atomic.Int64 // largest snapshot pipeline sent, in bytes
+
+	stream streamState // Apply's state, owned by the caller's goroutine
+}
+
+var _ replica.Handler = (*Applier)(nil)
+
+// New returns an Applier writing to d.
+func New(d *Destination, opts Options) *Applier {
+	a := &Applier{d: d, opts: opts.withDefaults()}
+	a.stream.init(a)
+	return a
+}
+
+// Stats returns the counters. Safe for concurrent use.
+func (a *Applier) Stats() Stats {
+	return Stats{
+		KeysLoaded:       a.keysLoaded.Load(),
+		KeysRestored:     a.keysRestored.Load(),
+		KeysDecoded:      a.keysDecoded.Load(),
+		KeysExpired:      a.keysExpired.Load(),
+		Functions:        a.functions.Load(),
+		SkippedFieldTTLs: a.skippedTTLs.Load(),
+		RDBBytes:         a.rdbBytes.Load(),
+		Commands:         a.commands.Load(),
+		BytesSent:        a.bytesSent.Load(),
+		Offset:           a.offset.Load(),
+	}
+}
+
+// FullSync loads the snapshot (replica.Handler). The destination is not
+// flushed here: the supervisor flushes it once for all sources. The
+// stream state (selected db, an open MULTI block) starts afresh.
+func (a *Applier) FullSync(ctx context.Context, replID string, offset, size int64, r io.Reader) error {
+	a.stream.reset()
+	a.offset.Store(offset)
+	if _, err := a.LoadSnapshot(ctx, r); err != nil {
+		return err
+	}
+	// The parser stops after the EOF opcode and its checksum; the reader
+	// must still be drained.
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+
+// Continue notes a partial resynchronization (replica.Handler): the
+// selected db and an open MULTI block carry over, as the source does not
+// repeat them.
+func (a *Applier) Continue(ctx context.Context, replID string, offset int64) error {
+	return nil
+}

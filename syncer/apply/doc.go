@@ -1,0 +1,49 @@
+// Package apply turns one source's replication data into writes on the
+// sharded destination, through router: the RDB snapshot of a full
+// resynchronization (LoadSnapshot) and then the command stream (Apply).
+//
+// A Destination is the set of destination shards, shared by every source:
+// one router.Backend per (shard, db), created on first use with AUTH and
+// SELECT in its Init; FlushAll empties every shard before the sources
+// load; Info learns each shard's version, hence the highest RDB version its
+// RESTORE accepts (Redis < 7.0: 9, 7.0: 10, 7.2: 11, 7.4 and 8.0: 12,
+// Valkey 7.2/8.0: 11; any other version is probed with a throwaway
+// RESTORE).
+//
+// An Applier writes one source and implements replica.Handler:
+//
+//   - Snapshot: each key goes to the shard of its slot as
+//     RESTORE key ttl payload REPLACE ABSTTL when that shard accepts the
+//     file's RDB version, else (or with Options.ForceDecode, or for values
+//     over RDB.MaxRawPayload) it is rebuilt from decoded chunks with
+//     ordinary commands: DEL, then SET/APPEND, RPUSH, SADD, ZADD, HSET
+//     (+HPEXPIREAT per field TTL where the shard has them; otherwise the
+//     TTLs are counted in Stats.SkippedFieldTTLs), XADD + XSETID +
+//     XGROUP CREATE/CREATECONSUMER + XCLAIM for streams, then PEXPIREAT.
+//     Keys are pipelined per shard, Options.Inflight pipelines of up to
+//     BatchCalls commands / BatchBytes bytes in flight per shard; the
+//     commands of one big value keep their order across pipelines, so a
+//     512 MB list streams through in bounded chunks. Function libraries are
+//     loaded on every shard (FUNCTION LOAD REPLACE).
+//   - Stream: see Apply. SELECT is tracked; MULTI/EXEC blocks stay atomic
+//     per shard; multi-key commands that split (MSET, DEL, ...) are split;
+//     keyless commands go to every shard; anything else spanning shards is
+//     a *CrossSlotError and stops the stream.
+//
+// Errors: *CrossSlotError (ErrCrossSlot), *WriteError (ErrRejected, ErrOOM)
+// and ErrUnsupported are fatal (Fatal reports it): sync must stop. Errors
+// wrapping router.ErrShardDown are retryable.
+//
+// Usage:
+//
+//	dest, err := apply.NewDestination(apply.DestinationConfig{
+//		Shards: []apply.Shard{{Addr: "127.0.0.1:7001"}, {Addr: "127.0.0.1:7002"}},
+//	})
+//	if err != nil { ... }
+//	defer dest.Close()
+//	if err := dest.FlushAll(ctx); err != nil { ... }
+//	a := apply.New(dest, apply.Options{Source: "orders"})
+//	// a is the link's replica.Handler: FullSync loads the snapshot,
+//	// Apply writes the stream.
+//	link := replica.New(replica.Config{...}, a)
+package apply

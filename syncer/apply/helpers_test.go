@@ -1,0 +1,95 @@
+package apply
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/router"
+)
+
+// fixtureDir holds the shared RDB fixtures; tests fail when it is missing.
+const fixtureDir = "../../../shared/fixtures"
+
+// cluster is a destination of real redis-servers for a test.
+type cluster struct {
+	servers []*integration.Redis
+	dest    *Destination
+}
+
+func startCluster(t testing.TB, n int, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{}
+	var shards []Shard
+	for range n {
+		r := integration.StartRedis(t, extra...)
+		c.servers = append(c.servers, r)
+		shards = append(shards, Shard{Addr: r.Addr})
+	}
+	d, err := NewDestination(DestinationConfig{Shards: shards, Backend: router.BackendConfig{RetryBackoff: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	c.dest = d
+	return c
+}
+
+// client returns the go-redis client of the shard that owns key, in db.
+func (c *cluster) client(key string, db int) *redis.Client {
+	return c.servers[c.dest.Map().ShardOf([]byte(key))].ClientDB(db)
+}
+
+func (c *cluster) clients(db int) []*redis.Client {
+	var out []*redis.Client
+	for _, s := range c.servers {
+		out = append(out, s.ClientDB(db))
+	}
+	return out
+}
+
+func (c *cluster) flush(t testing.TB, ctx context.Context) {
+	t.Helper()
+	if err := c.dest.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixtures lists the *-alltypes.rdb files, failing when there are none.
+func fixtures(t testing.TB) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(fixtureDir, "*-alltypes.rdb"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures in %s (err %v): the shared fixtures are required", fixtureDir, err)
+	}
+	return files
+}
+
+func loadFile(t testing.TB, ctx context.Context, a *Applier, path string) Stats {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := a.LoadSnapshot(ctx, f)
+	if err != nil {
+		t.Fatalf("LoadSnapshot(%s): %v", filepath.Base(path), err)
+	}
+	return st
+}
+
+func mustOpen(t testing.TB, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}

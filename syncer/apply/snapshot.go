@@ -1,0 +1,337 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/replicaof/replicaof/syncer/rdb"
+)
+
+// LoadSnapshot reads one RDB stream to its end and writes every key,
+// function library and (pre-7.0) Lua script to the destination. Keys are
+// RESTOREd when the key's shard accepts the file's RDB version, and
+// rebuilt with ordinary commands otherwise (or with Options.ForceDecode, or
+// when a value exceeds RDB.MaxRawPayload). Keys already expired are
+// skipped. It returns when every write was answered; the first failure
+// stops the load.
+func (a *Applier) LoadSnapshot(ctx context.Context, r io.Reader) (Stats, error) {
+	parent := ctx
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	l := &loader{a: a, d: a.d, ctx: ctx, cancel: cancel, now: time.Now().UnixMilli()}
+	l.queues = make([]*queue, a.d.Len())
+	for i := range l.queues {
+		l.queues[i] = &queue{shard: i, sem: make(chan struct{}, a.opts.Inflight)}
+	}
+	err := l.run(rdb.NewParser(r, a.opts.RDB))
+	if err == nil {
+		err = l.flush()
+	}
+	for _, q := range l.queues {
+		q.wg.Wait()
+	}
+	// A failed write canceled ctx with its error: that is the cause of
+	// whatever the parsing side saw afterwards.
+	if parent.Err() == nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	return a.Stats(), err
+}
+
+// loader is one LoadSnapshot: the parsing goroutine fills a batch per
+// shard and hands full ones to queue senders.
+type loader struct {
+	a      *Applier
+	d      *Destination
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	now    int64 // unix ms when the load started, for expired keys
+
+	version int
+	info    []ShardInfo
+	restore []bool // per shard: RESTORE accepts this file's version
+	queues  []*queue
+	seq     uint64
+
+	// The key being written: its commands must reach the shard in order
+	// even when they fill several batches.
+	keySeq uint64
+	vw     valueWriter
+}
+
+// queue is one shard's snapshot pipeline: the open batch and the senders
+// in flight.
+type queue struct {
+	shard int
+	cur   *batch
+	sem   chan struct{} // a token per pipeline in flight
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	free  []*batch
+}
+
+func (l *loader) fail(err error) { l.cancel(err) }
+
+func (l *loader) run(p *rdb.Parser) error {
+	defer func() { l.a.rdbBytes.Store(p.Offset()) }()
+	for n := 0; ; n++ {
+		if n&255 == 0 {
+			l.a.rdbBytes.Store(p.Offset())
+			if err := context.Cause(l.ctx); err != nil {
+				return err
+			}
+		}
+		e, err := p.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if l.version == 0 {
+			if err := l.start(p.Version()); err != nil {
+				return err
+			}
+		}
+		switch e := e.(type) {
+		case *rdb.Key:
+			if err := l.key(e); err != nil {
+				return err
+			}
+		case *rdb.SelectDB:
+			// Keys come grouped by db: do not keep a batch per db open.
+			if err := l.flush(); err != nil {
+				return err
+			}
+		case *rdb.Function:
+			if err := l.function(e); err != nil {
+				return err
+			}
+		case *rdb.Aux:
+			if string(e.Key) == "lua" {
+				if err := l.script(e.Value); err != nil {
+					return err
+				}
+			}
+		case *rdb.ModuleAux:
+			l.a.opts.Logger.Warn("module aux data skipped", "source", l.a.opts.Source, "module", fmt.Sprint(rdb.ModuleName(e.ModuleID)))
+		}
+	}
+}
+
+// start learns what each shard can take once the file's version is known.
+func (l *loader) start(version int) error {
+	l.version = version
+	infos, err := l.d.Info(l.ctx)
+	if err != nil {
+		return err
+	}
+	l.info = infos
+	l.restore = make([]bool, len(infos))
+	if l.a.opts.ForceDecode {
+		return nil
+	}
+	for i, si := range infos {
+		switch {
+		case si.MaxRDB > 0:
+			l.restore[i] = version <= si.MaxRDB
+		default:
+			ok, err := l.d.probeRestore(l.ctx, i, version)
+			if err != nil {
+				return err
+			}
+			l.restore[i] = ok
+		}
+	}
+	return nil
+}
+
+func (l *loader) function(f *rdb.Function) error {
+	if f.PreGA {
+		return fmt.Errorf("%w: pre-GA function library %q", ErrUnsupported, f.Name)
+	}
+	code := string(f.Code)
+	err := l.d.each(func(shard int) error {
+		_, err := l.d.do(l.ctx, shard, 0, "FUNCTION", "LOAD", "REPLACE", code)
+		return err
+	})
+	if err == nil {
+		l.a.functions.Add(1)
+	}
+	return err
+}
+
+// script loads a Lua script shipped as AUX "lua" (Redis < 7.0) so EVALSHA
+// in a verbatim-scripts stream finds it.
+func (l *loader) script(body []byte) error {
+	code := string(body)
+	return l.d.each(func(shard int) error {
+		_, err := l.d.do(l.ctx, shard, 0, "SCRIPT", "LOAD", code)
+		return err
+	})
+}
+
+func (l *loader) key(k *rdb.Key) error {
+	if k.ExpireAtMs >= 0 && k.ExpireAtMs <= l.now {
+		l.a.keysExpired.Add(1)
+		return nil
+	}
+	shard := l.d.Map().ShardOf(k.Key)
+	db := int(k.DB)
+	l.keySeq = 0
+	if l.restore[shard] {
+		raw, err := k.Raw()
+		switch {
+		case err == nil:
+			b, err := l.batch(shard, db)
+			if err != nil {
+				return err
+			}
+			l.restoreCmd(b, k, raw)
+			l.a.keysRestored.Add(1)
+			l.a.keysLoaded.Add(1)
+			return nil
+		case !errors.Is(err, rdb.ErrRawTooLarge):
+			return err
+		}
+	}
+	if err := l.vw.write(l, k, shard, db); err != nil {
+		return err
+	}
+	l.a.keysDecoded.Add(1)
+	l.a.keysLoaded.Add(1)
+	return nil
+}
+
+// restoreCmd encodes RESTORE key ttl payload REPLACE ABSTTL [IDLETIME|FREQ],
+// building the payload in place.
+func (l *loader) restoreCmd(b *batch, k *rdb.Key, raw []byte) {
+	n := 6
+	if k.Freq >= 0 || k.Idle >= 0 {
+		n += 2
+	}
+	b.begin(n)
+	b.str("RESTORE")
+	b.bulk(k.Key)
+	ttl := k.ExpireAtMs
+	if ttl < 0 {
+		ttl = 0
+	}
+	b.int(ttl)
+	size := 1 + len(raw) + 2 + 8
+	b.buf = append(b.buf, '$')
+	b.buf = appendInt(b.buf, int64(size))
+	b.buf = append(b.buf, '\r', '\n')
+	b.buf = rdb.AppendDumpPayload(b.buf, k.Type, raw, uint16(l.version))
+	b.buf = append(b.buf, '\r', '\n')
+	b.left--
+	b.str("REPLACE")
+	b.str("ABSTTL")
+	switch {
+	case k.Freq >= 0:
+		b.str("FREQ")
+		b.int(int64(k.Freq))
+	case k.Idle >= 0:
+		b.str("IDLETIME")
+		b.int(k.Idle)
+	}
+}
+
+// batch returns the open batch of (shard, db) with room for another
+// command, sending the current one first when it is full or for another
+// db. Commands of the current key that land in a new batch mark it
+// ordered: it waits for the shard's earlier batches.
+func (l *loader) batch(shard, db int) (*batch, error) {
+	q := l.queues[shard]
+	b := q.cur
+	if b != nil && (b.db != db || b.Len() >= l.a.opts.BatchCalls || b.Size() >= l.a.opts.BatchBytes) {
+		if err := l.submit(q); err != nil {
+			return nil, err
+		}
+		b = nil
+	}
+	if b == nil {
+		b = q.get()
+		l.seq++
+		b.reset(shard, db)
+		b.seq = l.seq
+		q.cur = b
+	}
+	if l.keySeq != 0 && l.keySeq != b.seq {
+		b.ordered = true
+	}
+	l.keySeq = b.seq
+	return b, nil
+}
+
+// flush sends every open batch.
+func (l *loader) flush() error {
+	for _, q := range l.queues {
+		if q.cur != nil {
+			if err := l.submit(q); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// submit hands the shard's open batch to a sender goroutine, waiting for
+// a free pipeline slot (and, for an ordered batch, for every earlier one).
+func (l *loader) submit(q *queue) error {
+	b := q.cur
+	q.cur = nil
+	if b.Len() == 0 {
+		q.put(b)
+		return nil
+	}
+	if b.ordered {
+		q.wg.Wait()
+	}
+	select {
+	case q.sem <- struct{}{}:
+	case <-l.ctx.Done():
+		q.put(b)
+		return context.Cause(l.ctx)
+	}
+	l.a.bytesSent.Add(int64(b.Size()))
+	if size := int64(b.Size()); size > l.a.maxBatch.Load() {
+		l.a.maxBatch.Store(size) // only the loader goroutine writes it
+	}
+	q.wg.Add(1)
+	go q.send(l, b)
+	return nil
+}
+
+// send runs one pipeline; owned by the loader, which waits on q.wg.
+func (q *queue) send(l *loader, b *batch) {
+	defer q.wg.Done()
+	if err := b.send(l.ctx, l.d); err != nil {
+		l.fail(err)
+	}
+	<-q.sem
+	q.put(b)
+}
+
+func (q *queue) get() *batch {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if n := len(q.free); n > 0 {
+		b := q.free[n-1]
+		q.free = q.free[:n-1]
+		return b
+	}
+	return &batch{}
+}
+
+func (q *queue) put(b *batch) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.free) <= cap(q.sem) && cap(b.buf) <= 4<<20 {
+		q.free = append(q.free, b)
+	}
+}

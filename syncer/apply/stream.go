@@ -1,0 +1,482 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/syncer/replica"
+)
+
+// Apply writes a batch of stream commands and returns once every shard
+// answered all of them (the link acknowledges the offset only then).
+// Commands are grouped per shard, keeping their order there, and the
+// shards are written concurrently.
+//
+//   - SELECT switches the database (a backend per (shard, db)); PING and
+//     REPLCONF are consumed.
+//   - MULTI … EXEC blocks stay atomic per shard: a block whose keyed
+//     commands live on one shard is sent there as MULTI … EXEC (keyless
+//     commands in it go to every shard in blocks of their own); keys on
+//     two shards are a *CrossSlotError. A block may span Apply calls.
+//   - MSET, MSETNX (as MSET), DEL, UNLINK and TOUCH are split by shard.
+//   - Keyless commands (FLUSHALL, FLUSHDB, FUNCTION …, SCRIPT …, SWAPDB …)
+//     go to every shard; PUBLISH and SPUBLISH to the channel's shard.
+//   - Any other command with keys on two shards is a *CrossSlotError:
+//     the commands before it are applied, nothing after it.
+//
+// An error reply is a *WriteError (ErrRejected, ErrOOM). Fatal errors
+// are sticky: later calls return them too. After a retryable error (one
+// wrapping router.ErrShardDown, or a context error) some of the batch may
+// have been written; the Applier's own state (selected db, open block) is
+// rolled back so the same commands can be delivered again.
+func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
+	s := &a.stream
+	if s.sticky != nil {
+		return s.sticky
+	}
+	saved := s.save()
+	s.plan.reset()
+	var routeErr error
+	routed, offset := 0, int64(-1)
+	for i := range cmds {
+		if err := s.route(&cmds[i]); err != nil {
+			routeErr = err
+			break
+		}
+		routed++
+		if s.block == nil {
+			offset = cmds[i].Offset
+		}
+	}
+	err := s.execute(ctx)
+	if err == nil {
+		err = routeErr
+	}
+	if err != nil && !Fatal(err) {
+		s.restore(saved)
+		return err
+	}
+	if err != nil {
+		s.sticky = err
+	}
+	a.commands.Add(int64(routed))
+	if offset >= 0 {
+		a.offset.Store(offset)
+	}
+	return err
+}
+
+// streamState is Apply's state across calls.
+type streamState struct {
+	a     *Applier
+	db    int
+	block *txBlock // non-nil between MULTI and EXEC
+	// sticky is the fatal error that stopped the stream.
+	sticky error
+	plan   plan
+	keys   []int
+}
+
+// txBlock holds the commands of an open MULTI, copied: a block can span
+// Apply calls while the link reuses its buffers.
+type txBlock struct {
+	cmds  [][][]byte
+	bytes int
+}
+
+type savedState struct {
+	db     int
+	block  *txBlock
+	blockN int
+}
+
+func (s *streamState) init(a *Applier) {
+	s.a = a
+	s.plan.d = a.d
+	s.plan.runs = make([][]*batch, a.d.Len())
+}
+
+// reset forgets the selected db and any open block (a full resync).
+func (s *streamState) reset() {
+	s.db, s.block, s.sticky = 0, nil, nil
+}
+
+func (s *streamState) save() savedState {
+	st := savedState{db: s.db, block: s.block}
+	if s.block != nil {
+		st.blockN = len(s.block.cmds)
+	}
+	return st
+}
+
+func (s *streamState) restore(st savedState) {
+	s.db, s.block = st.db, st.block
+	if s.block != nil {
+		for _, c := range s.block.cmds[st.blockN:] {
+			for _, a := range c {
+				s.block.bytes -= len(a)
+			}
+		}
+		s.block.cmds = s.block.cmds[:st.blockN]
+	}
+}
+
+// route adds one command to the plan.
+func (s *streamState) route(c *replica.Command) error {
+	args := c.Args
+	if len(args) == 0 {
+		return nil
+	}
+	var nb [16]byte
+	name := lowerName(nb[:0], args[0])
+	if s.block != nil {
+		switch name {
+		case "exec":
+			blk := s.block
+			s.block = nil
+			return s.execBlock(blk, c.Offset)
+		case "discard":
+			s.block = nil
+			return nil
+		case "multi":
+			return nil
+		}
+		return s.block.add(args, s.a.opts.MaxBlockBytes)
+	}
+	switch name {
+	case "ping", "replconf", "exec", "discard":
+		return nil
+	case "multi":
+		s.block = &txBlock{}
+		return nil
+	case "select":
+		db, err := parseDB(args)
+		if err != nil {
+			return err
+		}
+		s.db = db
+		return nil
+	}
+	t, err := s.target(args, name, c.Offset)
+	if err != nil {
+		return err
+	}
+	switch {
+	case t.parts != nil:
+		for _, p := range t.parts {
+			s.plan.batch(p.Shard, s.db).command(p.Args)
+		}
+	case t.shard == everyShard:
+		for i := range s.plan.runs {
+			s.plan.batch(i, s.db).command(args)
+		}
+	default:
+		s.plan.batch(t.shard, s.db).command(args)
+	}
+	return nil
+}
+
+// everyShard marks a keyless command.
+const everyShard = -1
+
+// target is where one command goes: one shard, every shard, or split.
+type target struct {
+	shard   int
+	parts   []router.Part // split by shard (more than one)
+	publish bool
+}
+
+func (s *streamState) target(args [][]byte, name string, offset int64) (target, error) {
+	m := s.a.d.Map()
+	switch name {
+	case "publish", "spublish":
+		if len(args) < 2 {
+			return target{}, fmt.Errorf("%w: %s without a channel", ErrUnsupported, args[0])
+		}
+		return target{shard: m.ShardOf(args[1]), publish: true}, nil
+	}
+	if merge, parts := m.Split(args, true); merge != router.MergeNone && len(parts) > 0 {
+		if len(parts) == 1 {
+			return target{shard: parts[0].Shard}, nil
+		}
+		return target{parts: parts}, nil
+	}
+	cmd := s.a.opts.Table.Lookup(args)
+	if cmd == nil {
+		return target{}, fmt.Errorf("%w: unknown command %q", ErrUnsupported, args[0])
+	}
+	keys, err := cmd.Keys(args, s.keys[:0])
+	s.keys = keys[:0]
+	if err != nil {
+		return target{}, fmt.Errorf("%w: %s: %v", ErrUnsupported, args[0], err)
+	}
+	if len(keys) == 0 {
+		return target{shard: everyShard}, nil
+	}
+	shard, err := m.Route(args, keys)
+	if errors.Is(err, router.ErrCrossShard) {
+		e := &CrossSlotError{Command: string(args[0]), Offset: offset}
+		for _, k := range keys {
+			e.Keys = append(e.Keys, string(args[k]))
+		}
+		return target{}, e
+	}
+	if err != nil {
+		return target{}, err
+	}
+	return target{shard: shard}, nil
+}
+
+func (blk *txBlock) add(args [][]byte, limit int) error {
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	if blk.bytes+n > limit {
+		return fmt.Errorf("%w: MULTI block over %d bytes", ErrTooLarge, limit)
+	}
+	buf := make([]byte, 0, n)
+	cp := make([][]byte, len(args))
+	for i, a := range args {
+		buf = append(buf, a...)
+		cp[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
+	}
+	blk.cmds = append(blk.cmds, cp)
+	blk.bytes += n
+	return nil
+}
+
+// execBlock plans a finished MULTI block: MULTI … EXEC on the shard of
+// its keys; keyless commands in it on every shard; PUBLISH after it, on
+// the channel's shard.
+func (s *streamState) execBlock(blk *txBlock, offset int64) error {
+	cmds := blk.cmds
+	// SELECTs ahead of the first command just choose the block's db.
+	for len(cmds) > 0 && isSelect(cmds[0]) {
+		db, err := parseDB(cmds[0])
+		if err != nil {
+			return err
+		}
+		s.db = db
+		cmds = cmds[1:]
+	}
+	startDB := s.db
+	type item struct {
+		args  [][]byte
+		shard int // everyShard for keyless commands and SELECT
+	}
+	var (
+		items       []item
+		publishes   []item
+		keyed       = -1
+		keyedName   string
+		keyedKeys   []string
+		broadcast   bool
+		inlineSel   bool
+		nb          [16]byte
+		selectedNow = startDB
+	)
+	for _, args := range cmds {
+		if len(args) == 0 {
+			continue
+		}
+		name := lowerName(nb[:0], args[0])
+		switch name {
+		case "ping", "replconf", "multi":
+			continue
+		case "select":
+			db, err := parseDB(args)
+			if err != nil {
+				return err
+			}
+			selectedNow = db
+			inlineSel = true
+			items = append(items, item{args, everyShard})
+			continue
+		}
+		t, err := s.target(args, name, offset)
+		if err != nil {
+			if ce, ok := err.(*CrossSlotError); ok {
+				ce.Command = "MULTI/EXEC " + ce.Command
+			}
+			return err
+		}
+		switch {
+		case t.publish:
+			publishes = append(publishes, item{args, t.shard})
+			continue
+		case t.parts != nil:
+			e := &CrossSlotError{Command: "MULTI/EXEC " + string(args[0]), Offset: offset}
+			for _, p := range t.parts {
+				e.Keys = append(e.Keys, string(p.Args[1]))
+			}
+			return e
+		case t.shard == everyShard:
+			broadcast = true
+		default:
+			if keyed >= 0 && t.shard != keyed {
+				e := &CrossSlotError{Command: "MULTI/EXEC " + keyedName + ", " + string(args[0]), Offset: offset}
+				e.Keys = append(keyedKeys, s.keyNames(args)...)
+				return e
+			}
+			if keyed < 0 {
+				keyed, keyedName, keyedKeys = t.shard, string(args[0]), s.keyNames(args)
+			}
+		}
+		items = append(items, item{args, t.shard})
+	}
+	for shard := range s.plan.runs {
+		if !broadcast && shard != keyed {
+			continue
+		}
+		b := s.plan.batch(shard, startDB)
+		b.commandString("MULTI")
+		first := b.Len()
+		for _, it := range items {
+			if it.shard == everyShard || it.shard == shard {
+				b.command(it.args)
+			}
+		}
+		if inlineSel {
+			// SELECT inside MULTI outlives EXEC: put the connection back.
+			b.commandString("SELECT", strconv.Itoa(startDB))
+		}
+		b.commandString("EXEC")
+		b.markExec(first)
+	}
+	s.db = selectedNow
+	for _, p := range publishes {
+		s.plan.batch(p.shard, s.db).command(p.args)
+	}
+	return nil
+}
+
+// keyNames lists a command's keys, for error reports.
+func (s *streamState) keyNames(args [][]byte) []string {
+	cmd := s.a.opts.Table.Lookup(args)
+	if cmd == nil {
+		return nil
+	}
+	keys, _ := cmd.Keys(args, nil)
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = string(args[k])
+	}
+	return out
+}
+
+// plan is the per-shard work of one Apply: runs of commands per db, sent
+// in order.
+type plan struct {
+	d    *Destination
+	runs [][]*batch // per shard
+	free []*batch
+}
+
+func (p *plan) reset() {
+	for i, rs := range p.runs {
+		for _, b := range rs {
+			if cap(b.buf) <= 4<<20 { // do not keep a huge batch's memory
+				p.free = append(p.free, b)
+			}
+		}
+		clear(rs)
+		p.runs[i] = rs[:0]
+	}
+}
+
+// batch returns the run that takes the next command for (shard, db).
+func (p *plan) batch(shard, db int) *batch {
+	rs := p.runs[shard]
+	if n := len(rs); n > 0 && rs[n-1].db == db {
+		return rs[n-1]
+	}
+	var b *batch
+	if n := len(p.free); n > 0 {
+		b, p.free = p.free[n-1], p.free[:n-1]
+	} else {
+		b = &batch{}
+	}
+	b.reset(shard, db)
+	p.runs[shard] = append(rs, b)
+	return b
+}
+
+// execute sends every shard's runs, shards concurrently, runs of one
+// shard one after the other. A fatal error wins over a retryable one.
+func (s *streamState) execute(ctx context.Context) error {
+	var active []int
+	for i, rs := range s.plan.runs {
+		if len(rs) > 0 {
+			active = append(active, i)
+		}
+	}
+	errs := make([]error, len(active))
+	run := func(j int) {
+		for _, b := range s.plan.runs[active[j]] {
+			s.a.bytesSent.Add(int64(b.Size()))
+			if err := b.send(ctx, s.a.d); err != nil {
+				errs[j] = err
+				return
+			}
+		}
+	}
+	if len(active) == 1 {
+		run(0)
+	} else {
+		var wg sync.WaitGroup
+		for j := range active {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run(j)
+			}()
+		}
+		wg.Wait()
+	}
+	var first error
+	for _, err := range errs {
+		if err != nil && Fatal(err) {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func isSelect(args [][]byte) bool {
+	var nb [16]byte
+	return len(args) > 0 && lowerName(nb[:0], args[0]) == "select"
+}
+
+func parseDB(args [][]byte) (int, error) {
+	if len(args) != 2 {
+		return 0, fmt.Errorf("%w: SELECT with %d arguments", ErrUnsupported, len(args)-1)
+	}
+	db, err := strconv.Atoi(string(args[1]))
+	if err != nil || db < 0 {
+		return 0, fmt.Errorf("%w: SELECT %q", ErrUnsupported, args[1])
+	}
+	return db, nil
+}
+
+// lowerName lower-cases a command name into dst; names longer than dst's
+// capacity come back as "" (no command this package handles by name is).
+func lowerName(dst []byte, name []byte) string {
+	if len(name) > cap(dst) {
+		return ""
+	}
+	for _, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return string(dst)
+}
