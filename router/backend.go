@@ -89,19 +89,7 @@ type Call struct {
 	Reply []byte
 	Err   error
 
-	batch *batch
-}
-
-// batch tracks the completion of one Pipeline.
-type batch struct {
-	left atomic.Int32
-	done chan struct{}
-}
-
-func (b *batch) finish() {
-	if b.left.Add(-1) == 0 {
-		close(b.done)
-	}
+	batch *Batch
 }
 
 // Backend is a pool of pipelined connections to one shard. Requests are
@@ -160,15 +148,43 @@ func (b *Backend) Do(ctx context.Context, req, reply []byte) ([]byte, error) {
 	return c.Reply, c.Err
 }
 
-// Pipeline sends every call on one connection in one or more writes and
-// returns when each has its reply or error. ctx bounds the wait for a
+// Pipeline sends every call on one connection, as one contiguous block
+// that no other caller's command can split (so MULTI…EXEC stays intact),
+// and returns when each has its reply or error. ctx bounds the wait for a
 // connection and for room in the pipeline; once sent, a call is bounded by
 // the read timeout.
 func (b *Backend) Pipeline(ctx context.Context, calls []*Call) {
-	if len(calls) == 0 {
-		return
+	b.Start(ctx, calls).Wait()
+}
+
+// Batch tracks calls started together; Wait returns when all are done.
+type Batch struct {
+	left atomic.Int32
+	done chan struct{}
+}
+
+// Wait blocks until every call of the batch has its reply or error.
+func (bt *Batch) Wait() {
+	if bt != nil {
+		<-bt.done
 	}
-	bt := &batch{done: make(chan struct{})}
+}
+
+func (bt *Batch) finish() {
+	if bt.left.Add(-1) == 0 {
+		close(bt.done)
+	}
+}
+
+// Start is Pipeline without the wait: it enqueues the calls and returns a
+// Batch to wait on, so one caller can have batches in flight on several
+// shards at once. The calls must not be touched until Wait returns.
+func (b *Backend) Start(ctx context.Context, calls []*Call) *Batch {
+	bt := &Batch{done: make(chan struct{})}
+	if len(calls) == 0 {
+		close(bt.done)
+		return bt
+	}
 	bt.left.Store(int32(len(calls)))
 	for _, c := range calls {
 		c.batch = bt
@@ -180,19 +196,12 @@ func (b *Backend) Pipeline(ctx context.Context, calls []*Call) {
 	if err != nil {
 		for _, c := range calls {
 			c.Err = err
+			bt.finish()
 		}
-		return
+		return bt
 	}
-	for i, c := range calls {
-		if err := cn.enqueue(ctx, c); err != nil {
-			for _, rest := range calls[i:] {
-				rest.Err = err
-				bt.finish()
-			}
-			break
-		}
-	}
-	<-bt.done
+	cn.enqueue(ctx, calls)
+	return bt
 }
 
 // slot holds the current connection of one pool position.
@@ -247,7 +256,6 @@ func (b *Backend) dial(ctx context.Context) (*conn, error) {
 		w:        bufio.NewWriterSize(nc, 64<<10),
 		cfg:      &b.cfg,
 		room:     make(chan struct{}, b.cfg.MaxInflight),
-		wake:     make(chan struct{}, 1),
 		inflight: make(chan *Call, b.cfg.MaxInflight),
 		dead:     make(chan struct{}),
 	}
@@ -257,15 +265,16 @@ func (b *Backend) dial(ctx context.Context) (*conn, error) {
 			return nil, err
 		}
 	}
-	b.wg.Add(2)
-	go func() { defer b.wg.Done(); cn.writeLoop() }()
+	b.wg.Add(1)
 	go func() { defer b.wg.Done(); cn.readLoop() }()
 	return cn, nil
 }
 
-// conn is one pipelined connection: callers append to pending, the writer
-// moves pending calls to the wire and to inflight, the reader completes
-// inflight calls in order.
+// conn is one pipelined connection. Callers append their calls to pending
+// as one block; the first caller to find no flush in progress becomes the
+// flusher and writes everything pending (its own and others') until none is
+// left, so a lone caller writes without a goroutine hand-off and busy
+// callers share writes. The reader completes inflight calls in order.
 type conn struct {
 	nc  net.Conn
 	r   *bufio.Reader
@@ -273,14 +282,16 @@ type conn struct {
 	cfg *BackendConfig
 
 	room     chan struct{} // a token per queued or inflight call: bounds both
-	wake     chan struct{} // the writer has pending work
 	inflight chan *Call    // written, awaiting a reply, in order
 
-	mu      sync.Mutex
-	pending []*Call
-	spare   []*Call
-	err     error         // set once, under mu, when the conn fails
-	dead    chan struct{} // closed with err
+	order sync.Mutex // held while one caller's block is being queued
+
+	mu       sync.Mutex
+	pending  []*Call
+	spare    []*Call
+	flushing bool          // a caller is writing pending calls
+	err      error         // set once, under mu, when the conn fails
+	dead     chan struct{} // closed with err
 }
 
 func (cn *conn) isDead() bool {
@@ -319,30 +330,111 @@ func (cn *conn) handshake(init []byte) error {
 	}
 }
 
-func (cn *conn) enqueue(ctx context.Context, c *Call) error {
-	select {
-	case cn.room <- struct{}{}:
-	case <-cn.dead:
-		return cn.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	cn.mu.Lock()
-	if cn.err != nil {
+// enqueue queues calls as one contiguous block and writes them unless
+// another caller is already writing. A block larger than MaxInflight is
+// queued in parts while other callers wait, so it still reaches the wire
+// unsplit. If the block cannot be queued whole, the calls not queued fail
+// and, when part of it was queued, the connection is failed too: a
+// half-sent MULTI must not swallow other callers' commands.
+func (cn *conn) enqueue(ctx context.Context, calls []*Call) {
+	cn.order.Lock()
+	queued := 0
+	var err error
+	for queued < len(calls) && err == nil {
+		n := min(len(calls)-queued, cap(cn.room))
+		got := 0
+		for got < n && err == nil {
+			select {
+			case cn.room <- struct{}{}:
+				got++
+			case <-cn.dead:
+				err = cn.deadErr()
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		cn.mu.Lock()
+		if err == nil && cn.err != nil {
+			err = cn.err
+		}
+		if err != nil {
+			cn.mu.Unlock()
+			for ; got > 0; got-- {
+				<-cn.room
+			}
+			break
+		}
+		cn.pending = append(cn.pending, calls[queued:queued+n]...)
+		queued += n
+		lead := !cn.flushing
+		cn.flushing = true
 		cn.mu.Unlock()
-		<-cn.room
-		return cn.err
-	}
-	cn.pending = append(cn.pending, c)
-	first := len(cn.pending) == 1
-	cn.mu.Unlock()
-	if first {
-		select {
-		case cn.wake <- struct{}{}:
-		default:
+		if lead && queued < len(calls) {
+			// Make room for the rest of this block by writing what is queued.
+			cn.flush()
+		} else if lead {
+			cn.order.Unlock()
+			cn.flush()
+			return
 		}
 	}
-	return nil
+	cn.order.Unlock()
+	if err != nil {
+		for _, c := range calls[queued:] {
+			c.Err = err
+			c.batch.finish()
+		}
+		if queued > 0 {
+			cn.fail(err)
+		}
+	}
+}
+
+func (cn *conn) deadErr() error {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.err
+}
+
+// flush writes pending calls until none is left. Only the caller that set
+// flushing runs it.
+func (cn *conn) flush() {
+	for {
+		cn.mu.Lock()
+		calls := cn.pending
+		if len(calls) == 0 || cn.err != nil {
+			cn.flushing = false
+			cn.mu.Unlock()
+			return
+		}
+		cn.pending = cn.spare[:0]
+		cn.mu.Unlock()
+		// Queue for the reader before writing: a reply can arrive before
+		// the write returns. inflight has room for every token.
+		for _, c := range calls {
+			cn.inflight <- c
+		}
+		_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.cfg.WriteTimeout))
+		var err error
+		for _, c := range calls {
+			if _, err = cn.w.Write(c.Req); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = cn.w.Flush()
+		}
+		clear(calls)
+		cn.mu.Lock()
+		cn.spare = calls[:0]
+		cn.mu.Unlock()
+		if err != nil {
+			cn.fail(err)
+		}
+		if cn.isDead() {
+			cn.drainInflight()
+		}
+	}
 }
 
 // complete hands a call back to its Pipeline.
@@ -376,61 +468,6 @@ func (cn *conn) fail(err error) {
 	}
 }
 
-func (cn *conn) writeLoop() {
-	for {
-		select {
-		case <-cn.wake:
-		case <-cn.dead:
-			cn.drainInflight()
-			return
-		}
-		cn.mu.Lock()
-		calls := cn.pending
-		cn.pending = cn.spare[:0]
-		cn.mu.Unlock()
-		if len(calls) == 0 {
-			continue
-		}
-		// Queue for the reader before writing: a reply can arrive before
-		// the write call returns. inflight has room for every token.
-		for _, c := range calls {
-			cn.inflight <- c
-		}
-		_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.cfg.WriteTimeout))
-		var err error
-		for _, c := range calls {
-			if _, err = cn.w.Write(c.Req); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			err = cn.w.Flush()
-		}
-		for i := range calls {
-			calls[i] = nil
-		}
-		cn.mu.Lock()
-		cn.spare = calls[:0]
-		cn.mu.Unlock()
-		if err != nil {
-			cn.fail(err)
-		}
-	}
-}
-
-// drainInflight fails what was written but will never be answered. Only
-// the writer sends to inflight, and it has stopped.
-func (cn *conn) drainInflight() {
-	for {
-		select {
-		case c := <-cn.inflight:
-			cn.complete(c, cn.err)
-		default:
-			return
-		}
-	}
-}
-
 func (cn *conn) readLoop() {
 	var deadlineSet time.Time
 	for {
@@ -438,7 +475,8 @@ func (cn *conn) readLoop() {
 		select {
 		case c = <-cn.inflight:
 		case <-cn.dead:
-			return // the writer drains what is left
+			cn.drainInflight()
+			return
 		}
 		// Keep the deadline at least 7/8 of ReadTimeout ahead without
 		// paying for a deadline update on every reply.
@@ -451,8 +489,24 @@ func (cn *conn) readLoop() {
 		if err != nil {
 			cn.fail(err)
 			cn.complete(c, cn.err)
+			cn.drainInflight()
 			return
 		}
 		cn.complete(c, nil)
+	}
+}
+
+// drainInflight fails what was written but will never be answered. The
+// reader runs it when the conn dies, and so does a flusher that finds the
+// conn dead after queuing to inflight (it may have queued after the
+// reader's drain); a call is received, so completed, once.
+func (cn *conn) drainInflight() {
+	for {
+		select {
+		case c := <-cn.inflight:
+			cn.complete(c, cn.deadErr())
+		default:
+			return
+		}
 	}
 }

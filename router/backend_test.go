@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,5 +156,42 @@ func TestBackendClose(t *testing.T) {
 	b.Close()
 	if _, err := b.Do(context.Background(), cmd("PING"), nil); !errors.Is(err, router.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// Each Pipeline reaches the wire as one block: MULTI…EXEC from concurrent
+// callers on a shared connection never interleave, even for blocks larger
+// than MaxInflight.
+func TestBackendPipelineBlocksDoNotInterleave(t *testing.T) {
+	srv := integration.StartRedis(t)
+	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 1, MaxInflight: 16})
+	defer b.Close()
+	ctx := integration.Context(t, time.Minute)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for round := 0; round < 30; round++ {
+				n := 1 + (g*7+round)%40 // some blocks exceed MaxInflight
+				calls := []*router.Call{{Req: cmd("MULTI")}}
+				for i := 0; i < n; i++ {
+					calls = append(calls, &router.Call{Req: cmd("INCR", fmt.Sprintf("c%d", g))})
+				}
+				calls = append(calls, &router.Call{Req: cmd("EXEC")})
+				b.Pipeline(ctx, calls)
+				exec := calls[len(calls)-1]
+				if exec.Err != nil || !strings.HasPrefix(string(exec.Reply), fmt.Sprintf("*%d\r\n", n)) {
+					errs <- fmt.Errorf("goroutine %d round %d: EXEC answered %q %v", g, round, exec.Reply, exec.Err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
