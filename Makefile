@@ -5,10 +5,15 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 SHELL   := /bin/bash
 
-.PHONY: build test unit lint bench fuzz deps generate clean
+.PHONY: build demo test lint bench bench-proxy fuzz deps generate clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/replicaof
+
+# Runs replicaof on a local topology (2 sources, 3 shards, live traffic)
+# until Ctrl-C.
+demo: deps build
+	./$(BIN) demo
 
 deps:
 	@scripts/ensure-redis.sh
@@ -25,6 +30,11 @@ lint:
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./router/... ./resp/... ./syncer/...
 	$(GO) test -run '^$$' -bench 'BenchmarkBackendPipeline' -benchtime 2000000x ./router/
+
+# redis-benchmark through the proxy, directly against a shard and through
+# twemproxy (nutcracker, installed with apt-get when missing), same run.
+bench-proxy: deps
+	bench/proxy/run.sh
 
 fuzz:
 	scripts/fuzz.sh

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Benchmark the replicaof proxy against one shard directly and against
+# twemproxy (nutcracker) over the same 3 shards, in one run, and measure
+# the proxy's RSS with 10,000 idle clients.
+#
+#   bench/proxy/run.sh            # from the repository root (make bench-proxy)
+#
+# Environment: N (requests per -P 1 line, default 100000), NP (per -P 16
+# line, default 400000), CLIENTS (default 50), IDLE (idle clients, default
+# 10000), BASE_PORT (default 17100; uses BASE_PORT..BASE_PORT+5).
+# Needs redis-server, redis-benchmark, redis-cli and nutcracker
+# (apt-get install -y redis-server redis-tools nutcracker).
+set -euo pipefail
+
+N=${N:-100000}
+NP=${NP:-400000}
+CLIENTS=${CLIENTS:-50}
+IDLE=${IDLE:-10000}
+BASE_PORT=${BASE_PORT:-17100}
+KEYSPACE=100000
+
+for bin in redis-server redis-benchmark redis-cli nutcracker go; do
+	command -v "$bin" >/dev/null || { echo "bench-proxy: $bin not found (apt-get install -y redis-server redis-tools nutcracker)" >&2; exit 1; }
+done
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+S1=$BASE_PORT S2=$((BASE_PORT + 1)) S3=$((BASE_PORT + 2))
+PROXY=$((BASE_PORT + 3)) TWEM=$((BASE_PORT + 4))
+
+wait_port() { # port
+	for _ in $(seq 1 200); do
+		redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	echo "bench-proxy: nothing answers on port $1" >&2
+	exit 1
+}
+
+for p in $S1 $S2 $S3; do
+	redis-server --bind 127.0.0.1 --port "$p" --save '' --appendonly no --dir "$WORK" \
+		--logfile "$WORK/redis-$p.log" &
+	PIDS+=($!)
+done
+for p in $S1 $S2 $S3; do wait_port "$p"; done
+
+(cd "$ROOT" && go build -o "$WORK/proxybench" ./bench/proxy/cmd)
+ulimit -n 32768 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+"$WORK/proxybench" serve -listen "127.0.0.1:$PROXY" -allow-writes \
+	-shards "127.0.0.1:$S1,127.0.0.1:$S2,127.0.0.1:$S3" >"$WORK/proxy.log" 2>&1 &
+PROXY_PID=$!
+PIDS+=($PROXY_PID)
+
+cat >"$WORK/nutcracker.yml" <<EOF
+bench:
+  listen: 127.0.0.1:$TWEM
+  hash: crc16
+  distribution: modula
+  redis: true
+  auto_eject_hosts: false
+  server_connections: 1
+  servers:
+    - 127.0.0.1:$S1:1 s1
+    - 127.0.0.1:$S2:1 s2
+    - 127.0.0.1:$S3:1 s3
+EOF
+nutcracker -c "$WORK/nutcracker.yml" -o "$WORK/nutcracker.log" -s $((BASE_PORT + 5)) &
+PIDS+=($!)
+wait_port "$PROXY"
+wait_port "$TWEM"
+
+# MGET keys: ten keys that spread over the shards through the proxy (and
+# through nutcracker's own hashing); for the direct line they all live on
+# the one shard.
+MKEYS=(mk:0 mk:1 mk:2 mk:3 mk:4 mk:5 mk:6 mk:7 mk:8 mk:9)
+for port in $S1 $PROXY $TWEM; do
+	args=()
+	for k in "${MKEYS[@]}"; do args+=("$k" "$(printf 'v%.0s' $(seq 1 64))"); done
+	redis-cli -p "$port" MSET "${args[@]}" >/dev/null
+done
+
+# bench port name P n args… → "rps p50 p99"
+bench() {
+	local port=$1 pipe=$2 n=$3
+	shift 3
+	redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -d 64 -r "$KEYSPACE" -P "$pipe" -n "$n" --csv -q "$@" 2>/dev/null |
+		awk -F'","' 'NR==2 { gsub(/"/, "", $0); split($0, f, ","); print f[2], f[5], f[7] }'
+}
+
+LINES=("SET -P 1" "GET -P 1" "SET -P 16" "GET -P 16" "MGET 10 keys -P 1")
+declare -A R
+run_line() { # index
+	local line=${LINES[$1]} pipe=1 n=$N args
+	case "$line" in
+	*"-P 16") pipe=16 n=$NP ;;
+	esac
+	for target in direct nutcracker proxy; do
+		local port
+		case $target in
+		direct) port=$S1 ;;
+		nutcracker) port=$TWEM ;;
+		proxy) port=$PROXY ;;
+		esac
+		case "$line" in
+		SET*) args=(-t set) ;;
+		GET*) args=(-t get) ;;
+		MGET*) args=(MGET "${MKEYS[@]}") ;;
+		esac
+		R[$1,$target]=$(bench "$port" "$pipe" "$n" "${args[@]}")
+	done
+}
+
+echo "replicaof proxy benchmark: redis-benchmark -c $CLIENTS -d 64 -r $KEYSPACE, 3 shards (redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')), $(nproc) CPUs"
+echo "direct = one shard, no proxy; nutcracker = twemproxy 0.5 (crc16/modula) over the same 3 shards"
+echo
+printf '%-18s | %-26s | %-26s | %-26s | %-9s | %-9s\n' "" "direct rps p50 p99 (ms)" "nutcracker rps p50 p99" "proxy rps p50 p99" "prx/dir" "prx/nut"
+printf -- '-%.0s' $(seq 1 130); echo
+for i in "${!LINES[@]}"; do
+	run_line "$i"
+	read -r dr dp50 dp99 <<<"${R[$i,direct]}"
+	read -r nr np50 np99 <<<"${R[$i,nutcracker]}"
+	read -r pr pp50 pp99 <<<"${R[$i,proxy]}"
+	printf '%-18s | %10s %6s %6s   | %10s %6s %6s   | %10s %6s %6s   | %8s  | %8s\n' "${LINES[$i]}" \
+		"$dr" "$dp50" "$dp99" "$nr" "$np50" "$np99" "$pr" "$pp50" "$pp99" \
+		"$(awk -v a="$pr" -v b="$dr" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')" \
+		"$(awk -v a="$pr" -v b="$nr" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')"
+done
+echo
+
+rss() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+BEFORE=$(rss "$PROXY_PID")
+"$WORK/proxybench" idle -addr "127.0.0.1:$PROXY" -n "$IDLE" >"$WORK/idle.log" 2>&1 &
+IDLE_PID=$!
+PIDS+=($IDLE_PID)
+for _ in $(seq 1 600); do
+	grep -q "idle clients open" "$WORK/idle.log" 2>/dev/null && break
+	if ! kill -0 "$IDLE_PID" 2>/dev/null; then cat "$WORK/idle.log" >&2; exit 1; fi
+	sleep 0.1
+done
+# Idle clients give their read buffers back after 2s without a command.
+sleep 3
+AFTER=$(rss "$PROXY_PID")
+CONNECTED=$(redis-cli -p "$PROXY" INFO clients | awk -F: '/connected_clients/ { print $2 }' | tr -d '\r')
+echo "proxy RSS: $((BEFORE / 1024)) MB after the benchmark, $((AFTER / 1024)) MB with $IDLE idle clients ($CONNECTED connected):" \
+	"$(awk -v a="$AFTER" -v b="$BEFORE" -v n="$IDLE" 'BEGIN { printf "%.1f KB per idle client", (a - b) / n }')"

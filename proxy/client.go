@@ -1,0 +1,382 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
+)
+
+// Batch bounds: a pipeline is forwarded in slices of at most this many
+// commands or request bytes, so one client's burst cannot hold unbounded
+// replies in memory.
+const (
+	maxBatchOps   = 1024
+	maxBatchBytes = 4 << 20
+	readBufSize   = 16 << 10
+	keepBufCap    = 64 << 10 // larger buffers are dropped after a batch
+)
+
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
+	outPool    = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+)
+
+// client is one application connection. Its goroutine reads a batch of
+// complete commands, plans each (a local reply, or calls to shards and how
+// to merge their replies), runs the calls of the batch pipelined per shard,
+// and writes the replies in command order.
+//
+// Between batches an idle client holds no read or write buffer: it waits
+// for the socket to become readable first (waitReadable) and takes pooled
+// buffers only then.
+type client struct {
+	s  *Server
+	nc net.Conn
+	id int64
+
+	br           *bufio.Reader // nil while idle
+	cmd          resp.Command
+	readDeadline time.Time // zero: none set
+
+	wmu           sync.Mutex // guards writes to nc: pub/sub pushes come from other goroutines
+	writeDeadline time.Time  // under wmu
+
+	// Session state.
+	db       int
+	bk       []*router.Backend // backends of db
+	authed   bool
+	name     string
+	libName  string
+	libVer   string
+	closeNow bool // QUIT or a fatal error: close after this batch
+	tx       *txState
+	sub      *subState
+
+	// The batch being planned.
+	ops     []op
+	calls   []*router.Call // pooled; calls[:ncalls] belong to this batch
+	callsh  []int          // shard of each call
+	callbk  []*router.Backend
+	ncalls  int
+	ran     int    // calls[:ran] have been sent
+	local   []byte // local replies, spans in ops
+	ords    []int  // MGET key ordinals, spans in ops
+	keys    []int  // scratch for key positions
+	groups  []group
+	scratch [][]byte
+}
+
+type group struct {
+	bk    *router.Backend
+	calls []*router.Call
+}
+
+func newClient(s *Server, nc net.Conn) *client {
+	c := &client{s: s, nc: nc, id: s.nextID.Add(1)}
+	c.authed = s.cfg.Password == ""
+	c.bk = s.pool.db(0)
+	return c
+}
+
+func (c *client) serve() {
+	defer c.close()
+	for !c.closeNow {
+		switch {
+		case c.br == nil:
+			// Cold: wait without a buffer.
+			if err := waitReadable(c.nc); err != nil {
+				return
+			}
+			c.br = readerPool.Get().(*bufio.Reader)
+			c.br.Reset(c.nc)
+		case c.br.Buffered() == 0:
+			// Hot: wait with the buffer, for up to idleAfter; the deadline
+			// is moved only when half of it is used up, not per batch.
+			if now := time.Now(); c.readDeadline.Sub(now) < idleAfter/2 {
+				c.readDeadline = now.Add(idleAfter)
+				_ = c.nc.SetReadDeadline(c.readDeadline)
+			}
+			if _, err := c.br.Peek(1); err != nil {
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					return
+				}
+				c.clearReadDeadline()
+				c.idle()
+				continue
+			}
+		}
+		// The first command of a batch may need more reads: those must not
+		// time out.
+		if !c.readDeadline.IsZero() && !complete(c.peek(), c.s.cfg.Limits) {
+			c.clearReadDeadline()
+		}
+		if err := c.batch(); err != nil {
+			return
+		}
+	}
+}
+
+// idleAfter is how long a client waits for its next command holding its
+// read buffer before it gives the buffer back.
+const idleAfter = 2 * time.Second
+
+func (c *client) clearReadDeadline() {
+	_ = c.nc.SetReadDeadline(time.Time{})
+	c.readDeadline = time.Time{}
+}
+
+// idle returns the buffers a waiting client does not need.
+func (c *client) idle() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
+	if cap(c.cmd.Buf) > keepBufCap {
+		c.cmd.Buf = nil
+	}
+	if cap(c.cmd.Args) > 1024 {
+		c.cmd.Args = nil
+	}
+	if cap(c.local) > keepBufCap {
+		c.local = nil
+	}
+	for _, call := range c.calls {
+		if cap(call.Reply) > keepBufCap {
+			call.Reply = nil
+		}
+		if cap(call.Req) > keepBufCap {
+			call.Req = nil
+		}
+	}
+	if len(c.calls) > 64 {
+		c.calls = c.calls[:64]
+	}
+}
+
+// batch reads one command (waiting for it), then every further complete
+// command already buffered, and answers them all.
+func (c *client) batch() error {
+	c.ops = c.ops[:0]
+	c.ncalls, c.ran = 0, 0
+	c.local = c.local[:0]
+	c.ords = c.ords[:0]
+	lim := c.s.cfg.Limits
+	size := 0
+	for {
+		if err := resp.ReadCommand(c.br, &c.cmd, lim); err != nil {
+			var pe *resp.ProtocolError
+			if errors.As(err, &pe) {
+				// Answer what came before, then the error, then close.
+				c.flush()
+				c.write(resp.AppendError(nil, "ERR Protocol error: "+pe.Msg))
+				c.s.log.Debug("proxy: protocol error", "client", c.id, "err", err)
+				return err
+			}
+			if len(c.ops) > 0 {
+				c.flush()
+			}
+			return err
+		}
+		size += c.cmd.Size
+		if len(c.cmd.Args) > 0 {
+			c.s.commands.Add(1)
+			c.plan(c.cmd.Args)
+		}
+		if c.closeNow || len(c.ops) >= maxBatchOps || size >= maxBatchBytes ||
+			c.br.Buffered() == 0 || !complete(c.peek(), lim) {
+			break
+		}
+	}
+	if len(c.ops) > 0 {
+		c.flush()
+	}
+	if cap(c.cmd.Buf) > keepBufCap {
+		c.cmd.Buf = nil
+	}
+	return nil
+}
+
+func (c *client) peek() []byte {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return b
+}
+
+// flush runs the batch's calls, merges replies in order and writes them.
+func (c *client) flush() {
+	c.wmu.Lock()
+	c.flushLocked()
+	c.wmu.Unlock()
+}
+
+// flushLocked is flush with wmu held.
+func (c *client) flushLocked() {
+	c.run()
+	ob := outPool.Get().(*[]byte)
+	out := (*ob)[:0]
+	for i := range c.ops {
+		out = c.reply(out, &c.ops[i])
+	}
+	c.writeLocked(out)
+	if cap(out) <= keepBufCap {
+		*ob = out[:0]
+		outPool.Put(ob)
+	}
+	c.ops = c.ops[:0]
+	c.ncalls, c.ran = 0, 0
+	c.local = c.local[:0]
+	c.ords = c.ords[:0]
+}
+
+// write sends b to the client. A failed or late write closes the client.
+func (c *client) write(b []byte) {
+	c.wmu.Lock()
+	c.writeLocked(b)
+	c.wmu.Unlock()
+}
+
+func (c *client) writeLocked(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	c.armWrite()
+	if _, err := c.nc.Write(b); err != nil {
+		c.closeNow = true
+		c.nc.Close()
+	}
+}
+
+// armWrite keeps a write deadline at least Timeout/2 ahead without paying
+// for a deadline update on every write. Call with wmu held.
+func (c *client) armWrite() {
+	if now := time.Now(); c.writeDeadline.Sub(now) < c.s.cfg.Timeout/2 {
+		c.writeDeadline = now.Add(c.s.cfg.Timeout)
+		_ = c.nc.SetWriteDeadline(c.writeDeadline)
+	}
+}
+
+// run sends every planned call not yet sent, pipelined per backend, the
+// backends in parallel, and waits for all replies.
+func (c *client) run() {
+	if c.ran == c.ncalls {
+		return
+	}
+	c.groups = c.groups[:0]
+outer:
+	for i := c.ran; i < c.ncalls; i++ {
+		bk := c.callbk[i]
+		for g := range c.groups {
+			if c.groups[g].bk == bk {
+				c.groups[g].calls = append(c.groups[g].calls, c.calls[i])
+				continue outer
+			}
+		}
+		var calls []*router.Call
+		if g := len(c.groups); g < cap(c.groups) {
+			calls = c.groups[:g+1][g].calls[:0]
+		}
+		c.groups = append(c.groups, group{bk: bk, calls: append(calls, c.calls[i])})
+	}
+	c.ran = c.ncalls
+	ctx := c.s.ctx
+	if len(c.groups) == 1 {
+		c.groups[0].bk.Pipeline(ctx, c.groups[0].calls)
+		return
+	}
+	var wg sync.WaitGroup
+	for g := 1; g < len(c.groups); g++ {
+		wg.Add(1)
+		go func(g *group) {
+			defer wg.Done()
+			g.bk.Pipeline(ctx, g.calls)
+		}(&c.groups[g])
+	}
+	c.groups[0].bk.Pipeline(ctx, c.groups[0].calls)
+	wg.Wait()
+}
+
+// call adds a call for shard to the batch and returns it; its Req is
+// empty and ready to append to.
+func (c *client) call(bk []*router.Backend, shard int) *router.Call {
+	if c.ncalls == len(c.calls) {
+		c.calls = append(c.calls, &router.Call{})
+		c.callsh = append(c.callsh, 0)
+		c.callbk = append(c.callbk, nil)
+	}
+	cl := c.calls[c.ncalls]
+	cl.Req = cl.Req[:0]
+	c.callsh[c.ncalls] = shard
+	c.callbk[c.ncalls] = bk[shard]
+	c.ncalls++
+	return cl
+}
+
+func (c *client) close() {
+	c.nc.Close()
+	if c.sub != nil {
+		c.sub.closeAll()
+	}
+	if c.br != nil {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
+	c.s.forget(c)
+}
+
+// complete reports whether b starts with a whole command, or with input
+// ReadCommand will reject without reading further. It is conservative:
+// false only ends the batch early.
+func complete(b []byte, lim resp.Limits) bool {
+	if len(b) == 0 {
+		return false
+	}
+	if b[0] != '*' {
+		return bytes.IndexByte(b, '\n') >= 0
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return false
+	}
+	n, ok := resp.ParseInt(trimCR(b[1:i]))
+	if !ok || n > lim.MaxArray || i == 0 || b[i-1] != '\r' {
+		return true // malformed: ReadCommand fails on it
+	}
+	p := i + 1
+	for ; n > 0; n-- {
+		if p >= len(b) {
+			return false
+		}
+		if b[p] != '$' {
+			return true
+		}
+		j := bytes.IndexByte(b[p:], '\n')
+		if j < 0 {
+			return false
+		}
+		l, ok := resp.ParseInt(trimCR(b[p+1 : p+j]))
+		if !ok || l < 0 || l > lim.MaxBulk {
+			return true
+		}
+		p += j + 1
+		if int64(len(b)-p) < l+2 {
+			return false
+		}
+		p += int(l) + 2
+	}
+	return true
+}
+
+func trimCR(b []byte) []byte {
+	if len(b) > 0 && b[len(b)-1] == '\r' {
+		return b[:len(b)-1]
+	}
+	return b
+}

@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
+)
+
+// Config describes a proxy. Zero fields take the documented defaults.
+type Config struct {
+	// Listen is "host:port" for TCP or "unix:/path/to.sock" for a unix
+	// socket (default "127.0.0.1:6380").
+	Listen string
+	// Password, when set, is required by AUTH (`AUTH pw` or
+	// `AUTH default pw`, or HELLO 2 AUTH default pw) before any other
+	// command; until then commands answer -NOAUTH.
+	Password string
+	// AllowWrites lets write commands through; false answers them
+	// -READONLY like a replica does.
+	AllowWrites bool
+	// Limits bound what one client may send. Zero fields take
+	// resp.DefaultLimits (512 MB bulks, 1,048,576 arguments, 64 KB inline
+	// lines).
+	Limits resp.Limits
+	// Timeout bounds each shard round trip and dial; a shard that does not
+	// answer in time fails its own commands only (default 5s). It is the
+	// default for every shard's DialTimeout, ReadTimeout and WriteTimeout,
+	// and for writes to clients.
+	Timeout time.Duration
+	// Shards are the destination shards, in shard-map order: shard i owns
+	// the slot range router.NewShardMap(len(Shards)).Range(i). Init may
+	// hold AUTH; the proxy appends SELECT per database itself.
+	Shards []router.BackendConfig
+	// Databases is how many databases SELECT accepts (default 16).
+	Databases int
+	// MaxClients bounds connected clients; one more is told
+	// "-ERR max number of clients reached" and closed (default 20000).
+	MaxClients int
+	// Table routes commands; nil means router.Builtin.
+	Table *router.Table
+	// Logger receives connection-level events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultListen     = "127.0.0.1:6380"
+	DefaultTimeout    = 5 * time.Second
+	DefaultDatabases  = 16
+	DefaultMaxClients = 20000
+)
+
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Databases <= 0 {
+		c.Databases = DefaultDatabases
+	}
+	if c.MaxClients <= 0 {
+		c.MaxClients = DefaultMaxClients
+	}
+	if c.Table == nil {
+		c.Table = router.Builtin
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c.Limits = limitsWithDefaults(c.Limits)
+	shards := make([]router.BackendConfig, len(c.Shards))
+	for i, s := range c.Shards {
+		if s.DialTimeout <= 0 {
+			s.DialTimeout = c.Timeout
+		}
+		if s.ReadTimeout <= 0 {
+			s.ReadTimeout = c.Timeout
+		}
+		if s.WriteTimeout <= 0 {
+			s.WriteTimeout = c.Timeout
+		}
+		shards[i] = s
+	}
+	c.Shards = shards
+	return c
+}
+
+func limitsWithDefaults(l resp.Limits) resp.Limits {
+	d := resp.DefaultLimits
+	if l.MaxBulk <= 0 {
+		l.MaxBulk = d.MaxBulk
+	}
+	if l.MaxArray <= 0 {
+		l.MaxArray = d.MaxArray
+	}
+	if l.MaxInline <= 0 {
+		l.MaxInline = d.MaxInline
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxReply <= 0 {
+		l.MaxReply = d.MaxReply
+	}
+	return l
+}
+
+// ErrNoShards is returned by New for a Config without shards.
+var ErrNoShards = errors.New("proxy: no destination shards")
+
+// Validate reports a configuration New would refuse.
+func (c Config) Validate() error {
+	if len(c.Shards) == 0 {
+		return ErrNoShards
+	}
+	if len(c.Shards) > router.MaxShards {
+		return fmt.Errorf("proxy: %d shards, at most %d", len(c.Shards), router.MaxShards)
+	}
+	for i, s := range c.Shards {
+		if s.Addr == "" {
+			return fmt.Errorf("proxy: shard %d has no address", i)
+		}
+	}
+	if c.Databases < 0 || c.Databases > 1<<16 {
+		return fmt.Errorf("proxy: databases %d out of range", c.Databases)
+	}
+	return nil
+}

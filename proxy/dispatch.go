@@ -1,0 +1,473 @@
+package proxy
+
+import (
+	"errors"
+	"math/bits"
+	"strconv"
+
+	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
+)
+
+// Error replies, worded like Redis' own.
+const (
+	errNoAuth    = "NOAUTH Authentication required."
+	errReadOnly  = "READONLY You can't write against a read only replica."
+	errWrongPass = "WRONGPASS invalid username-password pair or user is disabled."
+	errReserved  = "ERR keys starting with '" + hiddenPrefix + "' are reserved"
+)
+
+// plan turns one command into an op of the batch: a local reply, or calls
+// to shards and the way their replies merge. Commands whose answer needs
+// a round trip before the batch ends (DBSIZE, EXEC, SUBSCRIBE…) run the
+// calls planned so far first, so replies keep command order.
+func (c *client) plan(args [][]byte) {
+	var nb [32]byte
+	name := lowerName(nb[:0], args[0])
+	if !c.authed {
+		switch name {
+		case "auth", "hello", "quit":
+		default:
+			c.replyErr(errNoAuth)
+			return
+		}
+	}
+	if c.tx != nil {
+		switch name {
+		case "exec":
+			c.exec()
+		case "discard":
+			c.tx = nil
+			c.replyOK()
+		case "multi":
+			c.replyErr("ERR MULTI calls can not be nested")
+		case "watch":
+			c.replyErr("ERR WATCH inside MULTI is not allowed")
+		default:
+			c.queue(name, args)
+		}
+		return
+	}
+	if c.sub.active() {
+		switch name {
+		case "subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit":
+		default:
+			c.replyErr("ERR Can't execute '" + printable(args[0]) +
+				"': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT are allowed in this context")
+			return
+		}
+	}
+	switch name {
+	case "ping":
+		c.ping(args)
+	case "echo":
+		if len(args) != 2 {
+			c.wrongArgs("echo")
+			return
+		}
+		c.replyBulk(args[1])
+	case "quit":
+		c.replyOK()
+		c.closeNow = true
+	case "hello":
+		c.hello(args)
+	case "auth":
+		c.auth(args)
+	case "select":
+		c.selectDB(args)
+	case "client":
+		c.clientCmd(args)
+	case "info":
+		c.info(args)
+	case "command":
+		c.command(args)
+	case "readonly", "readwrite":
+		c.replyOK()
+	case "dbsize":
+		c.dbsize(args)
+	case "keys":
+		c.keysCmd(args)
+	case "scan":
+		c.scan(args)
+	case "randomkey":
+		c.randomKey(args)
+	case "mget", "exists", "touch", "del", "unlink", "mset":
+		c.split(args)
+	case "subscribe", "psubscribe", "unsubscribe", "punsubscribe":
+		c.pubsub(name, args)
+	case "multi":
+		if len(args) != 1 {
+			c.wrongArgs("multi")
+			return
+		}
+		c.tx = &txState{shard: -1}
+		c.replyOK()
+	case "exec", "discard":
+		c.replyErr("ERR " + upper(name) + " without MULTI")
+	case "publish", "spublish":
+		// The syncer publishes on the channel's shard; so do we.
+		if len(args) != 3 {
+			c.wrongArgs(name)
+			return
+		}
+		c.forward(c.s.shards.ShardOf(args[1]), args)
+	default:
+		c.route(args, c.lookup(name, args))
+	}
+}
+
+// lookup finds a command, swapping scripts for their read-only variants
+// when writes are not allowed: the shard then refuses writes inside them.
+func (c *client) lookup(name string, args [][]byte) *router.Command {
+	if !c.s.cfg.AllowWrites {
+		switch name {
+		case "eval", "evalsha", "fcall":
+			args[0] = roNames[name]
+		}
+	}
+	return c.s.cfg.Table.Lookup(args)
+}
+
+var roNames = map[string][]byte{
+	"eval": []byte("EVAL_RO"), "evalsha": []byte("EVALSHA_RO"), "fcall": []byte("FCALL_RO"),
+}
+
+// denied lists commands that would break the shared, pipelined shard
+// connections or that address the server rather than keys.
+var denied = map[string]bool{
+	"watch": true, "unwatch": true, "wait": true, "waitaof": true, "monitor": true,
+	"sync": true, "psync": true, "replconf": true, "swapdb": true, "reset": true,
+	"asking": true, "cluster": true, "failover": true,
+}
+
+// check applies the policies every routed command passes: known,
+// arity, not denied, not blocking, read-only mode. It returns the key
+// positions, or false after replying.
+func (c *client) check(args [][]byte, cmd *router.Command) ([]int, bool) {
+	if cmd == nil || denied[parentName(cmd.Name)] || cmd.Flags&(router.FlagAdmin|router.FlagPubSub) != 0 {
+		c.unsupported(args)
+		return nil, false
+	}
+	if !arityOK(cmd, len(args)) {
+		c.wrongArgs(cmd.Name)
+		return nil, false
+	}
+	if cmd.Flags&router.FlagBlocking != 0 && !nonBlockingRead(cmd, args) {
+		c.unsupported(args)
+		return nil, false
+	}
+	if cmd.Write() && !c.s.cfg.AllowWrites {
+		c.replyErr(errReadOnly)
+		return nil, false
+	}
+	keys, err := cmd.Keys(args, c.keys[:0])
+	c.keys = keys
+	if err != nil && !errors.Is(err, router.ErrBadKeyCount) {
+		c.unsupported(args)
+		return nil, false
+	}
+	if len(keys) == 0 && len(cmd.KeySpecs) == 0 && cmd.FirstKey == 0 {
+		// Keyless and not one the proxy answers: there is no shard to ask.
+		c.unsupported(args)
+		return nil, false
+	}
+	return keys, true
+}
+
+// route forwards a command whose keys all live on one shard. A bad key
+// count goes to shard 0, whose error reply is the right one.
+func (c *client) route(args [][]byte, cmd *router.Command) {
+	keys, ok := c.check(args, cmd)
+	if !ok {
+		return
+	}
+	args, ok = c.hide(args, keys, cmd.Write())
+	if !ok {
+		return
+	}
+	shard, err := c.s.shards.Route(args, keys)
+	if err != nil {
+		c.replyErr(err.Error())
+		return
+	}
+	if shard < 0 {
+		shard = 0
+	}
+	c.forward(shard, args)
+}
+
+// nonBlockingRead allows XREAD without BLOCK: only a blocking wait would
+// stall the shared shard connection.
+func nonBlockingRead(cmd *router.Command, args [][]byte) bool {
+	if cmd.Name != "xread" {
+		return false
+	}
+	for _, a := range args[1:] {
+		if equalFold(a, "block") {
+			return false
+		}
+		if equalFold(a, "streams") {
+			return true
+		}
+	}
+	return true
+}
+
+// hide applies the hidden-key rule: a read of a hidden key reads a key
+// that never exists (in the same slot, so routing is unchanged), a write
+// is refused.
+func (c *client) hide(args [][]byte, keys []int, write bool) ([][]byte, bool) {
+	copied := false
+	for _, k := range keys {
+		if !isHidden(args[k]) {
+			continue
+		}
+		if write {
+			c.replyErr(errReserved)
+			return nil, false
+		}
+		if !copied {
+			args = append([][]byte(nil), args...)
+			copied = true
+		}
+		args[k] = absentKey(args[k])
+	}
+	return args, true
+}
+
+// absentKey names a key in key's slot that replicaof never writes.
+func absentKey(key []byte) []byte {
+	k := append([]byte(hiddenPrefix+"absent{"), router.HashTag(key)...)
+	return append(k, '}')
+}
+
+// forward plans one command to one shard, answered as the shard answers.
+func (c *client) forward(shard int, args [][]byte) {
+	i := c.ncalls
+	cl := c.call(c.bk, shard)
+	cl.Req = resp.AppendCommand(cl.Req, args...)
+	c.ops = append(c.ops, op{kind: opForward, first: i, n: 1})
+}
+
+// split plans MGET, EXISTS, TOUCH, DEL, UNLINK and MSET: one part per shard,
+// merged by the router's rule.
+func (c *client) split(args [][]byte) {
+	cmd := c.s.cfg.Table.Lookup(args)
+	keys, ok := c.check(args, cmd)
+	if !ok {
+		return
+	}
+	if args, ok = c.hide(args, keys, cmd.Write()); !ok {
+		return
+	}
+	merge, parts := c.s.shards.Split(args, false)
+	if merge == router.MergeNone || len(parts) == 1 {
+		shard := 0
+		if len(parts) == 1 {
+			shard = parts[0].Shard
+		}
+		c.forward(shard, args)
+		return
+	}
+	o := op{first: c.ncalls, n: len(parts), lo: len(c.ords)}
+	switch merge {
+	case router.MergeArray:
+		o.kind = opArray
+	case router.MergeSum:
+		o.kind = opSum
+	default:
+		o.kind = opOK
+	}
+	for _, p := range parts {
+		cl := c.call(c.bk, p.Shard)
+		cl.Req = resp.AppendCommand(cl.Req, p.Args...)
+		if o.kind == opArray {
+			c.ords = append(c.ords, p.Keys...)
+		}
+	}
+	o.hi = len(c.ords)
+	c.ops = append(c.ops, o)
+}
+
+// keysCmd fans KEYS out to every shard.
+func (c *client) keysCmd(args [][]byte) {
+	if len(args) != 2 {
+		c.wrongArgs("keys")
+		return
+	}
+	o := op{kind: opKeys, first: c.ncalls, n: len(c.bk)}
+	for i := range c.bk {
+		cl := c.call(c.bk, i)
+		cl.Req = resp.AppendCommand(cl.Req, args...)
+	}
+	c.ops = append(c.ops, o)
+}
+
+// scan runs SCAN on the shard the cursor names. The proxy's cursor is
+// shardCursor<<b | shard, b the bits a shard index needs: 0 starts on
+// shard 0, and a shard that finishes hands over to the next one.
+func (c *client) scan(args [][]byte) {
+	if len(args) < 2 {
+		c.wrongArgs("scan")
+		return
+	}
+	cur, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		c.replyErr("ERR invalid cursor")
+		return
+	}
+	shard, sc := c.s.scanSplit(cur)
+	if shard >= len(c.bk) {
+		c.replyErr("ERR invalid cursor")
+		return
+	}
+	i := c.ncalls
+	cl := c.call(c.bk, shard)
+	var num [20]byte
+	cl.Req = resp.AppendArray(cl.Req, len(args))
+	cl.Req = resp.AppendBulk(cl.Req, args[0])
+	cl.Req = resp.AppendBulk(cl.Req, strconv.AppendUint(num[:0], sc, 10))
+	for _, a := range args[2:] {
+		cl.Req = resp.AppendBulk(cl.Req, a)
+	}
+	c.ops = append(c.ops, op{kind: opScan, first: i, n: 1, arg: shard})
+}
+
+func (s *Server) scanBits() uint { return uint(bits.Len(uint(s.shards.Len() - 1))) }
+
+// scanSplit decodes a proxy SCAN cursor.
+func (s *Server) scanSplit(cur uint64) (shard int, sc uint64) {
+	b := s.scanBits()
+	return int(cur & (1<<b - 1)), cur >> b
+}
+
+// scanCursor encodes the cursor to return after shard answered sc.
+func (s *Server) scanCursor(shard int, sc uint64) (uint64, bool) {
+	b := s.scanBits()
+	if sc == 0 {
+		if shard+1 >= s.shards.Len() {
+			return 0, true
+		}
+		return uint64(shard + 1), true
+	}
+	if sc>>(64-b) != 0 && b > 0 {
+		return 0, false
+	}
+	return sc<<b | uint64(shard), true
+}
+
+// Local reply helpers: each appends one op.
+
+func (c *client) localOp(lo int) {
+	c.ops = append(c.ops, op{kind: opLocal, lo: lo, hi: len(c.local)})
+}
+
+func (c *client) replyErr(msg string) {
+	lo := len(c.local)
+	c.local = resp.AppendError(c.local, msg)
+	c.localOp(lo)
+}
+
+func (c *client) replyOK() {
+	lo := len(c.local)
+	c.local = append(c.local, "+OK\r\n"...)
+	c.localOp(lo)
+}
+
+func (c *client) replyBulk(b []byte) {
+	lo := len(c.local)
+	c.local = resp.AppendBulk(c.local, b)
+	c.localOp(lo)
+}
+
+func (c *client) replyRaw(b []byte) {
+	lo := len(c.local)
+	c.local = append(c.local, b...)
+	c.localOp(lo)
+}
+
+func (c *client) wrongArgs(name string) {
+	c.replyErr("ERR wrong number of arguments for '" + name + "' command")
+}
+
+func (c *client) unsupported(args [][]byte) {
+	name := printable(args[0])
+	if len(args) > 1 {
+		if cmd := c.s.cfg.Table.Lookup(args[:1]); cmd != nil && cmd.Subcommands != nil {
+			name += "|" + printable(args[1])
+		}
+	}
+	c.replyErr("ERR unsupported command '" + name + "'")
+}
+
+func arityOK(cmd *router.Command, n int) bool {
+	if cmd.Arity >= 0 {
+		return n == cmd.Arity
+	}
+	return n >= -cmd.Arity
+}
+
+func parentName(name string) string {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '|' {
+			return name[:i]
+		}
+	}
+	return name
+}
+
+// lowerName lower-cases a command name into dst; names longer than dst's
+// capacity come back empty, which matches no command.
+func lowerName(dst []byte, b []byte) string {
+	if len(b) > cap(dst) {
+		return ""
+	}
+	for _, ch := range b {
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		dst = append(dst, ch)
+	}
+	return string(dst)
+}
+
+func equalFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i, ch := range b {
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		if ch != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, ch := range b {
+		if 'a' <= ch && ch <= 'z' {
+			b[i] = ch - ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
+// printable quotes nothing but keeps an error line safe: no CR/LF, at
+// most 64 bytes.
+func printable(b []byte) string {
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	out := make([]byte, len(b))
+	for i, ch := range b {
+		if ch < ' ' || ch > '~' {
+			ch = '?'
+		}
+		out[i] = ch
+	}
+	return string(out)
+}

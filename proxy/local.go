@@ -1,0 +1,527 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
+)
+
+func (c *client) ping(args [][]byte) {
+	switch {
+	case len(args) > 2:
+		c.wrongArgs("ping")
+	case c.sub.active():
+		// In subscribed mode PING answers a push-shaped pair (RESP2).
+		lo := len(c.local)
+		c.local = resp.AppendArray(c.local, 2)
+		c.local = resp.AppendBulkString(c.local, "pong")
+		if len(args) == 2 {
+			c.local = resp.AppendBulk(c.local, args[1])
+		} else {
+			c.local = resp.AppendBulkString(c.local, "")
+		}
+		c.localOp(lo)
+	case len(args) == 2:
+		c.replyBulk(args[1])
+	default:
+		c.replyRaw([]byte("+PONG\r\n"))
+	}
+}
+
+// checkPassword compares in constant time.
+func (c *client) checkPassword(user, pw []byte) bool {
+	okUser := user == nil || string(user) == "default"
+	okPw := subtle.ConstantTimeCompare(pw, []byte(c.s.cfg.Password)) == 1
+	return okUser && okPw
+}
+
+func (c *client) auth(args [][]byte) {
+	if len(args) < 2 || len(args) > 3 {
+		c.wrongArgs("auth")
+		return
+	}
+	if c.s.cfg.Password == "" {
+		c.replyErr("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+		return
+	}
+	var user []byte
+	pw := args[1]
+	if len(args) == 3 {
+		user, pw = args[1], args[2]
+	}
+	if !c.checkPassword(user, pw) {
+		c.replyErr(errWrongPass)
+		return
+	}
+	c.authed = true
+	c.replyOK()
+}
+
+// hello implements HELLO [2 [AUTH user pass] [SETNAME name]]. RESP3 is
+// refused with Redis' own NOPROTO error, on which clients fall back to
+// RESP2.
+func (c *client) hello(args [][]byte) {
+	if len(args) >= 2 {
+		v, err := strconv.Atoi(string(args[1]))
+		if err != nil {
+			c.replyErr("ERR Protocol version is not an integer or out of range")
+			return
+		}
+		if v != 2 {
+			c.replyErr("NOPROTO sorry, this protocol version is not supported.")
+			return
+		}
+	}
+	authed := c.authed
+	var name []byte
+	setName := false
+	for i := 2; i < len(args); i++ {
+		switch {
+		case equalFold(args[i], "auth") && i+2 < len(args):
+			if c.s.cfg.Password == "" || !c.checkPassword(args[i+1], args[i+2]) {
+				c.replyErr(errWrongPass)
+				return
+			}
+			authed = true
+			i += 2
+		case equalFold(args[i], "setname") && i+1 < len(args):
+			name, setName = args[i+1], true
+			i++
+		default:
+			c.replyErr("ERR Syntax error in HELLO option '" + printable(args[i]) + "'")
+			return
+		}
+	}
+	if !authed {
+		c.replyErr("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return
+	}
+	if setName && !validName(name) {
+		c.replyErr("ERR Client names cannot contain spaces, newlines or special characters.")
+		return
+	}
+	c.authed = true
+	if setName {
+		c.name = string(name)
+	}
+	role := "master"
+	if !c.s.cfg.AllowWrites {
+		role = "replica"
+	}
+	lo := len(c.local)
+	c.local = resp.AppendArray(c.local, 14)
+	for _, kv := range [][2]string{
+		{"server", "redis"}, {"version", router.BuiltinVersion},
+	} {
+		c.local = resp.AppendBulkString(c.local, kv[0])
+		c.local = resp.AppendBulkString(c.local, kv[1])
+	}
+	c.local = resp.AppendBulkString(c.local, "proto")
+	c.local = resp.AppendInt(c.local, 2)
+	c.local = resp.AppendBulkString(c.local, "id")
+	c.local = resp.AppendInt(c.local, c.id)
+	c.local = resp.AppendBulkString(c.local, "mode")
+	c.local = resp.AppendBulkString(c.local, "standalone")
+	c.local = resp.AppendBulkString(c.local, "role")
+	c.local = resp.AppendBulkString(c.local, role)
+	c.local = resp.AppendBulkString(c.local, "modules")
+	c.local = resp.AppendArray(c.local, 0)
+	c.localOp(lo)
+}
+
+func validName(b []byte) bool {
+	for _, ch := range b {
+		if ch < '!' || ch > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *client) selectDB(args [][]byte) {
+	if len(args) != 2 {
+		c.wrongArgs("select")
+		return
+	}
+	db, err := strconv.Atoi(string(args[1]))
+	if err != nil {
+		c.replyErr("ERR value is not an integer or out of range")
+		return
+	}
+	if db < 0 || db >= c.s.cfg.Databases {
+		c.replyErr("ERR DB index is out of range")
+		return
+	}
+	c.db = db
+	c.bk = c.s.pool.db(db)
+	c.replyOK()
+}
+
+func (c *client) clientCmd(args [][]byte) {
+	if len(args) < 2 {
+		c.wrongArgs("client")
+		return
+	}
+	var nb [16]byte
+	switch sub := lowerName(nb[:0], args[1]); sub {
+	case "setname":
+		if len(args) != 3 {
+			c.wrongArgs("client|setname")
+			return
+		}
+		if !validName(args[2]) {
+			c.replyErr("ERR Client names cannot contain spaces, newlines or special characters.")
+			return
+		}
+		c.name = string(args[2])
+		c.replyOK()
+	case "getname":
+		if c.name == "" {
+			c.replyRaw([]byte("$-1\r\n"))
+			return
+		}
+		c.replyBulk([]byte(c.name))
+	case "setinfo":
+		if len(args) != 4 {
+			c.wrongArgs("client|setinfo")
+			return
+		}
+		if !validName(args[3]) {
+			c.replyErr("ERR " + printable(args[2]) + " cannot contain spaces, newlines or special characters.")
+			return
+		}
+		switch {
+		case equalFold(args[2], "lib-name"):
+			c.libName = string(args[3])
+		case equalFold(args[2], "lib-ver"):
+			c.libVer = string(args[3])
+		default:
+			c.replyErr("ERR Unrecognized option '" + printable(args[2]) + "'")
+			return
+		}
+		c.replyOK()
+	case "id":
+		lo := len(c.local)
+		c.local = resp.AppendInt(c.local, c.id)
+		c.localOp(lo)
+	case "info":
+		c.replyBulk([]byte(c.infoLine()))
+	default:
+		c.unsupported(args)
+	}
+}
+
+func (c *client) infoLine() string {
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s db=%d sub=%d psub=%d multi=%d lib-name=%s lib-ver=%s\n",
+		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, c.db,
+		c.sub.nChannels(), c.sub.nPatterns(), c.tx.queued(), c.libName, c.libVer)
+}
+
+// command answers COMMAND COUNT from the routing table and forwards the
+// rest (the table's own detail) to shard 0, whose table it is.
+func (c *client) command(args [][]byte) {
+	if len(args) >= 2 && equalFold(args[1], "count") {
+		lo := len(c.local)
+		c.local = resp.AppendInt(c.local, int64(c.s.cfg.Table.Len()))
+		c.localOp(lo)
+		return
+	}
+	c.forward(0, args)
+}
+
+// info answers INFO [section…] with the server, clients, proxy and
+// keyspace sections; other sections are empty.
+func (c *client) info(args [][]byte) {
+	want := map[string]bool{}
+	for _, a := range args[1:] {
+		want[strings.ToLower(string(a))] = true
+	}
+	all := len(want) == 0 || want["all"] || want["default"] || want["everything"]
+	var b strings.Builder
+	if all || want["server"] {
+		port := 0
+		if _, p, err := splitHostPort(c.s.Addr().String()); err == nil {
+			port = p
+		}
+		up := time.Since(c.s.start)
+		fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nreplicaof_proxy:1\r\nos:%s\r\narch_bits:64\r\ngo_version:%s\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\nuptime_in_days:%d\r\n\r\n",
+			router.BuiltinVersion, runtime.GOOS+" "+runtime.GOARCH, runtime.Version(), os.Getpid(), port,
+			int64(up/time.Second), int64(up/(24*time.Hour)))
+	}
+	if all || want["clients"] {
+		fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\n\r\n", c.s.clientCount(), c.s.cfg.MaxClients)
+	}
+	if all || want["proxy"] {
+		fmt.Fprintf(&b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
+			c.s.shards.Len(), b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
+		for i, sh := range c.s.cfg.Shards {
+			lo, hi := c.s.shards.Range(i)
+			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%d-%d\r\n", i, sh.Addr, lo, hi-1)
+		}
+		b.WriteString("\r\n")
+	}
+	if all || want["keyspace"] {
+		c.run() // keep command order: earlier writes count
+		b.WriteString("# Keyspace\r\n")
+		ks, err := c.s.keyspace()
+		if err != nil {
+			c.replyErr(err.Error())
+			return
+		}
+		b.WriteString(ks)
+		b.WriteString("\r\n")
+	}
+	c.replyBulk([]byte(b.String()))
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func splitHostPort(a string) (string, int, error) {
+	i := strings.LastIndexByte(a, ':')
+	if i < 0 {
+		return a, 0, fmt.Errorf("no port")
+	}
+	p, err := strconv.Atoi(a[i+1:])
+	return a[:i], p, err
+}
+
+// dbsize sums DBSIZE over the shards, less the hidden keys.
+func (c *client) dbsize(args [][]byte) {
+	if len(args) != 1 {
+		c.wrongArgs("dbsize")
+		return
+	}
+	c.run()
+	calls := c.s.each(c.bk, resp.AppendCommandString(nil, "DBSIZE"))
+	var sum int64
+	for i, cl := range calls {
+		if cl.Err != nil {
+			c.replyErr(shardErr(i, cl.Err))
+			return
+		}
+		n, ok := intReply(cl.Reply)
+		if !ok {
+			c.replyRaw(cl.Reply)
+			return
+		}
+		sum += n
+	}
+	hidden, err := c.s.hiddenKeys(c.db)
+	if err != nil {
+		c.replyErr(err.Error())
+		return
+	}
+	lo := len(c.local)
+	c.local = resp.AppendInt(c.local, max(sum-hidden, 0))
+	c.localOp(lo)
+}
+
+// randomKey asks every shard and picks one of their answers that is not a
+// hidden key, retrying a few rounds when only hidden keys came back.
+func (c *client) randomKey(args [][]byte) {
+	if len(args) != 1 {
+		c.wrongArgs("randomkey")
+		return
+	}
+	c.run()
+	req := resp.AppendCommandString(nil, "RANDOMKEY")
+	for round := 0; round < 8; round++ {
+		calls := c.s.each(c.bk, req)
+		var found [][]byte
+		sawHidden := false
+		for i, cl := range calls {
+			if cl.Err != nil {
+				c.replyErr(shardErr(i, cl.Err))
+				return
+			}
+			k := bulkBody(cl.Reply)
+			switch {
+			case k == nil:
+			case isHidden(k):
+				sawHidden = true
+			default:
+				found = append(found, cl.Reply)
+			}
+		}
+		if len(found) > 0 {
+			c.replyRaw(found[rand.IntN(len(found))])
+			return
+		}
+		if !sawHidden {
+			break
+		}
+	}
+	c.replyRaw([]byte("$-1\r\n"))
+}
+
+// each sends one request to every backend in parallel.
+func (s *Server) each(bk []*router.Backend, req []byte) []router.Call {
+	calls := make([]router.Call, len(bk))
+	var wg sync.WaitGroup
+	for i := range bk {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			calls[i].Req = req
+			one := [1]*router.Call{&calls[i]}
+			bk[i].Pipeline(s.ctx, one[:])
+		}(i)
+	}
+	wg.Wait()
+	return calls
+}
+
+// hiddenCache remembers, per database, how many hidden keys the shards
+// hold, for hiddenTTL: counting takes a SCAN of every shard.
+type hiddenCache struct {
+	mu sync.Mutex
+	m  map[int]hiddenEntry
+}
+
+type hiddenEntry struct {
+	n  int64
+	at time.Time
+}
+
+const hiddenTTL = time.Second
+
+// hiddenKeys counts the hidden keys of database db over all shards.
+func (s *Server) hiddenKeys(db int) (int64, error) {
+	s.hidden.mu.Lock()
+	defer s.hidden.mu.Unlock()
+	if e, ok := s.hidden.m[db]; ok && time.Since(e.at) < hiddenTTL {
+		return e.n, nil
+	}
+	bk := s.pool.db(db)
+	counts := make([]int64, len(bk))
+	errs := make([]error, len(bk))
+	var wg sync.WaitGroup
+	for i := range bk {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			counts[i], errs[i] = s.countHidden(bk[i])
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("%s", shardErr(i, errs[i]))
+			}
+		}(i)
+	}
+	wg.Wait()
+	var n int64
+	for i := range bk {
+		if errs[i] != nil {
+			return 0, errs[i]
+		}
+		n += counts[i]
+	}
+	if s.hidden.m == nil {
+		s.hidden.m = make(map[int]hiddenEntry)
+	}
+	s.hidden.m[db] = hiddenEntry{n: n, at: time.Now()}
+	return n, nil
+}
+
+func (s *Server) countHidden(b *router.Backend) (int64, error) {
+	cursor := "0"
+	var n int64
+	var reply []byte
+	for {
+		var err error
+		reply, err = b.Do(s.ctx, resp.AppendCommandString(nil, "SCAN", cursor, "MATCH", hiddenPrefix+"*", "COUNT", "1000"), reply)
+		if err != nil {
+			return 0, err
+		}
+		v, _, err := resp.ParseValue(reply, s.cfg.Limits)
+		if err != nil {
+			return 0, err
+		}
+		if e := v.Err(); e != nil {
+			return 0, e
+		}
+		if v.Type != resp.TypeArray || len(v.Elems) != 2 {
+			return 0, fmt.Errorf("unexpected SCAN reply")
+		}
+		n += int64(len(v.Elems[1].Elems))
+		cursor = string(v.Elems[0].Str)
+		if cursor == "0" {
+			return n, nil
+		}
+	}
+}
+
+// keyspace sums every shard's INFO keyspace, less hidden keys.
+func (s *Server) keyspace() (string, error) {
+	calls := s.each(s.pool.db(0), resp.AppendCommandString(nil, "INFO", "keyspace"))
+	type sums struct{ keys, expires int64 }
+	dbs := map[int]*sums{}
+	for i, cl := range calls {
+		if cl.Err != nil {
+			return "", fmt.Errorf("%s", shardErr(i, cl.Err))
+		}
+		for _, line := range bytes.Split(bulkBody(cl.Reply), []byte("\n")) {
+			line = bytes.TrimSpace(line)
+			rest, ok := bytes.CutPrefix(line, []byte("db"))
+			if !ok {
+				continue
+			}
+			num, fields, ok := bytes.Cut(rest, []byte(":"))
+			if !ok {
+				continue
+			}
+			db, err := strconv.Atoi(string(num))
+			if err != nil || db < 0 || db >= s.cfg.Databases {
+				continue
+			}
+			d := dbs[db]
+			if d == nil {
+				d = &sums{}
+				dbs[db] = d
+			}
+			for _, f := range bytes.Split(fields, []byte(",")) {
+				k, v, _ := bytes.Cut(f, []byte("="))
+				n, _ := strconv.ParseInt(string(v), 10, 64)
+				switch string(k) {
+				case "keys":
+					d.keys += n
+				case "expires":
+					d.expires += n
+				}
+			}
+		}
+	}
+	order := make([]int, 0, len(dbs))
+	for db := range dbs {
+		order = append(order, db)
+	}
+	sort.Ints(order)
+	var b strings.Builder
+	for _, db := range order {
+		d := dbs[db]
+		hidden, err := s.hiddenKeys(db)
+		if err != nil {
+			return "", err
+		}
+		keys := d.keys - hidden
+		if keys <= 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "db%d:keys=%d,expires=%d,avg_ttl=0\r\n", db, keys, min(d.expires, keys))
+	}
+	return b.String(), nil
+}

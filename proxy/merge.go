@@ -1,0 +1,290 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/replicaof/replicaof/resp"
+)
+
+// opKind says how an op's reply is made.
+type opKind uint8
+
+const (
+	opLocal   opKind = iota // the reply is local[lo:hi]
+	opForward               // calls[first]'s reply, as the shard sent it
+	opArray                 // MGET: n parts; ords[lo:hi] place their elements
+	opSum                   // n integer replies, summed
+	opOK                    // n +OK replies: +OK
+	opKeys                  // KEYS: n arrays, concatenated, hidden keys dropped
+	opScan                  // SCAN on shard arg: cursor re-encoded, hidden keys dropped
+)
+
+// op is one command of a batch: the reply it owes, in order.
+type op struct {
+	kind     opKind
+	lo, hi   int // span in local (opLocal) or ords (opArray)
+	first, n int // calls[first:first+n]
+	arg      int // opScan: the shard
+}
+
+// hiddenPrefix starts every key replicaof keeps for itself on the
+// destination; clients never see them.
+const hiddenPrefix = "__replicaof:"
+
+func isHidden(key []byte) bool { return bytes.HasPrefix(key, []byte(hiddenPrefix)) }
+
+// reply appends o's reply to out.
+func (c *client) reply(out []byte, o *op) []byte {
+	if o.kind == opLocal {
+		return append(out, c.local[o.lo:o.hi]...)
+	}
+	// A failed call, or an error reply from any part, is the answer.
+	for i := o.first; i < o.first+o.n; i++ {
+		cl := c.calls[i]
+		if cl.Err != nil {
+			return c.appendCallErr(out, i)
+		}
+		if o.kind != opForward && (len(cl.Reply) == 0 || cl.Reply[0] == resp.TypeError) {
+			return append(out, cl.Reply...)
+		}
+	}
+	switch o.kind {
+	case opForward:
+		return append(out, c.calls[o.first].Reply...)
+	case opSum:
+		var sum int64
+		for i := o.first; i < o.first+o.n; i++ {
+			n, ok := intReply(c.calls[i].Reply)
+			if !ok {
+				return resp.AppendError(out, "ERR unexpected reply from shard")
+			}
+			sum += n
+		}
+		return resp.AppendInt(out, sum)
+	case opOK:
+		for i := o.first; i < o.first+o.n; i++ {
+			if !bytes.Equal(c.calls[i].Reply, []byte("+OK\r\n")) {
+				return append(out, c.calls[i].Reply...)
+			}
+		}
+		return resp.AppendSimple(out, "OK")
+	case opArray:
+		return c.mergeArray(out, o)
+	case opKeys:
+		return c.mergeKeys(out, o)
+	case opScan:
+		return c.mergeScan(out, o)
+	}
+	return resp.AppendError(out, "ERR internal: unknown op")
+}
+
+func (c *client) appendCallErr(out []byte, i int) []byte {
+	return resp.AppendError(out, shardErr(c.callsh[i], c.calls[i].Err))
+}
+
+// shardErr is the error a client sees when shard cannot answer.
+func shardErr(shard int, err error) string {
+	msg := strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error())
+	return fmt.Sprintf("ERR shard %d unavailable: %s", shard, msg)
+}
+
+// mergeArray re-assembles MGET: part p answered one element per key, and
+// ords (in part order) says where each goes.
+func (c *client) mergeArray(out []byte, o *op) []byte {
+	nkeys := o.hi - o.lo
+	elems := c.scratch[:0]
+	for i := 0; i < nkeys; i++ {
+		elems = append(elems, nil)
+	}
+	ords := c.ords[o.lo:o.hi]
+	at := 0
+	for i := o.first; i < o.first+o.n; i++ {
+		b := c.calls[i].Reply
+		n, p, ok := aggHeader(b)
+		if !ok || at+n > nkeys {
+			return resp.AppendError(out, "ERR unexpected reply from shard")
+		}
+		for j := 0; j < n; j++ {
+			l := replyLen(b[p:])
+			if l < 0 {
+				return resp.AppendError(out, "ERR unexpected reply from shard")
+			}
+			elems[ords[at]] = b[p : p+l]
+			at++
+			p += l
+		}
+	}
+	if at != nkeys {
+		return resp.AppendError(out, "ERR unexpected reply from shard")
+	}
+	out = resp.AppendArray(out, nkeys)
+	for _, e := range elems {
+		out = append(out, e...)
+	}
+	c.scratch = elems[:0]
+	return out
+}
+
+// mergeKeys concatenates KEYS replies without hidden keys.
+func (c *client) mergeKeys(out []byte, o *op) []byte {
+	total, base := 0, len(out)
+	for pass := 0; pass < 2; pass++ {
+		if pass == 1 {
+			out = resp.AppendArray(out, total)
+		}
+		for i := o.first; i < o.first+o.n; i++ {
+			b := c.calls[i].Reply
+			n, p, ok := aggHeader(b)
+			if !ok {
+				return resp.AppendError(out[:base], "ERR unexpected reply from shard")
+			}
+			for j := 0; j < n; j++ {
+				l := replyLen(b[p:])
+				if l < 0 {
+					return resp.AppendError(out[:base], "ERR unexpected reply from shard")
+				}
+				if e := b[p : p+l]; !isHidden(bulkBody(e)) {
+					if pass == 0 {
+						total++
+					} else {
+						out = append(out, e...)
+					}
+				}
+				p += l
+			}
+		}
+	}
+	return out
+}
+
+// mergeScan turns one shard's SCAN reply into the proxy's: the cursor
+// names the shard to continue on, hidden keys are dropped.
+func (c *client) mergeScan(out []byte, o *op) []byte {
+	v, _, err := resp.ParseValue(c.calls[o.first].Reply, c.s.cfg.Limits)
+	if err != nil || v.Type != resp.TypeArray || len(v.Elems) != 2 {
+		return resp.AppendError(out, "ERR unexpected reply from shard")
+	}
+	sc, err := strconv.ParseUint(string(v.Elems[0].Str), 10, 64)
+	if err != nil {
+		return resp.AppendError(out, "ERR unexpected reply from shard")
+	}
+	next, ok := c.s.scanCursor(o.arg, sc)
+	if !ok {
+		return resp.AppendError(out, "ERR shard cursor out of range")
+	}
+	keys := v.Elems[1].Elems
+	n := 0
+	for _, k := range keys {
+		if !isHidden(k.Str) {
+			n++
+		}
+	}
+	out = resp.AppendArray(out, 2)
+	out = resp.AppendBulk(out, strconv.AppendUint(nil, next, 10))
+	out = resp.AppendArray(out, n)
+	for _, k := range keys {
+		if !isHidden(k.Str) {
+			out = resp.AppendBulk(out, k.Str)
+		}
+	}
+	return out
+}
+
+// intReply parses ":n\r\n".
+func intReply(b []byte) (int64, bool) {
+	if len(b) < 4 || b[0] != resp.TypeInteger {
+		return 0, false
+	}
+	return resp.ParseInt(b[1 : len(b)-2])
+}
+
+// aggHeader parses an aggregate header: its element count and where the
+// elements start. A nil array has no elements.
+func aggHeader(b []byte) (n, at int, ok bool) {
+	if len(b) == 0 || (b[0] != resp.TypeArray && b[0] != resp.TypeSet && b[0] != resp.TypePush) {
+		return 0, 0, false
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 2 {
+		return 0, 0, false
+	}
+	v, ok := resp.ParseInt(b[1 : i-1])
+	if !ok {
+		return 0, 0, false
+	}
+	if v < 0 {
+		return 0, i + 1, true
+	}
+	return int(v), i + 1, true
+}
+
+// replyLen is the length of the complete reply b starts with, or -1. The
+// replies it sees were framed by resp.ReadReply already.
+func replyLen(b []byte) int {
+	return replyLenDepth(b, 0)
+}
+
+func replyLenDepth(b []byte, depth int) int {
+	if len(b) == 0 || depth > 64 {
+		return -1
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 2 {
+		return -1
+	}
+	switch b[0] {
+	case resp.TypeBulk, resp.TypeVerbatim, resp.TypeBlobError:
+		n, ok := resp.ParseInt(b[1 : i-1])
+		if !ok {
+			return -1
+		}
+		if n < 0 {
+			return i + 1
+		}
+		if int64(len(b)-i-1) < n+2 {
+			return -1
+		}
+		return i + 1 + int(n) + 2
+	case resp.TypeArray, resp.TypeSet, resp.TypePush, resp.TypeMap, resp.TypeAttribute:
+		n, ok := resp.ParseInt(b[1 : i-1])
+		if !ok {
+			return -1
+		}
+		if b[0] == resp.TypeMap || b[0] == resp.TypeAttribute {
+			n *= 2
+		}
+		p := i + 1
+		for ; n > 0; n-- {
+			l := replyLenDepth(b[p:], depth+1)
+			if l < 0 {
+				return -1
+			}
+			p += l
+		}
+		if b[0] == resp.TypeAttribute {
+			l := replyLenDepth(b[p:], depth+1)
+			if l < 0 {
+				return -1
+			}
+			p += l
+		}
+		return p
+	default:
+		return i + 1
+	}
+}
+
+// bulkBody returns the payload of a raw bulk string reply, or nil.
+func bulkBody(b []byte) []byte {
+	if len(b) == 0 || b[0] != resp.TypeBulk {
+		return nil
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 || len(b) < i+3 {
+		return nil
+	}
+	return b[i+1 : len(b)-2]
+}

@@ -1,0 +1,269 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
+)
+
+// Server is a running proxy: a listener, its clients and the shard
+// backends. Build it with New, run it with Serve; Serve returns when its
+// context ends, after every client and goroutine it started has stopped.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	shards *router.ShardMap
+	pool   *pool
+	ln     net.Listener
+	start  time.Time
+
+	ctx    context.Context // canceled when Serve stops
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	closed  bool
+	wg      sync.WaitGroup // client goroutines
+
+	nextID   atomic.Int64
+	accepted atomic.Int64
+	rejected atomic.Int64
+	commands atomic.Int64
+	served   atomic.Bool
+
+	hidden hiddenCache
+}
+
+// New validates cfg, listens on cfg.Listen and returns a server ready to
+// Serve. It starts no goroutine; call Close instead of Serve to release the
+// listener of a server that will not run.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	m, err := router.NewShardMap(len(cfg.Shards))
+	if err != nil {
+		return nil, err
+	}
+	network, addr := "tcp", cfg.Listen
+	if p, ok := strings.CutPrefix(cfg.Listen, "unix:"); ok {
+		network, addr = "unix", p
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		shards:  m,
+		pool:    newPool(cfg.Shards, cfg.Databases),
+		ln:      ln,
+		start:   time.Now(),
+		clients: make(map[*client]struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts clients until ctx ends, then closes the listener and every
+// client, waits for their goroutines and closes the shard backends. It
+// returns nil after a cancellation and the accept error otherwise. Serve
+// may be called once.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.served.Swap(true) {
+		return errors.New("proxy: Serve called twice")
+	}
+	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
+	defer stop()
+	var err error
+	for {
+		var nc net.Conn
+		nc, err = s.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if ctx.Err() == nil && errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if ctx.Err() == nil && isTemporaryAccept(err) {
+				s.log.Warn("proxy: accept", "err", err)
+				select {
+				case <-time.After(10 * time.Millisecond):
+				case <-ctx.Done():
+				}
+				continue
+			}
+			break
+		}
+		s.admit(nc)
+	}
+	s.shutdown()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("proxy: accept: %w", err)
+}
+
+// Close stops a server whose Serve was never called (Serve cleans up on
+// its own when its context ends).
+func (s *Server) Close() error {
+	if s.served.Swap(true) {
+		return nil
+	}
+	s.ln.Close()
+	s.shutdown()
+	return nil
+}
+
+func isTemporaryAccept(err error) bool {
+	// EMFILE / ENFILE and friends: keep serving those already connected.
+	return !errors.Is(err, net.ErrClosed)
+}
+
+func (s *Server) admit(nc net.Conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if len(s.clients) >= s.cfg.MaxClients {
+		s.mu.Unlock()
+		s.rejected.Add(1)
+		_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
+		_, _ = nc.Write(resp.AppendError(nil, "ERR max number of clients reached"))
+		nc.Close()
+		return
+	}
+	c := newClient(s, nc)
+	s.clients[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.accepted.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+	}()
+}
+
+func (s *Server) forget(c *client) {
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) clientCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
+}
+
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.clients {
+		c.nc.Close() // its goroutine notices and cleans up
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.pool.close() // fails calls in flight at once
+	s.wg.Wait()
+}
+
+// pool holds the shard backends, one set per database, created on first
+// use. The backends of a database send SELECT on every new connection.
+type pool struct {
+	cfgs []router.BackendConfig
+
+	mu     sync.Mutex
+	closed bool
+	dbs    [][]*router.Backend // by database, then shard
+	tx     [][]*txBackend
+}
+
+// txBackend is a single-connection backend a transaction holds alone, so
+// no other client's command lands between its MULTI and EXEC.
+type txBackend struct {
+	mu sync.Mutex
+	b  *router.Backend
+}
+
+func newPool(cfgs []router.BackendConfig, databases int) *pool {
+	return &pool{
+		cfgs: cfgs,
+		dbs:  make([][]*router.Backend, databases),
+		tx:   make([][]*txBackend, databases),
+	}
+}
+
+func (p *pool) newBackends(db, conns int) []*router.Backend {
+	bs := make([]*router.Backend, len(p.cfgs))
+	for i, cfg := range p.cfgs {
+		if db != 0 {
+			cfg.Init = resp.AppendCommandString(append([]byte(nil), cfg.Init...), "SELECT", fmt.Sprint(db))
+		}
+		if conns > 0 {
+			cfg.Conns = conns
+		}
+		bs[i] = router.NewBackend(cfg)
+		if p.closed {
+			bs[i].Close() // calls fail with router.ErrClosed
+		}
+	}
+	return bs
+}
+
+// db returns the backends of database db, one per shard.
+func (p *pool) db(db int) []*router.Backend {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dbs[db] == nil {
+		p.dbs[db] = p.newBackends(db, 0)
+	}
+	return p.dbs[db]
+}
+
+// txOf returns the transaction backend of one database and shard.
+func (p *pool) txOf(db, shard int) *txBackend {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tx[db] == nil {
+		bs := p.newBackends(db, 1)
+		p.tx[db] = make([]*txBackend, len(bs))
+		for i, b := range bs {
+			p.tx[db][i] = &txBackend{b: b}
+		}
+	}
+	return p.tx[db][shard]
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	p.closed = true
+	var all []*router.Backend
+	for _, bs := range p.dbs {
+		all = append(all, bs...)
+	}
+	for _, ts := range p.tx {
+		for _, t := range ts {
+			all = append(all, t.b)
+		}
+	}
+	p.mu.Unlock()
+	for _, b := range all {
+		b.Close()
+	}
+}

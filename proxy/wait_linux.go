@@ -1,0 +1,36 @@
+package proxy
+
+import (
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// waitReadable blocks until nc has data (or EOF, or an error) without
+// reading it, so an idle client holds no read buffer: the runtime poller
+// wakes the goroutine, and a MSG_PEEK of one byte tells readiness from a
+// spurious wake-up. Connections that are not sockets return at once.
+func waitReadable(nc net.Conn) error {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var b [1]byte
+	return rc.Read(func(fd uintptr) bool {
+		for {
+			_, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false // nothing yet: wait for the poller
+			}
+			return true // data, EOF or an error: the next Read reports it
+		}
+	})
+}
