@@ -31,7 +31,7 @@ func (c *Command) Name() []byte {
 // and clients may send between commands) yields a command with no Args and
 // its Size. Lengths are checked against lim before allocating.
 func ReadCommand(r *bufio.Reader, c *Command, lim Limits) error {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	c.Args = c.Args[:0]
 	c.Buf = c.Buf[:0]
 	c.Size = 0

@@ -11,7 +11,7 @@ import (
 // parsed. On error the returned slice holds what was read so far and the
 // stream is no longer in sync.
 func ReadReply(r *bufio.Reader, dst []byte, lim Limits) ([]byte, error) {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	start := len(dst)
 	// pending counts the elements still to read at each open nesting level;
 	// a flat counter suffices because an aggregate's elements are read

@@ -53,7 +53,8 @@ var DefaultLimits = Limits{
 	MaxReply:  1 << 30,
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with every zero field set from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxBulk <= 0 {
 		l.MaxBulk = DefaultLimits.MaxBulk
 	}

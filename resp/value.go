@@ -53,7 +53,7 @@ var ErrIncomplete = errors.New("resp: incomplete reply")
 // ParseValue decodes the first reply in b and returns it with the bytes that
 // follow it. Slices in the Value alias b.
 func ParseValue(b []byte, lim Limits) (Value, []byte, error) {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	return parseValue(b, lim, 0)
 }
 

@@ -1,0 +1,36 @@
+// Package replica is one replication link: it connects to a source Redis as
+// a replica (PING, AUTH, REPLCONF, PSYNC), receives its snapshot in either
+// transfer form (`$<len>` or diskless `$EOF:<mark>`), then parses its
+// command stream, counting the replication offset byte for byte, and sends
+// REPLCONF ACK every second and in answer to REPLCONF GETACK.
+//
+// What the link receives goes to a Handler, from one goroutine, in order:
+// FullSync with the RDB payload as an io.Reader, or Continue after a partial
+// resynchronization, then Apply with batches of commands. The link never
+// writes to the destination itself.
+//
+// A socket reader goroutine moves bytes into a queue bounded by
+// Config.MaxQueueBytes, so a slow Handler does not stop the link from
+// draining the source's output buffer until that much is pending. The
+// protocol work is sans-I/O: a decoder consumes the bytes after PSYNC in
+// any split (reply line, payload framing with the end-mark scanner, stream
+// parser and offset accountant) and yields events.
+//
+// Run runs one connection and returns the Position reached; a supervisor
+// retries with backoff and resumes from it:
+//
+//	link := replica.New(replica.Config{Addr: "127.0.0.1:6379", Password: pw}, applier)
+//	var pos replica.Position
+//	for ctx.Err() == nil {
+//		var err error
+//		pos, err = link.Run(ctx, pos)
+//		switch replica.Classify(err) {
+//		case replica.Fatal:
+//			return err
+//		case replica.FullResync:
+//			flushDestination()
+//			pos = replica.Position{}
+//		}
+//		backoff()
+//	}
+package replica
