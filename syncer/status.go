@@ -1,0 +1,77 @@
+package syncer
+
+import "time"
+
+// Sync states of a source, as the reproduced product names them.
+const (
+	StateSyncing = "syncing" // loading its snapshot (or reconnecting)
+	StateSynced  = "synced"  // applying its stream
+	StateStopped = "stopped" // not syncing: stopped by the user or by an error
+)
+
+// The coarse status field of the REST API, per source.
+const (
+	StatusInSync    = "in-sync"
+	StatusSyncing   = "syncing"
+	StatusOutOfSync = "out-of-sync"
+)
+
+// SourceStatus is one source's row of GET /v1/status.
+type SourceStatus struct {
+	UID            int    `json:"uid"`
+	Name           string `json:"name"`
+	URI            string `json:"uri"` // redacted
+	Status         string `json:"status"`
+	SyncState      string `json:"sync_state"`
+	Progress       int    `json:"progress"` // percent of the snapshot loaded
+	RDBSize        int64  `json:"rdb_size"` // -1 while unknown (diskless transfer)
+	RDBTransferred int64  `json:"rdb_transferred"`
+	KeysLoaded     int64  `json:"keys_loaded"`
+	LagMS          int64  `json:"lag_ms"`
+	LastUpdate     string `json:"last_update,omitempty"` // RFC 3339: last command from it applied
+	LastError      string `json:"last_error"`
+	LastErrorTime  string `json:"last_error_time,omitempty"`
+	Retries        int    `json:"retries"`
+	FullSyncs      int    `json:"full_syncs"`
+	PartialSyncs   int    `json:"partial_syncs"`
+	SourceOffset   int64  `json:"source_offset"`
+	AppliedOffset  int64  `json:"applied_offset"`
+}
+
+// Status is GET /v1/status: the destination's aggregate state and every
+// source.
+type Status struct {
+	Status  string         `json:"status"` // stopped if any source is, else syncing if any is, else synced
+	Sources []SourceStatus `json:"sources"`
+}
+
+// aggregate derives the destination status from its sources'.
+func aggregate(sources []SourceStatus) string {
+	state := StateSynced
+	for _, s := range sources {
+		switch s.SyncState {
+		case StateStopped:
+			return StateStopped
+		case StateSyncing:
+			state = StateSyncing
+		}
+	}
+	return state
+}
+
+func coarse(state string) string {
+	switch state {
+	case StateSynced:
+		return StatusInSync
+	case StateSyncing:
+		return StatusSyncing
+	}
+	return StatusOutOfSync
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}

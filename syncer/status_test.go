@@ -1,0 +1,56 @@
+package syncer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/syncer/apply"
+	"github.com/replicaof/replicaof/syncer/replica"
+)
+
+func TestAggregate(t *testing.T) {
+	cases := []struct {
+		states []string
+		want   string
+	}{
+		{nil, StateSynced},
+		{[]string{StateSynced, StateSynced}, StateSynced},
+		{[]string{StateSynced, StateSyncing}, StateSyncing},
+		{[]string{StateSyncing, StateStopped, StateSynced}, StateStopped},
+	}
+	for _, c := range cases {
+		var srcs []SourceStatus
+		for _, s := range c.states {
+			srcs = append(srcs, SourceStatus{SyncState: s})
+		}
+		if got := aggregate(srcs); got != c.want {
+			t.Errorf("%v: %s, want %s", c.states, got, c.want)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		err  error
+		want Class
+	}{
+		{fmt.Errorf("x: %w", replica.ErrAuth), Fatal},
+		{fmt.Errorf("%w: %w", replica.ErrHandler, &apply.CrossSlotError{Command: "EVAL"}), Fatal},
+		{fmt.Errorf("%w: %w", replica.ErrHandler, apply.ErrOOM), Fatal},
+		{fmt.Errorf("%w: %w", replica.ErrHandler, router.ErrShardDown), Retry},
+		{io.ErrUnexpectedEOF, Retry},
+		{fmt.Errorf("%w: cause", replica.ErrFullResync), FullResync},
+		{ErrNeedFullResync, FullResync},
+		{&replica.SourceError{Cmd: "PSYNC", Msg: "LOADING loading"}, Retry},
+		{&replica.SourceError{Cmd: "PSYNC", Msg: "OOM command not allowed"}, Fatal},
+		{errors.New("something unknown"), Fatal},
+	}
+	for _, c := range cases {
+		if got := Classify(c.err); got != c.want {
+			t.Errorf("Classify(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,538 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/syncer/apply"
+	"github.com/replicaof/replicaof/syncer/replica"
+	"github.com/replicaof/replicaof/tlsutil"
+)
+
+// Config configures a Supervisor. Zero fields take the documented defaults.
+type Config struct {
+	// Sources are the databases to replicate, at most config.MaxSources.
+	Sources []config.Source
+	// Destination receives every source's data; the supervisor flushes it
+	// at each start and restart, and does not close it.
+	Destination *apply.Destination
+	Logger      *slog.Logger // default: discard
+
+	// MaxParallelSnapshots bounds the snapshots loading at once (default 4).
+	MaxParallelSnapshots int
+	// RetryMin and RetryMax bound the backoff between reconnects of one
+	// source (default 100ms doubling to 10s).
+	RetryMin, RetryMax time.Duration
+	// SampleInterval is how often each source's replication offset is
+	// sampled to measure lag (default 250ms).
+	SampleInterval time.Duration
+	// ListeningPort is announced to sources by REPLCONF listening-port.
+	ListeningPort int
+	// Link tunes every replication link; Addr, credentials and Dial are set
+	// per source.
+	Link replica.Config
+	// ApplyOptions tune every source's applier.
+	ApplyOptions apply.Options
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.MaxParallelSnapshots <= 0 {
+		c.MaxParallelSnapshots = 4
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 100 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 10 * time.Second
+	}
+	if c.SampleInterval <= 0 {
+		c.SampleInterval = 250 * time.Millisecond
+	}
+	return c
+}
+
+// Supervisor runs the sync of every source into the destination and owns
+// its lifecycle, as DESIGN describes: start flushes the destination once and
+// fully syncs every source; a user stop leaves the data and stops; restart
+// and any change to the set of sources flush and fully sync everything
+// again; an error that stops sync stops it for every source and stays on the
+// source that caused it; connection errors retry, resuming by partial
+// resync where the source allows.
+//
+// Run drives it; Stop, Restart, SetSources and Status may be called from
+// any goroutine while Run runs.
+type Supervisor struct {
+	cfg  Config
+	reqs chan request
+
+	mu      sync.Mutex
+	sources []*source
+	nextUID int
+	stopped bool
+	flushes int
+}
+
+type requestKind int
+
+const (
+	reqStop requestKind = iota
+	reqRestart
+	reqSetSources
+)
+
+type request struct {
+	kind    requestKind
+	sources []config.Source
+	done    chan error
+}
+
+// ErrNotRunning is returned by control calls when Run is not running.
+var ErrNotRunning = errors.New("syncer: supervisor is not running")
+
+// New returns a supervisor for cfg. It starts nothing: call Run.
+func New(cfg Config) (*Supervisor, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Destination == nil {
+		return nil, errors.New("syncer: no destination")
+	}
+	if len(cfg.Sources) > config.MaxSources {
+		return nil, fmt.Errorf("syncer: %d sources: %w", len(cfg.Sources), config.ErrTooManySources)
+	}
+	s := &Supervisor{cfg: cfg, reqs: make(chan request)}
+	s.setSources(cfg.Sources)
+	return s, nil
+}
+
+func (s *Supervisor) setSources(srcs []config.Source) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sources = s.sources[:0]
+	for _, c := range srcs {
+		s.nextUID++
+		s.sources = append(s.sources, newSource(s.nextUID, c))
+	}
+}
+
+// Sources returns the current source list.
+func (s *Supervisor) Sources() []config.Source {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]config.Source, len(s.sources))
+	for i, src := range s.sources {
+		out[i] = src.cfg
+	}
+	return out
+}
+
+// Status reports every source and the aggregate.
+func (s *Supervisor) Status() Status {
+	s.mu.Lock()
+	srcs := append([]*source(nil), s.sources...)
+	s.mu.Unlock()
+	st := Status{Sources: make([]SourceStatus, 0, len(srcs))}
+	now := time.Now()
+	for _, src := range srcs {
+		st.Sources = append(st.Sources, src.status(now))
+	}
+	st.Status = aggregate(st.Sources)
+	return st
+}
+
+// Flushes counts destination flushes since New.
+func (s *Supervisor) Flushes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushes
+}
+
+// Stop stops sync for every source; the destination keeps its data.
+func (s *Supervisor) Stop(ctx context.Context) error { return s.ask(ctx, request{kind: reqStop}) }
+
+// Restart flushes the destination and fully syncs every source again.
+func (s *Supervisor) Restart(ctx context.Context) error {
+	return s.ask(ctx, request{kind: reqRestart})
+}
+
+// SetSources replaces the source list, which restarts sync of all of them
+// from scratch (flush + full sync).
+func (s *Supervisor) SetSources(ctx context.Context, srcs []config.Source) error {
+	if len(srcs) > config.MaxSources {
+		return fmt.Errorf("syncer: %d sources: %w", len(srcs), config.ErrTooManySources)
+	}
+	return s.ask(ctx, request{kind: reqSetSources, sources: srcs})
+}
+
+func (s *Supervisor) ask(ctx context.Context, r request) error {
+	r.done = make(chan error, 1)
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run syncs until ctx is canceled, handling control requests. It returns
+// nil on cancellation; every goroutine it started has ended by then.
+func (s *Supervisor) Run(ctx context.Context) error {
+	for {
+		var (
+			runCancel context.CancelFunc = func() {}
+			runDone   chan error
+		)
+		s.mu.Lock()
+		stopped := s.stopped
+		s.mu.Unlock()
+		if !stopped {
+			var runCtx context.Context
+			runCtx, runCancel = context.WithCancel(ctx)
+			runDone = make(chan error, 1)
+			go func() { runDone <- s.syncAll(runCtx) }()
+		}
+		wait := func() {
+			runCancel()
+			if runDone != nil {
+				<-runDone
+				runDone = nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			wait()
+			return nil
+		case r := <-s.reqs:
+			wait()
+			s.handle(r)
+		case err := <-runDone:
+			runDone = nil
+			runCancel()
+			switch Classify(err) {
+			case FullResync:
+				s.cfg.Logger.Info("full resync of all sources", "reason", err)
+			default:
+				s.cfg.Logger.Error("sync stopped", "error", err)
+				s.markStopped()
+			}
+		}
+	}
+}
+
+func (s *Supervisor) handle(r request) {
+	switch r.kind {
+	case reqStop:
+		s.cfg.Logger.Info("sync stopped by user")
+		s.markStopped()
+	case reqRestart:
+		s.cfg.Logger.Info("sync restarted by user")
+		s.mu.Lock()
+		s.stopped = false
+		for _, src := range s.sources {
+			src.clearError()
+		}
+		s.mu.Unlock()
+	case reqSetSources:
+		s.cfg.Logger.Info("sources changed: restarting sync of all sources", "sources", len(r.sources))
+		s.setSources(r.sources)
+		s.mu.Lock()
+		s.stopped = false
+		s.mu.Unlock()
+	}
+	r.done <- nil
+}
+
+func (s *Supervisor) markStopped() {
+	s.mu.Lock()
+	s.stopped = true
+	srcs := s.sources
+	s.mu.Unlock()
+	for _, src := range srcs {
+		src.setState(StateStopped)
+	}
+}
+
+// syncAll is one sync run: flush, then every source's link until the
+// context ends (nil) or a source fails for good (its error, tagged).
+func (s *Supervisor) syncAll(ctx context.Context) error {
+	s.mu.Lock()
+	srcs := append([]*source(nil), s.sources...)
+	s.mu.Unlock()
+	for _, src := range srcs {
+		src.reset()
+	}
+	if err := s.flush(ctx, srcs); err != nil {
+		return nil // canceled while the destination was unreachable
+	}
+	// Route by the destination's own command table, so commands newer than
+	// this build (or from modules) are placed by their own key specs.
+	opts := s.cfg.ApplyOptions
+	if opts.Table == nil {
+		if t, err := s.cfg.Destination.Commands(ctx); err == nil {
+			opts.Table = t
+		} else {
+			s.cfg.Logger.Warn("using the built-in command table", "error", err)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	sem := make(chan struct{}, s.cfg.MaxParallelSnapshots)
+	for _, src := range srcs {
+		g.Go(func() error { return s.runSource(gctx, src, sem, opts) })
+	}
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// flush empties every destination shard, retrying while it is unreachable.
+func (s *Supervisor) flush(ctx context.Context, srcs []*source) error {
+	for attempt := 0; ; attempt++ {
+		err := s.cfg.Destination.FlushAll(ctx)
+		if err == nil {
+			s.mu.Lock()
+			s.flushes++
+			s.mu.Unlock()
+			s.cfg.Logger.Info("destination flushed")
+			return nil
+		}
+		for _, src := range srcs {
+			src.setError(fmt.Errorf("destination flush: %w", err), false)
+		}
+		s.cfg.Logger.Warn("destination flush failed", "error", err)
+		if err := sleepCtx(ctx, s.backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Supervisor) backoff(attempt int) time.Duration {
+	d := s.cfg.RetryMin
+	for i := 0; i < attempt && d < s.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, s.cfg.RetryMax)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SourceError ties an error that ended a sync run to its source.
+type SourceError struct {
+	Source string
+	Err    error
+}
+
+func (e *SourceError) Error() string { return e.Source + ": " + e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// runSource keeps one source's link running, retrying connection errors
+// with backoff, until ctx ends (nil) or the error is not retryable.
+func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct{}, opts apply.Options) error {
+	log := s.cfg.Logger.With("source", src.cfg.Name)
+	dial, err := dialer(src.cfg)
+	if err != nil {
+		src.setError(err, true)
+		return &SourceError{src.cfg.Name, fmt.Errorf("%w: %v", errFatalConfig, err)}
+	}
+	lcfg := s.cfg.Link
+	lcfg.Addr = src.cfg.Addr()
+	lcfg.Username = src.cfg.User
+	lcfg.Password = string(src.cfg.Password)
+	lcfg.Dial = dial
+	lcfg.ListeningPort = s.cfg.ListeningPort
+	lcfg.Logger = log
+	h := &handler{src: src, sem: sem, applier: apply.New(s.cfg.Destination, opts)}
+	link := replica.New(lcfg, h)
+	src.setLink(link)
+
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	var sampler sync.WaitGroup
+	sampler.Add(1)
+	go func() { defer sampler.Done(); s.sampleLag(sampleCtx, src, dial) }()
+	defer sampler.Wait()
+
+	var pos replica.Position
+	for attempt := 0; ; attempt++ {
+		if pos.IsZero() {
+			// A full sync is coming: wait for a snapshot slot first, so
+			// the source is not left streaming an RDB nobody reads.
+			select {
+			case sem <- struct{}{}:
+				h.holding.Store(true)
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		log.Info("connecting", "resume", !pos.IsZero(), "offset", pos.Offset)
+		newPos, err := link.Run(ctx, pos)
+		h.release()
+		if ctx.Err() != nil {
+			return nil
+		}
+		class := Classify(err)
+		if h.loading && class == Retry {
+			// The destination failed under a snapshot: it holds part of
+			// it, which only a flush and full resync of all can clean.
+			class, err = FullResync, fmt.Errorf("%w: snapshot interrupted: %w", ErrNeedFullResync, err)
+		}
+		h.loading = false
+		if class != Retry {
+			src.setError(err, class == Fatal)
+			log.Error("source failed", "class", class.String(), "error", err)
+			return &SourceError{src.cfg.Name, err}
+		}
+		pos = newPos // resume by partial resync when it is not zero
+		if h.progressed.Swap(false) {
+			attempt = 0
+		}
+		src.retry(err)
+		d := s.backoff(attempt)
+		log.Warn("link lost, retrying", "error", err, "in", d)
+		if sleepCtx(ctx, d) != nil {
+			return nil
+		}
+	}
+}
+
+var errFatalConfig = errors.New("syncer: source configuration")
+
+func dialer(src config.Source) (func(ctx context.Context, network, addr string) (net.Conn, error), error) {
+	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	if !src.TLS {
+		return d.DialContext, nil
+	}
+	tcfg, err := tlsutil.ClientConfig(src.Host, src.TLSFiles.ClientOptions())
+	if err != nil {
+		return nil, err
+	}
+	return (&tlsutil.Dialer{Config: tcfg, Net: d}).DialContext, nil
+}
+
+// sampleLag polls the source's master_repl_offset to measure lag, and
+// keeps the sampled offset for status.
+func (s *Supervisor) sampleLag(ctx context.Context, src *source, dial func(ctx context.Context, network, addr string) (net.Conn, error)) {
+	c := redis.NewClient(&redis.Options{
+		Addr: src.cfg.Addr(), Username: src.cfg.User, Password: string(src.cfg.Password),
+		Dialer: dial, Protocol: 2, DialTimeout: 2 * time.Second,
+		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		MaxRetries: -1, PoolSize: 1, DisableIdentity: true,
+	})
+	defer c.Close()
+	t := time.NewTicker(s.cfg.SampleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		info, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			continue
+		}
+		if off, ok := infoField(info, "master_repl_offset"); ok {
+			src.sample(off, time.Now())
+		}
+	}
+}
+
+func infoField(info, name string) (int64, bool) {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// handler connects one link to its applier and to the source's status.
+type handler struct {
+	src     *source
+	applier *apply.Applier
+	sem     chan struct{}
+	holding atomic.Bool // holds a snapshot slot
+
+	loading    bool        // inside FullSync; read by runSource after Run returns
+	progressed atomic.Bool // something was applied since the last retry
+}
+
+func (h *handler) release() {
+	if h.holding.Swap(false) {
+		<-h.sem
+	}
+}
+
+func (h *handler) FullSync(ctx context.Context, replID string, offset, size int64, rdb io.Reader) error {
+	h.loading = true
+	h.src.beginSnapshot(size)
+	err := h.applier.FullSync(ctx, replID, offset, size, &countingReader{r: rdb, n: &h.src.rdbDone})
+	h.release()
+	if err != nil {
+		return err
+	}
+	h.loading = false
+	h.progressed.Store(true)
+	h.src.snapshotDone(replID, offset)
+	return nil
+}
+
+func (h *handler) Continue(ctx context.Context, replID string, offset int64) error {
+	if err := h.applier.Continue(ctx, replID, offset); err != nil {
+		return err
+	}
+	h.src.continued(replID, offset)
+	return nil
+}
+
+func (h *handler) Apply(ctx context.Context, cmds []replica.Command) error {
+	if err := h.applier.Apply(ctx, cmds); err != nil {
+		return err
+	}
+	if len(cmds) > 0 {
+		h.progressed.Store(true)
+		h.src.applied(cmds[len(cmds)-1].Offset, time.Now())
+	}
+	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
