@@ -4,13 +4,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(runWith(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // Exit codes: 0 ok, 1 runtime error, 2 usage error.
@@ -26,14 +28,20 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-func run(args []string) int {
+func run(args []string) int { return runWith(context.Background(), args, os.Stdout, os.Stderr) }
+
+// runWith runs the CLI with args, writing to stdout and stderr, and returns
+// the exit code.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot()
 	root.SetArgs(args)
-	err := root.Execute()
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "replicaof:", err)
+	fmt.Fprintln(stderr, "replicaof:", err)
 	var ue usageError
 	if errors.As(err, &ue) {
 		return exitUsage

@@ -20,7 +20,10 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersion(), newCerts())
+	root.AddCommand(newServe(), newDemo(), newStatus(),
+		newControl("stop", "Stop sync of all sources (the destination keeps its data)", "/v1/sync/stop"),
+		newControl("restart", "Flush the destination and fully sync all sources again", "/v1/sync/restart"),
+		newSources(), newVersion(), newCerts())
 	return root
 }
 

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/replicaof/replicaof/admin"
+	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/proxy"
+	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/syncer"
+	"github.com/replicaof/replicaof/syncer/apply"
+	"github.com/replicaof/replicaof/tlsutil"
+)
+
+func newServe() *cobra.Command {
+	var path, logFormat, logLevel string
+	c := &cobra.Command{
+		Use:   "serve -c FILE",
+		Short: "Run the proxy, the syncer and the admin API from a config file",
+		Args:  positional(cobra.NoArgs),
+		RunE: func(c *cobra.Command, args []string) error {
+			if path == "" {
+				return usageError{errors.New("serve: -c FILE is required")}
+			}
+			cfg, err := config.Load(path)
+			if err != nil {
+				return usageError{err}
+			}
+			logger, err := newLogger(c.ErrOrStderr(), cfg.Log, logFormat, logLevel)
+			if err != nil {
+				return usageError{err}
+			}
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, path, cfg, logger, nil)
+		},
+	}
+	c.Flags().StringVarP(&path, "config", "c", "", "YAML config file")
+	c.Flags().StringVar(&logFormat, "log-format", "", "text or json (default: the config's log.format, else text)")
+	c.Flags().StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default: the config's log.level, else info)")
+	return c
+}
+
+func newLogger(w io.Writer, lc config.Log, format, level string) (*slog.Logger, error) {
+	if format == "" {
+		format = lc.Format
+	}
+	var lvl slog.Level
+	if level != "" {
+		if err := lvl.UnmarshalText([]byte(level)); err != nil {
+			return nil, fmt.Errorf("--log-level: %w", err)
+		}
+	} else {
+		lvl = lc.SlogLevel()
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+// running describes a started serve, for the demo and tests.
+type running struct {
+	ProxyAddr  string
+	AdminURL   string
+	Supervisor *syncer.Supervisor
+}
+
+// serve runs proxy, syncer and admin API until ctx ends. path (may be "")
+// is re-read on SIGHUP: a changed source list restarts sync of all sources.
+// ready, when set, is called once everything listens.
+func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logger, ready func(running)) error {
+	shards, err := shardConfigs(cfg.Destination)
+	if err != nil {
+		return err
+	}
+	var destShards []apply.Shard
+	for i, s := range cfg.Destination.Shards {
+		destShards = append(destShards, apply.Shard{Addr: s.Addr(), User: s.User, Password: string(s.Password), Dial: shards[i].Dial})
+	}
+	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: destShards})
+	if err != nil {
+		return err
+	}
+	defer dest.Close()
+
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	sup, err := syncer.New(syncer.Config{Sources: cfg.ReplicaOf.Sources, Destination: dest, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	prox, err := proxy.New(proxy.Config{
+		Listen:      cfg.Proxy.Listen,
+		Password:    string(cfg.Proxy.Password),
+		AllowWrites: cfg.Proxy.AllowWrites,
+		Limits:      resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
+		Shards:      shards,
+		Logger:      log.With("component", "proxy"),
+	})
+	if err != nil {
+		return err
+	}
+
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		prox.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	saveSources := func(srcs []config.Source) error {
+		if path == "" {
+			return nil
+		}
+		next := *cfg
+		next.ReplicaOf.Sources = srcs
+		return next.WriteFile(path)
+	}
+	hs := &http.Server{
+		Handler: admin.New(admin.Config{
+			Controller: sup, Token: string(cfg.Admin.Token), Logger: log.With("component", "admin"),
+			OnSourcesChanged: saveSources,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sup.Run(gctx) })
+	g.Go(func() error { return prox.Serve(gctx) })
+	g.Go(func() error {
+		if err := hs.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+	if path != "" {
+		g.Go(func() error { return reloadOnHUP(gctx, path, sup, log) })
+	}
+	log.Info("replicaof serving", "proxy", prox.Addr().String(), "admin", "http://"+adminLn.Addr().String(),
+		"shards", len(shards), "sources", len(cfg.ReplicaOf.Sources), "state_dir", cfg.StateDir)
+	if ready != nil {
+		ready(running{ProxyAddr: prox.Addr().String(), AdminURL: "http://" + adminLn.Addr().String(), Supervisor: sup})
+	}
+	return g.Wait()
+}
+
+// reloadOnHUP re-reads the config file on SIGHUP and applies a changed
+// source list (which restarts sync of all sources).
+func reloadOnHUP(ctx context.Context, path string, sup *syncer.Supervisor, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			log.Error("config reload failed; keeping the running config", "path", path, "error", err)
+			continue
+		}
+		if sameSources(sup.Sources(), cfg.ReplicaOf.Sources) {
+			log.Info("config reloaded; sources unchanged", "path", path)
+			continue
+		}
+		if err := sup.SetSources(ctx, cfg.ReplicaOf.Sources); err != nil {
+			log.Error("applying reloaded sources", "error", err)
+		}
+	}
+}
+
+func sameSources(a, b []config.Source) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].URI() != b[i].URI() || a[i].Compression != b[i].Compression ||
+			fmt.Sprint(a[i].TLSFiles) != fmt.Sprint(b[i].TLSFiles) {
+			return false
+		}
+	}
+	return true
+}
+
+// shardConfigs turns the destination's URLs into backend settings: AUTH in
+// Init, TLS in Dial.
+func shardConfigs(d config.Destination) ([]router.BackendConfig, error) {
+	var out []router.BackendConfig
+	for _, s := range d.Shards {
+		bc := router.BackendConfig{Addr: s.Addr()}
+		if s.Password != "" {
+			if s.User != "" {
+				bc.Init = resp.AppendCommandString(nil, "AUTH", s.User, string(s.Password))
+			} else {
+				bc.Init = resp.AppendCommandString(nil, "AUTH", string(s.Password))
+			}
+		}
+		if s.TLS {
+			tc, err := tlsutil.ClientConfig(s.Host, d.TLS.ClientOptions())
+			if err != nil {
+				return nil, fmt.Errorf("destination %s: %w", s.Redacted(), err)
+			}
+			bc.Dial = (&tlsutil.Dialer{Config: tc}).DialContext
+		}
+		out = append(out, bc)
+	}
+	return out, nil
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/replicaof/replicaof/syncer"
+)
+
+func newStatus() *cobra.Command {
+	var af adminFlags
+	var watch, asJSON bool
+	var interval time.Duration
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show every source's sync status",
+		Args:  positional(cobra.NoArgs),
+		RunE: func(c *cobra.Command, args []string) error {
+			ac, err := af.client()
+			if err != nil {
+				return err
+			}
+			out := c.OutOrStdout()
+			if !watch {
+				ctx, cancel := context.WithTimeout(c.Context(), 30*time.Second)
+				defer cancel()
+				st, err := ac.status(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(out)
+					enc.SetIndent("", "  ")
+					return enc.Encode(st)
+				}
+				renderStatus(out, st, time.Now())
+				return nil
+			}
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt)
+			defer stop()
+			return watchStatus(ctx, out, ac, interval)
+		},
+	}
+	af.register(c)
+	c.Flags().BoolVarP(&watch, "watch", "w", false, "redraw until Ctrl-C")
+	c.Flags().BoolVar(&asJSON, "json", false, "print GET /v1/status as JSON")
+	c.Flags().DurationVar(&interval, "interval", time.Second, "redraw interval with --watch")
+	return c
+}
+
+func watchStatus(ctx context.Context, out io.Writer, ac *adminClient, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := ac.status(rctx)
+		cancel()
+		fmt.Fprint(out, "\x1b[H\x1b[2J") // home + clear
+		if err != nil {
+			fmt.Fprintf(out, "%s  %v\n", time.Now().Format("15:04:05"), err)
+		} else {
+			renderStatus(out, st, time.Now())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// renderStatus prints the status table; a syncing source gets a progress
+// bar.
+func renderStatus(w io.Writer, st syncer.Status, now time.Time) {
+	fmt.Fprintf(w, "destination: %s   (%d sources, %s)\n\n", st.Status, len(st.Sources), now.Format("15:04:05"))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UID\tNAME\tURI\tSTATE\tPROGRESS\tLAG\tLAST UPDATE\tLAST ERROR")
+	for _, s := range st.Sources {
+		progress := fmt.Sprintf("%d%%", s.Progress)
+		lag := "-"
+		switch s.SyncState {
+		case syncer.StateSyncing:
+			progress = bar(s.Progress, 20)
+			if s.RDBSize < 0 && s.RDBTransferred > 0 {
+				progress = fmt.Sprintf("%s received", bytesText(s.RDBTransferred))
+			}
+		case syncer.StateSynced:
+			lag = fmt.Sprintf("%dms", s.LagMS)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.UID, s.Name, s.URI, s.SyncState, progress, lag, ago(s.LastUpdate, now), oneLine(s.LastError, 60))
+	}
+	tw.Flush()
+}
+
+func bar(pct, width int) string {
+	pct = max(0, min(100, pct))
+	full := pct * width / 100
+	return "[" + strings.Repeat("#", full) + strings.Repeat(".", width-full) + fmt.Sprintf("] %3d%%", pct)
+}
+
+func ago(ts string, now time.Time) string {
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return "-"
+	}
+	d := now.Sub(t).Round(time.Second)
+	if d < time.Second {
+		return "just now"
+	}
+	return d.String() + " ago"
+}
+
+func oneLine(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
