@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 SHELL   := /bin/bash
 
-.PHONY: build demo test lint bench bench-proxy fuzz deps generate clean
+.PHONY: build demo test lint bench bench-proxy bench-sync fuzz deps generate clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/replicaof
@@ -35,6 +35,12 @@ bench: deps
 # twemproxy (nutcracker, installed with apt-get when missing), same run.
 bench-proxy: deps
 	bench/proxy/run.sh
+
+# Full sync of 1M mixed keys into 1 and 3 shards next to native REPLICAOF,
+# then lag and catch-up under redis-benchmark SET load; peak RSS.
+# KEYS=, VALUE_SIZE= and SET_N= override the sizes.
+bench-sync: deps build
+	$(GO) run ./bench/sync -bin $(BIN) -keys $${KEYS:-1000000} -value-size $${VALUE_SIZE:-16} -set-n $${SET_N:-500000}
 
 fuzz:
 	scripts/fuzz.sh
