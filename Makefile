@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 SHELL   := /bin/bash
 
-.PHONY: build demo test lint bench bench-proxy bench-sync fuzz deps generate clean
+.PHONY: build demo test test-faults lint bench bench-proxy bench-sync fuzz deps generate clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/replicaof
@@ -17,10 +17,15 @@ demo: deps build
 
 deps:
 	@scripts/ensure-redis.sh
+	@scripts/ensure-chromium.sh
 
 # Unit and integration tests against real redis-server processes.
 test: deps lint
 	$(GO) test -race -timeout 20m ./...
+
+# The fault-injection matrix (also part of make test), verbose, with timings.
+test-faults: deps
+	$(GO) test -race -count=1 -v -timeout 20m -run 'Fault|Passwords|ExactlyOnce|EmptyShard' ./integration/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|faults_test|exactlyonce_test'
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
