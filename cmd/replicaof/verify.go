@@ -1,0 +1,211 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/tlsutil"
+	"github.com/replicaof/replicaof/verify"
+)
+
+// errDifferent makes verify exit 1 when it found differences.
+var errDifferent = errors.New("verify: the destination differs from the sources")
+
+func newVerify() *cobra.Command {
+	var (
+		path          string
+		sources       []string
+		shards        []string
+		tlsCA         string
+		asJSON, noBar bool
+		cfg           verify.Config
+		maxShown      int
+		recheck       time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "verify (-c FILE | --source URL... --shard URL...)",
+		Short: "Compare the sources with the destination key by key",
+		Long: `Compares every key of the sources (their union) with the destination shard
+its slot maps to: type, value (xxhash digest of a canonical encoding) and TTL
+presence, then looks for destination keys on no source. Memory stays bounded:
+keys are read in SCAN batches, large values in chunks. Mismatches are read
+again once after --recheck-delay, and only those still different are
+reported, so verify can run while sync is live.
+
+Exit status: 0 equal, 1 different or error, 2 usage error.`,
+		Args: positional(cobra.NoArgs),
+		RunE: func(c *cobra.Command, args []string) error {
+			if (path == "") == (len(sources) == 0 && len(shards) == 0) {
+				return usageError{errors.New("verify: give -c FILE, or --source and --shard URLs, not both")}
+			}
+			var err error
+			if path != "" {
+				cfg.Sources, cfg.Shards, err = endpointsFromConfig(path)
+			} else {
+				cfg.Sources, cfg.Shards, err = endpointsFromFlags(sources, shards, tlsCA)
+			}
+			if err != nil {
+				return err
+			}
+			if len(cfg.Shards) == 0 {
+				return usageError{errors.New("verify: at least one --shard URL is required")}
+			}
+			cfg.MaxReported = maxShown
+			cfg.RecheckDelay = recheck
+			if recheck == 0 {
+				cfg.RecheckDelay = -1
+			}
+			stderr := c.ErrOrStderr()
+			var bar *progressBar
+			if !noBar && isTerminal(stderr) {
+				bar = &progressBar{w: stderr}
+				cfg.Progress = bar.draw
+			}
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := verify.Run(ctx, cfg)
+			if bar != nil {
+				bar.clear()
+			}
+			if err != nil {
+				return err
+			}
+			out := c.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else if err := rep.WriteText(out); err != nil {
+				return err
+			}
+			if !rep.OK() {
+				return errDifferent
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&path, "config", "c", "", "config file: sources and destination shards (passwords, TLS)")
+	f.StringArrayVar(&sources, "source", nil, `source URL, "URL" or "name: URL" (repeat for several)`)
+	f.StringArrayVar(&shards, "shard", nil, "destination shard URL, in shard order (repeat for each shard)")
+	f.StringVar(&tlsCA, "tls-ca", "", "CA bundle for rediss:// URLs given with --source/--shard (default: system roots)")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.BoolVar(&noBar, "no-progress", false, "no progress bar, even on a terminal")
+	f.IntVar(&maxShown, "show", 20, "how many mismatches to list")
+	f.DurationVar(&recheck, "recheck-delay", time.Second, "wait this long before reading a mismatch again (0: at once)")
+	f.IntVar(&cfg.Batch, "batch", 1000, "keys per SCAN and per pipeline")
+	f.IntVar(&cfg.Workers, "workers", 4, "batches compared at once")
+	f.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "deadline of every network call")
+	return c
+}
+
+func endpointsFromConfig(path string) (srcs, shards []verify.Endpoint, err error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	for _, s := range cfg.ReplicaOf.Sources {
+		e, err := endpoint(s.Name, s.Endpoint, s.TLSFiles)
+		if err != nil {
+			return nil, nil, err
+		}
+		srcs = append(srcs, e)
+	}
+	for _, s := range cfg.Destination.Shards {
+		e, err := endpoint("", s, cfg.Destination.TLS)
+		if err != nil {
+			return nil, nil, err
+		}
+		shards = append(shards, e)
+	}
+	return srcs, shards, nil
+}
+
+func endpointsFromFlags(sources, shards []string, ca string) (srcs, dst []verify.Endpoint, err error) {
+	var files *config.TLSFiles
+	if ca != "" {
+		files = &config.TLSFiles{CA: ca}
+	}
+	for _, raw := range sources {
+		s, err := config.ParseSource(raw)
+		if err != nil {
+			return nil, nil, usageError{fmt.Errorf("--source: %w", err)}
+		}
+		e, err := endpoint(s.Name, s.Endpoint, files)
+		if err != nil {
+			return nil, nil, err
+		}
+		srcs = append(srcs, e)
+	}
+	for _, raw := range shards {
+		s, err := config.ParseURL(raw)
+		if err != nil {
+			return nil, nil, usageError{fmt.Errorf("--shard: %w", err)}
+		}
+		e, err := endpoint("", s, files)
+		if err != nil {
+			return nil, nil, err
+		}
+		dst = append(dst, e)
+	}
+	return srcs, dst, nil
+}
+
+func endpoint(name string, e config.Endpoint, files *config.TLSFiles) (verify.Endpoint, error) {
+	out := verify.Endpoint{Name: name, Addr: e.Addr(), User: e.User, Password: string(e.Password)}
+	if e.TLS {
+		tc, err := tlsutil.ClientConfig(e.Host, files.ClientOptions())
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", e.Redacted(), err)
+		}
+		out.Dial = (&tlsutil.Dialer{Config: tc}).DialContext
+	}
+	return out, nil
+}
+
+// isTerminal reports whether w is a character device (a terminal), without
+// golang.org/x/term.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws one line, redrawn in place, on a terminal.
+type progressBar struct {
+	w     io.Writer
+	drawn bool
+}
+
+func (b *progressBar) draw(p verify.Progress) {
+	const width = 30
+	frac := 0.0
+	if p.Total > 0 {
+		frac = min(float64(p.Done)/float64(p.Total), 1)
+	}
+	full := int(frac * width)
+	fmt.Fprintf(b.w, "\r\x1b[K[%s%s] %3.0f%% %d/%d keys  %s",
+		strings.Repeat("#", full), strings.Repeat(".", width-full), 100*frac, p.Done, p.Total, p.Phase)
+	b.drawn = true
+}
+
+func (b *progressBar) clear() {
+	if b.drawn {
+		fmt.Fprint(b.w, "\r\x1b[K")
+	}
+}

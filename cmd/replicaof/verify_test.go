@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/router"
+)
+
+func TestVerifyCommand(t *testing.T) {
+	ctx := integration.Context(t, time.Minute)
+	src := integration.StartRedis(t, "--requirepass", "p@ss")
+	shards := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
+	sc := src.Client()
+	sc.Options().Password = "p@ss"
+	if err := integration.LoadDataset(ctx, sc, "", 7, 400); err != nil {
+		t.Fatal(err)
+	}
+	// Copy every key to the shard its slot maps to.
+	sm, _ := router.NewShardMap(len(shards))
+	iter := sc.Scan(ctx, 0, "", 100).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		dump, err := sc.Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ttl := sc.PTTL(ctx, k).Val()
+		if ttl < 0 {
+			ttl = 0
+		}
+		if err := shards[sm.ShardOf([]byte(k))].Client().RestoreReplace(ctx, k, ttl, dump).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"verify", "--source", "src: redis://:p%40ss@" + src.Addr,
+		"--shard", "redis://" + shards[0].Addr, "--shard", "redis://" + shards[1].Addr, "--recheck-delay", "0"}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "replicaof.yaml")
+	yaml := fmt.Sprintf("destination: { shards: [\"redis://%s\", \"redis://%s\"] }\nreplica_of: { sources: [\"src: redis://:p%%40ss@%s\"] }\n",
+		shards[0].Addr, shards[1].Addr, src.Addr)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := runWith(context.Background(), args, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	type report struct {
+		OK         bool  `json:"ok"`
+		Compared   int64 `json:"compared"`
+		Equal      int64 `json:"equal"`
+		Value      int64 `json:"value"`
+		Mismatches []struct {
+			Key, Reason string
+		} `json:"mismatches"`
+	}
+
+	if code, out, errOut := run(flags...); code != exitOK || !strings.Contains(out, "result: EQUAL") || strings.Contains(out+errOut, "p@ss") {
+		t.Fatalf("equal: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := run("verify", "-c", path, "--recheck-delay", "0"); code != exitOK || !strings.Contains(out, "keys compared:           400") {
+		t.Fatalf("-c: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := run(append(flags, "--json")...)
+	var rep report
+	if err := json.Unmarshal([]byte(out), &rep); code != exitOK || err != nil || !rep.OK || rep.Compared != 400 || rep.Equal != 400 {
+		t.Fatalf("--json: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+
+	key := "str:0"
+	if err := shards[sm.ShardOf([]byte(key))].Client().Append(ctx, key, "!").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := run(flags...); code != exitError || !strings.Contains(out, `"str:0": value`) || !strings.Contains(errOut, "differs") {
+		t.Fatalf("changed: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(append(flags, "--json")...)
+	rep = report{}
+	if err := json.Unmarshal([]byte(out), &rep); code != exitError || err != nil || rep.OK || rep.Value != 1 ||
+		len(rep.Mismatches) != 1 || rep.Mismatches[0].Key != key || rep.Mismatches[0].Reason != "value" {
+		t.Fatalf("changed --json: exit %d, %v\n%s", code, err, out)
+	}
+
+	for _, args := range [][]string{
+		{"verify"},
+		{"verify", "-c", path, "--source", "redis://" + src.Addr},
+		{"verify", "--source", "redis://" + src.Addr},
+		{"verify", "--source", "http://x", "--shard", "redis://" + shards[0].Addr},
+		{"verify", "--shard", "redis://h/5"},
+		{"verify", "-c", filepath.Join(dir, "missing.yaml")},
+		{"verify", "extra-arg"},
+	} {
+		if code, out, errOut := run(args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d\n%s%s", args, code, exitUsage, out, errOut)
+		}
+	}
+	// A shard that is down: exit 1.
+	shards[1].Kill()
+	if code, _, errOut := run(append(flags, "--timeout", "2s")...); code != exitError || strings.Contains(errOut, "p@ss") {
+		t.Fatalf("shard down: exit %d\n%s", code, errOut)
+	}
+}

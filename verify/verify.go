@@ -1,0 +1,713 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/replicaof/replicaof/router"
+)
+
+// InternalPrefix starts the keys replicaof keeps for itself on the
+// destination; verify ignores them on every side.
+const InternalPrefix = "__replicaof:"
+
+// ErrNoShards is returned by Run for a Config without destination shards.
+var ErrNoShards = errors.New("verify: no destination shards")
+
+// Endpoint is one Redis server to read from.
+type Endpoint struct {
+	// Name labels the endpoint in mismatches; "" means Addr.
+	Name string
+	// Addr is host:port.
+	Addr string
+	// User and Password are sent with AUTH when Password is set ("" User
+	// means the default user).
+	User, Password string
+	// Dial, when set, opens connections (TLS: tlsutil.Dialer.DialContext);
+	// nil means plain TCP.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (e Endpoint) label() string {
+	if e.Name != "" {
+		return e.Name
+	}
+	return e.Addr
+}
+
+// Config says what to compare and how. Zero fields take the defaults noted.
+type Config struct {
+	// Sources are compared, as one keyspace (their union), with the
+	// destination. May be empty: then every destination key is extra.
+	Sources []Endpoint
+	// Shards are the destination; a key belongs to shard
+	// router.NewShardMap(len(Shards)).ShardOf(key). At least one.
+	Shards []Endpoint
+	// DBs limits the databases compared; nil means every database that
+	// holds keys on any side (INFO keyspace).
+	DBs []int
+	// Batch is the SCAN COUNT and the number of keys read per pipeline
+	// (default 1000).
+	Batch int
+	// Chunk is the number of elements read per call from a long list, set,
+	// hash, sorted set or stream (default 1000); strings are read in
+	// chunks of 64 × Chunk bytes.
+	Chunk int
+	// Workers is the number of batches compared at once (default 4).
+	Workers int
+	// RecheckDelay is how long after a mismatch is found it is read again;
+	// only mismatches that are still there are reported (default 1s;
+	// negative means no delay).
+	RecheckDelay time.Duration
+	// MaxReported is how many mismatches Report.Mismatches keeps
+	// (default 20; the counters count them all).
+	MaxReported int
+	// Timeout bounds every network call (default 30s).
+	Timeout time.Duration
+	// Skip, when set, excludes more keys than InternalPrefix ones.
+	Skip func(key string) bool
+	// Progress, when set, is called every ProgressInterval (default
+	// 200ms) from a goroutine of Run, and once more at the end.
+	Progress         func(Progress)
+	ProgressInterval time.Duration
+
+	// beforeRecheck, for tests, runs just before a batch of suspects is
+	// read again.
+	beforeRecheck func([]Mismatch)
+}
+
+// Progress is how far a run is.
+type Progress struct {
+	Done  int64 // keys scanned so far, sources and destination
+	Total int64 // keys on all sides when the run started (INFO keyspace)
+	Phase string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Batch <= 0 {
+		c.Batch = 1000
+	}
+	if c.Chunk <= 0 {
+		c.Chunk = 1000
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.RecheckDelay == 0 {
+		c.RecheckDelay = time.Second
+	}
+	if c.MaxReported <= 0 {
+		c.MaxReported = 20
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = 200 * time.Millisecond
+	}
+	return c
+}
+
+// pendingLimit bounds the suspects waiting for their re-check: when it is
+// reached they are re-checked before scanning goes on.
+const pendingLimit = 10000
+
+// firstChunk is the number of elements (×64 bytes for strings) of each
+// value read in a batch's pipeline; longer values are read on in Chunk
+// steps.
+const firstChunk = 128
+
+// verifier is one run.
+type verifier struct {
+	cfg    Config
+	shards *router.ShardMap
+	rd     reader
+
+	cmu     sync.Mutex
+	clients map[clientKey]*redis.Client
+
+	done  atomic.Int64
+	total atomic.Int64
+	phase atomic.Value // string
+
+	mu      sync.Mutex
+	pending []suspect
+	rep     Report
+}
+
+type clientKey struct {
+	shard bool
+	idx   int
+	db    int
+}
+
+type suspect struct {
+	m     Mismatch
+	found time.Time
+}
+
+// Run compares the sources with the destination and returns the report.
+// The error is for failures to read (a server down, a timeout, ctx); the
+// report then holds what was counted so far.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.Shards) == 0 {
+		return nil, ErrNoShards
+	}
+	sm, err := router.NewShardMap(len(cfg.Shards))
+	if err != nil {
+		return nil, err
+	}
+	v := &verifier{
+		cfg:     cfg,
+		shards:  sm,
+		clients: map[clientKey]*redis.Client{},
+		rd:      reader{first: min(firstChunk, cfg.Chunk), chunk: cfg.Chunk, strFirst: 64 * int64(min(firstChunk, cfg.Chunk)), strChunk: 64 * int64(cfg.Chunk)},
+	}
+	v.phase.Store("keyspace")
+	defer v.close()
+	start := time.Now()
+	v.rep.Sources, v.rep.Shards = len(cfg.Sources), len(cfg.Shards)
+
+	stop := v.startProgress()
+	err = v.run(ctx)
+	stop()
+	v.rep.Elapsed = time.Since(start)
+	return &v.rep, err
+}
+
+func (v *verifier) run(ctx context.Context) error {
+	dbs, err := v.keyspaces(ctx)
+	if err != nil {
+		return err
+	}
+	v.rep.DBs = dbs
+	for _, db := range dbs {
+		for i := range v.cfg.Sources {
+			v.phase.Store(fmt.Sprintf("db %d: source %s", db, v.cfg.Sources[i].label()))
+			if err := v.scan(ctx, v.client(false, i, db), func(ctx context.Context, keys []string) error {
+				return v.compareSource(ctx, db, i, keys)
+			}); err != nil {
+				return err
+			}
+		}
+		for j := range v.cfg.Shards {
+			v.phase.Store(fmt.Sprintf("db %d: shard %d", db, j))
+			if err := v.scan(ctx, v.client(true, j, db), func(ctx context.Context, keys []string) error {
+				return v.checkShard(ctx, db, j, keys)
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	v.phase.Store("re-check")
+	v.mu.Lock()
+	batch := v.pending
+	v.pending = nil
+	v.mu.Unlock()
+	return v.recheck(ctx, batch)
+}
+
+// startProgress runs the Progress callback until the returned stop is
+// called; stop waits for it and makes the last call.
+func (v *verifier) startProgress() (stop func()) {
+	if v.cfg.Progress == nil {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(v.cfg.ProgressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				v.cfg.Progress(v.progress())
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		wg.Wait()
+		p := v.progress()
+		p.Phase = "done"
+		v.cfg.Progress(p)
+	}
+}
+
+func (v *verifier) progress() Progress {
+	ph, _ := v.phase.Load().(string)
+	return Progress{Done: v.done.Load(), Total: v.total.Load(), Phase: ph}
+}
+
+func (v *verifier) endpoint(shard bool, idx int) Endpoint {
+	if shard {
+		return v.cfg.Shards[idx]
+	}
+	return v.cfg.Sources[idx]
+}
+
+// client returns the (cached) client of one endpoint's database.
+func (v *verifier) client(shard bool, idx, db int) *redis.Client {
+	k := clientKey{shard, idx, db}
+	v.cmu.Lock()
+	defer v.cmu.Unlock()
+	if c := v.clients[k]; c != nil {
+		return c
+	}
+	e := v.endpoint(shard, idx)
+	c := redis.NewClient(&redis.Options{
+		Addr: e.Addr, Username: e.User, Password: e.Password, DB: db, Dialer: e.Dial,
+		Protocol: 2, DisableIdentity: true, MaxRetries: -1,
+		DialTimeout: v.cfg.Timeout, ReadTimeout: v.cfg.Timeout, WriteTimeout: v.cfg.Timeout,
+		PoolSize: 2*v.cfg.Workers + 2, PipelinePoolSize: 2*v.cfg.Workers + 2,
+	})
+	v.clients[k] = c
+	return c
+}
+
+func (v *verifier) close() {
+	v.cmu.Lock()
+	defer v.cmu.Unlock()
+	for _, c := range v.clients {
+		c.Close()
+	}
+}
+
+// keyspaces lists the databases to compare and sets the progress total.
+func (v *verifier) keyspaces(ctx context.Context) ([]int, error) {
+	seen := map[int]bool{}
+	var total int64
+	for _, shard := range []bool{false, true} {
+		n := len(v.cfg.Sources)
+		if shard {
+			n = len(v.cfg.Shards)
+		}
+		for i := 0; i < n; i++ {
+			info, err := v.client(shard, i, 0).Info(ctx, "keyspace").Result()
+			if err != nil {
+				return nil, fmt.Errorf("verify: INFO keyspace on %s: %w", v.endpoint(shard, i).label(), err)
+			}
+			for db, keys := range parseKeyspace(info) {
+				if v.cfg.DBs == nil || slices.Contains(v.cfg.DBs, db) {
+					seen[db] = true
+					total += keys
+				}
+			}
+		}
+	}
+	v.total.Store(total)
+	dbs := make([]int, 0, len(seen))
+	for db := range seen {
+		dbs = append(dbs, db)
+	}
+	slices.Sort(dbs)
+	return dbs, nil
+}
+
+func (v *verifier) skip(key string) bool {
+	return strings.HasPrefix(key, InternalPrefix) || (v.cfg.Skip != nil && v.cfg.Skip(key))
+}
+
+// scan SCANs c in batches and hands them to Workers goroutines running fn.
+// At most Workers+1 batches exist at once.
+func (v *verifier) scan(ctx context.Context, c *redis.Client, fn func(context.Context, []string) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	batches := make(chan []string, 1)
+	g.Go(func() error {
+		defer close(batches)
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(gctx, cursor, "", int64(v.cfg.Batch)).Result()
+			if err != nil {
+				return fmt.Errorf("verify: SCAN on %s: %w", c.Options().Addr, err)
+			}
+			v.done.Add(int64(len(keys)))
+			kept := keys[:0]
+			for _, k := range keys {
+				if !v.skip(k) {
+					kept = append(kept, k)
+				}
+			}
+			if len(kept) > 0 {
+				select {
+				case batches <- kept:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	})
+	for w := 0; w < v.cfg.Workers; w++ {
+		g.Go(func() error {
+			for keys := range batches {
+				if err := fn(gctx, keys); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// describeBoth reads keys on source src and on their destination shards.
+func (v *verifier) describeBoth(ctx context.Context, db, src int, keys []string) (s, d []state, shardOf []int, err error) {
+	shardOf = make([]int, len(keys))
+	byShard := make([][]int, len(v.cfg.Shards))
+	for i, k := range keys {
+		shardOf[i] = v.shards.ShardOf([]byte(k))
+		byShard[shardOf[i]] = append(byShard[shardOf[i]], i)
+	}
+	d = make([]state, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		s, err = v.rd.describe(gctx, v.client(false, src, db), keys)
+		if err != nil {
+			return fmt.Errorf("verify: reading source %s: %w", v.cfg.Sources[src].label(), err)
+		}
+		return nil
+	})
+	for j, idx := range byShard {
+		if len(idx) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			sub := make([]string, len(idx))
+			for n, i := range idx {
+				sub[n] = keys[i]
+			}
+			st, err := v.rd.describe(gctx, v.client(true, j, db), sub)
+			if err != nil {
+				return fmt.Errorf("verify: reading shard %d (%s): %w", j, v.cfg.Shards[j].Addr, err)
+			}
+			for n, i := range idx {
+				d[i] = st[n]
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	return s, d, shardOf, err
+}
+
+// classify compares a source key with its destination copy; "" is equal.
+func classify(s, d state) (Reason, string) {
+	switch {
+	case d.typ == "none":
+		return Missing, "not on the destination"
+	case s.typ != d.typ:
+		return Type, fmt.Sprintf("source has a %s, destination a %s", s.typ, d.typ)
+	case s.bad != "":
+		return Value, "source: " + s.bad
+	case d.bad != "":
+		return Value, "destination: " + d.bad
+	case s.digest != d.digest:
+		return Value, fmt.Sprintf("%s values differ", s.typ)
+	case s.ttl && !d.ttl:
+		return TTL, "source has a TTL, destination none"
+	case !s.ttl && d.ttl:
+		return TTL, "destination has a TTL, source none"
+	}
+	return "", ""
+}
+
+func (v *verifier) compareSource(ctx context.Context, db, src int, keys []string) error {
+	s, d, shardOf, err := v.describeBoth(ctx, db, src, keys)
+	if err != nil {
+		return err
+	}
+	var sus []Mismatch
+	var compared, equal, vanished int64
+	for i, k := range keys {
+		if s[i].typ == "none" {
+			vanished++ // expired or deleted since SCAN
+			continue
+		}
+		compared++
+		r, detail := classify(s[i], d[i])
+		if r == "" {
+			equal++
+			continue
+		}
+		sus = append(sus, Mismatch{DB: db, Key: k, Reason: r, Source: v.cfg.Sources[src].label(), Shard: shardOf[i], Detail: detail, src: src})
+	}
+	v.mu.Lock()
+	v.rep.Compared += compared
+	v.rep.Equal += equal
+	v.rep.Vanished += vanished
+	v.mu.Unlock()
+	return v.suspect(ctx, sus)
+}
+
+// holders counts, for each key, the sources holding it, and names them.
+func (v *verifier) holders(ctx context.Context, db int, keys []string) ([][]int, error) {
+	out := make([][]int, len(keys))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range v.cfg.Sources {
+		g.Go(func() error {
+			pipe := v.client(false, i, db).Pipeline()
+			cmds := make([]*redis.IntCmd, len(keys))
+			for n, k := range keys {
+				cmds[n] = pipe.Exists(gctx, k)
+			}
+			if _, err := pipe.Exec(gctx); err != nil {
+				return fmt.Errorf("verify: EXISTS on source %s: %w", v.cfg.Sources[i].label(), err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for n, c := range cmds {
+				if c.Val() > 0 {
+					out[n] = append(out[n], i)
+				}
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	for _, h := range out {
+		slices.Sort(h)
+	}
+	return out, err
+}
+
+func (v *verifier) names(srcs []int) string {
+	var b strings.Builder
+	for n, i := range srcs {
+		if n > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(v.cfg.Sources[i].label())
+	}
+	return b.String()
+}
+
+func (v *verifier) checkShard(ctx context.Context, db, shard int, keys []string) error {
+	var sus []Mismatch
+	var placed []string
+	for _, k := range keys {
+		if want := v.shards.ShardOf([]byte(k)); want != shard {
+			sus = append(sus, Mismatch{DB: db, Key: k, Reason: Misplaced, Shard: shard,
+				Detail: fmt.Sprintf("on shard %d, its slot belongs to shard %d", shard, want)})
+			continue
+		}
+		placed = append(placed, k)
+	}
+	v.mu.Lock()
+	v.rep.DestinationKeys += int64(len(keys))
+	v.mu.Unlock()
+	h, err := v.holders(ctx, db, placed)
+	if err != nil {
+		return err
+	}
+	for n, k := range placed {
+		switch {
+		case len(h[n]) == 0:
+			sus = append(sus, Mismatch{DB: db, Key: k, Reason: Extra, Shard: shard, Detail: "on no source"})
+		case len(h[n]) > 1:
+			sus = append(sus, Mismatch{DB: db, Key: k, Reason: Duplicate, Shard: shard, Detail: "on sources " + v.names(h[n])})
+		}
+	}
+	return v.suspect(ctx, sus)
+}
+
+// suspect queues mismatches for their re-check; when the queue is full the
+// caller re-checks it, which holds the scan back and bounds the queue.
+func (v *verifier) suspect(ctx context.Context, ms []Mismatch) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	now := time.Now()
+	v.mu.Lock()
+	for _, m := range ms {
+		v.pending = append(v.pending, suspect{m, now})
+	}
+	var batch []suspect
+	if len(v.pending) >= pendingLimit {
+		batch, v.pending = v.pending, nil
+	}
+	v.mu.Unlock()
+	return v.recheck(ctx, batch)
+}
+
+// recheck reads suspects again once RecheckDelay has passed since the
+// first was found, and records those still different.
+func (v *verifier) recheck(ctx context.Context, batch []suspect) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if wait := time.Until(batch[0].found.Add(v.cfg.RecheckDelay)); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	if v.cfg.beforeRecheck != nil {
+		ms := make([]Mismatch, len(batch))
+		for i, s := range batch {
+			ms[i] = s.m
+		}
+		v.cfg.beforeRecheck(ms)
+	}
+	v.mu.Lock()
+	v.rep.Rechecked += int64(len(batch))
+	v.mu.Unlock()
+	// Group: source-side suspects by (db, source); destination-side by db.
+	type group struct {
+		db, src int
+		dest    bool
+	}
+	groups := map[group][]Mismatch{}
+	var order []group
+	for _, s := range batch {
+		g := group{db: s.m.DB, src: s.m.src, dest: s.m.Reason.destinationSide()}
+		if g.dest {
+			g.src = -1
+		}
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], s.m)
+	}
+	for _, g := range order {
+		ms := groups[g]
+		for len(ms) > 0 {
+			part := ms[:min(len(ms), v.cfg.Batch)]
+			ms = ms[len(part):]
+			var err error
+			if g.dest {
+				err = v.recheckDest(ctx, g.db, part)
+			} else {
+				err = v.recheckSource(ctx, g.db, g.src, part)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (v *verifier) recheckSource(ctx context.Context, db, src int, ms []Mismatch) error {
+	keys := make([]string, len(ms))
+	for i, m := range ms {
+		keys[i] = m.Key
+	}
+	s, d, _, err := v.describeBoth(ctx, db, src, keys)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, m := range ms {
+		if s[i].typ == "none" {
+			v.rep.Compared--
+			v.rep.Vanished++
+			continue
+		}
+		r, detail := classify(s[i], d[i])
+		if r == "" {
+			v.rep.Equal++
+			continue
+		}
+		m.Reason, m.Detail = r, detail
+		v.record(m)
+	}
+	return nil
+}
+
+func (v *verifier) recheckDest(ctx context.Context, db int, ms []Mismatch) error {
+	// Still on the shard where it was seen?
+	byShard := map[int][]int{}
+	for i, m := range ms {
+		byShard[m.Shard] = append(byShard[m.Shard], i)
+	}
+	there := make([]bool, len(ms))
+	for j, idx := range byShard {
+		pipe := v.client(true, j, db).Pipeline()
+		cmds := make([]*redis.IntCmd, len(idx))
+		for n, i := range idx {
+			cmds[n] = pipe.Exists(ctx, ms[i].Key)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("verify: EXISTS on shard %d: %w", j, err)
+		}
+		for n, i := range idx {
+			there[i] = cmds[n].Val() > 0
+		}
+	}
+	keys := make([]string, len(ms))
+	for i, m := range ms {
+		keys[i] = m.Key
+	}
+	h, err := v.holders(ctx, db, keys)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, m := range ms {
+		if !there[i] {
+			continue
+		}
+		switch m.Reason {
+		case Misplaced:
+			v.record(m)
+		case Extra, Duplicate:
+			switch {
+			case len(h[i]) == 0:
+				m.Reason, m.Detail = Extra, "on no source"
+				v.record(m)
+			case len(h[i]) > 1:
+				m.Reason, m.Detail = Duplicate, "on sources "+v.names(h[i])
+				v.record(m)
+			}
+		}
+	}
+	return nil
+}
+
+// record counts a confirmed mismatch; v.mu is held.
+func (v *verifier) record(m Mismatch) {
+	switch m.Reason {
+	case Missing:
+		v.rep.Missing++
+	case Extra:
+		v.rep.Extra++
+	case Type:
+		v.rep.Type++
+	case Value:
+		v.rep.Value++
+	case TTL:
+		v.rep.TTL++
+	case Duplicate:
+		v.rep.Duplicate++
+	case Misplaced:
+		v.rep.Misplaced++
+	}
+	if len(v.rep.Mismatches) < v.cfg.MaxReported {
+		v.rep.Mismatches = append(v.rep.Mismatches, m)
+	}
+}
