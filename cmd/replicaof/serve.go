@@ -17,7 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/replicaof/replicaof/admin"
+	"github.com/replicaof/replicaof/admin/ui"
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/metrics"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
@@ -122,6 +124,16 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		return err
 	}
 
+	// Metrics are read from the supervisor at each scrape of /metrics.
+	// TODO(metrics): pass m.Proxy() and m.Shards() once proxy.Config and
+	// router.BackendConfig take observers.
+	m, err := metrics.New(metrics.Config{Source: sup, Version: versionString()})
+	if err != nil {
+		prox.Close()
+		return err
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+
 	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		prox.Close()
@@ -139,6 +151,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		Handler: admin.New(admin.Config{
 			Controller: sup, Token: string(cfg.Admin.Token), Logger: log.With("component", "admin"),
 			OnSourcesChanged: saveSources,
+			Extra:            map[string]http.Handler{"/metrics": m.Handler(), "/": ui.Handler()},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

