@@ -69,6 +69,7 @@ type client struct {
 	ords    []int  // MGET key ordinals, spans in ops
 	keys    []int  // scratch for key positions
 	groups  []group
+	bt      router.Batch // reused by every run
 	scratch [][]byte
 }
 
@@ -285,21 +286,13 @@ outer:
 		c.groups = append(c.groups, group{bk: bk, calls: append(calls, c.calls[i])})
 	}
 	c.ran = c.ncalls
-	ctx := c.s.ctx
-	if len(c.groups) == 1 {
-		c.groups[0].bk.Pipeline(ctx, c.groups[0].calls)
-		return
+	// Every shard's block is queued before waiting on any, so the shards
+	// work in parallel without a goroutine per shard, and the writes are
+	// left to Wait, so other clients' calls can join them.
+	for g := range c.groups {
+		c.bt.Add(c.s.ctx, c.groups[g].bk, c.groups[g].calls)
 	}
-	var wg sync.WaitGroup
-	for g := 1; g < len(c.groups); g++ {
-		wg.Add(1)
-		go func(g *group) {
-			defer wg.Done()
-			g.bk.Pipeline(ctx, g.calls)
-		}(&c.groups[g])
-	}
-	c.groups[0].bk.Pipeline(ctx, c.groups[0].calls)
-	wg.Wait()
+	c.bt.Wait()
 }
 
 // call adds a call for shard to the batch and returns it; its Req is

@@ -34,7 +34,8 @@ type Config struct {
 	Timeout time.Duration
 	// Shards are the destination shards, in shard-map order: shard i owns
 	// the slot range router.NewShardMap(len(Shards)).Range(i). Init may
-	// hold AUTH; the proxy appends SELECT per database itself.
+	// hold AUTH; the proxy appends SELECT per database itself. Conns
+	// defaults to 1 here (one pipelined connection per shard and database).
 	Shards []router.BackendConfig
 	// Databases is how many databases SELECT accepts (default 16).
 	Databases int
@@ -74,7 +75,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c.Limits = limitsWithDefaults(c.Limits)
+	c.Limits = c.Limits.WithDefaults()
 	shards := make([]router.BackendConfig, len(c.Shards))
 	for i, s := range c.Shards {
 		if s.DialTimeout <= 0 {
@@ -83,6 +84,12 @@ func (c Config) withDefaults() Config {
 		if s.ReadTimeout <= 0 {
 			s.ReadTimeout = c.Timeout
 		}
+		if s.Conns <= 0 {
+			// One connection per shard and database: Redis serves a
+			// connection at a time anyway, and with every client's calls
+			// on one connection more of them share each write.
+			s.Conns = 1
+		}
 		if s.WriteTimeout <= 0 {
 			s.WriteTimeout = c.Timeout
 		}
@@ -90,26 +97,6 @@ func (c Config) withDefaults() Config {
 	}
 	c.Shards = shards
 	return c
-}
-
-func limitsWithDefaults(l resp.Limits) resp.Limits {
-	d := resp.DefaultLimits
-	if l.MaxBulk <= 0 {
-		l.MaxBulk = d.MaxBulk
-	}
-	if l.MaxArray <= 0 {
-		l.MaxArray = d.MaxArray
-	}
-	if l.MaxInline <= 0 {
-		l.MaxInline = d.MaxInline
-	}
-	if l.MaxDepth <= 0 {
-		l.MaxDepth = d.MaxDepth
-	}
-	if l.MaxReply <= 0 {
-		l.MaxReply = d.MaxReply
-	}
-	return l
 }
 
 // ErrNoShards is returned by New for a Config without shards.

@@ -13,9 +13,13 @@
 // # Commands
 //
 // Single-key commands go to the key's shard; a client's pipeline is
-// forwarded pipelined (router.Backend batches it with other clients'
-// requests) and answered in order, replies from different shards
-// included. MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
+// forwarded pipelined and answered in order, replies from different shards
+// included: the client goroutine queues one block per shard in a reused
+// router.Batch and waits for all of them, with no goroutine per shard.
+// Each shard and database has one pipelined connection by default
+// (BackendConfig.Conns), shared by every client, so one write to a shard
+// carries many clients' commands (router.Backend lets callers that are
+// runnable queue theirs before it writes). MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
 // router.ShardMap.Split and merged; DBSIZE, KEYS and RANDOMKEY ask every
 // shard; SCAN walks the shards one after another, its cursor being
 // shardCursor<<b | shard (b bits hold a shard index), so MATCH, COUNT and
@@ -29,7 +33,9 @@
 //
 // Writes answer -READONLY unless Config.AllowWrites; then single-shard
 // writes, split DEL/UNLINK/MSET, scripts and MULTI/EXEC whose keys share
-// one shard are forwarded, others answer -CROSSSLOT. Without AllowWrites
+// one shard are forwarded, others answer -CROSSSLOT. MULTI … EXEC is sent
+// as one router.Backend.Pipeline, which reaches the shared connection as
+// one block no other client's command can split. Without AllowWrites
 // EVAL, EVALSHA and FCALL run as their _RO variants, so a script cannot
 // write either. Blocking commands, WATCH, admin commands and keyless
 // commands the proxy does not answer itself get

@@ -192,7 +192,7 @@ func FuzzProxy(f *testing.F) {
 // TestComplete cuts commands at every offset: a prefix is never complete,
 // the whole always is.
 func TestComplete(t *testing.T) {
-	lim := limitsWithDefaults(resp.Limits{})
+	lim := resp.Limits{}.WithDefaults()
 	for _, s := range []string{
 		"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
 		"*3\r\n$3\r\nSET\r\n$0\r\n\r\n$5\r\nhello\r\n",

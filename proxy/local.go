@@ -373,17 +373,14 @@ func (c *client) randomKey(args [][]byte) {
 // each sends one request to every backend in parallel.
 func (s *Server) each(bk []*router.Backend, req []byte) []router.Call {
 	calls := make([]router.Call, len(bk))
-	var wg sync.WaitGroup
+	ptrs := make([]*router.Call, len(bk))
+	var bt router.Batch
 	for i := range bk {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			calls[i].Req = req
-			one := [1]*router.Call{&calls[i]}
-			bk[i].Pipeline(s.ctx, one[:])
-		}(i)
+		calls[i].Req = req
+		ptrs[i] = &calls[i]
+		bt.Add(s.ctx, bk[i], ptrs[i:i+1])
 	}
-	wg.Wait()
+	bt.Wait()
 	return calls
 }
 

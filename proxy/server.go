@@ -191,32 +191,20 @@ type pool struct {
 	mu     sync.Mutex
 	closed bool
 	dbs    [][]*router.Backend // by database, then shard
-	tx     [][]*txBackend
-}
-
-// txBackend is a single-connection backend a transaction holds alone, so
-// no other client's command lands between its MULTI and EXEC.
-type txBackend struct {
-	mu sync.Mutex
-	b  *router.Backend
 }
 
 func newPool(cfgs []router.BackendConfig, databases int) *pool {
 	return &pool{
 		cfgs: cfgs,
 		dbs:  make([][]*router.Backend, databases),
-		tx:   make([][]*txBackend, databases),
 	}
 }
 
-func (p *pool) newBackends(db, conns int) []*router.Backend {
+func (p *pool) newBackends(db int) []*router.Backend {
 	bs := make([]*router.Backend, len(p.cfgs))
 	for i, cfg := range p.cfgs {
 		if db != 0 {
 			cfg.Init = resp.AppendCommandString(append([]byte(nil), cfg.Init...), "SELECT", fmt.Sprint(db))
-		}
-		if conns > 0 {
-			cfg.Conns = conns
 		}
 		bs[i] = router.NewBackend(cfg)
 		if p.closed {
@@ -231,23 +219,9 @@ func (p *pool) db(db int) []*router.Backend {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.dbs[db] == nil {
-		p.dbs[db] = p.newBackends(db, 0)
+		p.dbs[db] = p.newBackends(db)
 	}
 	return p.dbs[db]
-}
-
-// txOf returns the transaction backend of one database and shard.
-func (p *pool) txOf(db, shard int) *txBackend {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.tx[db] == nil {
-		bs := p.newBackends(db, 1)
-		p.tx[db] = make([]*txBackend, len(bs))
-		for i, b := range bs {
-			p.tx[db][i] = &txBackend{b: b}
-		}
-	}
-	return p.tx[db][shard]
 }
 
 func (p *pool) close() {
@@ -256,11 +230,6 @@ func (p *pool) close() {
 	var all []*router.Backend
 	for _, bs := range p.dbs {
 		all = append(all, bs...)
-	}
-	for _, ts := range p.tx {
-		for _, t := range ts {
-			all = append(all, t.b)
-		}
 	}
 	p.mu.Unlock()
 	for _, b := range all {

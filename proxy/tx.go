@@ -12,8 +12,9 @@ const (
 )
 
 // txState is an open MULTI: commands queued on the proxy, checked to live
-// on one shard, sent as MULTI … EXEC on a connection the transaction holds
-// alone.
+// on one shard, sent as MULTI … EXEC in one Pipeline: router.Backend
+// writes a Pipeline as one block no other client's command can split, so
+// the shared connections serve transactions too.
 type txState struct {
 	shard int // -1 until a command has keys
 	dirty bool
@@ -95,10 +96,7 @@ func (c *client) exec() {
 		start = end
 	}
 	calls = append(calls, &router.Call{Req: resp.AppendCommandString(nil, "EXEC")})
-	tb := c.s.pool.txOf(c.db, shard)
-	tb.mu.Lock()
-	tb.b.Pipeline(c.s.ctx, calls)
-	tb.mu.Unlock()
+	c.bk[shard].Pipeline(c.s.ctx, calls)
 	for _, cl := range calls {
 		if cl.Err != nil {
 			c.replyErr(shardErr(shard, cl.Err))

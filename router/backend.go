@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,38 +155,56 @@ func (b *Backend) Do(ctx context.Context, req, reply []byte) ([]byte, error) {
 // connection and for room in the pipeline; once sent, a call is bounded by
 // the read timeout.
 func (b *Backend) Pipeline(ctx context.Context, calls []*Call) {
-	b.Start(ctx, calls).Wait()
+	bt := batchPool.Get().(*Batch)
+	bt.Add(ctx, b, calls)
+	bt.Wait()
+	for _, c := range calls {
+		c.batch = nil
+	}
+	batchPool.Put(bt)
 }
 
-// Batch tracks calls started together; Wait returns when all are done.
+// batchPool holds Batches for Pipeline. Once Wait has returned nothing
+// touches a Batch any more, so it can be reused at once.
+var batchPool = sync.Pool{New: func() any { return new(Batch) }}
+
+// Batch gathers blocks of calls, on one backend or several, and waits for
+// all of them at once, so one caller can have blocks in flight on several
+// shards without a goroutine per shard:
+//
+//	var bt router.Batch // or one kept by the caller: it is reusable
+//	bt.Add(ctx, shard1, calls1)
+//	bt.Add(ctx, shard2, calls2)
+//	bt.Wait()
+//
+// Add queues a block; the write to the shard may be left to Wait, so
+// blocks added together by one caller and blocks of other callers share
+// writes. Every Add must therefore be followed by a Wait, from the same
+// goroutine, before the Batch is added to again; the calls must not be
+// touched until Wait returns. The zero Batch is ready to use.
 type Batch struct {
+	// left counts unanswered calls plus one while the batch is open
+	// (between its first Add and its Wait), so it cannot reach zero
+	// before Wait.
 	left atomic.Int32
-	done chan struct{}
+	open bool
+	done chan struct{} // one token when left reaches zero
+	owed []*conn       // connections whose pending calls this caller writes
 }
 
-// Wait blocks until every call of the batch has its reply or error.
-func (bt *Batch) Wait() {
-	if bt != nil {
-		<-bt.done
-	}
-}
-
-func (bt *Batch) finish() {
-	if bt.left.Add(-1) == 0 {
-		close(bt.done)
-	}
-}
-
-// Start is Pipeline without the wait: it enqueues the calls and returns a
-// Batch to wait on, so one caller can have batches in flight on several
-// shards at once. The calls must not be touched until Wait returns.
-func (b *Backend) Start(ctx context.Context, calls []*Call) *Batch {
-	bt := &Batch{done: make(chan struct{})}
+// Add queues calls on b as one contiguous block (see Pipeline).
+func (bt *Batch) Add(ctx context.Context, b *Backend, calls []*Call) {
 	if len(calls) == 0 {
-		close(bt.done)
-		return bt
+		return
 	}
-	bt.left.Store(int32(len(calls)))
+	if !bt.open {
+		if bt.done == nil {
+			bt.done = make(chan struct{}, 1)
+		}
+		bt.open = true
+		bt.left.Store(1)
+	}
+	bt.left.Add(int32(len(calls)))
 	for _, c := range calls {
 		c.batch = bt
 		c.Err = nil
@@ -198,9 +217,50 @@ func (b *Backend) Start(ctx context.Context, calls []*Call) *Batch {
 			c.Err = err
 			bt.finish()
 		}
-		return bt
+		return
 	}
-	cn.enqueue(ctx, calls)
+	if cn.enqueue(ctx, bt, calls) {
+		bt.owed = append(bt.owed, cn)
+	}
+}
+
+// Wait writes what the batch owes, then blocks until every call added
+// since the last Wait has its reply or error.
+func (bt *Batch) Wait() {
+	if bt == nil || !bt.open {
+		return
+	}
+	bt.flushOwed()
+	bt.open = false
+	if bt.left.Add(-1) != 0 {
+		<-bt.done
+	}
+}
+
+// flushOwed writes the pending calls of every connection this caller
+// became the flusher of. A caller must not block on another connection
+// while it owes a flush: the callers waiting on this one could be the ones
+// it waits for.
+func (bt *Batch) flushOwed() {
+	for i, cn := range bt.owed {
+		cn.flush()
+		bt.owed[i] = nil
+	}
+	bt.owed = bt.owed[:0]
+}
+
+func (bt *Batch) finish() {
+	if bt.left.Add(-1) == 0 {
+		bt.done <- struct{}{}
+	}
+}
+
+// Start is Pipeline without the wait: it queues the calls in a new Batch
+// and returns it. Wait must be called, from the same goroutine; Batch.Add
+// on a Batch of the caller's own does the same without an allocation.
+func (b *Backend) Start(ctx context.Context, calls []*Call) *Batch {
+	bt := new(Batch)
+	bt.Add(ctx, b, calls)
 	return bt
 }
 
@@ -251,13 +311,12 @@ func (b *Backend) dial(ctx context.Context) (*conn, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	cn := &conn{
-		nc:       nc,
-		r:        bufio.NewReaderSize(nc, 64<<10),
-		w:        bufio.NewWriterSize(nc, 64<<10),
-		cfg:      &b.cfg,
-		room:     make(chan struct{}, b.cfg.MaxInflight),
-		inflight: make(chan *Call, b.cfg.MaxInflight),
-		dead:     make(chan struct{}),
+		nc:   nc,
+		r:    bufio.NewReaderSize(nc, 64<<10),
+		w:    bufio.NewWriterSize(nc, 64<<10),
+		cfg:  &b.cfg,
+		room: make(chan struct{}, b.cfg.MaxInflight),
+		dead: make(chan struct{}),
 	}
 	if len(b.cfg.Init) > 0 {
 		if err := cn.handshake(b.cfg.Init); err != nil {
@@ -274,24 +333,31 @@ func (b *Backend) dial(ctx context.Context) (*conn, error) {
 // as one block; the first caller to find no flush in progress becomes the
 // flusher and writes everything pending (its own and others') until none is
 // left, so a lone caller writes without a goroutine hand-off and busy
-// callers share writes. The reader completes inflight calls in order.
+// callers share writes. The reader waits for the socket to have data
+// first and only then takes the calls written so far from inflight, so a
+// caller queuing calls never has to wake it: the reply does.
 type conn struct {
 	nc  net.Conn
 	r   *bufio.Reader
 	w   *bufio.Writer
 	cfg *BackendConfig
 
-	room     chan struct{} // a token per queued or inflight call: bounds both
-	inflight chan *Call    // written, awaiting a reply, in order
+	room chan struct{} // a token per queued or inflight call: bounds both
 
 	order sync.Mutex // held while one caller's block is being queued
 
 	mu       sync.Mutex
 	pending  []*Call
 	spare    []*Call
-	flushing bool          // a caller is writing pending calls
-	err      error         // set once, under mu, when the conn fails
-	dead     chan struct{} // closed with err
+	inflight []*Call // written (or being written), awaiting a reply, in order
+	// rdeadline is when the read deadline was last set, zero when none
+	// is set: it is set only while calls are in flight, so an idle
+	// connection never times out.
+	rdeadline time.Time
+	flushing  bool          // a caller is writing pending calls
+	wdeadline time.Time     // when the write deadline was last set; flusher only
+	err       error         // set once, under mu, when the conn fails
+	dead      chan struct{} // closed with err
 }
 
 func (cn *conn) isDead() bool {
@@ -330,20 +396,33 @@ func (cn *conn) handshake(init []byte) error {
 	}
 }
 
-// enqueue queues calls as one contiguous block and writes them unless
-// another caller is already writing. A block larger than MaxInflight is
-// queued in parts while other callers wait, so it still reaches the wire
-// unsplit. If the block cannot be queued whole, the calls not queued fail
-// and, when part of it was queued, the connection is failed too: a
-// half-sent MULTI must not swallow other callers' commands.
-func (cn *conn) enqueue(ctx context.Context, calls []*Call) {
-	cn.order.Lock()
+// enqueue queues calls as one contiguous block and reports whether the
+// caller became the connection's flusher: then it must call flush (Batch
+// does, in Wait), and meanwhile other callers' calls join the same write.
+// A block larger than MaxInflight is queued in parts, written as they are
+// queued while other callers wait, so it still reaches the wire unsplit.
+// If the block cannot be queued whole, the calls not queued fail and, when
+// part of it was queued, the connection is failed too: a half-sent MULTI
+// must not swallow other callers' commands. Before blocking, the caller
+// writes what it owes on other connections.
+func (cn *conn) enqueue(ctx context.Context, bt *Batch, calls []*Call) bool {
+	if !cn.order.TryLock() {
+		bt.flushOwed()
+		cn.order.Lock()
+	}
 	queued := 0
 	var err error
 	for queued < len(calls) && err == nil {
 		n := min(len(calls)-queued, cap(cn.room))
 		got := 0
 		for got < n && err == nil {
+			select {
+			case cn.room <- struct{}{}:
+				got++
+				continue
+			default:
+			}
+			bt.flushOwed()
 			select {
 			case cn.room <- struct{}{}:
 				got++
@@ -374,8 +453,7 @@ func (cn *conn) enqueue(ctx context.Context, calls []*Call) {
 			cn.flush()
 		} else if lead {
 			cn.order.Unlock()
-			cn.flush()
-			return
+			return true
 		}
 	}
 	cn.order.Unlock()
@@ -388,6 +466,7 @@ func (cn *conn) enqueue(ctx context.Context, calls []*Call) {
 			cn.fail(err)
 		}
 	}
+	return false
 }
 
 func (cn *conn) deadErr() error {
@@ -400,6 +479,10 @@ func (cn *conn) deadErr() error {
 // flushing runs it.
 func (cn *conn) flush() {
 	for {
+		// Let callers that are runnable now queue their calls first, so
+		// one write carries them all: a write to a socket costs far more
+		// than a yield.
+		runtime.Gosched()
 		cn.mu.Lock()
 		calls := cn.pending
 		if len(calls) == 0 || cn.err != nil {
@@ -408,13 +491,22 @@ func (cn *conn) flush() {
 			return
 		}
 		cn.pending = cn.spare[:0]
-		cn.mu.Unlock()
 		// Queue for the reader before writing: a reply can arrive before
-		// the write returns. inflight has room for every token.
-		for _, c := range calls {
-			cn.inflight <- c
+		// the write returns. Keep the read deadline at least 7/8 of
+		// ReadTimeout ahead of the newest call without paying for an
+		// update on every batch.
+		cn.inflight = append(cn.inflight, calls...)
+		now := time.Now()
+		if now.Sub(cn.rdeadline) > cn.cfg.ReadTimeout/8 {
+			_ = cn.nc.SetReadDeadline(now.Add(cn.cfg.ReadTimeout))
+			cn.rdeadline = now
 		}
-		_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.cfg.WriteTimeout))
+		cn.mu.Unlock()
+		// The same for the write deadline; only the flusher writes.
+		if now.Sub(cn.wdeadline) > cn.cfg.WriteTimeout/8 {
+			_ = cn.nc.SetWriteDeadline(now.Add(cn.cfg.WriteTimeout))
+			cn.wdeadline = now
+		}
 		var err error
 		for _, c := range calls {
 			if _, err = cn.w.Write(c.Req); err != nil {
@@ -431,9 +523,6 @@ func (cn *conn) flush() {
 		if err != nil {
 			cn.fail(err)
 		}
-		if cn.isDead() {
-			cn.drainInflight()
-		}
 	}
 }
 
@@ -446,8 +535,9 @@ func (cn *conn) complete(c *Call, err error) {
 	c.batch.finish()
 }
 
-// fail marks the conn dead once, closes the socket (which stops both loops)
-// and fails every call not yet answered.
+// fail marks the conn dead once, closes the socket (which stops the
+// reader) and fails every call queued and every call in flight the reader
+// has not taken yet.
 func (cn *conn) fail(err error) {
 	cn.mu.Lock()
 	if cn.err != nil {
@@ -459,54 +549,77 @@ func (cn *conn) fail(err error) {
 		cn.err = ErrClosed
 	}
 	close(cn.dead)
-	pending := cn.pending
-	cn.pending = nil
+	pending, inflight := cn.pending, cn.inflight
+	cn.pending, cn.inflight = nil, nil
 	cn.mu.Unlock()
 	cn.nc.Close()
+	for _, c := range inflight {
+		cn.complete(c, cn.err)
+	}
 	for _, c := range pending {
 		cn.complete(c, cn.err)
 	}
 }
 
+// errUnexpectedReply means a shard sent data no call was waiting for.
+var errUnexpectedReply = errors.New("router: reply without a request")
+
 func (cn *conn) readLoop() {
-	var deadlineSet time.Time
+	var taken []*Call // calls taken from inflight, answered in order
 	for {
-		var c *Call
-		select {
-		case c = <-cn.inflight:
-		case <-cn.dead:
-			cn.drainInflight()
+		if cn.r.Buffered() == 0 {
+			if _, err := cn.r.Peek(1); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && cn.idleTimeout() {
+					continue
+				}
+				cn.fail(err)
+				return
+			}
+		}
+		cn.mu.Lock()
+		if cn.err != nil {
+			cn.mu.Unlock()
 			return
 		}
-		// Keep the deadline at least 7/8 of ReadTimeout ahead without
-		// paying for a deadline update on every reply.
-		if now := time.Now(); now.Sub(deadlineSet) > cn.cfg.ReadTimeout/8 {
-			_ = cn.nc.SetReadDeadline(now.Add(cn.cfg.ReadTimeout))
-			deadlineSet = now
-		}
-		var err error
-		c.Reply, err = resp.ReadReply(cn.r, c.Reply[:0], cn.cfg.Limits)
-		if err != nil {
-			cn.fail(err)
-			cn.complete(c, cn.err)
-			cn.drainInflight()
+		if len(cn.inflight) == 0 {
+			cn.mu.Unlock()
+			cn.fail(errUnexpectedReply)
 			return
 		}
-		cn.complete(c, nil)
+		taken, cn.inflight = cn.inflight, taken[:0]
+		cn.mu.Unlock()
+		for i, c := range taken {
+			var err error
+			c.Reply, err = resp.ReadReply(cn.r, c.Reply[:0], cn.cfg.Limits)
+			if err != nil {
+				cn.fail(err)
+				for _, c := range taken[i:] {
+					cn.complete(c, cn.deadErr())
+				}
+				return
+			}
+			cn.complete(c, nil)
+		}
+		clear(taken)
+		taken = taken[:0]
 	}
 }
 
-// drainInflight fails what was written but will never be answered. The
-// reader runs it when the conn dies, and so does a flusher that finds the
-// conn dead after queuing to inflight (it may have queued after the
-// reader's drain); a call is received, so completed, once.
-func (cn *conn) drainInflight() {
-	for {
-		select {
-		case c := <-cn.inflight:
-			cn.complete(c, cn.deadErr())
-		default:
-			return
-		}
+// idleTimeout handles a read deadline that passed while waiting for data:
+// true when no call is in flight (the deadline is cleared and the reader
+// waits on) or when the deadline has been moved since (a call was queued
+// just as it passed), false when a call waited too long for its reply.
+func (cn *conn) idleTimeout() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.err != nil {
+		return false
 	}
+	if len(cn.inflight) > 0 {
+		return time.Now().Before(cn.rdeadline.Add(cn.cfg.ReadTimeout))
+	}
+	_ = cn.nc.SetReadDeadline(time.Time{})
+	cn.rdeadline = time.Time{}
+	return true
 }

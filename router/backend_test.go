@@ -195,3 +195,105 @@ func TestBackendPipelineBlocksDoNotInterleave(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// One reusable Batch carries blocks to several backends at once, from
+// many goroutines sharing the backends, round after round.
+func TestBatchAcrossBackends(t *testing.T) {
+	srvs := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
+	var bks []*router.Backend
+	for _, s := range srvs {
+		b := router.NewBackend(router.BackendConfig{Addr: s.Addr, Conns: 1, MaxInflight: 8})
+		defer b.Close()
+		bks = append(bks, b)
+	}
+	ctx := integration.Context(t, time.Minute)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			var bt router.Batch
+			for round := 0; round < 50; round++ {
+				n := 1 + (g+round)%12 // some blocks exceed MaxInflight
+				var all [][]*router.Call
+				for range bks {
+					var calls []*router.Call
+					for i := 0; i < n; i++ {
+						calls = append(calls, &router.Call{Req: cmd("INCR", fmt.Sprintf("g%d", g))})
+					}
+					all = append(all, calls)
+				}
+				for i, b := range bks {
+					bt.Add(ctx, b, all[i])
+				}
+				bt.Wait()
+				for i := range bks {
+					for j, c := range all[i] {
+						if c.Err != nil || len(c.Reply) == 0 || c.Reply[0] != ':' {
+							errs <- fmt.Errorf("goroutine %d round %d backend %d call %d: %q %v", g, round, i, j, c.Reply, c.Err)
+							return
+						}
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Every INCR ran once on each server.
+	for i, s := range srvs {
+		for g := 0; g < 8; g++ {
+			want := 0
+			for round := 0; round < 50; round++ {
+				want += 1 + (g+round)%12
+			}
+			got, err := s.Client().Get(ctx, fmt.Sprintf("g%d", g)).Int()
+			if err != nil || got != want {
+				t.Fatalf("server %d key g%d = %d %v, want %d", i, g, got, err, want)
+			}
+		}
+	}
+}
+
+// A connection left idle for longer than ReadTimeout is still usable:
+// the read deadline only runs while calls are in flight.
+func TestBackendIdleLongerThanReadTimeout(t *testing.T) {
+	srv := integration.StartRedis(t)
+	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 1, ReadTimeout: 100 * time.Millisecond})
+	defer b.Close()
+	ctx := integration.Context(t, time.Minute)
+	cl := srv.Client()
+	conns := func() string {
+		info, err := cl.Info(ctx, "stats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(l, "total_connections_received:"); ok {
+				return v
+			}
+		}
+		t.Fatalf("no total_connections_received in %q", info)
+		return ""
+	}
+	if reply, err := b.Do(ctx, cmd("PING"), nil); err != nil || string(reply) != "+PONG\r\n" {
+		t.Fatalf("%q %v", reply, err)
+	}
+	before := conns()
+	for i := 0; i < 3; i++ {
+		last := time.Now()
+		integration.WaitFor(t, 5*time.Second, "idle past the read timeout", func() bool {
+			return time.Since(last) > 300*time.Millisecond
+		})
+		if reply, err := b.Do(ctx, cmd("PING"), nil); err != nil || string(reply) != "+PONG\r\n" {
+			t.Fatalf("round %d: %q %v", i, reply, err)
+		}
+	}
+	if after := conns(); after != before {
+		t.Fatalf("the idle connection was replaced: %s connections before, %s after", before, after)
+	}
+}
