@@ -38,9 +38,23 @@ type Config struct {
 	// before the stream starts). Default 1s, what Redis replicas do.
 	AckInterval time.Duration
 	// MaxQueueBytes bounds the bytes read from the source but not yet
-	// consumed by the Handler. When the Handler falls behind by that much,
-	// the link stops reading. Default 64 MiB.
+	// consumed by the Handler that are kept in memory. When the Handler
+	// falls behind by that much, the link goes on into the spool (with
+	// SpoolDir) or stops reading. Default 64 MiB.
 	MaxQueueBytes int64
+	// SpoolDir, when set, is where each Run keeps a spool file: once
+	// MaxQueueBytes are pending in memory, further bytes from the source
+	// (snapshot and stream alike) are appended to it instead of leaving
+	// them in the source's output buffer, whose limit (the source's
+	// client-output-buffer-limit replica) would make the source drop the
+	// link; they are read back in order. The directory is created if
+	// missing; the file is removed when Run returns (on Unix-like systems
+	// it has no name from the start). Empty means no spool: the link stops
+	// reading when the memory part is full.
+	SpoolDir string
+	// SpoolMaxBytes bounds the spool file; when it is full the link stops
+	// reading until the Handler catches up. Default 8 GiB.
+	SpoolMaxBytes int64
 	// Limits bound the stream parser: MaxBulk (an argument), MaxArray
 	// (arguments of a command), MaxInline (a header line), MaxReply (a
 	// whole command, and so the copy of one that straddles reads). Zero
@@ -57,6 +71,7 @@ const (
 	DefaultWriteTimeout  = 10 * time.Second
 	DefaultAckInterval   = time.Second
 	DefaultMaxQueueBytes = 64 << 20
+	DefaultSpoolMaxBytes = 8 << 30
 )
 
 // chunkSize is the unit the socket reader fills.
@@ -77,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	if c.SpoolMaxBytes <= 0 {
+		c.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
 	if c.Dial == nil {
 		var d net.Dialer

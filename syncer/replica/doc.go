@@ -11,7 +11,14 @@
 //
 // A socket reader goroutine moves bytes into a queue bounded by
 // Config.MaxQueueBytes, so a slow Handler does not stop the link from
-// draining the source's output buffer until that much is pending. The
+// draining the source's output buffer until that much is pending. With
+// Config.SpoolDir, bytes beyond that go on into a spool file (bounded by
+// Config.SpoolMaxBytes, removed when Run returns) and are read back in
+// order: a source whose client-output-buffer-limit for replicas is small
+// does not drop a link whose destination loads the snapshot slowly. When a
+// source does drop the link during a snapshot, Run's error wraps a
+// *SnapshotDroppedError (ErrSnapshotDropped) that names the setting to
+// change; a supervisor counts those to stop a full-resync loop. The
 // protocol work is sans-I/O: a decoder consumes the bytes after PSYNC in
 // any split (reply line, payload framing with the end-mark scanner, stream
 // parser and offset accountant) and yields events.

@@ -28,7 +28,69 @@ var (
 	ErrHandler = errors.New("replica: handler")
 	// ErrRunning is returned by Run when the Link is already running.
 	ErrRunning = errors.New("replica: link already running")
+	// ErrSpool wraps a failure of the spool file (creating, writing or
+	// reading it: a missing permission, a full disk). Fatal.
+	ErrSpool = errors.New("replica: spool")
+	// ErrSnapshotDropped is wrapped by every *SnapshotDroppedError.
+	ErrSnapshotDropped = errors.New("replica: source dropped the link during the snapshot")
 )
+
+// SnapshotDroppedError means the source closed the connection after
+// +FULLRESYNC and before the whole snapshot payload had arrived. The usual
+// cause is the source's client-output-buffer-limit for replicas: the writes
+// it buffers for us during the transfer outgrew it. A supervisor that sees
+// several in a row (each one costs a full resynchronization) should stop
+// with it rather than loop.
+//
+// When the snapshot had started to load (Transferred > 0 or Loading),
+// Run wraps it in an ErrFullResync error; before that (the source was still
+// producing the snapshot) it is returned alone and classifies Retry.
+type SnapshotDroppedError struct {
+	// Loading is set when the payload had started (FullSync was called).
+	Loading bool
+	// Transferred is the payload bytes received (all handed to FullSync),
+	// Size the payload's size (-1 for a diskless transfer); both are 0
+	// unless Loading.
+	Transferred, Size int64
+	// Spool reports whether a spool was configured (Config.SpoolDir), and
+	// SpoolMaxBytes its bound.
+	Spool         bool
+	SpoolMaxBytes int64
+	// Paused reports that the link stopped reading at least once because
+	// its queue (and spool) were full.
+	Paused bool
+	// Err is what the connection failed with (io.EOF, a reset...).
+	Err error
+}
+
+func (e *SnapshotDroppedError) Error() string {
+	var b strings.Builder
+	b.WriteString("replica: source dropped the link during the snapshot")
+	if e.Loading {
+		fmt.Fprintf(&b, " after %d", e.Transferred)
+		if e.Size >= 0 {
+			fmt.Fprintf(&b, " of %d", e.Size)
+		}
+		b.WriteString(" bytes")
+	} else {
+		b.WriteString(" before the payload started")
+	}
+	fmt.Fprintf(&b, " (%v): its client-output-buffer-limit for replicas is probably too small"+
+		" for the writes it buffers while the snapshot is transferred;"+
+		` raise it on the source, e.g. CONFIG SET client-output-buffer-limit "replica 0 0 0" (no limit)`+
+		` or a larger hard limit ("replica 1gb 512mb 60"); `, e.Err)
+	switch {
+	case !e.Spool:
+		b.WriteString("no spool is configured: with one (state_dir) the link reads ahead to disk instead of making the source buffer")
+	case e.Paused:
+		fmt.Fprintf(&b, "the spool (%d bytes max) filled up and the link stopped reading: make it larger", e.SpoolMaxBytes)
+	default:
+		b.WriteString("a spool is configured and the link never stopped reading: the limit is too small for the source's write rate")
+	}
+	return b.String()
+}
+
+func (e *SnapshotDroppedError) Unwrap() []error { return []error{ErrSnapshotDropped, e.Err} }
 
 // SourceError is an error reply from the source during the handshake or
 // instead of a snapshot, e.g. "LOADING Redis is loading the dataset in
@@ -117,7 +179,7 @@ func Classify(err error) Class {
 	switch {
 	case err == nil:
 		return Retry
-	case errors.Is(err, ErrAuth):
+	case errors.Is(err, ErrAuth), errors.Is(err, ErrSpool):
 		return Fatal
 	case errors.As(err, &se):
 		switch se.Code() {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/replicaof/replicaof/resp"
@@ -70,8 +71,17 @@ type Stats struct {
 	// LastCommand is when Apply last returned for a non-empty batch.
 	LastCommand time.Time
 	// BytesReceived counts every byte read from the source, this Run and
-	// the previous ones. QueuedBytes are read but not yet consumed.
+	// the previous ones. QueuedBytes are read but not yet consumed and
+	// held in memory (at most Config.MaxQueueBytes).
 	BytesReceived, QueuedBytes int64
+	// SpooledBytes are read but not yet consumed and held in the spool
+	// file (at most Config.SpoolMaxBytes); SpoolPeak is the most it held
+	// during this Run.
+	SpooledBytes, SpoolPeak int64
+	// ReadPaused is set while the link does not read from the source
+	// because the memory queue (and the spool, if any) are full: the
+	// source's output buffer for us grows meanwhile.
+	ReadPaused bool
 }
 
 // Link is one replication link to one source. Run it with Run; read its
@@ -122,7 +132,8 @@ func (l *Link) Stats() Stats {
 		s.LastCommand = time.Unix(0, ns)
 	}
 	if q := l.queue.Load(); q != nil {
-		s.QueuedBytes = q.queued()
+		qs := q.stats()
+		s.QueuedBytes, s.SpooledBytes, s.SpoolPeak, s.ReadPaused = qs.queued, qs.spooled, qs.peak, qs.paused
 	}
 	return s
 }
@@ -189,12 +200,27 @@ type session struct {
 	// ackOff is what REPLCONF ACK reports, -1 before there is anything to
 	// acknowledge (no ACK, newline keepalives instead).
 	ackOff atomic.Int64
+
+	lastPauseLog time.Time // reader goroutine only
 }
 
 func (s *session) run(ctx context.Context) error {
 	l := s.link
 	l.state.Store(int32(StateHandshake))
 	s.ackOff.Store(-1)
+
+	var sp *spool
+	if s.cfg.SpoolDir != "" {
+		var err error
+		if sp, err = openSpool(s.cfg.SpoolDir, s.cfg.SpoolMaxBytes); err != nil {
+			return fmt.Errorf("%w: %w", ErrSpool, err)
+		}
+		defer func() {
+			if err := sp.close(); err != nil {
+				l.log.Warn("replica: spool", "err", err)
+			}
+		}()
+	}
 
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	conn, err := s.cfg.Dial(dctx, "tcp", s.cfg.Addr)
@@ -217,7 +243,8 @@ func (s *session) run(ctx context.Context) error {
 		return err
 	}
 
-	s.queue = newQueue(s.cfg.MaxQueueBytes)
+	s.queue = newQueue(s.cfg.MaxQueueBytes, sp)
+	s.queue.onPause = s.paused
 	l.queue.Store(s.queue)
 	s.pump = pump{q: s.queue, d: newDecoder(s.resume, s.cfg.Limits)}
 	var wg sync.WaitGroup
@@ -392,30 +419,35 @@ func (s *session) ackLoop(ctx context.Context) {
 	}
 }
 
+// pauseLogEvery rate-limits the log line of a reader waiting for room.
+const pauseLogEvery = 10 * time.Second
+
+// paused is the queue's onPause: the reader stops reading from the source.
+func (s *session) paused(spooled int64) {
+	now := time.Now()
+	if now.Sub(s.lastPauseLog) < pauseLogEvery {
+		return
+	}
+	s.lastPauseLog = now
+	if s.queue.spool != nil {
+		s.link.log.Warn("replica: spool full, reading from the source paused until the destination catches up",
+			"spooled", spooled, "spool_max", s.cfg.SpoolMaxBytes)
+		return
+	}
+	s.link.log.Info("replica: queue full, reading from the source paused until the destination catches up",
+		"queued", s.cfg.MaxQueueBytes)
+}
+
 // readLoop moves bytes from the socket to the queue, as fast as the queue
-// has room. Its error reaches the consumer after the bytes before it.
+// (memory, then spool) has room. Its error reaches the consumer after the
+// bytes before it.
 func (s *session) readLoop(ctx context.Context, r io.Reader) {
-	var cur *chunk
-	defer func() {
-		if cur != nil {
-			s.queue.unref(cur)
-		}
-	}()
+	defer s.queue.closeWriter()
 	for {
-		room, err := s.queue.room(ctx)
+		p, err := s.queue.writable(ctx)
 		if err != nil {
 			s.queue.close(err)
 			return
-		}
-		if cur == nil || len(cur.buf) == cap(cur.buf) {
-			if cur != nil {
-				s.queue.unref(cur)
-			}
-			cur = s.queue.newChunk()
-		}
-		p := cur.buf[len(cur.buf):cap(cur.buf)]
-		if int64(len(p)) > room {
-			p = p[:room]
 		}
 		if err := s.conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout)); err != nil {
 			s.queue.close(err)
@@ -424,13 +456,14 @@ func (s *session) readLoop(ctx context.Context, r io.Reader) {
 		n, err := r.Read(p)
 		if n > 0 {
 			s.link.received.Add(int64(n))
-			start := len(cur.buf)
-			cur.buf = cur.buf[:start+n]
-			s.queue.push(cur, cur.buf[start:start+n:start+n])
+			if cerr := s.queue.commit(n); cerr != nil {
+				s.queue.close(cerr)
+				return
+			}
 		}
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && s.queue.queued() > 0 && ctx.Err() == nil {
+			if errors.As(err, &ne) && ne.Timeout() && s.queue.pending() > 0 && ctx.Err() == nil {
 				// Silence is expected while the Handler works through the
 				// queue: a diskless source sends nothing after the payload
 				// until we ACK it. Time out only with nothing pending.
@@ -453,6 +486,11 @@ func (s *session) consume(ctx context.Context) error {
 	for {
 		ev, err := s.pump.next(ctx)
 		if err != nil {
+			if State(l.state.Load()) == StateTransfer {
+				if de := s.dropped(err, false); de != nil {
+					return de // nothing loaded: a plain retry starts over
+				}
+			}
 			return err
 		}
 		switch ev.kind {
@@ -517,9 +555,15 @@ func (s *session) fullSync(ctx context.Context) error {
 	r := &rdbReader{s: s, ctx: ctx}
 	herr := l.h.FullSync(ctx, d.replID, d.start, d.size, r)
 	switch {
+	case r.err != nil && errors.Is(r.err, ErrSpool):
+		return r.err // Fatal: a restart flushes the partial load
 	case r.err != nil:
 		// The link broke under the Handler: what it loaded is partial.
-		return fmt.Errorf("%w: snapshot interrupted: %w", ErrFullResync, r.err)
+		cause := r.err
+		if de := s.dropped(r.err, true); de != nil {
+			cause = de
+		}
+		return fmt.Errorf("%w: snapshot interrupted: %w", ErrFullResync, cause)
 	case herr != nil:
 		return fmt.Errorf("%w: FullSync: %w", ErrHandler, herr)
 	case !r.done:
@@ -528,6 +572,29 @@ func (s *session) fullSync(ctx context.Context) error {
 	s.startStream(d.replID, d.start) // acked already when the payload ended
 	l.log.Info("replica: snapshot loaded", "bytes", l.rdbTransferred.Load(), "offset", d.start)
 	return nil
+}
+
+// dropped returns a *SnapshotDroppedError when err means the source closed
+// the connection (an ACK that failed on a closed connection included), or
+// nil.
+func (s *session) dropped(err error, loading bool) *SnapshotDroppedError {
+	if werr := s.werrGet(); werr != nil && errors.Is(err, net.ErrClosed) {
+		err = werr
+	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) &&
+		!errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+		return nil
+	}
+	qs := s.queue.stats()
+	return &SnapshotDroppedError{
+		Loading:       loading,
+		Transferred:   s.link.rdbTransferred.Load(),
+		Size:          s.pump.d.size,
+		Spool:         s.queue.spool != nil,
+		SpoolMaxBytes: s.cfg.SpoolMaxBytes,
+		Paused:        qs.everPaused,
+		Err:           err,
+	}
 }
 
 // rdbReader is the io.Reader FullSync gets: it yields the payload and

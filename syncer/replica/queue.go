@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -14,33 +15,59 @@ type chunk struct {
 	refs atomic.Int32
 }
 
-// segment is one read from the source.
+// segment is one read from the source, or one read back from the spool.
 type segment struct {
-	c    *chunk
-	data []byte
+	c       *chunk
+	data    []byte
+	spooled bool // read back from the spool: not counted in queue.bytes
 }
 
-// queue carries bytes from the socket reader to the consumer. It is bounded
-// in bytes: the reader asks for room before each read, so at most max bytes
-// sit between the socket and the Handler (plus, in memory, the unused
-// tails of at most two chunks).
+// queue carries bytes from the socket reader to the consumer, in order.
+//
+// Its memory part is bounded in bytes: the reader asks for room before
+// each read (writable), so at most max bytes sit between the socket and
+// the Handler (plus, in memory, the unused tails of at most two chunks and
+// the one chunk read back from the spool that the consumer holds).
+//
+// With a spool, a reader that finds the memory part full goes on reading
+// and appends to the spool instead, up to its size; only a full spool
+// makes it wait. Spooled bytes are newer than every segment in memory:
+// the reader publishes to memory only while the spool is empty, and the
+// consumer reads the spool back once the memory part is drained. The
+// memory path is zero-copy; the spool path copies twice (to disk, back).
 type queue struct {
-	max int64
+	max   int64
+	spool *spool // nil: no spool
 
 	mu    sync.Mutex
 	segs  []segment
 	head  int
 	bytes int64
 	err   error // the reader's last error, reported once segs are drained
+	// Spool positions: [sr, sw) is written and not yet read back.
+	sr, sw    int64
+	peak      int64 // highest sw-sr
+	paused    bool  // the reader waits for room
+	everPause bool  // it did at least once
 
-	data  chan struct{} // signalled when segs or err change
-	space chan struct{} // signalled when bytes drop
+	data  chan struct{} // signalled when segs, sw or err change
+	space chan struct{} // signalled when bytes drop or sr grows
+
+	// onPause, when set, is called (by the reader, without locks) each
+	// time it starts waiting for room; spooled is what the spool holds.
+	onPause func(spooled int64)
+
+	// The reader's state (the reader goroutine only).
+	cur   *chunk
+	start int // where the pending read starts in cur.buf
 
 	free sync.Pool
 }
 
-func newQueue(max int64) *queue {
-	return &queue{max: max, data: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+// newQueue returns a queue holding max bytes in memory, overflowing to sp
+// when it is not nil.
+func newQueue(max int64, sp *spool) *queue {
+	return &queue{max: max, spool: sp, data: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
 
 func signal(c chan struct{}) {
@@ -50,7 +77,7 @@ func signal(c chan struct{}) {
 	}
 }
 
-// newChunk returns an empty chunk held once (by the reader).
+// newChunk returns an empty chunk held once.
 func (q *queue) newChunk() *chunk {
 	c, _ := q.free.Get().(*chunk)
 	if c == nil {
@@ -67,41 +94,104 @@ func (q *queue) unref(c *chunk) {
 	}
 }
 
-// room waits until fewer than max bytes are queued and returns how many
-// more may be read.
-func (q *queue) room(ctx context.Context) (int64, error) {
+// room reports how many bytes the reader may read now: into memory while
+// the spool is empty and memory has room, else into the spool while it has
+// room, else none. Call with mu held.
+func (q *queue) room() int64 {
+	spooled := q.sw - q.sr
+	if spooled == 0 && q.bytes < q.max {
+		return q.max - q.bytes
+	}
+	if q.spool != nil && spooled < q.spool.size {
+		return q.spool.size - spooled
+	}
+	return 0
+}
+
+// writable waits until the reader may read and returns the buffer to read
+// into (at least one byte). Pass what was read to commit. Reader only.
+func (q *queue) writable(ctx context.Context) ([]byte, error) {
 	for {
 		q.mu.Lock()
-		r := q.max - q.bytes
+		r := q.room()
+		first := r == 0 && !q.paused
+		q.paused = r == 0
+		q.everPause = q.everPause || q.paused
+		spooled := q.sw - q.sr
 		q.mu.Unlock()
 		if r > 0 {
-			return r, nil
+			if q.cur == nil || len(q.cur.buf) == cap(q.cur.buf) {
+				if q.cur != nil {
+					q.unref(q.cur)
+				}
+				q.cur = q.newChunk()
+			}
+			q.start = len(q.cur.buf)
+			p := q.cur.buf[q.start:cap(q.cur.buf)]
+			if int64(len(p)) > r {
+				p = p[:r]
+			}
+			return p, nil
+		}
+		if first && q.onPause != nil {
+			q.onPause(spooled)
 		}
 		select {
 		case <-q.space:
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
 
-// push publishes data, a part of c the reader will not write again.
-func (q *queue) push(c *chunk, data []byte) {
-	c.refs.Add(1)
-	q.mu.Lock()
-	if q.head > 0 && q.head >= len(q.segs)/2 {
-		n := copy(q.segs, q.segs[q.head:])
-		clear(q.segs[n:])
-		q.segs, q.head = q.segs[:n], 0
+// commit publishes the first n bytes of the buffer writable returned: as
+// a segment in memory if the spool is empty and they fit, else appended to
+// the spool (and the chunk space is reused). Reader only.
+func (q *queue) commit(n int) error {
+	if n <= 0 {
+		return nil
 	}
-	q.segs = append(q.segs, segment{c: c, data: data})
-	q.bytes += int64(len(data))
+	c := q.cur
+	data := c.buf[q.start : q.start+n : q.start+n]
+	q.mu.Lock()
+	if q.sw == q.sr && q.bytes+int64(n) <= q.max {
+		c.buf = c.buf[:q.start+n]
+		c.refs.Add(1)
+		if q.head > 0 && q.head >= len(q.segs)/2 {
+			k := copy(q.segs, q.segs[q.head:])
+			clear(q.segs[k:])
+			q.segs, q.head = q.segs[:k], 0
+		}
+		q.segs = append(q.segs, segment{c: c, data: data})
+		q.bytes += int64(n)
+		q.mu.Unlock()
+		signal(q.data)
+		return nil
+	}
+	pos := q.sw // only this goroutine moves sw
+	q.mu.Unlock()
+	// writable bounded n by the spool's free space, which only grows.
+	if err := q.spool.writeAt(data, pos); err != nil {
+		return fmt.Errorf("%w: write: %w", ErrSpool, err)
+	}
+	q.mu.Lock()
+	q.sw += int64(n)
+	q.peak = max(q.peak, q.sw-q.sr)
 	q.mu.Unlock()
 	signal(q.data)
+	return nil
+}
+
+// closeWriter drops the reader's hold on its chunk. Reader only, last.
+func (q *queue) closeWriter() {
+	if q.cur != nil {
+		q.unref(q.cur)
+		q.cur = nil
+	}
 }
 
 // close records the reader's final error; pop returns it after the last
-// segment.
+// byte queued.
 func (q *queue) close(err error) {
 	q.mu.Lock()
 	if q.err == nil {
@@ -111,7 +201,8 @@ func (q *queue) close(err error) {
 	signal(q.data)
 }
 
-// pop returns the oldest segment, waiting for one.
+// pop returns the oldest segment, waiting for one: memory first, then the
+// spool. Consumer only.
 func (q *queue) pop(ctx context.Context) (segment, error) {
 	for {
 		q.mu.Lock()
@@ -124,6 +215,11 @@ func (q *queue) pop(ctx context.Context) (segment, error) {
 			}
 			q.mu.Unlock()
 			return s, nil
+		}
+		if avail := q.sw - q.sr; avail > 0 {
+			pos := q.sr // only this goroutine moves sr
+			q.mu.Unlock()
+			return q.readSpool(pos, avail)
 		}
 		err := q.err
 		q.mu.Unlock()
@@ -138,18 +234,51 @@ func (q *queue) pop(ctx context.Context) (segment, error) {
 	}
 }
 
-// release gives back a popped segment once nothing refers to its bytes.
-func (q *queue) release(s segment) {
+// readSpool reads up to a chunk of the avail bytes at pos back from the
+// spool. The reader publishes nothing to memory meanwhile: the spool is
+// not empty until sr moves.
+func (q *queue) readSpool(pos, avail int64) (segment, error) {
+	c := q.newChunk()
+	n := int(min(avail, int64(cap(c.buf))))
+	c.buf = c.buf[:n]
+	if err := q.spool.readAt(c.buf, pos); err != nil {
+		q.unref(c)
+		return segment{}, fmt.Errorf("%w: read: %w", ErrSpool, err)
+	}
 	q.mu.Lock()
-	q.bytes -= int64(len(s.data))
+	q.sr += int64(n)
 	q.mu.Unlock()
-	q.unref(s.c)
 	signal(q.space)
+	return segment{c: c, data: c.buf, spooled: true}, nil
 }
 
-// queued returns the bytes read but not yet released.
-func (q *queue) queued() int64 {
+// release gives back a popped segment once nothing refers to its bytes.
+func (q *queue) release(s segment) {
+	if !s.spooled {
+		q.mu.Lock()
+		q.bytes -= int64(len(s.data))
+		q.mu.Unlock()
+		signal(q.space)
+	}
+	q.unref(s.c)
+}
+
+// queueStats is what Stats shows of a queue.
+type queueStats struct {
+	queued, spooled, peak int64
+	paused, everPaused    bool
+}
+
+func (q *queue) stats() queueStats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.bytes
+	return queueStats{queued: q.bytes, spooled: q.sw - q.sr, peak: q.peak, paused: q.paused, everPaused: q.everPause}
+}
+
+// pending returns the bytes read but not yet consumed, in memory and
+// spooled.
+func (q *queue) pending() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes + q.sw - q.sr
 }
