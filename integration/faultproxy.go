@@ -191,4 +191,3 @@ func (p *FaultProxy) close() {
 	p.Cut()
 	p.wg.Wait()
 }
-

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -46,6 +47,13 @@ type Config struct {
 	Link replica.Config
 	// ApplyOptions tune every source's applier.
 	ApplyOptions apply.Options
+	// ShardCheckInterval is how often every destination shard's run_id and
+	// marker key are checked while sync runs, to catch a shard that
+	// restarted empty (default 1s).
+	ShardCheckInterval time.Duration
+	// NoResume makes the first start flush and fully sync like every
+	// later one, ignoring the checkpoints a previous process left.
+	NoResume bool
 }
 
 func (c Config) withDefaults() Config {
@@ -64,12 +72,21 @@ func (c Config) withDefaults() Config {
 	if c.SampleInterval <= 0 {
 		c.SampleInterval = 250 * time.Millisecond
 	}
+	if c.ShardCheckInterval <= 0 {
+		c.ShardCheckInterval = time.Second
+	}
 	return c
 }
 
 // Supervisor runs the sync of every source into the destination and owns
 // its lifecycle, as DESIGN describes: start flushes the destination once and
-// fully syncs every source; a user stop leaves the data and stops; restart
+// fully syncs every source, unless every shard holds a checkpoint of every
+// source for the same source list (a previous process's work): then each
+// source resumes by partial resync from its lowest checkpoint, and each
+// shard skips what it already holds (exactly once; apply/checkpoint.go).
+// A destination shard that restarts (new run_id) or loses its marker key
+// while sync runs forces a flush and full resync of all sources, as does a
+// source that cannot continue. A user stop leaves the data and stops; restart
 // and any change to the set of sources flush and fully sync everything
 // again; an error that stops sync stops it for every source and stays on the
 // source that caused it; connection errors retry, resuming by partial
@@ -86,6 +103,10 @@ type Supervisor struct {
 	nextUID int
 	stopped bool
 	flushes int
+	resumes int
+	// tryResume: the next sync run may resume from checkpoints; only the
+	// first run of a process does.
+	tryResume bool
 }
 
 type requestKind int
@@ -114,7 +135,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if len(cfg.Sources) > config.MaxSources {
 		return nil, fmt.Errorf("syncer: %d sources: %w", len(cfg.Sources), config.ErrTooManySources)
 	}
-	s := &Supervisor{cfg: cfg, reqs: make(chan request)}
+	s := &Supervisor{cfg: cfg, reqs: make(chan request), tryResume: !cfg.NoResume}
 	s.setSources(cfg.Sources)
 	return s, nil
 }
@@ -159,6 +180,14 @@ func (s *Supervisor) Flushes() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.flushes
+}
+
+// Resumes counts sync runs that resumed from checkpoints instead of
+// flushing.
+func (s *Supervisor) Resumes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resumes
 }
 
 // Stop stops sync for every source; the destination keeps its data.
@@ -230,6 +259,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			switch Classify(err) {
 			case FullResync:
 				s.cfg.Logger.Info("full resync of all sources", "reason", err)
+				s.mu.Lock()
+				srcs := s.sources
+				s.mu.Unlock()
+				for _, src := range srcs {
+					src.setError(err, false)
+				}
 			default:
 				s.cfg.Logger.Error("sync stopped", "error", err)
 				s.markStopped()
@@ -271,17 +306,50 @@ func (s *Supervisor) markStopped() {
 	}
 }
 
-// syncAll is one sync run: flush, then every source's link until the
-// context ends (nil) or a source fails for good (its error, tagged).
+// syncAll is one sync run: flush (or resume from checkpoints), then every
+// source's link and the shard watch until the context ends (nil) or a
+// source fails for good or a shard lost its data (the error, tagged).
 func (s *Supervisor) syncAll(ctx context.Context) error {
 	s.mu.Lock()
 	srcs := append([]*source(nil), s.sources...)
+	resume := s.tryResume
+	s.tryResume = false
 	s.mu.Unlock()
 	for _, src := range srcs {
 		src.reset()
 	}
-	if err := s.flush(ctx, srcs); err != nil {
+	fp := fingerprint(srcs)
+	// The run ids come first: a shard restarting after this point is
+	// caught by watchShards whatever the checkpoints said.
+	var base []apply.ShardState
+	if err := s.retry(ctx, srcs, "destination probe", func() (err error) {
+		base, err = s.cfg.Destination.Probe(ctx)
+		return err
+	}); err != nil {
 		return nil // canceled while the destination was unreachable
+	}
+	var starts []replica.Position
+	if resume {
+		if err := s.retry(ctx, srcs, "destination checkpoints", func() (err error) {
+			starts, err = s.resumePoints(ctx, srcs, fp)
+			return err
+		}); err != nil {
+			return nil
+		}
+	}
+	if starts == nil {
+		if err := s.flush(ctx, srcs); err != nil {
+			return nil
+		}
+	} else {
+		s.mu.Lock()
+		s.resumes++
+		s.mu.Unlock()
+	}
+	if err := s.retry(ctx, srcs, "destination marker", func() error {
+		return s.cfg.Destination.Mark(ctx, fp)
+	}); err != nil {
+		return nil
 	}
 	// Route by the destination's own command table, so commands newer than
 	// this build (or from modules) are placed by their own key specs.
@@ -294,15 +362,131 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.watchShards(gctx, base) })
 	sem := make(chan struct{}, s.cfg.MaxParallelSnapshots)
-	for _, src := range srcs {
-		g.Go(func() error { return s.runSource(gctx, src, sem, opts) })
+	for i, src := range srcs {
+		o := opts
+		o.Checkpoint = apply.CheckpointOptions{Key: checkpointKey(i, src.cfg), Fingerprint: fp}
+		var start replica.Position
+		if starts != nil {
+			start = starts[i]
+		}
+		g.Go(func() error { return s.runSource(gctx, src, sem, o, start) })
 	}
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// retry runs fn until it succeeds or ctx ends, with backoff, showing the
+// error on every source meanwhile.
+func (s *Supervisor) retry(ctx context.Context, srcs []*source, what string, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		for _, src := range srcs {
+			src.setError(fmt.Errorf("%s: %w", what, err), false)
+		}
+		s.cfg.Logger.Warn(what+" failed", "error", err)
+		if err := sleepCtx(ctx, s.backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// fingerprint identifies the source list (names and addresses, in
+// order): checkpoints written for another list never resume.
+func fingerprint(srcs []*source) string {
+	h := xxhash.New()
+	for _, src := range srcs {
+		_, _ = h.WriteString(src.cfg.Name)
+		_, _ = h.WriteString("\x00")
+		_, _ = h.WriteString(src.cfg.Addr())
+		_, _ = h.WriteString("\x00")
+	}
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// checkpointKey is the destination key holding source i's checkpoint.
+func checkpointKey(i int, src config.Source) string {
+	h := xxhash.New()
+	_, _ = fmt.Fprintf(h, "%d\x00%s\x00%s", i, src.Name, src.Addr())
+	return fmt.Sprintf("%s%016x", apply.CheckpointPrefix, h.Sum64())
+}
+
+// resumePoints reads every source's checkpoints. It returns where each
+// source resumes (its lowest checkpoint, with the replid of its newest),
+// or nil when any source lacks a checkpoint of this source list on any
+// shard: then everything starts over.
+func (s *Supervisor) resumePoints(ctx context.Context, srcs []*source, fp string) ([]replica.Position, error) {
+	out := make([]replica.Position, len(srcs))
+	for i, src := range srcs {
+		cps, err := s.cfg.Destination.Checkpoints(ctx, checkpointKey(i, src.cfg))
+		if err != nil {
+			return nil, err
+		}
+		var lo, hi *apply.Checkpoint
+		for shard, cp := range cps {
+			if cp == nil || cp.Fingerprint != fp {
+				s.cfg.Logger.Info("no checkpoint to resume from: full sync",
+					"source", src.cfg.Name, "shard", shard)
+				return nil, nil
+			}
+			if lo == nil || cp.Offset < lo.Offset {
+				lo = cp
+			}
+			if hi == nil || cp.Offset > hi.Offset {
+				hi = cp
+			}
+		}
+		out[i] = replica.Position{ReplID: hi.ReplID, Offset: lo.Offset}
+		s.cfg.Logger.Info("resuming from checkpoints", "source", src.cfg.Name,
+			"replid", hi.ReplID, "offset", lo.Offset, "newest", hi.Offset)
+	}
+	return out, nil
+}
+
+// watchShards checks every ShardCheckInterval that no destination shard
+// restarted (run_id) or lost its data (marker key) since base was taken;
+// either ends the sync run with ErrNeedFullResync. A shard it cannot
+// reach is checked again next time (the links retry meanwhile).
+func (s *Supervisor) watchShards(ctx context.Context, base []apply.ShardState) error {
+	t := time.NewTicker(s.cfg.ShardCheckInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, max(2*s.cfg.ShardCheckInterval, 2*time.Second))
+		st, err := s.cfg.Destination.Probe(pctx)
+		cancel()
+		if err != nil {
+			if !failing && ctx.Err() == nil {
+				s.cfg.Logger.Warn("destination check failed", "error", err)
+			}
+			failing = true
+			continue
+		}
+		failing = false
+		for i := range st {
+			d := s.cfg.Destination
+			switch {
+			case st[i].RunID != base[i].RunID:
+				return fmt.Errorf("%w: destination shard %d (%s) restarted (run_id %s, was %s)",
+					ErrNeedFullResync, i, d.Addr(i), st[i].RunID, base[i].RunID)
+			case !st[i].Marked:
+				return fmt.Errorf("%w: destination shard %d (%s) lost its data (marker key gone)",
+					ErrNeedFullResync, i, d.Addr(i))
+			}
+		}
+	}
 }
 
 // flush empties every destination shard, retrying while it is unreachable.
@@ -356,7 +540,7 @@ func (e *SourceError) Unwrap() error { return e.Err }
 
 // runSource keeps one source's link running, retrying connection errors
 // with backoff, until ctx ends (nil) or the error is not retryable.
-func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct{}, opts apply.Options) error {
+func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct{}, opts apply.Options, start replica.Position) error {
 	log := s.cfg.Logger.With("source", src.cfg.Name)
 	dial, err := dialer(src.cfg)
 	if err != nil {
@@ -375,13 +559,12 @@ func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct
 	src.setLink(link)
 
 	sampleCtx, stopSampling := context.WithCancel(ctx)
-	defer stopSampling()
 	var sampler sync.WaitGroup
 	sampler.Add(1)
 	go func() { defer sampler.Done(); s.sampleLag(sampleCtx, src, dial) }()
-	defer sampler.Wait()
+	defer func() { stopSampling(); sampler.Wait() }() // cancel first, then wait
 
-	var pos replica.Position
+	pos := start // zero: full sync; else resume from the checkpoints
 	for attempt := 0; ; attempt++ {
 		if pos.IsZero() {
 			// A full sync is coming: wait for a snapshot slot first, so

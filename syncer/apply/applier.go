@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/rdb"
@@ -40,6 +41,9 @@ type Options struct {
 	// MaxBlockBytes bounds a MULTI/EXEC block buffered across Apply calls
 	// (default 256 MiB); a larger block fails with ErrTooLarge.
 	MaxBlockBytes int
+	// Checkpoint turns on exactly-once checkpoints (checkpoint.go); the
+	// zero value leaves them off.
+	Checkpoint CheckpointOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -67,6 +71,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxBlockBytes <= 0 {
 		o.MaxBlockBytes = 256 << 20
 	}
+	if o.Checkpoint.Every <= 0 {
+		o.Checkpoint.Every = time.Second
+	}
 	return o
 }
 
@@ -85,6 +92,9 @@ type Stats struct {
 	// whose effects reached the destination (a MULTI block counts at its
 	// EXEC).
 	Offset int64
+	// Skipped counts per-shard parts of stream commands not sent because
+	// the shard already held them (checkpoint mode).
+	Skipped int64
 }
 
 // Applier writes one source's snapshot and command stream to a
@@ -97,10 +107,11 @@ type Applier struct {
 
 	keysLoaded, keysRestored, keysDecoded, keysExpired atomic.Int64
 	functions, skippedTTLs, rdbBytes                   atomic.Int64
-	commands, bytesSent, offset                        atomic.Int64
+	commands, bytesSent, offset, skipped               atomic.Int64
 	maxBatch                                           atomic.Int64 // largest snapshot pipeline sent, in bytes
 
 	stream streamState // Apply's state, owned by the caller's goroutine
+	ckpt   ckptState   // checkpoints, owned by the caller's goroutine
 }
 
 var _ replica.Handler = (*Applier)(nil)
@@ -108,6 +119,7 @@ var _ replica.Handler = (*Applier)(nil)
 // New returns an Applier writing to d.
 func New(d *Destination, opts Options) *Applier {
 	a := &Applier{d: d, opts: opts.withDefaults()}
+	a.ckpt.init(a)
 	a.stream.init(a)
 	return a
 }
@@ -125,27 +137,43 @@ func (a *Applier) Stats() Stats {
 		Commands:         a.commands.Load(),
 		BytesSent:        a.bytesSent.Load(),
 		Offset:           a.offset.Load(),
+		Skipped:          a.skipped.Load(),
 	}
 }
 
 // FullSync loads the snapshot (replica.Handler). The destination is not
 // flushed here: the supervisor flushes it once for all sources. The
-// stream state (selected db, an open MULTI block) starts afresh.
+// stream state (selected db, an open MULTI block) starts afresh. In
+// checkpoint mode the checkpoint (offset) is written on every shard once
+// the snapshot is loaded.
 func (a *Applier) FullSync(ctx context.Context, replID string, offset, size int64, r io.Reader) error {
 	a.stream.reset()
+	a.ckpt.forget()
+	a.ckpt.replID = replID
 	a.offset.Store(offset)
 	if _, err := a.LoadSnapshot(ctx, r); err != nil {
 		return err
 	}
 	// The parser stops after the EOF opcode and its checksum; the reader
 	// must still be drained.
-	_, err := io.Copy(io.Discard, r)
-	return err
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	if a.ckpt.on {
+		return a.writeCheckpoints(ctx, offset)
+	}
+	return nil
 }
 
 // Continue notes a partial resynchronization (replica.Handler): the
 // selected db and an open MULTI block carry over, as the source does not
-// repeat them.
+// repeat them. In checkpoint mode it re-reads every shard's checkpoint,
+// so what a shard already holds is not sent again; it fails with
+// ErrCheckpointLost when a shard lost what it held.
 func (a *Applier) Continue(ctx context.Context, replID string, offset int64) error {
-	return nil
+	if !a.ckpt.on {
+		return nil
+	}
+	a.ckpt.replID = replID
+	return a.reloadCheckpoints(ctx)
 }

@@ -17,10 +17,13 @@ import (
 // points each Call at its bytes. A batch is reused after its replies were
 // checked.
 //
-// The per-shard batch is the unit issue 6 will wrap in MULTI/EXEC together
-// with a checkpoint write.
+// In checkpoint mode a stream batch is one MULTI … EXEC on the shard's
+// db-0 connection that carries the checkpoint (checkpoint.go); cur is the
+// database its commands currently address.
 type batch struct {
 	shard, db int
+	cur       int    // database selected inside the batch (checkpoint mode)
+	keyless   bool   // holds a keyless command (FLUSHALL…): rewrite the marker
 	seq       uint64 // distinguishes reuses of the same batch
 	ordered   bool   // must wait for the shard's earlier batches (snapshot)
 
@@ -39,12 +42,22 @@ type execMark struct {
 }
 
 func (b *batch) reset(shard, db int) {
-	b.shard, b.db = shard, db
-	b.ordered = false
+	b.shard, b.db, b.cur = shard, db, db
+	b.ordered, b.keyless = false, false
 	b.left = 0
 	b.buf = b.buf[:0]
 	b.starts = b.starts[:0]
 	b.execs = b.execs[:0]
+}
+
+// use makes the batch's next commands address db, with an inline SELECT
+// when it addressed another.
+func (b *batch) use(db int) *batch {
+	if b.cur != db {
+		b.commandString("SELECT", strconv.Itoa(db))
+		b.cur = db
+	}
+	return b
 }
 
 // Len is the number of commands.

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/syncer/replica"
 )
 
 // BenchmarkLoadSnapshot loads an RDB of ~200k mixed keys into 1 and 3
@@ -88,4 +90,78 @@ func BenchmarkLoadSnapshot(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkApplyStream applies the same stream of SETs, INCRs and MULTI
+// blocks into 3 shards without and with checkpoints, in batches of 64
+// commands (a busy link) and of 4 (a trickle: the worst case, one
+// transaction per shard per few commands), and reports the checkpoint
+// run's time as a ratio of the plain one measured in the same run.
+func BenchmarkApplyStream(b *testing.B) {
+	const n = 50_000
+	ctx := context.Background()
+	c := startCluster(b, 3)
+	script := make([]replica.Command, 0, n)
+	for i := 0; len(script) < n; i++ {
+		off := func() int64 { return int64(len(script) + 1) }
+		switch i % 8 {
+		case 7:
+			tag := fmt.Sprintf("{t%d}", i%100)
+			for _, l := range [][]string{{"MULTI"}, {"INCR", tag + "c"}, {"SET", tag + "v", "x"}, {"EXEC"}} {
+				script = append(script, replica.Command{Args: bytesArgs(l...), Offset: off()})
+			}
+		case 3:
+			script = append(script, replica.Command{Args: bytesArgs("INCR", fmt.Sprintf("ctr:%d", i%1000)), Offset: off()})
+		default:
+			script = append(script, replica.Command{Args: bytesArgs("SET", fmt.Sprintf("key:%d", i%50000), "value-0123456789"), Offset: off()})
+		}
+	}
+	run := func(b *testing.B, per int, checkpoint bool) time.Duration {
+		var total time.Duration
+		for range b.N {
+			b.StopTimer()
+			c.flush(b, ctx)
+			if err := c.dest.Mark(ctx, "m"); err != nil {
+				b.Fatal(err)
+			}
+			opts := Options{}
+			if checkpoint {
+				opts.Checkpoint = CheckpointOptions{Key: CheckpointPrefix + "bench", Fingerprint: "fp"}
+			}
+			a := New(c.dest, opts)
+			if checkpoint {
+				fullSyncEmpty(b, ctx, a, 0)
+			}
+			b.StartTimer()
+			start := time.Now()
+			for i := 0; i < len(script); i += per {
+				if err := a.Apply(ctx, script[i:min(i+per, len(script))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			total += time.Since(start)
+		}
+		each := total / time.Duration(b.N)
+		b.ReportMetric(float64(len(script))/each.Seconds(), "cmds/s")
+		return each
+	}
+	for _, per := range []int{64, 4} {
+		var plain time.Duration
+		b.Run(fmt.Sprintf("batch=%d/plain", per), func(b *testing.B) { plain = run(b, per, false) })
+		b.Run(fmt.Sprintf("batch=%d/checkpoint", per), func(b *testing.B) {
+			d := run(b, per, true)
+			if plain > 0 {
+				b.ReportMetric(float64(d)/float64(plain), "x_plain")
+				b.Logf("checkpoints: %v vs %v plain (%.2fx)", d, plain, float64(d)/float64(plain))
+			}
+		})
+	}
+}
+
+func bytesArgs(s ...string) [][]byte {
+	out := make([][]byte, len(s))
+	for i, a := range s {
+		out[i] = []byte(a)
+	}
+	return out
 }

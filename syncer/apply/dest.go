@@ -46,6 +46,7 @@ type Destination struct {
 	mu       sync.Mutex
 	backends map[beKey]*router.Backend
 	info     []ShardInfo // nil until Info succeeded
+	marker   string      // the value Mark set
 	closed   bool
 }
 

@@ -29,10 +29,19 @@
 //     per shard; multi-key commands that split (MSET, DEL, ...) are split;
 //     keyless commands go to every shard; anything else spanning shards is
 //     a *CrossSlotError and stops the stream.
+//   - Checkpoints (Options.Checkpoint, checkpoint.go): each Apply sends
+//     one MULTI … EXEC per shard holding its commands (the stream's own
+//     blocks flattened in, databases switched inline) and the source's
+//     checkpoint "<fingerprint> <replid> <offset>" in db 0; a snapshot
+//     writes it on every shard once loaded. Continue re-reads the
+//     checkpoints and commands a shard already holds are not sent to it
+//     again: exactly once across reconnects and crashes. Probe (run_id,
+//     marker key) and ErrCheckpointLost tell a shard that lost its data.
 //
 // Errors: *CrossSlotError (ErrCrossSlot), *WriteError (ErrRejected, ErrOOM)
 // and ErrUnsupported are fatal (Fatal reports it): sync must stop. Errors
-// wrapping router.ErrShardDown are retryable.
+// wrapping router.ErrShardDown are retryable; ErrCheckpointLost needs a
+// flush and full resync of every source.
 //
 // Usage:
 //

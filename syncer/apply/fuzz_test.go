@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
 
@@ -50,22 +53,52 @@ func FuzzRoute(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a := New(d, Options{MaxBlockBytes: 1 << 16})
-		s := &a.stream
-		s.plan.reset()
-		for i, line := range bytes.Split(data, []byte("\n")) {
-			cmd := replica.Command{Args: bytes.Fields(line), Offset: int64(i)}
-			if err := s.route(&cmd); err != nil {
-				if !Fatal(err) {
-					t.Fatalf("routing error %v is not fatal", err)
-				}
-				break
-			}
+		// Plain, and in checkpoint mode: one transaction per shard that
+		// ends with the checkpoint, back in db 0.
+		for _, ckpt := range []bool{false, true} {
+			routeOnce(t, d, data, ckpt)
 		}
+	})
+}
+
+func routeOnce(t *testing.T, d *Destination, data []byte, ckpt bool) {
+	opts := Options{MaxBlockBytes: 1 << 16}
+	if ckpt {
+		opts.Checkpoint = CheckpointOptions{Key: CheckpointPrefix + "f", Fingerprint: "fp", Every: time.Nanosecond}
+	}
+	a := New(d, opts)
+	a.ckpt.replID = "id"
+	s := &a.stream
+	s.plan.reset()
+	s.plan.flat = ckpt
+	offset := int64(-1)
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		cmd := replica.Command{Args: bytes.Fields(line), Offset: int64(i)}
+		if err := s.route(&cmd); err != nil {
+			if !Fatal(err) {
+				t.Fatalf("routing error %v is not fatal", err)
+			}
+			break
+		}
+		if s.block == nil {
+			offset = cmd.Offset
+		}
+	}
+	if ckpt {
+		s.seal(offset)
+	}
+	{
 		for shard, runs := range s.plan.runs {
+			if ckpt && len(runs) > 1 {
+				t.Fatalf("checkpoint mode: %d batches for shard %d", len(runs), shard)
+			}
 			for _, b := range runs {
 				depth := 0
-				for _, c := range b.seal() {
+				calls := b.seal()
+				if ckpt {
+					wantCheckpointTail(t, calls, offset)
+				}
+				for _, c := range calls {
 					var rc resp.Command
 					if err := resp.ReadCommand(bufio.NewReader(bytes.NewReader(c.Req)), &rc, resp.Limits{}); err != nil || len(rc.Args) == 0 || rc.Size != len(c.Req) {
 						t.Fatalf("request %q does not parse: %v", c.Req, err)
@@ -85,6 +118,9 @@ func FuzzRoute(f *testing.F) {
 							continue
 						}
 						for _, k := range keys {
+							if bytes.HasPrefix(rc.Args[k], []byte(KeyPrefix)) {
+								continue // checkpoint and marker: on every shard
+							}
 							if got := d.Map().ShardOf(rc.Args[k]); got != shard {
 								t.Fatalf("%q on shard %d, its key %q belongs to %d", c.Req, shard, rc.Args[k], got)
 							}
@@ -96,7 +132,37 @@ func FuzzRoute(f *testing.F) {
 				}
 			}
 		}
-	})
+	}
+}
+
+// wantCheckpointTail checks a checkpoint-mode transaction: MULTI first,
+// then SET <ckpt> <offset> in db 0, EXEC last.
+func wantCheckpointTail(t *testing.T, calls []*router.Call, offset int64) {
+	t.Helper()
+	db, ckptDB := 0, -1
+	var last [][]byte
+	for i, c := range calls {
+		var rc resp.Command
+		if err := resp.ReadCommand(bufio.NewReader(bytes.NewReader(c.Req)), &rc, resp.Limits{}); err != nil {
+			t.Fatal(err)
+		}
+		name := strings.ToUpper(string(rc.Args[0]))
+		switch {
+		case i == 0 && name != "MULTI", i == len(calls)-1 && name != "EXEC":
+			t.Fatalf("transaction %d: %q", i, c.Req)
+		case name == "SELECT" && len(rc.Args) == 2:
+			db, _ = strconv.Atoi(string(rc.Args[1]))
+		case name == "SET" && len(rc.Args) == 3 && string(rc.Args[1]) == CheckpointPrefix+"f":
+			ckptDB = db
+			last = rc.Args
+		}
+	}
+	if ckptDB != 0 || db != 0 {
+		t.Fatalf("checkpoint written in db %d, transaction ends in db %d", ckptDB, db)
+	}
+	if cp, err := ParseCheckpoint(last[2]); err != nil || cp.Offset != offset {
+		t.Fatalf("checkpoint %q, want offset %d (%v)", last[2], offset, err)
+	}
 }
 
 // TestRouteKeyless checks the keyless fan-out without I/O.

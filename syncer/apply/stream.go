@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -40,6 +41,7 @@ func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
 	}
 	saved := s.save()
 	s.plan.reset()
+	s.plan.flat = a.ckpt.on
 	var routeErr error
 	routed, offset := 0, int64(-1)
 	for i := range cmds {
@@ -52,7 +54,18 @@ func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
 			offset = cmds[i].Offset
 		}
 	}
-	err := s.execute(ctx)
+	if a.ckpt.on {
+		s.seal(offset)
+	}
+	err := s.execute(ctx, offset)
+	if err != nil && a.ckpt.on && Fatal(err) {
+		// A shard that restarted empty under a reconnected backend
+		// rejects writes (NOGROUP, WRONGTYPE…) that are not the
+		// source's fault: name the real cause.
+		if lost := a.verify(ctx, false); errors.Is(lost, ErrCheckpointLost) {
+			err = fmt.Errorf("%w (after: %v)", lost, err)
+		}
+	}
 	if err == nil {
 		err = routeErr
 	}
@@ -168,16 +181,30 @@ func (s *streamState) route(c *replica.Command) error {
 	switch {
 	case t.parts != nil:
 		for _, p := range t.parts {
-			s.plan.batch(p.Shard, s.db).command(p.Args)
+			s.add(p.Shard, c.Offset, p.Args)
 		}
 	case t.shard == everyShard:
 		for i := range s.plan.runs {
-			s.plan.batch(i, s.db).command(args)
+			if b := s.add(i, c.Offset, args); b != nil {
+				b.keyless = true
+			}
 		}
 	default:
-		s.plan.batch(t.shard, s.db).command(args)
+		s.add(t.shard, c.Offset, args)
 	}
 	return nil
+}
+
+// add plans args for shard unless the shard already holds the command
+// ending at offset; it returns the batch, nil when skipped.
+func (s *streamState) add(shard int, offset int64, args [][]byte) *batch {
+	if s.a.ckpt.skip(shard, offset) {
+		s.a.skipped.Add(1)
+		return nil
+	}
+	b := s.plan.batch(shard, s.db)
+	b.command(args)
+	return b
 }
 
 // everyShard marks a keyless command.
@@ -329,12 +356,22 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 		}
 		items = append(items, item{args, t.shard})
 	}
+	flat := s.plan.flat
 	for shard := range s.plan.runs {
 		if !broadcast && shard != keyed {
 			continue
 		}
+		if s.a.ckpt.skip(shard, offset) {
+			s.a.skipped.Add(1)
+			continue
+		}
 		b := s.plan.batch(shard, startDB)
-		b.commandString("MULTI")
+		b.keyless = b.keyless || broadcast
+		if !flat {
+			// In checkpoint mode the batch is one transaction already:
+			// the block is flattened into it.
+			b.commandString("MULTI")
+		}
 		first := b.Len()
 		for _, it := range items {
 			if it.shard == everyShard || it.shard == shard {
@@ -345,12 +382,14 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 			// SELECT inside MULTI outlives EXEC: put the connection back.
 			b.commandString("SELECT", strconv.Itoa(startDB))
 		}
-		b.commandString("EXEC")
-		b.markExec(first)
+		if !flat {
+			b.commandString("EXEC")
+			b.markExec(first)
+		}
 	}
 	s.db = selectedNow
 	for _, p := range publishes {
-		s.plan.batch(p.shard, s.db).command(p.args)
+		s.add(p.shard, offset, p.args)
 	}
 	return nil
 }
@@ -370,11 +409,13 @@ func (s *streamState) keyNames(args [][]byte) []string {
 }
 
 // plan is the per-shard work of one Apply: runs of commands per db, sent
-// in order.
+// in order. In checkpoint mode (flat) a shard has one batch, a
+// transaction on its db-0 connection that switches databases inline.
 type plan struct {
 	d    *Destination
 	runs [][]*batch // per shard
 	free []*batch
+	flat bool
 }
 
 func (p *plan) reset() {
@@ -392,9 +433,22 @@ func (p *plan) reset() {
 // batch returns the run that takes the next command for (shard, db).
 func (p *plan) batch(shard, db int) *batch {
 	rs := p.runs[shard]
+	if p.flat {
+		if len(rs) == 0 {
+			b := p.get(shard, 0)
+			b.commandString("MULTI")
+			return b.use(db)
+		}
+		return rs[0].use(db)
+	}
 	if n := len(rs); n > 0 && rs[n-1].db == db {
 		return rs[n-1]
 	}
+	return p.get(shard, db)
+}
+
+// get appends a fresh batch for (shard, db) to the shard's runs.
+func (p *plan) get(shard, db int) *batch {
 	var b *batch
 	if n := len(p.free); n > 0 {
 		b, p.free = p.free[n-1], p.free[:n-1]
@@ -402,13 +456,45 @@ func (p *plan) batch(shard, db int) *batch {
 		b = &batch{}
 	}
 	b.reset(shard, db)
-	p.runs[shard] = append(rs, b)
+	p.runs[shard] = append(p.runs[shard], b)
 	return b
 }
 
+// seal closes every shard's transaction with its checkpoint at offset
+// (checkpoint mode), and opens a checkpoint-only one on shards this Apply
+// did not touch whose checkpoint is due for a refresh.
+func (s *streamState) seal(offset int64) {
+	c := &s.a.ckpt
+	if offset < 0 {
+		// Nothing complete was routed (all inside an open block): no
+		// batch was planned either.
+		return
+	}
+	now := time.Now()
+	for shard, rs := range s.plan.runs {
+		if len(rs) == 0 {
+			if offset <= c.held[shard] || now.Sub(c.wrote[shard]) < s.a.opts.Checkpoint.Every {
+				continue
+			}
+			b := s.plan.get(shard, 0)
+			b.commandString("MULTI")
+			rs = s.plan.runs[shard]
+		}
+		b := rs[0].use(0)
+		b.commandString("SET", c.key, string(c.value(offset)))
+		if b.keyless {
+			b.commandString("SET", markerKey, s.a.d.markerValue())
+		}
+		b.commandString("EXEC")
+		b.markExec(1)
+	}
+}
+
 // execute sends every shard's runs, shards concurrently, runs of one
-// shard one after the other. A fatal error wins over a retryable one.
-func (s *streamState) execute(ctx context.Context) error {
+// shard one after the other. A fatal error wins over a retryable one. In
+// checkpoint mode each shard that answered without error now holds
+// offset.
+func (s *streamState) execute(ctx context.Context, offset int64) error {
 	var active []int
 	for i, rs := range s.plan.runs {
 		if len(rs) > 0 {
@@ -437,6 +523,15 @@ func (s *streamState) execute(ctx context.Context) error {
 			}()
 		}
 		wg.Wait()
+	}
+	if s.plan.flat && offset >= 0 {
+		now := time.Now()
+		c := &s.a.ckpt
+		for j, shard := range active {
+			if errs[j] == nil {
+				c.held[shard], c.wrote[shard] = offset, now
+			}
+		}
 	}
 	var first error
 	for _, err := range errs {

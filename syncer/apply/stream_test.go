@@ -67,6 +67,11 @@ func streamScript() []string {
 }
 
 func TestApplyStreamMatchesReference(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testApplyStreamMatchesReference(t, false) })
+	t.Run("checkpoint", func(t *testing.T) { testApplyStreamMatchesReference(t, true) })
+}
+
+func testApplyStreamMatchesReference(t *testing.T, checkpoint bool) {
 	ctx := integration.Context(t, time.Minute)
 	ref := integration.StartRedis(t)
 	c := startCluster(t, 3)
@@ -75,7 +80,18 @@ func TestApplyStreamMatchesReference(t *testing.T) {
 	if err != nil || table.Len() < 200 {
 		t.Fatalf("Commands: %v", err)
 	}
-	a := New(c.dest, Options{Table: table})
+	opts := Options{Table: table}
+	if checkpoint {
+		// Every: refresh untouched shards too, so all end at the last offset.
+		opts.Checkpoint = CheckpointOptions{Key: CheckpointPrefix + "ref", Fingerprint: "fp", Every: time.Nanosecond}
+	}
+	a := New(c.dest, opts)
+	if checkpoint {
+		if err := c.dest.Mark(ctx, "m"); err != nil {
+			t.Fatal(err)
+		}
+		fullSyncEmpty(t, ctx, a, 0)
+	}
 
 	// A subscriber on the shard of the channel.
 	chanShard := c.dest.Map().ShardOf([]byte("news"))
@@ -130,7 +146,19 @@ func TestApplyStreamMatchesReference(t *testing.T) {
 		t.Fatalf("reference db 0 holds only %d keys: the comparison would prove little", n)
 	}
 	for _, db := range []int{0, 3, 5, 6} {
-		integration.RequireEqual(t, ctx, []*redis.Client{ref.ClientDB(db)}, c.clients(db), integration.CompareOptions{})
+		integration.RequireEqual(t, ctx, []*redis.Client{ref.ClientDB(db)}, c.clients(db), integration.CompareOptions{Skip: internalKey})
+	}
+	if checkpoint {
+		// Every shard's checkpoint reached the end of the script.
+		cps, err := c.dest.Checkpoints(ctx, CheckpointPrefix+"ref")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, cp := range cps {
+			if cp == nil || cp.Offset != int64(len(script)) || cp.ReplID != "replid0" || cp.Fingerprint != "fp" {
+				t.Errorf("shard %d checkpoint %+v, want offset %d", i, cp, len(script))
+			}
+		}
 	}
 	msg, err := ps.ReceiveMessage(ctx)
 	if err != nil || msg.Payload != "hello" {
