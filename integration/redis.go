@@ -121,3 +121,5 @@ func Context(t testing.TB, timeout time.Duration) context.Context {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func (r *Redis) clientsDB0() []*redis.Client { return []*redis.Client{r.Client()} }

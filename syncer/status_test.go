@@ -1,9 +1,11 @@
 package syncer
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"testing"
 
 	"github.com/replicaof/replicaof/router"
@@ -52,5 +54,21 @@ func TestClassify(t *testing.T) {
 		if got := Classify(c.err); got != c.want {
 			t.Errorf("Classify(%v) = %v, want %v", c.err, got, c.want)
 		}
+	}
+}
+
+func TestClassifyTLS(t *testing.T) {
+	remote := &net.OpError{Op: "remote error", Err: errors.New("tls: unknown certificate authority")}
+	for _, err := range []error{
+		fmt.Errorf("replica: read: %w", remote),
+		fmt.Errorf("replica: dial x: %w", errors.New("tls: server selected unsupported protocol version 302")),
+		fmt.Errorf("dial: %w", x509.UnknownAuthorityError{}),
+	} {
+		if got := Classify(err); got != Fatal {
+			t.Errorf("Classify(%v) = %v, want fatal", err, got)
+		}
+	}
+	if got := Classify(&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}); got != Retry {
+		t.Errorf("a reset is %v, want retry", got)
 	}
 }
