@@ -64,7 +64,9 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 	return r
 }
 
-// Client returns a go-redis client for db 0 (RESP2), closed at cleanup.
+// Client returns a new go-redis client for db 0 (RESP2), closed at
+// cleanup. Each call makes a new client: keep it rather than calling Client
+// in a loop.
 func (r *Redis) Client() *redis.Client { return r.ClientDB(0) }
 
 // ClientDB returns a go-redis client for database db, closed at cleanup.

@@ -36,11 +36,11 @@ var ErrNeedFullResync = errors.New("syncer: full resync of all sources required"
 // Classify maps an error from a link or the applier to its class.
 func Classify(err error) Class {
 	switch {
+	case isTLSFailure(err), errors.Is(err, ErrSnapshotLoop), errors.Is(err, replica.ErrSpool):
+		return Fatal
 	case errors.Is(err, ErrNeedFullResync), errors.Is(err, replica.ErrFullResync),
 		errors.Is(err, apply.ErrCheckpointLost):
 		return FullResync
-	case isTLSFailure(err):
-		return Fatal
 	case errors.Is(err, replica.ErrAuth),
 		errors.Is(err, apply.ErrCrossSlot),
 		errors.Is(err, apply.ErrOOM),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
 
@@ -19,6 +20,8 @@ type source struct {
 
 	mu           sync.Mutex
 	link         *replica.Link
+	applier      *apply.Applier
+	drops        int // snapshots dropped in a row by the source
 	state        string
 	lastErr      string
 	lastErrTime  time.Time
@@ -51,10 +54,19 @@ func (s *source) reset() {
 	s.lag.reset()
 }
 
-func (s *source) setLink(l *replica.Link) {
+func (s *source) setLink(l *replica.Link, a *apply.Applier) {
 	s.mu.Lock()
-	s.link = l
+	s.link, s.applier = l, a
 	s.mu.Unlock()
+}
+
+// snapshotDropped counts a snapshot the source dropped and returns how
+// many in a row it has dropped.
+func (s *source) snapshotDropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drops++
+	return s.drops
 }
 
 func (s *source) setState(state string) {
@@ -99,6 +111,7 @@ func (s *source) beginSnapshot(size int64) {
 func (s *source) snapshotDone(replID string, offset int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.drops = 0
 	s.state = StateSynced
 	s.fullSyncs++
 	s.replID = replID
@@ -159,6 +172,9 @@ func (s *source) status(now time.Time) SourceStatus {
 		PartialSyncs:   s.partialSyncs,
 		SourceOffset:   s.srcOffset,
 		AppliedOffset:  s.appliedOff,
+	}
+	if s.applier != nil {
+		st.KeysLoaded = s.applier.Stats().KeysLoaded
 	}
 	switch {
 	case s.state == StateSynced:

@@ -54,6 +54,15 @@ type Config struct {
 	// NoResume makes the first start flush and fully sync like every
 	// later one, ignoring the checkpoints a previous process left.
 	NoResume bool
+	// SpoolDir, when set, lets every link spill what the destination has
+	// not consumed yet to disk (bounded by Link.SpoolMaxBytes) instead of
+	// stopping to read, so a slow destination never makes a source drop
+	// the link. serve sets it to state_dir/spool.
+	SpoolDir string
+	// MaxSnapshotDrops is how many snapshots in a row a source may drop
+	// (its client-output-buffer-limit replica too small) before sync stops
+	// with an error saying so (default 3).
+	MaxSnapshotDrops int
 }
 
 func (c Config) withDefaults() Config {
@@ -68,6 +77,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = 10 * time.Second
+	}
+	if c.MaxSnapshotDrops <= 0 {
+		c.MaxSnapshotDrops = 3
 	}
 	if c.SampleInterval <= 0 {
 		c.SampleInterval = 250 * time.Millisecond
@@ -554,9 +566,12 @@ func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct
 	lcfg.Dial = dial
 	lcfg.ListeningPort = s.cfg.ListeningPort
 	lcfg.Logger = log
+	if s.cfg.SpoolDir != "" {
+		lcfg.SpoolDir = s.cfg.SpoolDir
+	}
 	h := &handler{src: src, sem: sem, applier: apply.New(s.cfg.Destination, opts)}
 	link := replica.New(lcfg, h)
-	src.setLink(link)
+	src.setLink(link, h.applier)
 
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var sampler sync.WaitGroup
@@ -581,6 +596,14 @@ func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct
 		h.release()
 		if ctx.Err() != nil {
 			return nil
+		}
+		var dropped *replica.SnapshotDroppedError
+		if errors.As(err, &dropped) {
+			// Counted on the source: a drop ends this sync run (full
+			// resync of all), so a local counter would start over.
+			if n := src.snapshotDropped(); n >= s.cfg.MaxSnapshotDrops {
+				err = fmt.Errorf("%w (%d in a row): %w", ErrSnapshotLoop, n, err)
+			}
 		}
 		class := Classify(err)
 		if h.loading && class == Retry {
@@ -689,6 +712,9 @@ func (h *handler) FullSync(ctx context.Context, replID string, offset, size int6
 	h.src.snapshotDone(replID, offset)
 	return nil
 }
+
+// ErrSnapshotLoop means a source kept dropping the link during snapshots.
+var ErrSnapshotLoop = errors.New("syncer: the source keeps dropping the link during the snapshot")
 
 func (h *handler) Continue(ctx context.Context, replID string, offset int64) error {
 	if err := h.applier.Continue(ctx, replID, offset); err != nil {
