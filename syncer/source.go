@@ -111,7 +111,6 @@ func (s *source) beginSnapshot(size int64) {
 func (s *source) snapshotDone(replID string, offset int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.drops = 0
 	s.state = StateSynced
 	s.fullSyncs++
 	s.replID = replID
@@ -132,6 +131,7 @@ func (s *source) applied(offset int64, now time.Time) {
 	defer s.mu.Unlock()
 	s.appliedOff = offset
 	s.lastUpdate = now
+	s.drops = 0 // the stream flows: snapshots are not being dropped
 	s.lag.applied(offset, now)
 }
 

@@ -379,6 +379,7 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 	for i, src := range srcs {
 		o := opts
 		o.Checkpoint = apply.CheckpointOptions{Key: checkpointKey(i, src.cfg), Fingerprint: fp}
+		o.Source = src.cfg.Name // labels the applier's metrics
 		var start replica.Position
 		if starts != nil {
 			start = starts[i]
@@ -597,15 +598,21 @@ func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct
 		if ctx.Err() != nil {
 			return nil
 		}
-		var dropped *replica.SnapshotDroppedError
-		if errors.As(err, &dropped) {
-			// Counted on the source: a drop ends this sync run (full
-			// resync of all), so a local counter would start over.
+		class := Classify(err)
+		if class == FullResync && !h.streamed.Load() {
+			// Another full sync without a single stream command applied
+			// since the last one: the source drops us during snapshots
+			// (the drop can also show as a lost link right after the
+			// payload, then a FULLRESYNC answer to the resume). Counted on
+			// the source, as the full resync ends this run.
 			if n := src.snapshotDropped(); n >= s.cfg.MaxSnapshotDrops {
-				err = fmt.Errorf("%w (%d in a row): %w", ErrSnapshotLoop, n, err)
+				err = fmt.Errorf("%w (%d snapshots in a row): its client-output-buffer-limit for replicas is probably "+
+					"too small for the writes it buffers while a snapshot loads; raise it on the source, e.g. "+
+					"CONFIG SET client-output-buffer-limit \"replica 0 0 0\" (spool: %v): %w",
+					ErrSnapshotLoop, n, s.cfg.SpoolDir != "", err)
+				class = Fatal
 			}
 		}
-		class := Classify(err)
 		if h.loading && class == Retry {
 			// The destination failed under a snapshot: it holds part of
 			// it, which only a flush and full resync of all can clean.
@@ -690,6 +697,7 @@ type handler struct {
 	holding atomic.Bool // holds a snapshot slot
 
 	loading    bool        // inside FullSync; read by runSource after Run returns
+	streamed   atomic.Bool // a stream command was applied since the last snapshot began
 	progressed atomic.Bool // something was applied since the last retry
 }
 
@@ -701,6 +709,7 @@ func (h *handler) release() {
 
 func (h *handler) FullSync(ctx context.Context, replID string, offset, size int64, rdb io.Reader) error {
 	h.loading = true
+	h.streamed.Store(false)
 	h.src.beginSnapshot(size)
 	err := h.applier.FullSync(ctx, replID, offset, size, &countingReader{r: rdb, n: &h.src.rdbDone})
 	h.release()
@@ -730,6 +739,7 @@ func (h *handler) Apply(ctx context.Context, cmds []replica.Command) error {
 	}
 	if len(cmds) > 0 {
 		h.progressed.Store(true)
+		h.streamed.Store(true)
 		h.src.applied(cmds[len(cmds)-1].Offset, time.Now())
 	}
 	return nil
