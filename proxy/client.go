@@ -71,6 +71,11 @@ type client struct {
 	groups  []group
 	bt      router.Batch // reused by every run
 	scratch [][]byte
+
+	// The command being planned, while Config.Observer is set: its name
+	// and start go to the first op it adds, ops[mark].
+	cur  op
+	mark int
 }
 
 type group struct {
@@ -189,7 +194,13 @@ func (c *client) batch() error {
 		size += c.cmd.Size
 		if len(c.cmd.Args) > 0 {
 			c.s.commands.Add(1)
-			c.plan(c.cmd.Args)
+			if c.s.cfg.Observer != nil {
+				c.begin(c.cmd.Args)
+				c.plan(c.cmd.Args)
+				c.tag()
+			} else {
+				c.plan(c.cmd.Args)
+			}
 		}
 		if c.closeNow || len(c.ops) >= maxBatchOps || size >= maxBatchBytes ||
 			c.br.Buffered() == 0 || !complete(c.peek(), lim) {
@@ -217,23 +228,72 @@ func (c *client) flush() {
 	c.wmu.Unlock()
 }
 
+// begin notes the command about to be planned, for the Observer. The
+// name is the table's own string: reporting it allocates nothing.
+func (c *client) begin(args [][]byte) {
+	c.cur.name = "other"
+	if cmd := c.s.cfg.Table.Lookup(args[:1]); cmd != nil {
+		c.cur.name = cmd.Name
+	}
+	c.cur.start = time.Now()
+	c.mark = len(c.ops)
+}
+
+// tag marks the first op the command being planned added (if it was not
+// flushed already) as the one to report.
+func (c *client) tag() {
+	if c.cur.name != "" && c.mark < len(c.ops) {
+		c.ops[c.mark].name, c.ops[c.mark].start = c.cur.name, c.cur.start
+	}
+	c.cur.name = ""
+}
+
 // flushLocked is flush with wmu held.
 func (c *client) flushLocked() {
 	c.run()
 	ob := outPool.Get().(*[]byte)
 	out := (*ob)[:0]
+	obs := c.s.cfg.Observer
+	if obs != nil {
+		c.tag() // a command flushing the batch itself (SUBSCRIBE…)
+	}
 	for i := range c.ops {
-		out = c.reply(out, &c.ops[i])
+		o := &c.ops[i]
+		n := len(out)
+		out = c.reply(out, o)
+		if obs != nil {
+			o.failed = len(out) > n && out[n] == resp.TypeError
+		}
+	}
+	var queued time.Time
+	if obs != nil {
+		queued = time.Now()
 	}
 	c.writeLocked(out)
+	if obs != nil {
+		c.observe(obs, queued) // after the write: the client waits for no report
+	}
 	if cap(out) <= keepBufCap {
 		*ob = out[:0]
 		outPool.Put(ob)
 	}
 	c.ops = c.ops[:0]
+	c.mark = 0
 	c.ncalls, c.ran = 0, 0
 	c.local = c.local[:0]
 	c.ords = c.ords[:0]
+}
+
+// observe reports the batch's tagged commands, their replies queued at
+// now, and untags them.
+func (c *client) observe(obs Observer, now time.Time) {
+	for i := range c.ops {
+		o := &c.ops[i]
+		if o.name != "" {
+			obs.Command(o.name, now.Sub(o.start), o.failed)
+			o.name = ""
+		}
+	}
 }
 
 // write sends b to the client. A failed or late write closes the client.
@@ -313,6 +373,9 @@ func (c *client) call(bk []*router.Backend, shard int) *router.Call {
 
 func (c *client) close() {
 	c.nc.Close()
+	if o := c.s.cfg.Observer; o != nil {
+		defer o.ConnClosed()
+	}
 	if c.sub != nil {
 		c.sub.closeAll()
 	}

@@ -46,6 +46,27 @@ type Config struct {
 	Table *router.Table
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
+	// Observer, when set, is told about client connections and commands
+	// (metrics.ProxyObserver fits); nil reports nothing and costs nothing.
+	// Shards' own Observer (router.BackendConfig) is separate.
+	Observer Observer
+}
+
+// Observer receives the proxy's client events. Methods are called
+// concurrently from every client's goroutine and must not block.
+type Observer interface {
+	// ConnOpened reports an accepted client (not one refused for
+	// MaxClients).
+	ConnOpened()
+	// ConnClosed reports that client's end, once per ConnOpened.
+	ConnClosed()
+	// Command reports one command after its reply was queued for the
+	// client: name is the command table's lower-case name of its first
+	// argument ("get", "client"), or "other" for a name the table does
+	// not know; d runs from the command having been read to its reply
+	// being ready to write (with the replies of its batch); failed says
+	// whether the reply is an error.
+	Command(name string, d time.Duration, failed bool)
 }
 
 // Defaults.
@@ -93,6 +114,7 @@ func (c Config) withDefaults() Config {
 		if s.WriteTimeout <= 0 {
 			s.WriteTimeout = c.Timeout
 		}
+		s.Shard = i // the label of s.Observer
 		shards[i] = s
 	}
 	c.Shards = shards

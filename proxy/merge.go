@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/replicaof/replicaof/resp"
 )
@@ -28,6 +29,10 @@ type op struct {
 	lo, hi   int // span in local (opLocal) or ords (opArray)
 	first, n int // calls[first:first+n]
 	arg      int // opScan: the shard
+	// The command to report to Config.Observer: name is "" when none.
+	name   string
+	start  time.Time
+	failed bool // its reply is an error
 }
 
 // hiddenPrefix starts every key replicaof keeps for itself on the

@@ -153,6 +153,9 @@ func (s *Server) admit(nc net.Conn) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.accepted.Add(1)
+	if o := s.cfg.Observer; o != nil {
+		o.ConnOpened()
+	}
 	go func() {
 		defer s.wg.Done()
 		c.serve()

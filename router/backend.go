@@ -44,6 +44,30 @@ type BackendConfig struct {
 	Init []byte
 	// Limits bound replies read from the shard.
 	Limits resp.Limits
+
+	// Observer, when set, is told about every write batch and about the
+	// shard going up or down; nil reports nothing and costs nothing.
+	Observer Observer
+	// Shard is the shard's index, passed to Observer as its label.
+	Shard int
+}
+
+// Observer receives a Backend's health and pipelining events. Methods are
+// called concurrently from callers' and connection goroutines, and must
+// neither block nor call back into the Backend.
+type Observer interface {
+	// Pipeline reports one write to the shard: calls is the number of
+	// calls it carried (one flush of the connection's buffered writer,
+	// from one caller or several), d the time from the start of the write
+	// to the reply of its last call, and failed whether the connection
+	// failed before that reply arrived (d then runs to the failure). Error
+	// replies are replies: they do not fail a batch.
+	Pipeline(shard, calls int, d time.Duration, failed bool)
+	// ShardUp reports a transition of the backend's view of the shard: up
+	// after a successful dial, down after a failed dial or a connection
+	// failure (not after Close). Each Backend reports its own
+	// transitions; several backends of one shard may interleave.
+	ShardUp(shard int, up bool)
 }
 
 func (c BackendConfig) withDefaults() BackendConfig {
@@ -109,6 +133,23 @@ type Backend struct {
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	up atomic.Int32 // last state told to Observer: 0 unknown, 1 up, 2 down
+}
+
+// setUp tells the observer about a transition of the shard's health.
+func (b *Backend) setUp(up bool) {
+	o := b.cfg.Observer
+	if o == nil {
+		return
+	}
+	v := int32(2)
+	if up {
+		v = 1
+	}
+	if b.up.Swap(v) != v {
+		o.ShardUp(b.cfg.Shard, up)
+	}
 }
 
 // NewBackend returns a pool for one shard. It connects lazily.
@@ -293,10 +334,14 @@ func (b *Backend) conn(ctx context.Context, s *slot) (*conn, error) {
 			s.backoff = 2 * time.Second
 		}
 		s.downErr, s.downTill = err, time.Now().Add(s.backoff)
+		if b.ctx.Err() == nil {
+			b.setUp(false)
+		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrShardDown, b.cfg.Addr, err)
 	}
 	s.downErr, s.backoff = nil, 0
 	s.conn = cn
+	b.setUp(true)
 	return cn, nil
 }
 
@@ -315,6 +360,7 @@ func (b *Backend) dial(ctx context.Context) (*conn, error) {
 		r:    bufio.NewReaderSize(nc, 64<<10),
 		w:    bufio.NewWriterSize(nc, 64<<10),
 		cfg:  &b.cfg,
+		b:    b,
 		room: make(chan struct{}, b.cfg.MaxInflight),
 		dead: make(chan struct{}),
 	}
@@ -341,6 +387,7 @@ type conn struct {
 	r   *bufio.Reader
 	w   *bufio.Writer
 	cfg *BackendConfig
+	b   *Backend
 
 	room chan struct{} // a token per queued or inflight call: bounds both
 
@@ -350,6 +397,9 @@ type conn struct {
 	pending  []*Call
 	spare    []*Call
 	inflight []*Call // written (or being written), awaiting a reply, in order
+	// writes are the writes of inflight's calls, in order; kept only when
+	// cfg.Observer is set.
+	writes []write
 	// rdeadline is when the read deadline was last set, zero when none
 	// is set: it is set only while calls are in flight, so an idle
 	// connection never times out.
@@ -497,6 +547,9 @@ func (cn *conn) flush() {
 		// update on every batch.
 		cn.inflight = append(cn.inflight, calls...)
 		now := time.Now()
+		if cn.cfg.Observer != nil {
+			cn.writes = append(cn.writes, write{calls: len(calls), at: now})
+		}
 		if now.Sub(cn.rdeadline) > cn.cfg.ReadTimeout/8 {
 			_ = cn.nc.SetReadDeadline(now.Add(cn.cfg.ReadTimeout))
 			cn.rdeadline = now
@@ -526,6 +579,21 @@ func (cn *conn) flush() {
 	}
 }
 
+// write is one flush of pending calls, reported to the Observer when its
+// last call is answered.
+type write struct {
+	calls int
+	at    time.Time
+}
+
+// observe reports writes whose calls are answered (failed: or failed).
+func (cn *conn) observe(ws []write, failed bool) {
+	now := time.Now()
+	for _, w := range ws {
+		cn.cfg.Observer.Pipeline(cn.cfg.Shard, w.calls, now.Sub(w.at), failed)
+	}
+}
+
 // complete hands a call back to its Pipeline.
 func (cn *conn) complete(c *Call, err error) {
 	if err != nil {
@@ -549,10 +617,16 @@ func (cn *conn) fail(err error) {
 		cn.err = ErrClosed
 	}
 	close(cn.dead)
-	pending, inflight := cn.pending, cn.inflight
-	cn.pending, cn.inflight = nil, nil
+	pending, inflight, writes := cn.pending, cn.inflight, cn.writes
+	cn.pending, cn.inflight, cn.writes = nil, nil, nil
 	cn.mu.Unlock()
 	cn.nc.Close()
+	if cn.cfg.Observer != nil {
+		cn.observe(writes, true)
+		if !errors.Is(err, ErrClosed) && cn.b.ctx.Err() == nil {
+			cn.b.setUp(false)
+		}
+	}
 	for _, c := range inflight {
 		cn.complete(c, cn.err)
 	}
@@ -566,6 +640,8 @@ var errUnexpectedReply = errors.New("router: reply without a request")
 
 func (cn *conn) readLoop() {
 	var taken []*Call // calls taken from inflight, answered in order
+	var ws []write    // their writes, when observed
+	obs := cn.cfg.Observer != nil
 	for {
 		if cn.r.Buffered() == 0 {
 			if _, err := cn.r.Peek(1); err != nil {
@@ -588,7 +664,14 @@ func (cn *conn) readLoop() {
 			return
 		}
 		taken, cn.inflight = cn.inflight, taken[:0]
+		if obs {
+			ws, cn.writes = cn.writes, ws[:0]
+		}
 		cn.mu.Unlock()
+		w, left := 0, 0 // ws[w] is the write being answered, left calls of it to go
+		if len(ws) > 0 {
+			left = ws[0].calls
+		}
 		for i, c := range taken {
 			var err error
 			c.Reply, err = resp.ReadReply(cn.r, c.Reply[:0], cn.cfg.Limits)
@@ -597,12 +680,22 @@ func (cn *conn) readLoop() {
 				for _, c := range taken[i:] {
 					cn.complete(c, cn.deadErr())
 				}
+				if obs && w < len(ws) {
+					cn.observe(ws[w:], true)
+				}
 				return
 			}
 			cn.complete(c, nil)
+			if left--; obs && left == 0 && w < len(ws) {
+				cn.observe(ws[w:w+1], false)
+				if w++; w < len(ws) {
+					left = ws[w].calls
+				}
+			}
 		}
 		clear(taken)
 		taken = taken[:0]
+		ws = ws[:0]
 	}
 }
 

@@ -95,11 +95,24 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	// Metrics come first: the proxy, the destination's backends and the
+	// appliers report to it. Its syncer series read the supervisor, made
+	// below, at each scrape of /metrics (served only once it is set).
+	status := &supervisorStatus{}
+	m, err := metrics.New(metrics.Config{Source: status, Version: versionString()})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	for i := range shards {
+		shards[i].Observer, shards[i].Shard = m.Shards(), i
+	}
 	var destShards []apply.Shard
 	for i, s := range cfg.Destination.Shards {
 		destShards = append(destShards, apply.Shard{Addr: s.Addr(), User: s.User, Password: string(s.Password), Dial: shards[i].Dial})
 	}
-	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: destShards})
+	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: destShards,
+		Backend: router.BackendConfig{Observer: m.Shards()}})
 	if err != nil {
 		return err
 	}
@@ -109,10 +122,11 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		return fmt.Errorf("state_dir: %w", err)
 	}
 	sup, err := syncer.New(syncer.Config{Sources: cfg.ReplicaOf.Sources, Destination: dest, Logger: log,
-		SpoolDir: filepath.Join(cfg.StateDir, "spool")})
+		SpoolDir: filepath.Join(cfg.StateDir, "spool"), ApplyOptions: apply.Options{Observer: m.Shards()}})
 	if err != nil {
 		return err
 	}
+	status.sup = sup
 
 	prox, err := proxy.New(proxy.Config{
 		Listen:      cfg.Proxy.Listen,
@@ -121,20 +135,11 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		Limits:      resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
 		Shards:      shards,
 		Logger:      log.With("component", "proxy"),
+		Observer:    m.Proxy(),
 	})
 	if err != nil {
 		return err
 	}
-
-	// Metrics are read from the supervisor at each scrape of /metrics.
-	// TODO(metrics): pass m.Proxy() and m.Shards() once proxy.Config and
-	// router.BackendConfig take observers.
-	m, err := metrics.New(metrics.Config{Source: sup, Version: versionString()})
-	if err != nil {
-		prox.Close()
-		return err
-	}
-	defer func() { _ = m.Shutdown(context.Background()) }()
 
 	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
@@ -248,5 +253,12 @@ func shardConfigs(d config.Destination) ([]router.BackendConfig, error) {
 	}
 	return out, nil
 }
+
+// supervisorStatus is the metrics' Source: the supervisor, set once it
+// exists and before /metrics is served.
+type supervisorStatus struct{ sup *syncer.Supervisor }
+
+func (s *supervisorStatus) Status() syncer.Status { return s.sup.Status() }
+func (s *supervisorStatus) Flushes() int          { return s.sup.Flushes() }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

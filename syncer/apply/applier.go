@@ -14,8 +14,11 @@ import (
 
 // Options tune one Applier. The zero value selects the defaults.
 type Options struct {
-	// Source labels the source in logs.
+	// Source labels the source in logs and to Observer.
 	Source string
+	// Observer, when set, is told about every batch applied on a shard;
+	// nil reports nothing.
+	Observer Observer
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 	// Table locates keys in stream commands; nil means router.Builtin.
@@ -75,6 +78,25 @@ func (o Options) withDefaults() Options {
 		o.Checkpoint.Every = time.Second
 	}
 	return o
+}
+
+// Observer receives an Applier's writes (metrics.ShardObserver fits).
+// Applied is called concurrently (shards are written in parallel) and
+// must not block.
+type Observer interface {
+	// Applied reports one pipeline of the source's that a shard answered
+	// without error: n is the number of commands it carried on the
+	// shard, snapshot and stream alike (RESTOREs, rebuilt keys' writes,
+	// stream commands, and the SELECT, MULTI/EXEC and checkpoint writes
+	// around them).
+	Applied(source string, shard, n int)
+}
+
+// applied reports b, answered without error, to the Observer.
+func (a *Applier) applied(b *batch) {
+	if o := a.opts.Observer; o != nil {
+		o.Applied(a.opts.Source, b.shard, b.Len())
+	}
 }
 
 // Stats are an Applier's counters, cumulative over its life.

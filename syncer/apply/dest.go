@@ -31,7 +31,8 @@ type DestinationConfig struct {
 	// Map places keys on Shards; nil means router.NewShardMap(len(Shards)).
 	Map *router.ShardMap
 	// Backend is the template for every (shard, db) backend: its Addr,
-	// Dial and Init are filled in per shard. Conns defaults to 4.
+	// Dial, Init and Shard are filled in per shard (its Observer is
+	// shared). Conns defaults to 4.
 	Backend router.BackendConfig
 }
 
@@ -113,7 +114,7 @@ func (d *Destination) Backend(shard, db int) *router.Backend {
 	}
 	s := d.cfg.Shards[shard]
 	cfg := d.cfg.Backend
-	cfg.Addr, cfg.Dial = s.Addr, s.Dial
+	cfg.Addr, cfg.Dial, cfg.Shard = s.Addr, s.Dial, shard
 	var init []byte
 	switch {
 	case s.Password != "" && s.User != "":

@@ -312,6 +312,8 @@ func (q *queue) send(l *loader, b *batch) {
 	defer q.wg.Done()
 	if err := b.send(l.ctx, l.d); err != nil {
 		l.fail(err)
+	} else {
+		l.a.applied(b)
 	}
 	<-q.sem
 	q.put(b)

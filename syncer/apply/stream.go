@@ -509,6 +509,7 @@ func (s *streamState) execute(ctx context.Context, offset int64) error {
 				errs[j] = err
 				return
 			}
+			s.a.applied(b)
 		}
 	}
 	if len(active) == 1 {

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/redisproc"
+	"github.com/replicaof/replicaof/syncer"
+)
+
+// TestServeMetrics runs serve over a real source and two real shards, reads
+// through the proxy, and checks that /metrics carries the proxy, shard
+// pipeline and applied series the hooks feed.
+func TestServeMetrics(t *testing.T) {
+	src := integration.StartRedis(t)
+	s0, s1 := integration.StartRedis(t), integration.StartRedis(t)
+	ctx := integration.Context(t, 2*time.Minute)
+	const keys = 300
+	if err := integration.LoadDataset(ctx, src.Client(), "mx:", 3, keys); err != nil {
+		t.Fatal(err)
+	}
+	proxyPort, _ := redisproc.FreePort()
+	adminPort, _ := redisproc.FreePort()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "replicaof.yaml")
+	yaml := fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d" }
+admin: { listen: "127.0.0.1:%d" }
+destination: { shards: ["redis://%s", "redis://%s"] }
+replica_of: { sources: ["orders: redis://%s"] }
+state_dir: %q
+`, proxyPort, adminPort, s0.Addr, s1.Addr, src.Addr, filepath.Join(dir, "state"))
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	ready := make(chan running, 1)
+	go func() { done <- serve(sctx, path, cfg, discardLogger(), func(r running) { ready <- r }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var run running
+	select {
+	case run = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-ctx.Done():
+		t.Fatal("serve did not start")
+	}
+	integration.WaitFor(t, time.Minute, "synced", func() bool { return run.Supervisor.Status().Status == syncer.StateSynced })
+	// A write on the source after the snapshot goes through the stream.
+	if err := src.Client().Set(ctx, "mx:after", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	pc := redis.NewClient(&redis.Options{Addr: run.ProxyAddr, Protocol: 2, DisableIdentity: true})
+	defer pc.Close()
+	integration.WaitFor(t, 30*time.Second, "the stream write readable through the proxy", func() bool {
+		v, err := pc.Get(ctx, "mx:after").Result()
+		return err == nil && v == "1"
+	})
+	const gets = 20
+	for i := 0; i < gets; i++ {
+		if err := pc.Get(ctx, fmt.Sprintf("nokey:%d", i)).Err(); err != redis.Nil {
+			t.Fatalf("GET: %v", err)
+		}
+	}
+	if err := pc.MGet(ctx, "a", "b", "c", "d").Err(); err != nil {
+		t.Fatalf("MGET: %v", err)
+	}
+	if err := pc.Do(ctx, "NOSUCHCOMMAND").Err(); err == nil {
+		t.Fatal("unknown command did not fail")
+	}
+
+	mfs, body := scrapeMetrics(t, ctx, run.AdminURL)
+	check := func(name string, labels []string, ok func(float64) bool, want string) {
+		t.Helper()
+		v, found := metricValue(mfs, name, labels...)
+		if !found {
+			t.Errorf("no series %s%v", name, labels)
+		} else if !ok(v) {
+			t.Errorf("%s%v = %v, want %s", name, labels, v, want)
+		}
+	}
+	atLeast := func(n float64) func(float64) bool { return func(v float64) bool { return v >= n } }
+	check("replicaof_proxy_connections", nil, atLeast(1), "≥ 1 (our client)")
+	check("replicaof_proxy_connections_accepted_total", nil, atLeast(1), "≥ 1")
+	check("replicaof_proxy_commands_total", []string{"command=get", "result=ok"}, atLeast(gets+1), fmt.Sprintf("≥ %d", gets+1))
+	check("replicaof_proxy_commands_total", []string{"command=mget", "result=ok"}, atLeast(1), "≥ 1")
+	check("replicaof_proxy_commands_total", []string{"command=other", "result=error"}, atLeast(1), "≥ 1")
+	check("replicaof_proxy_command_duration_seconds", []string{"command=get"}, atLeast(gets+1), "a sample per GET")
+	var applied float64
+	for _, shard := range []string{"0", "1"} {
+		check("replicaof_shard_up", []string{"shard=" + shard}, func(v float64) bool { return v == 1 }, "1")
+		check("replicaof_shard_pipeline_depth", []string{"shard=" + shard}, atLeast(1), "≥ 1 batch")
+		check("replicaof_shard_pipeline_duration_seconds", []string{"shard=" + shard}, atLeast(1), "≥ 1 batch")
+		v, _ := metricValue(mfs, "replicaof_syncer_commands_applied_total", "source=orders", "shard="+shard)
+		check("replicaof_syncer_commands_applied_total", []string{"source=orders", "shard=" + shard}, atLeast(1), "≥ 1")
+		applied += v
+	}
+	// Every key of the snapshot is at least one command, plus the stream's SET.
+	if applied < keys+1 {
+		t.Errorf("%v commands applied, want ≥ %d", applied, keys+1)
+	}
+	if _, found := metricValue(mfs, "replicaof_shard_pipeline_failures_total", "shard=0"); found {
+		t.Errorf("pipeline failures on a healthy shard:\n%s", body)
+	}
+	if t.Failed() {
+		t.Logf("scrape:\n%s", body)
+	}
+}
+
+func scrapeMetrics(t *testing.T, ctx context.Context, base string) (map[string]*dto.MetricFamily, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %v %d %s", err, resp.StatusCode, b)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return mfs, string(b)
+}
+
+// metricValue is the value of the first series of name carrying every
+// label (k=v): a gauge's or counter's value, a histogram's sample count.
+func metricValue(mfs map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+next:
+	for _, m := range mfs[name].GetMetric() {
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			found := false
+			for _, lp := range m.Label {
+				found = found || lp.GetName() == k && lp.GetValue() == v
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
