@@ -104,10 +104,8 @@ func TestScrapeDuringSync(t *testing.T) {
 	if got := need(t, mfs, body, "replicaof_syncer_snapshot_transferred_bytes", lbl...); size <= 0 || got != size {
 		t.Errorf("snapshot transferred %v of %v bytes after sync", got, size)
 	}
-	// The supervisor does not fill SourceStatus.KeysLoaded yet (the
-	// applier counts them): accept 0 until it does, never more than loaded.
-	if got := need(t, mfs, body, "replicaof_syncer_keys_loaded", lbl...); got < 0 || got > float64(nkeys) {
-		t.Errorf("keys_loaded %v, want ≤ %d", got, nkeys)
+	if got := need(t, mfs, body, "replicaof_syncer_keys_loaded", lbl...); got != float64(nkeys) {
+		t.Errorf("keys_loaded %v, want %d", got, nkeys)
 	}
 	if got := need(t, mfs, body, "replicaof_syncer_full_syncs_total", lbl...); got < 1 {
 		t.Errorf("full_syncs_total %v", got)
@@ -137,6 +135,28 @@ func TestScrapeDuringSync(t *testing.T) {
 		t.Errorf("lag %v s", lag)
 	}
 	t.Logf("scrape after sync:\n%s", body)
+
+	// Under a write load the measured lag is above zero at some scrape.
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		c := src.Client()
+		for i := 0; i < 2000 && loadCtx.Err() == nil; i++ { // bounded: at most 1M writes
+			pipe := c.Pipeline()
+			for j := 0; j < 500; j++ {
+				pipe.Incr(loadCtx, "m:load")
+			}
+			_, _ = pipe.Exec(loadCtx)
+		}
+	}()
+	integration.WaitFor(t, 30*time.Second, "lag above zero under load", func() bool {
+		mfs, body = scrape(t, ctx, srv.URL)
+		lag, _ := value(mfs, "replicaof_syncer_lag_seconds", lbl...)
+		return lag > 0
+	})
+	stopLoad()
+	<-loaded
 
 	// A user stop shows as 2 on the source and the destination.
 	if err := sup.Stop(ctx); err != nil {
