@@ -218,6 +218,10 @@ func (t *Table) LookupName(name string) *Command {
 	return c.Subcommands[sub]
 }
 
+// AppendLower appends b to dst with ASCII letters lower-cased: how command
+// names are compared without allocating.
+func AppendLower(dst, b []byte) []byte { return lower(dst, b) }
+
 func lower(dst, b []byte) []byte {
 	for _, c := range b {
 		if 'A' <= c && c <= 'Z' {

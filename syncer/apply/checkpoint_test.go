@@ -28,11 +28,13 @@ func fullSyncEmpty(t testing.TB, ctx context.Context, a *Applier, offset int64) 
 	}
 }
 
+// mark sets the marker on every shard, waiting out the backoff of a shard
+// that was just restarted (its backend fails fast for a moment).
 func mark(t testing.TB, ctx context.Context, c *cluster) {
 	t.Helper()
-	if err := c.dest.Mark(ctx, "m"); err != nil {
-		t.Fatal(err)
-	}
+	integration.WaitFor(t, 10*time.Second, "marker set on every shard", func() bool {
+		return c.dest.Mark(ctx, "m") == nil
+	})
 }
 
 func TestParseCheckpoint(t *testing.T) {

@@ -568,11 +568,5 @@ func lowerName(dst []byte, name []byte) string {
 	if len(name) > cap(dst) {
 		return ""
 	}
-	for _, c := range name {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-	}
-	return string(dst)
+	return string(router.AppendLower(dst, name))
 }
