@@ -52,6 +52,9 @@ type Proxy struct {
 	// Timeout closes client connections idle this long; 0 = never.
 	// YAML takes a duration ("5m") or a number of seconds.
 	Timeout time.Duration
+	// TLS, when set with a certificate, makes the client listener TLS
+	// only; nil (or no certificate) means plain TCP.
+	TLS *ProxyTLS
 }
 
 // Admin configures the REST / metrics / dashboard listener.
@@ -179,6 +182,7 @@ func (c *Config) Validate() error {
 	if v.Proxy.Timeout < 0 {
 		add("proxy.timeout", "must not be negative")
 	}
+	v.Proxy.TLS.validate(func(f, msg string) { add("proxy.tls."+f, msg) })
 
 	shards := make(map[string]int)
 	if len(v.Destination.Shards) == 0 {

@@ -30,6 +30,7 @@ func TestGolden(t *testing.T) {
 		Proxy: Proxy{
 			Listen: "0.0.0.0:6380", Password: "proxy-secret", AllowWrites: true,
 			MaxBulk: 64 << 20, MaxArgs: 4096, MaxInline: 16 << 10, Timeout: 5 * time.Minute,
+			TLS: &ProxyTLS{Cert: "proxy.pem", Key: "proxy.key", ClientCA: "ca.pem", MinVersion: "1.3"},
 		},
 		Admin: Admin{Listen: "127.0.0.1:8381", Token: "admin-token"},
 		Destination: Destination{
@@ -58,6 +59,9 @@ func TestGolden(t *testing.T) {
 	}
 	if !equal(c, want) {
 		t.Fatalf("Load(golden.yaml) =\n%+v\nwant\n%+v", *c, *want)
+	}
+	if o := want.Proxy.TLS.ServerOptions(); !want.Proxy.TLS.Enabled() || o.MinVersion != 0x0304 || o.ClientCAFile != "ca.pem" {
+		t.Errorf("proxy ServerOptions = %+v, want TLS 1.3 with ca.pem", o)
 	}
 	if got := want.Destination.TLS.MinTLSVersion(); got != 0x0304 {
 		t.Errorf("MinTLSVersion = %#x, want TLS 1.3", got)
@@ -216,6 +220,13 @@ func TestParseErrors(t *testing.T) {
 		{"bad timeout", "proxy: { timeout: soon }", `invalid duration "soon"`},
 		{"negative timeout", "proxy: { timeout: -1s }", "proxy.timeout: must not be negative"},
 		{"huge timeout", "proxy: { timeout: 99999999999999 }", "seconds out of range"},
+		{"proxy tls cert without key", "proxy: { tls: { cert: p.pem } }", "line 2, column 23: proxy.tls.cert: cert and key must be set together"},
+		{"proxy tls key without cert", "proxy: { tls: { key: p.key } }", "proxy.tls.cert: cert and key must be set together"},
+		{"proxy tls ca without cert", "proxy: { tls: { client_ca: ca.pem } }", "proxy.tls.cert: client_ca and min_version need cert and key"},
+		{"proxy tls version", "proxy: { tls: { cert: p, key: k, min_version: \"1.1\" } }",
+			`proxy.tls.min_version: unsupported TLS version "1.1" (want "1.2" or "1.3")`},
+		{"proxy tls unknown field", "proxy: { tls: { ca: x } }", `proxy.tls: unknown field "ca"`},
+		{"proxy tls not mapping", "proxy: { tls: on }", "proxy.tls: want a mapping, got a scalar"},
 		{"log level", "log: { level: trace }", `log.level: unknown level "trace"`},
 		{"log format", "log: { format: xml }", `log.format: unknown format "xml"`},
 		{"syntax", "proxy: {", "config: yaml:"},

@@ -265,7 +265,22 @@ func (d *decoder) proxy(n *yaml.Node, path string) {
 			p.MaxInline = int(v)
 		},
 		"timeout": func(n *yaml.Node, path string) { p.Timeout = d.duration(n, path) },
+		"tls":     func(n *yaml.Node, path string) { p.TLS = d.proxyTLS(n, path) },
 	})
+}
+
+func (d *decoder) proxyTLS(n *yaml.Node, path string) *ProxyTLS {
+	if isNull(n) {
+		return nil
+	}
+	t := &ProxyTLS{}
+	d.mapping(n, path, map[string]fieldFunc{
+		"cert":        func(n *yaml.Node, path string) { t.Cert, _ = d.str(n, path) },
+		"key":         func(n *yaml.Node, path string) { t.Key, _ = d.str(n, path) },
+		"client_ca":   func(n *yaml.Node, path string) { t.ClientCA, _ = d.str(n, path) },
+		"min_version": func(n *yaml.Node, path string) { t.MinVersion, _ = d.str(n, path) },
+	})
+	return t
 }
 
 func (d *decoder) admin(n *yaml.Node, path string) {

@@ -13,6 +13,11 @@
 //	  max_args: 1048576         # arguments per command
 //	  max_inline: 64kb          # bytes per inline command
 //	  timeout: 0                # close idle clients after this ("5m", or seconds); 0 = never
+//	  tls:                      # optional: TLS for clients too (off when absent)
+//	    cert: proxy.pem         # server certificate and key, set together
+//	    key: proxy.key
+//	    client_ca: ""           # set: clients must present a certificate it signed (mutual TLS)
+//	    min_version: "1.2"      # or "1.3"
 //	admin:
 //	  listen: "127.0.0.1:8380"  # REST /v1, /metrics, dashboard
 //	  token: ""                 # bearer token for /v1 when set

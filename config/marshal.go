@@ -21,13 +21,20 @@ type (
 		Log         fileLog         `yaml:"log"`
 	}
 	fileProxy struct {
-		Listen      string `yaml:"listen,omitempty"`
-		Password    string `yaml:"password,omitempty"`
-		AllowWrites bool   `yaml:"allow_writes"`
-		MaxBulk     int64  `yaml:"max_bulk,omitempty"`
-		MaxArgs     int    `yaml:"max_args,omitempty"`
-		MaxInline   int    `yaml:"max_inline,omitempty"`
-		Timeout     string `yaml:"timeout,omitempty"`
+		Listen      string        `yaml:"listen,omitempty"`
+		Password    string        `yaml:"password,omitempty"`
+		AllowWrites bool          `yaml:"allow_writes"`
+		MaxBulk     int64         `yaml:"max_bulk,omitempty"`
+		MaxArgs     int           `yaml:"max_args,omitempty"`
+		MaxInline   int           `yaml:"max_inline,omitempty"`
+		Timeout     string        `yaml:"timeout,omitempty"`
+		TLS         *fileProxyTLS `yaml:"tls,omitempty"`
+	}
+	fileProxyTLS struct {
+		Cert       string `yaml:"cert,omitempty"`
+		Key        string `yaml:"key,omitempty"`
+		ClientCA   string `yaml:"client_ca,omitempty"`
+		MinVersion string `yaml:"min_version,omitempty"`
 	}
 	fileAdmin struct {
 		Listen string `yaml:"listen,omitempty"`
@@ -87,6 +94,9 @@ func (c *Config) Marshal() ([]byte, error) {
 		ReplicaOf:   fileReplicaOf{Sources: []any{}},
 		StateDir:    c.StateDir,
 		Log:         fileLog(c.Log),
+	}
+	if t := c.Proxy.TLS; t != nil {
+		f.Proxy.TLS = &fileProxyTLS{Cert: t.Cert, Key: t.Key, ClientCA: t.ClientCA, MinVersion: t.MinVersion}
 	}
 	if c.Proxy.Timeout != 0 {
 		f.Proxy.Timeout = c.Proxy.Timeout.String()

@@ -285,6 +285,52 @@ func (t *TLSFiles) validate(add func(field, msg string)) {
 	}
 }
 
+// ProxyTLS configures TLS on the proxy's client listener: with it, every
+// client connection (not only replication) is encrypted. Paths are used
+// as written; the files are read when the proxy starts (see
+// tlsutil.ServerConfig).
+type ProxyTLS struct {
+	Cert string // PEM server certificate (with intermediates); needs Key
+	Key  string // PEM private key of Cert
+	// ClientCA, when set, turns on mutual TLS: clients must present a
+	// certificate signed by one of these CAs (PEM bundle).
+	ClientCA string
+	// MinVersion is "1.2" (the default when empty) or "1.3".
+	MinVersion string
+}
+
+// Enabled reports whether t turns TLS on: a certificate is configured.
+// A nil t is plain TCP.
+func (t *ProxyTLS) Enabled() bool { return t != nil && t.Cert != "" }
+
+// ServerOptions converts t to tlsutil's server options.
+func (t *ProxyTLS) ServerOptions() tlsutil.ServerOptions {
+	if t == nil {
+		return tlsutil.ServerOptions{}
+	}
+	minVer := uint16(tls.VersionTLS12)
+	if t.MinVersion == "1.3" {
+		minVer = tls.VersionTLS13
+	}
+	return tlsutil.ServerOptions{CertFile: t.Cert, KeyFile: t.Key, ClientCAFile: t.ClientCA, MinVersion: minVer}
+}
+
+func (t *ProxyTLS) validate(add func(field, msg string)) {
+	if t == nil {
+		return
+	}
+	switch t.MinVersion {
+	case "", "1.2", "1.3":
+	default:
+		add("min_version", fmt.Sprintf(`unsupported TLS version %q (want "1.2" or "1.3")`, t.MinVersion))
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		add("cert", "cert and key must be set together")
+	} else if t.Cert == "" && (t.ClientCA != "" || t.MinVersion != "") {
+		add("cert", "client_ca and min_version need cert and key")
+	}
+}
+
 // Source is one Redis database to replicate from. Its String, Redacted and
 // LogValue never show the password.
 type Source struct {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -36,6 +37,7 @@ var (
 // for the socket to become readable first (waitReadable) and takes pooled
 // buffers only then.
 type client struct {
+	lastActive time.Time // end of the last batch; kept only with IdleTimeout
 	s  *Server
 	nc net.Conn
 	id int64
@@ -84,7 +86,7 @@ type group struct {
 }
 
 func newClient(s *Server, nc net.Conn) *client {
-	c := &client{s: s, nc: nc, id: s.nextID.Add(1)}
+	c := &client{s: s, nc: nc, id: s.nextID.Add(1), lastActive: time.Now()}
 	c.authed = s.cfg.Password == ""
 	c.bk = s.pool.db(0)
 	return c
@@ -92,18 +94,45 @@ func newClient(s *Server, nc net.Conn) *client {
 
 func (c *client) serve() {
 	defer c.close()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := c.handshake(tc); err != nil {
+			c.s.log.Debug("proxy: TLS handshake", "client", c.id, "remote", c.nc.RemoteAddr(), "err", err)
+			return
+		}
+		// Start hot: records that came with the handshake's last flight
+		// sit in the TLS layer, where waitReadable cannot see them.
+		c.br = readerPool.Get().(*bufio.Reader)
+		c.br.Reset(c.nc)
+	}
 	for !c.closeNow {
 		switch {
 		case c.br == nil:
-			// Cold: wait without a buffer.
+			// Cold: wait without a buffer. For TLS, only reached after a
+			// read timed out, so the TLS layer holds no plaintext and at
+			// most part of a record: the socket is what to watch.
+			if it := c.s.cfg.IdleTimeout; it > 0 && c.sub == nil {
+				left := it - time.Since(c.lastActive)
+				if left <= 0 {
+					return // idle too long: close it, like Redis' timeout
+				}
+				_ = c.nc.SetReadDeadline(time.Now().Add(left))
+			}
 			if err := waitReadable(c.nc); err != nil {
-				return
+				return // a deadline here is the idle timeout
+			}
+			if c.s.cfg.IdleTimeout > 0 && c.sub == nil {
+				c.clearReadDeadline()
 			}
 			c.br = readerPool.Get().(*bufio.Reader)
 			c.br.Reset(c.nc)
 		case c.br.Buffered() == 0:
 			// Hot: wait with the buffer, for up to idleAfter; the deadline
-			// is moved only when half of it is used up, not per batch.
+			// is moved only when half of it is used up, not per batch. A
+			// timeout is not fatal to a *tls.Conn: it keeps what it read.
+			idleAfter := c.s.cfg.idleAfter
+			if it := c.s.cfg.IdleTimeout; it > 0 && it < idleAfter {
+				idleAfter = it
+			}
 			if now := time.Now(); c.readDeadline.Sub(now) < idleAfter/2 {
 				c.readDeadline = now.Add(idleAfter)
 				_ = c.nc.SetReadDeadline(c.readDeadline)
@@ -114,7 +143,11 @@ func (c *client) serve() {
 					return
 				}
 				c.clearReadDeadline()
+				if it := c.s.cfg.IdleTimeout; it > 0 && c.sub == nil && time.Since(c.lastActive) >= it {
+					return
+				}
 				c.idle()
+				c.s.idled.Add(1)
 				continue
 			}
 		}
@@ -126,12 +159,25 @@ func (c *client) serve() {
 		if err := c.batch(); err != nil {
 			return
 		}
+		if c.s.cfg.IdleTimeout > 0 {
+			c.lastActive = time.Now()
+		}
 	}
 }
 
-// idleAfter is how long a client waits for its next command holding its
-// read buffer before it gives the buffer back.
-const idleAfter = 2 * time.Second
+// defaultIdleAfter is how long a client waits for its next command
+// holding its read buffer before it gives the buffer back.
+const defaultIdleAfter = 2 * time.Second
+
+// handshake runs the TLS handshake within Timeout, so a client that never
+// completes it holds its goroutine no longer; Serve's end cancels it too.
+func (c *client) handshake(tc *tls.Conn) error {
+	_ = tc.SetDeadline(time.Now().Add(c.s.cfg.Timeout))
+	if err := tc.HandshakeContext(c.s.ctx); err != nil {
+		return err
+	}
+	return tc.SetDeadline(time.Time{})
+}
 
 func (c *client) clearReadDeadline() {
 	_ = c.nc.SetReadDeadline(time.Time{})

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,10 @@ type Config struct {
 	// hold AUTH; the proxy appends SELECT per database itself. Conns
 	// defaults to 1 here (one pipelined connection per shard and database).
 	Shards []router.BackendConfig
+	// IdleTimeout closes a client that sent nothing for this long, like
+	// Redis' timeout setting; 0 never closes idle clients. Subscribed
+	// clients are not closed.
+	IdleTimeout time.Duration
 	// Databases is how many databases SELECT accepts (default 16).
 	Databases int
 	// MaxClients bounds connected clients; one more is told
@@ -46,10 +51,21 @@ type Config struct {
 	Table *router.Table
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
+	// TLS, when set, makes every client connection TLS (tlsutil.ServerConfig
+	// builds it; with ClientAuth set, clients need a certificate); nil
+	// means plain TCP. Each handshake runs on the client's own goroutine
+	// and must finish within Timeout. A client refused for MaxClients is
+	// closed without a handshake (and without the error reply).
+	TLS *tls.Config
 	// Observer, when set, is told about client connections and commands
 	// (metrics.ProxyObserver fits); nil reports nothing and costs nothing.
 	// Shards' own Observer (router.BackendConfig) is separate.
 	Observer Observer
+
+	// idleAfter is how long a client waits for its next command holding
+	// its read buffer before it gives the buffer back (defaultIdleAfter
+	// when 0); tests shorten it.
+	idleAfter time.Duration
 }
 
 // Observer receives the proxy's client events. Methods are called
@@ -89,6 +105,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxClients <= 0 {
 		c.MaxClients = DefaultMaxClients
+	}
+	if c.idleAfter <= 0 {
+		c.idleAfter = defaultIdleAfter
 	}
 	if c.Table == nil {
 		c.Table = router.Builtin

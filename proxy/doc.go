@@ -83,4 +83,13 @@
 // and takes a pooled reader only then, and oversized buffers left by a
 // large command are dropped. 10,000 idle clients cost their goroutine
 // stacks and socket state, a few KB each.
+//
+// # TLS
+//
+// With Config.TLS set every client connection is TLS: the handshake runs
+// on the client's goroutine within Config.Timeout. An idle TLS client
+// waits on its socket the same way, which is sound because it goes idle
+// only after a read timed out, when crypto/tls has consumed every whole
+// record it buffered (a read timeout is not fatal to a *tls.Conn); the
+// TLS layer keeps its own record buffer meanwhile.
 package proxy

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,7 @@ type Server struct {
 	accepted atomic.Int64
 	rejected atomic.Int64
 	commands atomic.Int64
+	idled    atomic.Int64 // times a client gave its buffers back while idle
 	served   atomic.Bool
 
 	hidden hiddenCache
@@ -143,10 +145,17 @@ func (s *Server) admit(nc net.Conn) {
 	if len(s.clients) >= s.cfg.MaxClients {
 		s.mu.Unlock()
 		s.rejected.Add(1)
-		_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
-		_, _ = nc.Write(resp.AppendError(nil, "ERR max number of clients reached"))
+		if s.cfg.TLS == nil {
+			// Over TLS the reply would need a handshake, here on the
+			// accept loop: the client is just closed.
+			_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
+			_, _ = nc.Write(resp.AppendError(nil, "ERR max number of clients reached"))
+		}
 		nc.Close()
 		return
+	}
+	if s.cfg.TLS != nil {
+		nc = tls.Server(nc, s.cfg.TLS) // the client's goroutine shakes hands
 	}
 	c := newClient(s, nc)
 	s.clients[c] = struct{}{}

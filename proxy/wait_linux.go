@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"syscall"
 	"unsafe"
@@ -10,7 +11,16 @@ import (
 // reading it, so an idle client holds no read buffer: the runtime poller
 // wakes the goroutine, and a MSG_PEEK of one byte tells readiness from a
 // spurious wake-up. Connections that are not sockets return at once.
+//
+// A *tls.Conn is watched through its socket. That is right only when the
+// TLS layer holds no plaintext and no whole record, which the caller
+// guarantees: it waits only after a Read of nc timed out (a TLS read
+// returns an error only once it has consumed every buffered record), or
+// before the handshake.
 func waitReadable(nc net.Conn) error {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -80,6 +81,20 @@ func newLogger(w io.Writer, lc config.Log, format, level string) (*slog.Logger, 
 	return nil, fmt.Errorf("log format %q: want text or json", format)
 }
 
+// proxyTLSConfig builds the client listener's TLS config from proxy.tls;
+// nil (plain TCP) when TLS is off. The files are read now, so a bad file
+// stops serve before anything listens.
+func proxyTLSConfig(t *config.ProxyTLS) (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	tc, err := tlsutil.ServerConfig(t.ServerOptions())
+	if err != nil {
+		return nil, fmt.Errorf("proxy.tls: %w", err)
+	}
+	return tc, nil
+}
+
 // running describes a started serve, for the demo and tests.
 type running struct {
 	ProxyAddr  string
@@ -92,6 +107,10 @@ type running struct {
 // ready, when set, is called once everything listens.
 func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logger, ready func(running)) error {
 	shards, err := shardConfigs(cfg.Destination)
+	if err != nil {
+		return err
+	}
+	proxyTLS, err := proxyTLSConfig(cfg.Proxy.TLS)
 	if err != nil {
 		return err
 	}
@@ -132,8 +151,10 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		Listen:      cfg.Proxy.Listen,
 		Password:    string(cfg.Proxy.Password),
 		AllowWrites: cfg.Proxy.AllowWrites,
+		IdleTimeout: cfg.Proxy.Timeout,
 		Limits:      resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
 		Shards:      shards,
+		TLS:         proxyTLS,
 		Logger:      log.With("component", "proxy"),
 		Observer:    m.Proxy(),
 	})
