@@ -38,9 +38,9 @@ var (
 // buffers only then.
 type client struct {
 	lastActive time.Time // end of the last batch; kept only with IdleTimeout
-	s  *Server
-	nc net.Conn
-	id int64
+	s          *Server
+	nc         net.Conn
+	id         int64
 
 	br           *bufio.Reader // nil while idle
 	cmd          resp.Command
