@@ -19,6 +19,11 @@ IDLE=${IDLE:-10000}
 BASE_PORT=${BASE_PORT:-17100}
 KEYSPACE=100000
 
+if ! command -v nutcracker >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+	echo "bench-proxy: installing nutcracker (twemproxy) with apt-get" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nutcracker >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nutcracker >/dev/null; }
+	service nutcracker stop >/dev/null 2>&1 || true
+fi
 for bin in redis-server redis-benchmark redis-cli nutcracker go; do
 	command -v "$bin" >/dev/null || { echo "bench-proxy: $bin not found (apt-get install -y redis-server redis-tools nutcracker)" >&2; exit 1; }
 done
