@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 SHELL   := /bin/bash
 
-.PHONY: build demo test test-faults lint bench bench-proxy bench-sync fuzz deps generate clean
+.PHONY: build demo test test-deps test-faults lint bench bench-proxy bench-sync fuzz deps generate clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/replicaof
@@ -17,10 +17,13 @@ demo: deps build
 
 deps:
 	@scripts/ensure-redis.sh
+
+# Tests also need Chromium for the dashboard's browser test.
+test-deps: deps
 	@scripts/ensure-chromium.sh
 
 # Unit and integration tests against real redis-server processes.
-test: deps lint
+test: test-deps lint
 	$(GO) test -race -timeout 20m ./...
 
 # The fault-injection matrix (also part of make test), verbose, with timings.
