@@ -422,13 +422,7 @@ func lowerName(dst []byte, b []byte) string {
 	if len(b) > cap(dst) {
 		return ""
 	}
-	for _, ch := range b {
-		if 'A' <= ch && ch <= 'Z' {
-			ch += 'a' - 'A'
-		}
-		dst = append(dst, ch)
-	}
-	return string(dst)
+	return string(router.AppendLower(dst, b))
 }
 
 func equalFold(b []byte, lower string) bool {
