@@ -6,18 +6,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/replicaof/replicaof/admin"
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/metrics"
+	"github.com/replicaof/replicaof/metrics/metricstest"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
@@ -79,12 +77,12 @@ func TestScrapeDuringSync(t *testing.T) {
 		body       string
 	)
 	integration.WaitFor(t, time.Minute, "replicaof_syncer_status 0 (in sync)", func() bool {
-		mfs, body = scrape(t, ctx, srv.URL)
-		st, ok := value(mfs, "replicaof_syncer_status", lbl...)
+		mfs, body = metricstest.Scrape(t, ctx, srv.URL)
+		st, ok := metricstest.Value(mfs, "replicaof_syncer_status", lbl...)
 		if !ok {
 			return false
 		}
-		b, _ := value(mfs, "replicaof_syncer_snapshot_transferred_bytes", lbl...)
+		b, _ := metricstest.Value(mfs, "replicaof_syncer_snapshot_transferred_bytes", lbl...)
 		if st == metrics.CodeSyncing {
 			sawSyncing = true
 			if b < lastBytes {
@@ -92,7 +90,7 @@ func TestScrapeDuringSync(t *testing.T) {
 			}
 			lastBytes = b
 		}
-		if lag, _ := value(mfs, "replicaof_syncer_lag_seconds", lbl...); lag < 0 {
+		if lag, _ := metricstest.Value(mfs, "replicaof_syncer_lag_seconds", lbl...); lag < 0 {
 			t.Fatalf("lag %v < 0", lag)
 		}
 		return st == metrics.CodeInSync
@@ -100,23 +98,23 @@ func TestScrapeDuringSync(t *testing.T) {
 	if !sawSyncing {
 		t.Error("never scraped the source while syncing")
 	}
-	size := need(t, mfs, body, "replicaof_syncer_snapshot_size_bytes", lbl...)
-	if got := need(t, mfs, body, "replicaof_syncer_snapshot_transferred_bytes", lbl...); size <= 0 || got != size {
+	size := metricstest.Need(t, mfs, body, "replicaof_syncer_snapshot_size_bytes", lbl...)
+	if got := metricstest.Need(t, mfs, body, "replicaof_syncer_snapshot_transferred_bytes", lbl...); size <= 0 || got != size {
 		t.Errorf("snapshot transferred %v of %v bytes after sync", got, size)
 	}
-	if got := need(t, mfs, body, "replicaof_syncer_keys_loaded", lbl...); got != float64(nkeys) {
+	if got := metricstest.Need(t, mfs, body, "replicaof_syncer_keys_loaded", lbl...); got != float64(nkeys) {
 		t.Errorf("keys_loaded %v, want %d", got, nkeys)
 	}
-	if got := need(t, mfs, body, "replicaof_syncer_full_syncs_total", lbl...); got < 1 {
+	if got := metricstest.Need(t, mfs, body, "replicaof_syncer_full_syncs_total", lbl...); got < 1 {
 		t.Errorf("full_syncs_total %v", got)
 	}
-	if got := need(t, mfs, body, "replicaof_destination_flushes_total"); got < 1 {
+	if got := metricstest.Need(t, mfs, body, "replicaof_destination_flushes_total"); got < 1 {
 		t.Errorf("destination flushes %v", got)
 	}
-	if got := need(t, mfs, body, "replicaof_destination_status"); got != metrics.CodeInSync {
+	if got := metricstest.Need(t, mfs, body, "replicaof_destination_status"); got != metrics.CodeInSync {
 		t.Errorf("destination status %v", got)
 	}
-	if _, ok := value(mfs, "go_goroutines"); !ok {
+	if _, ok := metricstest.Value(mfs, "go_goroutines"); !ok {
 		t.Error("no Go runtime series")
 	}
 
@@ -125,13 +123,13 @@ func TestScrapeDuringSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	integration.WaitFor(t, 30*time.Second, "applied offset to catch up with a write", func() bool {
-		mfs, body = scrape(t, ctx, srv.URL)
-		so, _ := value(mfs, "replicaof_syncer_source_offset_bytes", lbl...)
-		ao, _ := value(mfs, "replicaof_syncer_applied_offset_bytes", lbl...)
-		_, upd := value(mfs, "replicaof_syncer_last_update_timestamp_seconds", lbl...)
+		mfs, body = metricstest.Scrape(t, ctx, srv.URL)
+		so, _ := metricstest.Value(mfs, "replicaof_syncer_source_offset_bytes", lbl...)
+		ao, _ := metricstest.Value(mfs, "replicaof_syncer_applied_offset_bytes", lbl...)
+		_, upd := metricstest.Value(mfs, "replicaof_syncer_last_update_timestamp_seconds", lbl...)
 		return so > 0 && ao >= so && upd
 	})
-	if lag := need(t, mfs, body, "replicaof_syncer_lag_seconds", lbl...); lag < 0 || lag > 30 {
+	if lag := metricstest.Need(t, mfs, body, "replicaof_syncer_lag_seconds", lbl...); lag < 0 || lag > 30 {
 		t.Errorf("lag %v s", lag)
 	}
 	t.Logf("scrape after sync:\n%s", body)
@@ -151,8 +149,8 @@ func TestScrapeDuringSync(t *testing.T) {
 		}
 	}()
 	integration.WaitFor(t, 30*time.Second, "lag above zero under load", func() bool {
-		mfs, body = scrape(t, ctx, srv.URL)
-		lag, _ := value(mfs, "replicaof_syncer_lag_seconds", lbl...)
+		mfs, body = metricstest.Scrape(t, ctx, srv.URL)
+		lag, _ := metricstest.Value(mfs, "replicaof_syncer_lag_seconds", lbl...)
 		return lag > 0
 	})
 	stopLoad()
@@ -163,68 +161,9 @@ func TestScrapeDuringSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	integration.WaitFor(t, 30*time.Second, "status 2 after stop", func() bool {
-		mfs, body = scrape(t, ctx, srv.URL)
-		st, _ := value(mfs, "replicaof_syncer_status", lbl...)
-		d, _ := value(mfs, "replicaof_destination_status")
+		mfs, body = metricstest.Scrape(t, ctx, srv.URL)
+		st, _ := metricstest.Value(mfs, "replicaof_syncer_status", lbl...)
+		d, _ := metricstest.Value(mfs, "replicaof_destination_status")
 		return st == metrics.CodeOutOfSync && d == metrics.CodeOutOfSync
 	})
-}
-
-func scrape(t *testing.T, ctx context.Context, base string) (map[string]*dto.MetricFamily, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("/metrics: %v %d %s", err, resp.StatusCode, b)
-	}
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	return mfs, string(b)
-}
-
-func value(mfs map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
-	mf := mfs[name]
-	if mf == nil {
-		return 0, false
-	}
-next:
-	for _, m := range mf.Metric {
-		for _, l := range labels {
-			k, v, _ := strings.Cut(l, "=")
-			found := false
-			for _, lp := range m.Label {
-				found = found || lp.GetName() == k && lp.GetValue() == v
-			}
-			if !found {
-				continue next
-			}
-		}
-		switch {
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		}
-	}
-	return 0, false
-}
-
-func need(t *testing.T, mfs map[string]*dto.MetricFamily, body, name string, labels ...string) float64 {
-	t.Helper()
-	v, ok := value(mfs, name, labels...)
-	if !ok {
-		t.Fatalf("no series %s%v in:\n%s", name, labels, body)
-	}
-	return v
 }

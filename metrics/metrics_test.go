@@ -9,9 +9,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"github.com/replicaof/replicaof/metrics/metricstest"
 	"github.com/replicaof/replicaof/syncer"
 )
 
@@ -53,56 +52,11 @@ func scrape(t testing.TB, p *Provider) (map[string]*dto.MetricFamily, string) {
 		t.Fatalf("/metrics: %d %s", w.Code, w.Body)
 	}
 	body := w.Body.String()
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	mfs, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	mfs, err := metricstest.Parse(body)
 	if err != nil {
 		t.Fatalf("parsing /metrics: %v\n%s", err, body)
 	}
 	return mfs, body
-}
-
-// value returns the value of the series of name whose labels include
-// labels ("k=v" pairs), and whether there is one.
-func value(mfs map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
-	mf := mfs[name]
-	if mf == nil {
-		return 0, false
-	}
-next:
-	for _, m := range mf.Metric {
-		for _, l := range labels {
-			k, v, _ := strings.Cut(l, "=")
-			found := false
-			for _, lp := range m.Label {
-				if lp.GetName() == k && lp.GetValue() == v {
-					found = true
-				}
-			}
-			if !found {
-				continue next
-			}
-		}
-		switch {
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Untyped != nil:
-			return m.Untyped.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
-
-func mustValue(t testing.TB, mfs map[string]*dto.MetricFamily, body, name string, labels ...string) float64 {
-	t.Helper()
-	v, ok := value(mfs, name, labels...)
-	if !ok {
-		t.Fatalf("no series %s%v in:\n%s", name, labels, body)
-	}
-	return v
 }
 
 func TestSyncerSeries(t *testing.T) {
@@ -152,11 +106,11 @@ func TestSyncerSeries(t *testing.T) {
 		{"replicaof_destination_status", nil, 1},
 		{"replicaof_destination_flushes_total", nil, 2},
 	} {
-		if got := mustValue(t, mfs, body, c.name, c.labels...); got != c.want {
+		if got := metricstest.Need(t, mfs, body, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	if _, ok := value(mfs, "replicaof_syncer_snapshot_size_bytes", "source=carts"); ok {
+	if _, ok := metricstest.Value(mfs, "replicaof_syncer_snapshot_size_bytes", "source=carts"); ok {
 		t.Error("snapshot size exported while unknown (-1)")
 	}
 	if !strings.Contains(body, `service_version="v1.2.3"`) {
@@ -168,7 +122,7 @@ func TestSyncerSeries(t *testing.T) {
 	src.set(func(st *syncer.Status) { st.Sources[1].LastErrorTime = later })
 	scrape(t, p)
 	mfs, body = scrape(t, p)
-	if got := mustValue(t, mfs, body, "replicaof_syncer_errors_total", "source=carts"); got != 2 {
+	if got := metricstest.Need(t, mfs, body, "replicaof_syncer_errors_total", "source=carts"); got != 2 {
 		t.Errorf("errors_total = %v after a second error, want 2", got)
 	}
 	if src.calls != 3 {
@@ -233,7 +187,7 @@ func TestObservers(t *testing.T) {
 		{"replicaof_syncer_commands_applied_total", []string{"source=orders", "shard=2"}, 15},
 		{"replicaof_shard_pipeline_depth", []string{"shard=other"}, 1},
 	} {
-		if got := mustValue(t, mfs, body, c.name, c.labels...); got != c.want {
+		if got := metricstest.Need(t, mfs, body, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}

@@ -3,22 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/redisproc"
+	"github.com/replicaof/replicaof/metrics/metricstest"
 	"github.com/replicaof/replicaof/syncer"
 )
 
@@ -88,10 +83,10 @@ state_dir: %q
 		t.Fatal("unknown command did not fail")
 	}
 
-	mfs, body := scrapeMetrics(t, ctx, run.AdminURL)
+	mfs, body := metricstest.Scrape(t, ctx, run.AdminURL)
 	check := func(name string, labels []string, ok func(float64) bool, want string) {
 		t.Helper()
-		v, found := metricValue(mfs, name, labels...)
+		v, found := metricstest.Value(mfs, name, labels...)
 		if !found {
 			t.Errorf("no series %s%v", name, labels)
 		} else if !ok(v) {
@@ -110,7 +105,7 @@ state_dir: %q
 		check("replicaof_shard_up", []string{"shard=" + shard}, func(v float64) bool { return v == 1 }, "1")
 		check("replicaof_shard_pipeline_depth", []string{"shard=" + shard}, atLeast(1), "≥ 1 batch")
 		check("replicaof_shard_pipeline_duration_seconds", []string{"shard=" + shard}, atLeast(1), "≥ 1 batch")
-		v, _ := metricValue(mfs, "replicaof_syncer_commands_applied_total", "source=orders", "shard="+shard)
+		v, _ := metricstest.Value(mfs, "replicaof_syncer_commands_applied_total", "source=orders", "shard="+shard)
 		check("replicaof_syncer_commands_applied_total", []string{"source=orders", "shard=" + shard}, atLeast(1), "≥ 1")
 		applied += v
 	}
@@ -118,60 +113,10 @@ state_dir: %q
 	if applied < keys+1 {
 		t.Errorf("%v commands applied, want ≥ %d", applied, keys+1)
 	}
-	if _, found := metricValue(mfs, "replicaof_shard_pipeline_failures_total", "shard=0"); found {
+	if _, found := metricstest.Value(mfs, "replicaof_shard_pipeline_failures_total", "shard=0"); found {
 		t.Errorf("pipeline failures on a healthy shard:\n%s", body)
 	}
 	if t.Failed() {
 		t.Logf("scrape:\n%s", body)
 	}
-}
-
-func scrapeMetrics(t *testing.T, ctx context.Context, base string) (map[string]*dto.MetricFamily, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %v %d %s", err, resp.StatusCode, b)
-	}
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	return mfs, string(b)
-}
-
-// metricValue is the value of the first series of name carrying every
-// label (k=v): a gauge's or counter's value, a histogram's sample count.
-func metricValue(mfs map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
-next:
-	for _, m := range mfs[name].GetMetric() {
-		for _, l := range labels {
-			k, v, _ := strings.Cut(l, "=")
-			found := false
-			for _, lp := range m.Label {
-				found = found || lp.GetName() == k && lp.GetValue() == v
-			}
-			if !found {
-				continue next
-			}
-		}
-		switch {
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
 }
