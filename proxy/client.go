@@ -50,15 +50,19 @@ type client struct {
 	writeDeadline time.Time  // under wmu
 
 	// Session state.
-	db       int
-	bk       []*router.Backend // backends of db
-	authed   bool
-	name     string
-	libName  string
-	libVer   string
-	closeNow bool // QUIT or a fatal error: close after this batch
-	tx       *txState
-	sub      *subState
+	db        int
+	bk        []*router.Backend // backends of db
+	authed    bool
+	name      string
+	libName   string
+	libVer    string
+	closeNow  bool         // QUIT or a fatal error: close after this batch
+	admin     bool         // authenticated as AdminUser: may replicate
+	replShard int          // REPLCONF rof-shard, -1 before
+	replLevel int          // REPLCONF rof-compress gzip level, 0 for none
+	repl      *replRequest // PSYNC/SYNC to relay after the batch
+	tx        *txState
+	sub       *subState
 
 	// The batch being planned.
 	ops     []op
@@ -86,7 +90,7 @@ type group struct {
 }
 
 func newClient(s *Server, nc net.Conn) *client {
-	c := &client{s: s, nc: nc, id: s.nextID.Add(1), lastActive: time.Now()}
+	c := &client{s: s, nc: nc, id: s.nextID.Add(1), lastActive: time.Now(), replShard: -1}
 	c.authed = s.cfg.Password == ""
 	c.bk = s.pool.db(0)
 	return c
@@ -162,6 +166,9 @@ func (c *client) serve() {
 		if c.s.cfg.IdleTimeout > 0 {
 			c.lastActive = time.Now()
 		}
+	}
+	if c.repl != nil {
+		c.relay(c.repl) // PSYNC from an admin client: the connection is a relay now
 	}
 }
 

@@ -21,6 +21,12 @@ type Config struct {
 	// `AUTH default pw`, or HELLO 2 AUTH default pw) before any other
 	// command; until then commands answer -NOAUTH.
 	Password string
+	// AdminPassword, when set, returns the internal admin password: a
+	// client that sends AUTH admin <it> may replicate destination shards
+	// through the proxy (PSYNC; see replsource.go). nil or "" disables
+	// the admin user. Server.DropAdmin closes admin connections after it
+	// changes.
+	AdminPassword func() string
 	// AllowWrites lets write commands through; false answers them
 	// -READONLY like a replica does.
 	AllowWrites bool

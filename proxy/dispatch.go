@@ -78,7 +78,13 @@ func (c *client) plan(args [][]byte) {
 	case "client":
 		c.clientCmd(args)
 	case "info":
-		c.info(args)
+		if !c.replInfo(args) {
+			c.info(args)
+		}
+	case "replconf":
+		c.replconf(args)
+	case "psync", "sync":
+		c.psync(name, args)
 	case "command":
 		c.command(args)
 	case "readonly", "readwrite":

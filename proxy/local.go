@@ -51,6 +51,15 @@ func (c *client) auth(args [][]byte) {
 		c.wrongArgs("auth")
 		return
 	}
+	if len(args) == 3 && string(args[1]) == AdminUser {
+		if !c.checkAdmin(args[2]) {
+			c.replyErr(errWrongPass)
+			return
+		}
+		c.becomeAdmin()
+		c.replyOK()
+		return
+	}
 	if c.s.cfg.Password == "" {
 		c.replyErr("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 		return
@@ -83,11 +92,18 @@ func (c *client) hello(args [][]byte) {
 			return
 		}
 	}
-	authed := c.authed
+	authed, admin := c.authed, false
 	var name []byte
 	setName := false
 	for i := 2; i < len(args); i++ {
 		switch {
+		case equalFold(args[i], "auth") && i+2 < len(args) && string(args[i+1]) == AdminUser:
+			if !c.checkAdmin(args[i+2]) {
+				c.replyErr(errWrongPass)
+				return
+			}
+			admin, authed = true, true
+			i += 2
 		case equalFold(args[i], "auth") && i+2 < len(args):
 			if c.s.cfg.Password == "" || !c.checkPassword(args[i+1], args[i+2]) {
 				c.replyErr(errWrongPass)
@@ -112,6 +128,9 @@ func (c *client) hello(args [][]byte) {
 		return
 	}
 	c.authed = true
+	if admin {
+		c.becomeAdmin()
+	}
 	if setName {
 		c.name = string(name)
 	}
@@ -270,6 +289,9 @@ func (c *client) info(args [][]byte) {
 			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%d-%d\r\n", i, sh.Addr, lo, hi-1)
 		}
 		b.WriteString("\r\n")
+	}
+	if all || want["replication"] {
+		b.WriteString(c.replSection())
 	}
 	if all || want["keyspace"] {
 		c.run() // keep command order: earlier writes count

@@ -32,6 +32,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
+	admins  map[*client]struct{} // authenticated as AdminUser
 	closed  bool
 	wg      sync.WaitGroup // client goroutines
 
@@ -41,6 +42,7 @@ type Server struct {
 	commands atomic.Int64
 	idled    atomic.Int64 // times a client gave its buffers back while idle
 	served   atomic.Bool
+	relays   atomic.Int64 // replication relays running
 
 	hidden hiddenCache
 }
@@ -73,6 +75,7 @@ func New(cfg Config) (*Server, error) {
 		ln:      ln,
 		start:   time.Now(),
 		clients: make(map[*client]struct{}),
+		admins:  make(map[*client]struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -174,6 +177,7 @@ func (s *Server) admit(nc net.Conn) {
 func (s *Server) forget(c *client) {
 	s.mu.Lock()
 	delete(s.clients, c)
+	delete(s.admins, c)
 	s.mu.Unlock()
 }
 

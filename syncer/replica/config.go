@@ -22,6 +22,15 @@ type Config struct {
 	// Dial opens the connection, e.g. a TLS dialer. nil means a net.Dialer.
 	// Its context carries DialTimeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Handshake holds more commands sent after REPLCONF capa and before
+	// PSYNC, each expecting a non-error reply; an error reply ends the Run
+	// (wrapping ErrAuth for NOAUTH, NOPERM and WRONGPASS). The supervisor
+	// uses it with a replicaof proxy as the source: REPLCONF rof-shard to
+	// pick the shard, REPLCONF rof-compress to ask for gzip.
+	Handshake [][]string
+	// Gzip means everything the source sends after PSYNC is one gzip
+	// stream (asked for in Handshake).
+	Gzip bool
 	// ListeningPort is what REPLCONF listening-port tells the source (it
 	// shows in the source's INFO replication; nothing listens there).
 	// 0 means the local port of the link's connection.

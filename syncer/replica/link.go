@@ -74,6 +74,9 @@ type Stats struct {
 	// the previous ones. QueuedBytes are read but not yet consumed and
 	// held in memory (at most Config.MaxQueueBytes).
 	BytesReceived, QueuedBytes int64
+	// WireBytes counts the bytes read from the connection, this Run and
+	// the previous ones: BytesReceived before decompression (Config.Gzip).
+	WireBytes int64
 	// SpooledBytes are read but not yet consumed and held in the spool
 	// file (at most Config.SpoolMaxBytes); SpoolPeak is the most it held
 	// during this Run.
@@ -100,6 +103,7 @@ type Link struct {
 	rdbTransferred atomic.Int64
 	lastCommand    atomic.Int64 // unix nanoseconds
 	received       atomic.Int64
+	wire           atomic.Int64
 	queue          atomic.Pointer[queue]
 
 	mu     sync.Mutex
@@ -127,6 +131,7 @@ func (l *Link) Stats() Stats {
 		RDBSize:        l.rdbSize.Load(),
 		RDBTransferred: l.rdbTransferred.Load(),
 		BytesReceived:  l.received.Load(),
+		WireBytes:      l.wire.Load(),
 	}
 	if ns := l.lastCommand.Load(); ns != 0 {
 		s.LastCommand = time.Unix(0, ns)
@@ -238,9 +243,13 @@ func (s *session) run(ctx context.Context) error {
 		conn.Close()
 	}()
 
-	br := bufio.NewReaderSize(conn, 16<<10)
+	br := bufio.NewReaderSize(countingReader{conn, &l.wire}, 16<<10)
 	if err := s.handshake(br); err != nil {
 		return err
+	}
+	var rd io.Reader = br
+	if s.cfg.Gzip {
+		rd = &gzipStream{under: &patientReader{s: s, r: br}}
 	}
 
 	s.queue = newQueue(s.cfg.MaxQueueBytes, sp)
@@ -248,7 +257,7 @@ func (s *session) run(ctx context.Context) error {
 	l.queue.Store(s.queue)
 	s.pump = pump{q: s.queue, d: newDecoder(s.resume, s.cfg.Limits)}
 	var wg sync.WaitGroup
-	wg.Go(func() { s.readLoop(ctx, br) })
+	wg.Go(func() { s.readLoop(ctx, rd) })
 	wg.Go(func() { s.ackLoop(ctx) })
 	err = s.consume(ctx)
 	cancel()
@@ -309,6 +318,18 @@ func (s *session) handshake(br *bufio.Reader) error {
 			}
 			// Redis replicas go on too: old masters did not know these.
 			s.link.log.Warn("replica: source refused "+args[1], "reply", e.Msg)
+		}
+	}
+	for _, args := range cfg.Handshake {
+		reply, err := s.call(br, args...)
+		if err != nil {
+			return err
+		}
+		if e, ok := reply.(*SourceError); ok {
+			if errors.Is(e, ErrAuth) {
+				return fmt.Errorf("%w: %w", ErrAuth, e)
+			}
+			return e
 		}
 	}
 	id, off := "?", int64(-1)
