@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -176,6 +177,9 @@ func (l *loader) script(body []byte) error {
 }
 
 func (l *loader) key(k *rdb.Key) error {
+	if bytes.HasPrefix(k.Key, []byte(KeyPrefix)) {
+		return nil // another replicaof's own key (see ownKeyCommand)
+	}
 	if k.ExpireAtMs >= 0 && k.ExpireAtMs <= l.now {
 		l.a.keysExpired.Add(1)
 		return nil

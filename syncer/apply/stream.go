@@ -146,6 +146,12 @@ func (s *streamState) route(c *replica.Command) error {
 	}
 	var nb [16]byte
 	name := lowerName(nb[:0], args[0])
+	if ownKeyCommand(args) {
+		// Another replicaof's own keys (checkpoints, marker), replicated
+		// through its proxy when it is the source: they describe that
+		// deployment's destination, not data, and would clobber ours.
+		return nil
+	}
 	if s.block != nil {
 		switch name {
 		case "exec":
@@ -569,4 +575,11 @@ func lowerName(dst []byte, name []byte) string {
 		return ""
 	}
 	return string(router.AppendLower(dst, name))
+}
+
+// ownKeyCommand reports a command whose first argument is a key replicaof
+// keeps for itself (KeyPrefix). Every such write replicaof makes (SET,
+// DEL) has its key there.
+func ownKeyCommand(args [][]byte) bool {
+	return len(args) >= 2 && len(args[1]) >= len(KeyPrefix) && string(args[1][:len(KeyPrefix)]) == KeyPrefix
 }

@@ -316,3 +316,25 @@ func TestApplyErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestApplySkipsOwnKeys: when the source is another replicaof's proxy,
+// its checkpoint and marker writes arrive in the stream (alone and inside
+// its MULTI blocks); they must not land on this destination.
+func TestApplySkipsOwnKeys(t *testing.T) {
+	ctx := integration.Context(t, time.Minute)
+	c := startCluster(t, 3)
+	c.flush(t, ctx)
+	a := New(c.dest, Options{})
+	err := a.Apply(ctx, cmds(
+		"SELECT 0", "SET "+KeyPrefix+"marker other", "SET a 1",
+		"MULTI", "SET b 2", "SELECT 0", "SET "+CheckpointPrefix+"x fp~id~7", "EXEC",
+		"MULTI", "SET "+CheckpointPrefix+"y fp~id~8", "EXEC",
+		"DEL "+KeyPrefix+"probe", "SET c 3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectKeys(t, ctx, c, map[string]bool{
+		"a": true, "b": true, "c": true,
+		KeyPrefix + "marker": false, CheckpointPrefix + "x": false, CheckpointPrefix + "y": false,
+	})
+}
