@@ -20,7 +20,9 @@ const (
 type SourceStatus struct {
 	UID            int    `json:"uid"`
 	Name           string `json:"name"`
-	URI            string `json:"uri"` // redacted
+	URI            string `json:"uri"`             // redacted
+	Kind           string `json:"kind,omitempty"`  // redis, cluster or replicaof, once discovered
+	Links          int    `json:"links,omitempty"` // replication links: 1, or one per master / proxy shard
 	Status         string `json:"status"`
 	SyncState      string `json:"sync_state"`
 	Progress       int    `json:"progress"` // percent of the snapshot loaded

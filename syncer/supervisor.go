@@ -59,6 +59,9 @@ type Config struct {
 	// stopping to read, so a slow destination never makes a source drop
 	// the link. serve sets it to state_dir/spool.
 	SpoolDir string
+	// TopologyInterval is how often a Redis Cluster source's slot map is
+	// compared with the one its sync run started with (default 2s).
+	TopologyInterval time.Duration
 	// MaxSnapshotDrops is how many snapshots in a row a source may drop
 	// (its client-output-buffer-limit replica too small) before sync stops
 	// with an error saying so (default 3).
@@ -86,6 +89,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShardCheckInterval <= 0 {
 		c.ShardCheckInterval = time.Second
+	}
+	if c.TopologyInterval <= 0 {
+		c.TopologyInterval = 2 * time.Second
 	}
 	return c
 }
@@ -314,7 +320,7 @@ func (s *Supervisor) markStopped() {
 	srcs := s.sources
 	s.mu.Unlock()
 	for _, src := range srcs {
-		src.setState(StateStopped)
+		src.setStopped()
 	}
 }
 
@@ -340,7 +346,13 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 	}); err != nil {
 		return nil // canceled while the destination was unreachable
 	}
-	var starts []replica.Position
+	// What each source is (one server, a cluster, a replicaof proxy)
+	// decides its links and their checkpoints: asked before anything else.
+	topos, err := s.discoverAll(ctx, srcs)
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	var starts [][]replica.Position
 	if resume {
 		if err := s.retry(ctx, srcs, "destination checkpoints", func() (err error) {
 			starts, err = s.resumePoints(ctx, srcs, fp)
@@ -377,20 +389,81 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 	g.Go(func() error { return s.watchShards(gctx, base) })
 	sem := make(chan struct{}, s.cfg.MaxParallelSnapshots)
 	for i, src := range srcs {
-		o := opts
-		o.Checkpoint = apply.CheckpointOptions{Key: checkpointKey(i, src.cfg), Fingerprint: fp}
-		o.Source = src.cfg.Name // labels the applier's metrics
-		var start replica.Position
-		if starts != nil {
-			start = starts[i]
+		dial, err := dialer(src.cfg)
+		if err != nil {
+			src.setError(err, true)
+			return &SourceError{src.cfg.Name, fmt.Errorf("%w: %v", errFatalConfig, err)}
 		}
-		g.Go(func() error { return s.runSource(gctx, src, sem, o, start) })
+		if topos[i] != nil {
+			g.Go(func() error { return s.watchTopology(gctx, src, dial, topos[i]) })
+		}
+		for j, p := range src.getParts() {
+			o := opts
+			o.Checkpoint = apply.CheckpointOptions{Key: checkpointKey(i, src.cfg, p.id), Fingerprint: fp}
+			o.Source = src.cfg.Name // labels the applier's metrics
+			var start replica.Position
+			if starts != nil {
+				start = starts[i][j]
+			}
+			g.Go(func() error { return s.runPart(gctx, src, p, dial, topos[i], sem, o, start) })
+		}
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// discoverAll discovers every source, in parallel, retrying each until it
+// answers. It returns the cluster sources' topologies (nil for others),
+// a fatal *SourceError (authentication), or nil with ctx ended.
+func (s *Supervisor) discoverAll(ctx context.Context, srcs []*source) ([]topology, error) {
+	topos := make([]topology, len(srcs))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, src := range srcs {
+		g.Go(func() error {
+			dial, err := dialer(src.cfg)
+			if err != nil {
+				src.setError(err, true)
+				return &SourceError{src.cfg.Name, fmt.Errorf("%w: %v", errFatalConfig, err)}
+			}
+			for attempt := 0; ; attempt++ {
+				dctx, cancel := context.WithTimeout(gctx, 2*discoverTimeout)
+				kind, parts, err := s.discover(dctx, src, dial)
+				cancel()
+				if err == nil {
+					src.setParts(kind, parts)
+					if kind == KindCluster {
+						topos[i] = topologyOf(parts)
+					}
+					if kind != KindReplicaof && src.cfg.Compression > 0 {
+						s.cfg.Logger.Warn("compression applies to replicaof sources only: ignored",
+							"source", src.cfg.Name, "kind", kind)
+					}
+					s.cfg.Logger.Info("source discovered", "source", src.cfg.Name, "kind", kind, "links", len(parts))
+					return nil
+				}
+				if gctx.Err() != nil {
+					return nil
+				}
+				err = fmt.Errorf("discovery: %w", err)
+				if Classify(err) == Fatal {
+					src.setError(err, true)
+					return &SourceError{src.cfg.Name, err}
+				}
+				src.retry(err)
+				s.cfg.Logger.Warn("source discovery failed", "source", src.cfg.Name, "error", err)
+				if sleepCtx(gctx, s.backoff(attempt)) != nil {
+					return nil
+				}
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return topos, nil
 }
 
 // retry runs fn until it succeeds or ctx ends, with backoff, showing the
@@ -424,10 +497,14 @@ func fingerprint(srcs []*source) string {
 	return fmt.Sprintf("%016x", h.Sum64())
 }
 
-// checkpointKey is the destination key holding source i's checkpoint.
-func checkpointKey(i int, src config.Source) string {
+// checkpointKey is the destination key holding the checkpoint of the
+// link part of source i ("" for a source with one link).
+func checkpointKey(i int, src config.Source, part string) string {
 	h := xxhash.New()
 	_, _ = fmt.Fprintf(h, "%d\x00%s\x00%s", i, src.Name, src.Addr())
+	if part != "" {
+		_, _ = fmt.Fprintf(h, "\x00%s", part)
+	}
 	return fmt.Sprintf("%s%016x", apply.CheckpointPrefix, h.Sum64())
 }
 
@@ -435,19 +512,34 @@ func checkpointKey(i int, src config.Source) string {
 // source resumes (its lowest checkpoint, with the replid of its newest),
 // or nil when any source lacks a checkpoint of this source list on any
 // shard: then everything starts over.
-func (s *Supervisor) resumePoints(ctx context.Context, srcs []*source, fp string) ([]replica.Position, error) {
-	out := make([]replica.Position, len(srcs))
+func (s *Supervisor) resumePoints(ctx context.Context, srcs []*source, fp string) ([][]replica.Position, error) {
+	out := make([][]replica.Position, len(srcs))
 	for i, src := range srcs {
-		cps, err := s.cfg.Destination.Checkpoints(ctx, checkpointKey(i, src.cfg))
+		for _, p := range src.getParts() {
+			pos, err := s.resumePoint(ctx, i, src, p, fp)
+			if err != nil || pos.IsZero() {
+				return nil, err
+			}
+			out[i] = append(out[i], pos)
+		}
+	}
+	return out, nil
+}
+
+// resumePoint reads one link's checkpoints: the zero Position when a shard
+// has none of this source list.
+func (s *Supervisor) resumePoint(ctx context.Context, i int, src *source, p *part, fp string) (replica.Position, error) {
+	{
+		cps, err := s.cfg.Destination.Checkpoints(ctx, checkpointKey(i, src.cfg, p.id))
 		if err != nil {
-			return nil, err
+			return replica.Position{}, err
 		}
 		var lo, hi *apply.Checkpoint
 		for shard, cp := range cps {
 			if cp == nil || cp.Fingerprint != fp {
 				s.cfg.Logger.Info("no checkpoint to resume from: full sync",
-					"source", src.cfg.Name, "shard", shard)
-				return nil, nil
+					"source", src.cfg.Name, "link", p.id, "shard", shard)
+				return replica.Position{}, nil
 			}
 			if lo == nil || cp.Offset < lo.Offset {
 				lo = cp
@@ -456,11 +548,10 @@ func (s *Supervisor) resumePoints(ctx context.Context, srcs []*source, fp string
 				hi = cp
 			}
 		}
-		out[i] = replica.Position{ReplID: hi.ReplID, Offset: lo.Offset}
-		s.cfg.Logger.Info("resuming from checkpoints", "source", src.cfg.Name,
+		s.cfg.Logger.Info("resuming from checkpoints", "source", src.cfg.Name, "link", p.id,
 			"replid", hi.ReplID, "offset", lo.Offset, "newest", hi.Offset)
+		return replica.Position{ReplID: hi.ReplID, Offset: lo.Offset}, nil
 	}
-	return out, nil
 }
 
 // watchShards checks every ShardCheckInterval that no destination shard
@@ -551,36 +642,43 @@ type SourceError struct {
 func (e *SourceError) Error() string { return e.Source + ": " + e.Err.Error() }
 func (e *SourceError) Unwrap() error { return e.Err }
 
-// runSource keeps one source's link running, retrying connection errors
-// with backoff, until ctx ends (nil) or the error is not retryable.
-func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct{}, opts apply.Options, start replica.Position) error {
+// runPart keeps one link of a source running, retrying connection errors
+// with backoff, until ctx ends (nil) or the error is not retryable. A
+// cluster part asks the cluster which node serves its slots before every
+// reconnect (topo is what the run started with).
+func (s *Supervisor) runPart(ctx context.Context, src *source, p *part, dial dialFunc, topo topology,
+	sem chan struct{}, opts apply.Options, start replica.Position) error {
 	log := s.cfg.Logger.With("source", src.cfg.Name)
-	dial, err := dialer(src.cfg)
-	if err != nil {
-		src.setError(err, true)
-		return &SourceError{src.cfg.Name, fmt.Errorf("%w: %v", errFatalConfig, err)}
+	if p.id != "" {
+		log = log.With("link", p.id)
 	}
 	lcfg := s.cfg.Link
-	lcfg.Addr = src.cfg.Addr()
+	lcfg.Addr = p.getAddr()
 	lcfg.Username = src.cfg.User
 	lcfg.Password = string(src.cfg.Password)
-	lcfg.Dial = dial
+	// The address is read at each dial: a cluster master can move.
+	lcfg.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dial(ctx, network, p.getAddr())
+	}
+	lcfg.Handshake = p.handshake
+	lcfg.Gzip = p.gzip
 	lcfg.ListeningPort = s.cfg.ListeningPort
 	lcfg.Logger = log
 	if s.cfg.SpoolDir != "" {
 		lcfg.SpoolDir = s.cfg.SpoolDir
 	}
-	h := &handler{src: src, sem: sem, applier: apply.New(s.cfg.Destination, opts)}
+	h := &handler{src: src, part: p, sem: sem, applier: apply.New(s.cfg.Destination, opts)}
 	link := replica.New(lcfg, h)
-	src.setLink(link, h.applier)
+	p.setLink(link, h.applier)
 
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var sampler sync.WaitGroup
 	sampler.Add(1)
-	go func() { defer sampler.Done(); s.sampleLag(sampleCtx, src, dial) }()
+	go func() { defer sampler.Done(); s.sampleLag(sampleCtx, src, p, dial) }()
 	defer func() { stopSampling(); sampler.Wait() }() // cancel first, then wait
 
 	pos := start // zero: full sync; else resume from the checkpoints
+	reconnect := false
 	for attempt := 0; ; attempt++ {
 		if pos.IsZero() {
 			// A full sync is coming: wait for a snapshot slot first, so
@@ -592,7 +690,14 @@ func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct
 				return nil
 			}
 		}
-		log.Info("connecting", "resume", !pos.IsZero(), "offset", pos.Offset)
+		if topo != nil && reconnect {
+			if err := s.resolve(ctx, src, p, dial, topo); err != nil {
+				h.release()
+				src.setError(err, false)
+				return &SourceError{src.cfg.Name, err}
+			}
+		}
+		log.Info("connecting", "addr", p.getAddr(), "resume", !pos.IsZero(), "offset", pos.Offset)
 		newPos, err := link.Run(ctx, pos)
 		h.release()
 		if ctx.Err() != nil {
@@ -604,8 +709,8 @@ func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct
 			// since the last one: the source drops us during snapshots
 			// (the drop can also show as a lost link right after the
 			// payload, then a FULLRESYNC answer to the resume). Counted on
-			// the source, as the full resync ends this run.
-			if n := src.snapshotDropped(); n >= s.cfg.MaxSnapshotDrops {
+			// the part, as the full resync ends this run.
+			if n := p.snapshotDropped(); n >= s.cfg.MaxSnapshotDrops {
 				err = fmt.Errorf("%w (%d snapshots in a row): its client-output-buffer-limit for replicas is probably "+
 					"too small for the writes it buffers while a snapshot loads; raise it on the source, e.g. "+
 					"CONFIG SET client-output-buffer-limit \"replica 0 0 0\" (spool: %v): %w",
@@ -634,6 +739,7 @@ func (s *Supervisor) runSource(ctx context.Context, src *source, sem chan struct
 		if sleepCtx(ctx, d) != nil {
 			return nil
 		}
+		reconnect = true
 	}
 }
 
@@ -651,12 +757,22 @@ func dialer(src config.Source) (func(ctx context.Context, network, addr string) 
 	return (&tlsutil.Dialer{Config: tcfg, Net: d}).DialContext, nil
 }
 
-// sampleLag polls the source's master_repl_offset to measure lag, and
-// keeps the sampled offset for status.
-func (s *Supervisor) sampleLag(ctx context.Context, src *source, dial func(ctx context.Context, network, addr string) (net.Conn, error)) {
+// sampleLag polls the master_repl_offset of a link's source (for a
+// replicaof proxy, of its shard) to measure lag, and keeps the sampled
+// offset for status.
+func (s *Supervisor) sampleLag(ctx context.Context, src *source, p *part, dial dialFunc) {
+	var onConnect func(context.Context, *redis.Conn) error
+	if p.shard >= 0 {
+		onConnect = func(ctx context.Context, cn *redis.Conn) error {
+			return cn.Do(ctx, "REPLCONF", "rof-shard", p.shard).Err()
+		}
+	}
 	c := redis.NewClient(&redis.Options{
-		Addr: src.cfg.Addr(), Username: src.cfg.User, Password: string(src.cfg.Password),
-		Dialer: dial, Protocol: 2, DialTimeout: 2 * time.Second,
+		Addr: p.getAddr(), Username: src.cfg.User, Password: string(src.cfg.Password),
+		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dial(ctx, network, p.getAddr())
+		},
+		OnConnect: onConnect, Protocol: 2, DialTimeout: 2 * time.Second,
 		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
 		MaxRetries: -1, PoolSize: 1, DisableIdentity: true,
 	})
@@ -674,7 +790,7 @@ func (s *Supervisor) sampleLag(ctx context.Context, src *source, dial func(ctx c
 			continue
 		}
 		if off, ok := infoField(info, "master_repl_offset"); ok {
-			src.sample(off, time.Now())
+			p.sample(off, time.Now())
 		}
 	}
 }
@@ -692,6 +808,7 @@ func infoField(info, name string) (int64, bool) {
 // handler connects one link to its applier and to the source's status.
 type handler struct {
 	src     *source
+	part    *part
 	applier *apply.Applier
 	sem     chan struct{}
 	holding atomic.Bool // holds a snapshot slot
@@ -710,15 +827,15 @@ func (h *handler) release() {
 func (h *handler) FullSync(ctx context.Context, replID string, offset, size int64, rdb io.Reader) error {
 	h.loading = true
 	h.streamed.Store(false)
-	h.src.beginSnapshot(size)
-	err := h.applier.FullSync(ctx, replID, offset, size, &countingReader{r: rdb, n: &h.src.rdbDone})
+	h.part.beginSnapshot(size)
+	err := h.applier.FullSync(ctx, replID, offset, size, &countingReader{r: rdb, n: &h.part.rdbDone})
 	h.release()
 	if err != nil {
 		return err
 	}
 	h.loading = false
 	h.progressed.Store(true)
-	h.src.snapshotDone(replID, offset)
+	h.part.snapshotDone(replID, offset)
 	return nil
 }
 
@@ -729,7 +846,7 @@ func (h *handler) Continue(ctx context.Context, replID string, offset int64) err
 	if err := h.applier.Continue(ctx, replID, offset); err != nil {
 		return err
 	}
-	h.src.continued(replID, offset)
+	h.part.continued(replID, offset)
 	return nil
 }
 
@@ -740,7 +857,7 @@ func (h *handler) Apply(ctx context.Context, cmds []replica.Command) error {
 	if len(cmds) > 0 {
 		h.progressed.Store(true)
 		h.streamed.Store(true)
-		h.src.applied(cmds[len(cmds)-1].Offset, time.Now())
+		h.part.applied(cmds[len(cmds)-1].Offset, time.Now())
 	}
 	return nil
 }

@@ -1,0 +1,274 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/syncer/replica"
+)
+
+// Discovery: what a source is, asked at the start of every sync run.
+//
+//   - A replicaof proxy answers INFO replication with replicaof_shards:<n>:
+//     one link per destination shard, each sending REPLCONF rof-shard <i>
+//     (and REPLCONF rof-compress gzip <level> when the source asks for
+//     compression) before PSYNC.
+//   - A Redis Cluster node answers INFO cluster with cluster_enabled:1:
+//     CLUSTER SLOTS names the masters, one link per master, identified by
+//     its slot ranges. Before each reconnect a link asks the cluster again
+//     which node serves its ranges (a failover moves it; the promoted
+//     replica keeps the old master's replication id, so the link resumes
+//     by partial resync there), and a watcher compares the slot map with
+//     the one the run started with: slots that moved between masters
+//     (resharding) mean the links no longer partition the keyspace the
+//     way the destination's data was loaded, and end the run with a full
+//     resync of everything.
+//   - Anything else is one server, one link. A source whose ACL user may
+//     not run INFO (a user for replication only) is taken for one too.
+//
+// Plain Redis sources are never sent the replicaof handshake commands.
+
+// discoverTimeout bounds one discovery round trip.
+const discoverTimeout = 5 * time.Second
+
+// topology is a Redis Cluster's masters: for each, its slot ranges (as a
+// string like "0-5460,10923-12000") and address, sorted by first slot.
+type topology []clusterMaster
+
+type clusterMaster struct {
+	ranges string
+	addr   string
+}
+
+func (t topology) sameRanges(o topology) bool {
+	return slices.EqualFunc(t, o, func(a, b clusterMaster) bool { return a.ranges == b.ranges })
+}
+
+// adminClient is a short-lived client of the source at addr.
+func adminClient(src config.Source, addr string, dial dialFunc, onConnect func(context.Context, *redis.Conn) error) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr: addr, Username: src.User, Password: string(src.Password),
+		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dial(ctx, network, addr)
+		},
+		OnConnect: onConnect, Protocol: 2, DialTimeout: discoverTimeout,
+		ReadTimeout: discoverTimeout, WriteTimeout: discoverTimeout,
+		MaxRetries: -1, PoolSize: 1, DisableIdentity: true,
+	})
+}
+
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// discover finds what src is and returns its kind and parts (new ones;
+// source.setParts carries state over from the previous run's).
+func (s *Supervisor) discover(ctx context.Context, src *source, dial dialFunc) (string, []*part, error) {
+	c := adminClient(src.cfg, src.cfg.Addr(), dial, nil)
+	defer c.Close()
+	info, err := c.Info(ctx, "replication").Result()
+	switch {
+	case isNoPerm(err):
+		return KindRedis, []*part{newPart("", src.cfg.Addr())}, nil
+	case err != nil:
+		return "", nil, discoveryErr(err)
+	}
+	if n, ok := infoField(info, "replicaof_shards"); ok {
+		if n <= 0 || n > 1<<14 {
+			return "", nil, fmt.Errorf("replicaof source reports %d shards", n)
+		}
+		parts := make([]*part, n)
+		for i := range parts {
+			p := newPart("shard:"+strconv.Itoa(i), src.cfg.Addr())
+			p.shard = i
+			p.handshake = [][]string{{"REPLCONF", "rof-shard", strconv.Itoa(i)}}
+			if lvl := src.cfg.Compression; lvl > 0 {
+				p.handshake = append(p.handshake, []string{"REPLCONF", "rof-compress", "gzip", strconv.Itoa(lvl)})
+				p.gzip = true
+			}
+			parts[i] = p
+		}
+		return KindReplicaof, parts, nil
+	}
+	info, err = c.Info(ctx, "cluster").Result()
+	switch {
+	case isNoPerm(err):
+		return KindRedis, []*part{newPart("", src.cfg.Addr())}, nil
+	case err != nil:
+		return "", nil, discoveryErr(err)
+	}
+	if on, _ := infoField(info, "cluster_enabled"); on != 1 {
+		return KindRedis, []*part{newPart("", src.cfg.Addr())}, nil
+	}
+	topo, err := clusterTopology(ctx, c, src.cfg.Host)
+	if err != nil {
+		return "", nil, discoveryErr(err)
+	}
+	parts := make([]*part, len(topo))
+	for i, m := range topo {
+		parts[i] = newPart("slots:"+m.ranges, m.addr)
+		parts[i].ranges = m.ranges
+	}
+	return KindCluster, parts, nil
+}
+
+// discoveryErr makes authentication failures fatal like the link's own.
+func discoveryErr(err error) error {
+	msg := err.Error()
+	for _, code := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR invalid password", "ERR AUTH"} {
+		if strings.HasPrefix(msg, code) {
+			return fmt.Errorf("%w: %s", replica.ErrAuth, msg)
+		}
+	}
+	return err
+}
+
+func isNoPerm(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOPERM")
+}
+
+// clusterTopology reads CLUSTER SLOTS through c. Nodes announcing no IP
+// are at host (the address the source URL names).
+func clusterTopology(ctx context.Context, c *redis.Client, host string) (topology, error) {
+	slots, err := c.ClusterSlots(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	type master struct {
+		addr   string
+		ranges [][2]int
+	}
+	byID := map[string]*master{}
+	for _, sl := range slots {
+		if len(sl.Nodes) == 0 {
+			return nil, fmt.Errorf("CLUSTER SLOTS: slots %d-%d have no node", sl.Start, sl.End)
+		}
+		n := sl.Nodes[0]
+		id := n.ID
+		if id == "" {
+			id = n.Addr
+		}
+		m := byID[id]
+		if m == nil {
+			addr := n.Addr
+			if h, p, err := net.SplitHostPort(addr); err == nil && (h == "" || h == "?") {
+				addr = net.JoinHostPort(host, p)
+			}
+			m = &master{addr: addr}
+			byID[id] = m
+		}
+		m.ranges = append(m.ranges, [2]int{int(sl.Start), int(sl.End)})
+	}
+	var topo topology
+	covered := 0
+	for _, m := range byID {
+		slices.SortFunc(m.ranges, func(a, b [2]int) int { return a[0] - b[0] })
+		var sb strings.Builder
+		for i, r := range m.ranges {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, "%d-%d", r[0], r[1])
+			covered += r[1] - r[0] + 1
+		}
+		topo = append(topo, clusterMaster{ranges: sb.String(), addr: m.addr})
+	}
+	if covered != 16384 {
+		return nil, fmt.Errorf("CLUSTER SLOTS covers %d of 16384 slots: the cluster is not ready", covered)
+	}
+	slices.SortFunc(topo, func(a, b clusterMaster) int {
+		return firstSlot(a.ranges) - firstSlot(b.ranges)
+	})
+	return topo, nil
+}
+
+func firstSlot(ranges string) int {
+	end := strings.IndexAny(ranges, "-,")
+	n, _ := strconv.Atoi(ranges[:end])
+	return n
+}
+
+// readTopology asks any reachable node of src (its parts' addresses
+// first, then the URL's) for the current topology.
+func readTopology(ctx context.Context, src *source, dial dialFunc) (topology, error) {
+	var addrs []string
+	for _, p := range src.getParts() {
+		addrs = append(addrs, p.getAddr())
+	}
+	addrs = append(addrs, src.cfg.Addr())
+	var errs []error
+	for _, a := range addrs {
+		c := adminClient(src.cfg, a, dial, nil)
+		t, err := clusterTopology(ctx, c, src.cfg.Host)
+		c.Close()
+		if err == nil {
+			return t, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", a, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// errTopologyChanged means a cluster source's slots moved between masters.
+var errTopologyChanged = errors.New("syncer: the cluster's slots moved between masters")
+
+// resolve points a cluster part at the master serving its ranges now.
+// It returns errTopologyChanged (wrapped in ErrNeedFullResync) when the
+// ranges changed; an unreachable cluster leaves the address as it is.
+func (s *Supervisor) resolve(ctx context.Context, src *source, p *part, dial dialFunc, start topology) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*discoverTimeout)
+	defer cancel()
+	t, err := readTopology(cctx, src, dial)
+	if err != nil {
+		return nil // the link's own dial reports it
+	}
+	if !t.sameRanges(start) {
+		return fmt.Errorf("%w: source %s: %w", ErrNeedFullResync, src.cfg.Name, errTopologyChanged)
+	}
+	for _, m := range t {
+		if m.ranges == p.ranges && m.addr != p.getAddr() {
+			s.cfg.Logger.Info("cluster source: master moved", "source", src.cfg.Name,
+				"slots", p.ranges, "from", p.getAddr(), "to", m.addr)
+			p.setAddr(m.addr)
+		}
+	}
+	return nil
+}
+
+// watchTopology ends the run when a cluster source's slot ranges change.
+func (s *Supervisor) watchTopology(ctx context.Context, src *source, dial dialFunc, start topology) error {
+	t := time.NewTicker(s.cfg.TopologyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*discoverTimeout)
+		now, err := readTopology(cctx, src, dial)
+		cancel()
+		if err != nil || now.sameRanges(start) {
+			continue
+		}
+		return &SourceError{src.cfg.Name, fmt.Errorf("%w: %w", ErrNeedFullResync, errTopologyChanged)}
+	}
+}
+
+func topologyOf(parts []*part) topology {
+	t := make(topology, len(parts))
+	for i, p := range parts {
+		t[i] = clusterMaster{ranges: p.ranges, addr: p.getAddr()}
+	}
+	return t
+}
