@@ -15,7 +15,7 @@ import (
 // streams (with a consumer group), hash-tagged keys that share a slot, and
 // keys with a TTL. Key names are prefixed with prefix so several datasets
 // can live side by side.
-func LoadDataset(ctx context.Context, c *redis.Client, prefix string, seed int64, n int) error {
+func LoadDataset(ctx context.Context, c redis.Cmdable, prefix string, seed int64, n int) error {
 	rng := rand.New(rand.NewSource(seed))
 	pipe := c.Pipeline()
 	flush := func() error {

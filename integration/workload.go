@@ -20,12 +20,15 @@ type Workload struct {
 	Seed     int64
 	DB       int            // the other database written to (besides 0); 0 disables
 	Counters map[string]int // counter key → expected value
+	// Cluster keeps multi-key commands in one slot (MSET), for a Redis
+	// Cluster client.
+	Cluster bool
 }
 
 // Run issues n operations against c (database 0) and, when DB is set,
 // against a client for that database. It stops early, with ctx's error,
 // when ctx ends.
-func (w *Workload) Run(ctx context.Context, c *redis.Client, other *redis.Client, n int) error {
+func (w *Workload) Run(ctx context.Context, c redis.Cmdable, other *redis.Client, n int) error {
 	if w.Counters == nil {
 		w.Counters = map[string]int{}
 	}
@@ -94,7 +97,12 @@ func (w *Workload) Run(ctx context.Context, c *redis.Client, other *redis.Client
 				err = c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "c1", Streams: []string{sk, ">"}, Count: 2, Block: -1}).Err()
 			}
 		case 18:
-			err = c.MSet(ctx, k+":m1", i, fmt.Sprintf("%sw:%d:m2", p, rng.Intn(200)), i).Err()
+			k2 := fmt.Sprintf("%sw:%d:m2", p, rng.Intn(200))
+			if w.Cluster {
+				k2 = "{" + k + "}:m2"
+				k = "{" + k + "}"
+			}
+			err = c.MSet(ctx, k+":m1", i, k2, i).Err()
 		case 19:
 			if other != nil {
 				ck := fmt.Sprintf("%sdb%d:counter", p, w.DB)

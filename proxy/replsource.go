@@ -135,8 +135,9 @@ func (c *client) replconf(args [][]byte) {
 	default:
 		// listening-port, ip-address, capa, ack…: the relay speaks for
 		// itself to the shard; nothing to pass on before PSYNC.
+		var nb [32]byte
 		for i := 1; i < len(args); i += 2 {
-			switch lowerName(nil, args[i]) {
+			switch lowerName(nb[:0], args[i]) {
 			case "listening-port", "ip-address", "capa", "ack", "getack", "rdb-only", "rdb-filter-only":
 			default:
 				c.replyErr("ERR Unrecognized REPLCONF option: " + printable(args[i]))

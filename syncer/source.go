@@ -118,6 +118,12 @@ func (s *source) setParts(kind string, parts []*part) {
 	s.kind, s.parts = kind, parts
 }
 
+func (s *source) getKind() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kind
+}
+
 func (s *source) getParts() []*part {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -401,6 +401,7 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 			o := opts
 			o.Checkpoint = apply.CheckpointOptions{Key: checkpointKey(i, src.cfg, p.id), Fingerprint: fp}
 			o.Source = src.cfg.Name // labels the applier's metrics
+			o.SplitBlocks = src.getKind() == KindReplicaof
 			var start replica.Position
 			if starts != nil {
 				start = starts[i][j]

@@ -23,6 +23,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Table locates keys in stream commands; nil means router.Builtin.
 	Table *router.Table
+	// SplitBlocks applies a MULTI … EXEC block whose keys span
+	// destination shards as one block per shard (each atomic on its
+	// shard) instead of stopping with a CrossSlotError. For sources whose
+	// blocks are not the application's: another replicaof's shards, where
+	// the blocks group a batch of unrelated writes with a checkpoint.
+	SplitBlocks bool
 	// ForceDecode disables the RESTORE fast path: every key is rebuilt
 	// with ordinary commands.
 	ForceDecode bool

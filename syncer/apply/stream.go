@@ -312,6 +312,8 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 		inlineSel   bool
 		nb          [16]byte
 		selectedNow = startDB
+		split       = s.a.opts.SplitBlocks
+		involved    = make([]bool, len(s.plan.runs))
 	)
 	for _, args := range cmds {
 		if len(args) == 0 {
@@ -342,6 +344,12 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 		case t.publish:
 			publishes = append(publishes, item{args, t.shard})
 			continue
+		case t.parts != nil && split:
+			for _, p := range t.parts {
+				involved[p.Shard] = true
+				items = append(items, item{p.Args, p.Shard})
+			}
+			continue
 		case t.parts != nil:
 			e := &CrossSlotError{Command: "MULTI/EXEC " + string(args[0]), Offset: offset}
 			for _, p := range t.parts {
@@ -350,6 +358,8 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 			return e
 		case t.shard == everyShard:
 			broadcast = true
+		case split:
+			involved[t.shard] = true
 		default:
 			if keyed >= 0 && t.shard != keyed {
 				e := &CrossSlotError{Command: "MULTI/EXEC " + keyedName + ", " + string(args[0]), Offset: offset}
@@ -358,13 +368,14 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 			}
 			if keyed < 0 {
 				keyed, keyedName, keyedKeys = t.shard, string(args[0]), s.keyNames(args)
+				involved[keyed] = true
 			}
 		}
 		items = append(items, item{args, t.shard})
 	}
 	flat := s.plan.flat
 	for shard := range s.plan.runs {
-		if !broadcast && shard != keyed {
+		if !broadcast && !involved[shard] {
 			continue
 		}
 		if s.a.ckpt.skip(shard, offset) {

@@ -338,3 +338,18 @@ func TestApplySkipsOwnKeys(t *testing.T) {
 		KeyPrefix + "marker": false, CheckpointPrefix + "x": false, CheckpointPrefix + "y": false,
 	})
 }
+
+// TestApplySplitBlocks: with SplitBlocks a block spanning shards lands as
+// one block per shard instead of stopping sync.
+func TestApplySplitBlocks(t *testing.T) {
+	ctx := integration.Context(t, time.Minute)
+	c := startCluster(t, 3)
+	c.flush(t, ctx)
+	k := keysOnShards(c.dest.Map(), "x")
+	a := New(c.dest, Options{SplitBlocks: true})
+	err := a.Apply(ctx, cmds("MULTI", "SET "+k[0]+" 1", "INCR "+k[1], "MSET "+k[0]+"m 2 "+k[2]+" 3", "SELECT 0", "EXEC", "SET after 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectKeys(t, ctx, c, map[string]bool{k[0]: true, k[1]: true, k[0] + "m": true, k[2]: true, "after": true})
+}

@@ -113,7 +113,7 @@ type Link struct {
 // New returns a Link to the source cfg.Addr feeding h. It starts nothing.
 func New(cfg Config, h Handler) *Link {
 	cfg = cfg.withDefaults()
-	l := &Link{cfg: cfg, h: h, log: cfg.Logger.With("source", cfg.Addr)}
+	l := &Link{cfg: cfg, h: h, log: cfg.Logger.With("addr", cfg.Addr)}
 	l.rdbSize.Store(-1)
 	return l
 }

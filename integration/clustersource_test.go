@@ -1,0 +1,92 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/syncer"
+)
+
+// TestClusterSource: a 3-master Redis Cluster source into a 2-shard
+// destination is one source with three links; it stays equal through a
+// workload, a manual failover while writes flow (survived by partial
+// resync on the promoted replica: no new full sync), and a master killed
+// while writes flow (whatever the new master lost, the destination ends
+// equal to what the cluster holds).
+func TestClusterSource(t *testing.T) {
+	ctx := Context(t, 4*time.Minute)
+	cl := StartCluster(t, 3, 1)
+	cc := cl.Client()
+	if err := LoadDataset(ctx, cc, "pre:", 3, 3000); err != nil {
+		t.Fatal(err)
+	}
+	d := startDestination(t, 2)
+	src, err := config.ParseSource("cl: redis://" + cl.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := runSupervisor(t, d, src)
+	st := waitState(t, sup, syncer.StateSynced, time.Minute).Sources[0]
+	if st.Kind != syncer.KindCluster || st.Links != 3 || st.FullSyncs != 3 {
+		t.Fatalf("status %+v: want a cluster source with 3 links, each fully synced once", st)
+	}
+	w := &Workload{Prefix: "w:", Seed: 11, Cluster: true}
+	if err := w.Run(ctx, cc, nil, 3000); err != nil {
+		t.Fatal(err)
+	}
+	equal := func(what string) {
+		t.Helper()
+		waitEqual(t, ctx, map[int][]*redis.Client{0: cl.Masters(ctx)}, map[int][]*redis.Client{0: d.clients(0)}, time.Minute)
+		if err := w.CheckCounters(ctx, map[int][]*redis.Client{0: d.clients(0)}); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	equal("after the workload")
+
+	// Writes keep flowing (errors during the failover are the cluster's,
+	// and not counted) while shard 1 fails over.
+	background := func() (stop func() int64) {
+		bctx, cancel := context.WithCancel(ctx)
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 0; i < 200000 && bctx.Err() == nil; i++ {
+				if cc.Set(bctx, fmt.Sprintf("bg:%d", i%5000), i, 0).Err() == nil {
+					n.Add(1)
+				}
+			}
+		})
+		return func() int64 { cancel(); wg.Wait(); return n.Load() }
+	}
+	stop := background()
+	cl.Failover(t, ctx, 1)
+	if err := w.Run(ctx, cc, nil, 2000); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("background writes during the failover: %d", stop())
+	equal("after the failover")
+	st = sup.Status().Sources[0]
+	if st.FullSyncs != 3 || st.PartialSyncs < 1 || sup.Flushes() != 1 {
+		t.Fatalf("after the failover: %+v, flushes %d: want it survived by partial resync", st, sup.Flushes())
+	}
+
+	// The counted writes must have reached the replica that takes over.
+	if err := cl.MasterOf(2).Client().Do(ctx, "WAIT", 1, 5000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	stop = background()
+	cl.KillMaster(t, ctx, 2)
+	if err := w.Run(ctx, cc, nil, 2000); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("background writes around the kill: %d", stop())
+	equal("after the kill")
+	waitState(t, sup, syncer.StateSynced, time.Minute)
+}
