@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/replicaof/replicaof/config"
@@ -35,6 +36,14 @@ type Config struct {
 	Logger           *slog.Logger
 	// Extra handlers mounted beside /v1 (e.g. "/metrics", "/").
 	Extra map[string]http.Handler
+	// AdminPassword, when set, serves GET /v1/source-url and POST
+	// /v1/admin-password/rotate; nil answers both 404.
+	AdminPassword AdminPassword
+	// ProxyURL returns where other deployments reach the proxy, without
+	// user info ("redis://host:port", "rediss://…" with TLS; ListenURL
+	// builds it). The source URL is it with admin:<password>. Needed
+	// with AdminPassword.
+	ProxyURL func() (*url.URL, error)
 }
 
 // Handler is the admin HTTP handler.
@@ -56,6 +65,8 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("PUT /v1/sources", h.putSources)
 	h.mux.HandleFunc("POST /v1/sources", h.addSources)
 	h.mux.HandleFunc("DELETE /v1/sources/{name}", h.removeSource)
+	h.mux.HandleFunc("GET /v1/source-url", h.getSourceURL)
+	h.mux.HandleFunc("POST /v1/admin-password/rotate", h.rotatePassword)
 	for pattern, eh := range cfg.Extra {
 		h.mux.Handle(pattern, eh)
 	}

@@ -24,7 +24,7 @@ func newRoot() *cobra.Command {
 		newControl("stop", "Stop sync of all sources (the destination keeps its data)", "/v1/sync/stop"),
 		newControl("restart", "Flush the destination and fully sync all sources again", "/v1/sync/restart"),
 		newSources(), newVersion(), newCerts())
-	root.AddCommand(newVerify())
+	root.AddCommand(newVerify(), newSourceURL(), newRotatePassword())
 	return root
 }
 

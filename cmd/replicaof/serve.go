@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/replicaof/replicaof/admin"
 	"github.com/replicaof/replicaof/admin/ui"
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/internal/adminpw"
 	"github.com/replicaof/replicaof/metrics"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/resp"
@@ -140,6 +142,12 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
 	}
+	// The internal admin password (user admin on the proxy): other
+	// deployments replicate through this proxy with it.
+	adminPW, err := adminpw.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
 	sup, err := syncer.New(syncer.Config{Sources: cfg.ReplicaOf.Sources, Destination: dest, Logger: log,
 		SpoolDir: filepath.Join(cfg.StateDir, "spool"), ApplyOptions: apply.Options{Observer: m.Shards()}})
 	if err != nil {
@@ -148,18 +156,26 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	status.sup = sup
 
 	prox, err := proxy.New(proxy.Config{
-		Listen:      cfg.Proxy.Listen,
-		Password:    string(cfg.Proxy.Password),
-		AllowWrites: cfg.Proxy.AllowWrites,
-		IdleTimeout: cfg.Proxy.Timeout,
-		Limits:      resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
-		Shards:      shards,
-		TLS:         proxyTLS,
-		Logger:      log.With("component", "proxy"),
-		Observer:    m.Proxy(),
+		Listen:        cfg.Proxy.Listen,
+		Password:      string(cfg.Proxy.Password),
+		AdminPassword: adminPW.Password,
+		AllowWrites:   cfg.Proxy.AllowWrites,
+		IdleTimeout:   cfg.Proxy.Timeout,
+		Limits:        resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
+		Shards:        shards,
+		TLS:           proxyTLS,
+		Logger:        log.With("component", "proxy"),
+		Observer:      m.Proxy(),
 	})
 	if err != nil {
 		return err
+	}
+	adminPW.OnRotate(func() {
+		n := prox.DropAdmin()
+		log.Info("admin password rotated; closed the connections that used the old one", "closed", n)
+	})
+	proxyURL := func() (*url.URL, error) {
+		return admin.ListenURL(cfg.Proxy.Listen, prox.Addr(), proxyTLS != nil, os.Hostname)
 	}
 
 	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
@@ -180,6 +196,8 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			Controller: sup, Token: string(cfg.Admin.Token), Logger: log.With("component", "admin"),
 			OnSourcesChanged: saveSources,
 			Extra:            map[string]http.Handler{"/metrics": m.Handler(), "/": ui.Handler()},
+			AdminPassword:    adminPW,
+			ProxyURL:         proxyURL,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
