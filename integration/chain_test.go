@@ -111,6 +111,9 @@ func TestChain(t *testing.T) {
 	if st.Kind != syncer.KindReplicaof || st.Links != 3 {
 		t.Fatalf("B's source: %+v, want a replicaof source with 3 links", st)
 	}
+	if st.WireBytes <= 0 || st.WireBytes >= st.BytesReceived {
+		t.Errorf("gzip level 6: %d bytes on the wire for %d received, want fewer (random test data compresses to ~70%%)", st.WireBytes, st.BytesReceived)
+	}
 
 	w1 := &Workload{Prefix: "w1:", Seed: 5, DB: 2}
 	w2 := &Workload{Prefix: "w2:", Seed: 6}

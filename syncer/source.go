@@ -271,6 +271,11 @@ func (s *source) status(now time.Time) SourceStatus {
 		if p.applier != nil {
 			st.KeysLoaded += p.applier.Stats().KeysLoaded
 		}
+		if p.link != nil {
+			ls := p.link.Stats()
+			st.BytesReceived += ls.BytesReceived
+			st.WireBytes += ls.WireBytes
+		}
 		p.mu.Unlock()
 	}
 	st.LastUpdate = rfc3339(last)

@@ -38,6 +38,11 @@ type SourceStatus struct {
 	PartialSyncs   int    `json:"partial_syncs"`
 	SourceOffset   int64  `json:"source_offset"`
 	AppliedOffset  int64  `json:"applied_offset"`
+	// BytesReceived is what the links received from the source, snapshot
+	// and stream, since start; WireBytes the same before decompression
+	// (smaller with compression).
+	BytesReceived int64 `json:"bytes_received"`
+	WireBytes     int64 `json:"wire_bytes"`
 }
 
 // Status is GET /v1/status: the destination's aggregate state and every
