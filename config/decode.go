@@ -279,6 +279,7 @@ func (d *decoder) proxyTLS(n *yaml.Node, path string) *ProxyTLS {
 		"key":         func(n *yaml.Node, path string) { t.Key, _ = d.str(n, path) },
 		"client_ca":   func(n *yaml.Node, path string) { t.ClientCA, _ = d.str(n, path) },
 		"min_version": func(n *yaml.Node, path string) { t.MinVersion, _ = d.str(n, path) },
+		"mode":        func(n *yaml.Node, path string) { t.Mode, _ = d.str(n, path) },
 	})
 	return t
 }

@@ -35,6 +35,7 @@ type (
 		Key        string `yaml:"key,omitempty"`
 		ClientCA   string `yaml:"client_ca,omitempty"`
 		MinVersion string `yaml:"min_version,omitempty"`
+		Mode       string `yaml:"mode,omitempty"`
 	}
 	fileAdmin struct {
 		Listen string `yaml:"listen,omitempty"`
@@ -96,7 +97,7 @@ func (c *Config) Marshal() ([]byte, error) {
 		Log:         fileLog(c.Log),
 	}
 	if t := c.Proxy.TLS; t != nil {
-		f.Proxy.TLS = &fileProxyTLS{Cert: t.Cert, Key: t.Key, ClientCA: t.ClientCA, MinVersion: t.MinVersion}
+		f.Proxy.TLS = &fileProxyTLS{Cert: t.Cert, Key: t.Key, ClientCA: t.ClientCA, MinVersion: t.MinVersion, Mode: t.Mode}
 	}
 	if c.Proxy.Timeout != 0 {
 		f.Proxy.Timeout = c.Proxy.Timeout.String()

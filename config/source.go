@@ -297,7 +297,22 @@ type ProxyTLS struct {
 	ClientCA string
 	// MinVersion is "1.2" (the default when empty) or "1.3".
 	MinVersion string
+	// Mode is TLSModeAll (the default when empty: every client must use
+	// TLS) or TLSModeReplication (TLS for replication only: plain clients
+	// are served too, but only TLS clients may log in as the admin user
+	// and replicate).
+	Mode string
 }
+
+// Proxy TLS modes (proxy.tls.mode), as in the reproduced product: TLS for
+// all communications, or for replication only.
+const (
+	TLSModeAll         = "all"
+	TLSModeReplication = "replication"
+)
+
+// ReplicationOnly reports whether t requires TLS for replication only.
+func (t *ProxyTLS) ReplicationOnly() bool { return t.Enabled() && t.Mode == TLSModeReplication }
 
 // Enabled reports whether t turns TLS on: a certificate is configured.
 // A nil t is plain TCP.
@@ -324,10 +339,15 @@ func (t *ProxyTLS) validate(add func(field, msg string)) {
 	default:
 		add("min_version", fmt.Sprintf(`unsupported TLS version %q (want "1.2" or "1.3")`, t.MinVersion))
 	}
+	switch t.Mode {
+	case "", TLSModeAll, TLSModeReplication:
+	default:
+		add("mode", fmt.Sprintf(`unknown mode %q (want %q or %q)`, t.Mode, TLSModeAll, TLSModeReplication))
+	}
 	if (t.Cert == "") != (t.Key == "") {
 		add("cert", "cert and key must be set together")
-	} else if t.Cert == "" && (t.ClientCA != "" || t.MinVersion != "") {
-		add("cert", "client_ca and min_version need cert and key")
+	} else if t.Cert == "" && (t.ClientCA != "" || t.MinVersion != "" || t.Mode != "") {
+		add("cert", "client_ca, min_version and mode need cert and key")
 	}
 }
 

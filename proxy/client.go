@@ -98,6 +98,17 @@ func newClient(s *Server, nc net.Conn) *client {
 
 func (c *client) serve() {
 	defer c.close()
+	if c.s.cfg.TLS != nil && c.s.cfg.TLSReplicationOnly {
+		// A TLS client starts with a handshake record (0x16); a Redis
+		// command never does. Peeked, not read: the socket keeps it.
+		b, err := peekByte(c.nc)
+		if err != nil {
+			return
+		}
+		if b == tlsHandshakeRecord {
+			c.nc = tls.Server(c.nc, c.s.cfg.TLS)
+		}
+	}
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		if err := c.handshake(tc); err != nil {
 			c.s.log.Debug("proxy: TLS handshake", "client", c.id, "remote", c.nc.RemoteAddr(), "err", err)

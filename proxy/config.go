@@ -63,6 +63,11 @@ type Config struct {
 	// and must finish within Timeout. A client refused for MaxClients is
 	// closed without a handshake (and without the error reply).
 	TLS *tls.Config
+	// TLSReplicationOnly, with TLS, accepts plain-TCP clients too (the
+	// first byte tells a TLS handshake from a command), but only clients
+	// on TLS may authenticate as the admin user, so replication through
+	// the proxy is always encrypted: "TLS for replication only".
+	TLSReplicationOnly bool
 	// Observer, when set, is told about client connections and commands
 	// (metrics.ProxyObserver fits); nil reports nothing and costs nothing.
 	// Shards' own Observer (router.BackendConfig) is separate.

@@ -52,6 +52,10 @@ func (c *client) auth(args [][]byte) {
 		return
 	}
 	if len(args) == 3 && string(args[1]) == AdminUser {
+		if !c.adminAllowed() {
+			c.replyErr(errAdminNeedsTLS)
+			return
+		}
 		if !c.checkAdmin(args[2]) {
 			c.replyErr(errWrongPass)
 			return
@@ -98,6 +102,10 @@ func (c *client) hello(args [][]byte) {
 	for i := 2; i < len(args); i++ {
 		switch {
 		case equalFold(args[i], "auth") && i+2 < len(args) && string(args[i+1]) == AdminUser:
+			if !c.adminAllowed() {
+				c.replyErr(errAdminNeedsTLS)
+				return
+			}
 			if !c.checkAdmin(args[i+2]) {
 				c.replyErr(errWrongPass)
 				return

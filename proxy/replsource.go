@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,22 @@ type replRequest struct {
 	shard int
 	level int // gzip level, 0 for none
 	args  [][]byte
+}
+
+// tlsHandshakeRecord is the first byte of a TLS ClientHello record.
+const tlsHandshakeRecord = 0x16
+
+// errAdminNeedsTLS refuses the admin user on a plain connection when TLS
+// is for replication only.
+const errAdminNeedsTLS = "WRONGPASS the admin user needs TLS on this proxy (proxy.tls.mode: replication): use rediss://"
+
+// adminAllowed reports whether c's connection may log in as the admin.
+func (c *client) adminAllowed() bool {
+	if c.s.cfg.TLS == nil {
+		return true
+	}
+	_, ok := c.nc.(*tls.Conn)
+	return ok
 }
 
 // checkAdmin compares pw with the admin password in constant time.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/syncer/replica"
+	"github.com/replicaof/replicaof/tlsutil"
 )
 
 // collector is a replica.Handler that counts what a link delivers.
@@ -204,4 +205,62 @@ func TestReplicationNeedsAdmin(t *testing.T) {
 	if err := plain.Do(ctx, "PSYNC", "?", "-1").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Errorf("PSYNC by a non-admin: %v", err)
 	}
+}
+
+// TestTLSForReplicationOnly: with TLSReplicationOnly one port serves
+// plain clients and TLS clients; the admin user (and so replication)
+// needs TLS.
+func TestTLSForReplicationOnly(t *testing.T) {
+	files, err := tlsutil.GenerateDemo(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := tlsutil.ServerConfig(tlsutil.ServerOptions{CertFile: files.ProxyCert, KeyFile: files.ProxyKey, ClientCAFile: files.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := tlsutil.ClientConfig("127.0.0.1", tlsutil.ClientOptions{
+		CAFile: files.CA, CertFile: files.SyncerCert, KeyFile: files.SyncerKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, func(cfg *Config) {
+		cfg.TLS, cfg.TLSReplicationOnly = sc, true
+		cfg.AdminPassword = func() string { return testAdminPW }
+		cfg.idleAfter = 50 * time.Millisecond
+	})
+	ctx := integration.Context(t, time.Minute)
+
+	plain := c.client(&redis.Options{PoolSize: 1})
+	for i := range 3 { // idle in between: the cold path peeks again
+		idled := c.srv.idled.Load()
+		if err := plain.Set(ctx, fmt.Sprint("k", i), "v", 0).Err(); err == nil || !strings.Contains(err.Error(), "READONLY") {
+			t.Fatalf("plain client: %v, want the proxy's own READONLY", err)
+		}
+		if err := plain.Ping(ctx).Err(); err != nil {
+			t.Fatalf("plain client: %v", err)
+		}
+		integration.WaitFor(t, 10*time.Second, "client idle", func() bool { return c.srv.idled.Load() > idled })
+	}
+	if err := plain.Do(ctx, "AUTH", AdminUser, testAdminPW).Err(); err == nil || !strings.Contains(err.Error(), "needs TLS") {
+		t.Errorf("AUTH admin over plain TCP: %v, want refused", err)
+	}
+
+	secure := c.client(&redis.Options{PoolSize: 1, TLSConfig: cc})
+	if err := secure.Do(ctx, "AUTH", AdminUser, testAdminPW).Err(); err != nil {
+		t.Fatalf("AUTH admin over TLS: %v", err)
+	}
+	h := &collector{sets: map[string]string{}}
+	l := replica.New(replica.Config{
+		Addr: c.addr, Username: AdminUser, Password: testAdminPW,
+		Dial:      (&tlsutil.Dialer{Config: cc}).DialContext,
+		Handshake: [][]string{{"REPLCONF", "rof-shard", "2"}},
+	}, h)
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _, _ = l.Run(lctx, replica.Position{}) }()
+	integration.WaitFor(t, 20*time.Second, "snapshot over TLS", func() bool { f, _ := h.counts(); return f == 1 })
+	stop()
+	<-done
 }

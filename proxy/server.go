@@ -157,7 +157,7 @@ func (s *Server) admit(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if s.cfg.TLS != nil {
+	if s.cfg.TLS != nil && !s.cfg.TLSReplicationOnly {
 		nc = tls.Server(nc, s.cfg.TLS) // the client's goroutine shakes hands
 	}
 	c := newClient(s, nc)

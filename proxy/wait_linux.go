@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"syscall"
 	"unsafe"
@@ -43,4 +45,43 @@ func waitReadable(nc net.Conn) error {
 			return true // data, EOF or an error: the next Read reports it
 		}
 	})
+}
+
+// peekByte waits for the first byte of nc and returns it without
+// consuming it (MSG_PEEK): the TLS layer or the command reader still
+// reads it.
+func peekByte(nc net.Conn) (byte, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return 0, errors.New("proxy: cannot peek at this connection")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var b [1]byte
+	var n uintptr
+	var errno syscall.Errno
+	err = rc.Read(func(fd uintptr) bool {
+		for {
+			n, _, errno = syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			switch errno {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			}
+			return true
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, errno
+	case n == 0:
+		return 0, io.EOF
+	}
+	return b[0], nil
 }

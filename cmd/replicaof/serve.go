@@ -156,16 +156,17 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	status.sup = sup
 
 	prox, err := proxy.New(proxy.Config{
-		Listen:        cfg.Proxy.Listen,
-		Password:      string(cfg.Proxy.Password),
-		AdminPassword: adminPW.Password,
-		AllowWrites:   cfg.Proxy.AllowWrites,
-		IdleTimeout:   cfg.Proxy.Timeout,
-		Limits:        resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
-		Shards:        shards,
-		TLS:           proxyTLS,
-		Logger:        log.With("component", "proxy"),
-		Observer:      m.Proxy(),
+		Listen:             cfg.Proxy.Listen,
+		Password:           string(cfg.Proxy.Password),
+		AdminPassword:      adminPW.Password,
+		AllowWrites:        cfg.Proxy.AllowWrites,
+		IdleTimeout:        cfg.Proxy.Timeout,
+		Limits:             resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
+		Shards:             shards,
+		TLS:                proxyTLS,
+		TLSReplicationOnly: cfg.Proxy.TLS.ReplicationOnly(),
+		Logger:             log.With("component", "proxy"),
+		Observer:           m.Proxy(),
 	})
 	if err != nil {
 		return err
