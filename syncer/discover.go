@@ -68,9 +68,45 @@ func adminClient(src config.Source, addr string, dial dialFunc, onConnect func(c
 
 type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
 
+// Link is one replication link of a discovered source.
+type Link struct {
+	Addr  string   // what it dials
+	Slots [][2]int // a cluster master's slot ranges (inclusive); nil otherwise
+}
+
+// Discover tells what the source is (KindRedis, KindCluster or
+// KindReplicaof) and its replication links: a cluster's masters in slot
+// order, else the source's own address (once per shard of a replicaof
+// proxy). replicaof verify uses it to read every master of a cluster
+// source.
+func Discover(ctx context.Context, src config.Source) (kind string, links []Link, err error) {
+	dial, err := dialer(src)
+	if err != nil {
+		return "", nil, err
+	}
+	kind, parts, err := discover(ctx, src, dial)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, p := range parts {
+		l := Link{Addr: p.getAddr()}
+		if p.ranges != "" {
+			for _, r := range strings.Split(p.ranges, ",") {
+				lo, hi, _ := strings.Cut(r, "-")
+				a, _ := strconv.Atoi(lo)
+				b, _ := strconv.Atoi(hi)
+				l.Slots = append(l.Slots, [2]int{a, b})
+			}
+		}
+		links = append(links, l)
+	}
+	return kind, links, nil
+}
+
 // discover finds what src is and returns its kind and parts (new ones;
 // source.setParts carries state over from the previous run's).
-func (s *Supervisor) discover(ctx context.Context, src *source, dial dialFunc) (string, []*part, error) {
+func discover(ctx context.Context, cfg config.Source, dial dialFunc) (string, []*part, error) {
+	src := struct{ cfg config.Source }{cfg}
 	c := adminClient(src.cfg, src.cfg.Addr(), dial, nil)
 	defer c.Close()
 	info, err := c.Info(ctx, "replication").Result()

@@ -431,7 +431,7 @@ func (s *Supervisor) discoverAll(ctx context.Context, srcs []*source) ([]topolog
 			}
 			for attempt := 0; ; attempt++ {
 				dctx, cancel := context.WithTimeout(gctx, 2*discoverTimeout)
-				kind, parts, err := s.discover(dctx, src, dial)
+				kind, parts, err := discover(dctx, src.cfg, dial)
 				cancel()
 				if err == nil {
 					src.setParts(kind, parts)

@@ -36,6 +36,24 @@ type Endpoint struct {
 	// Dial, when set, opens connections (TLS: tlsutil.Dialer.DialContext);
 	// nil means plain TCP.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Slots, when set, are the hash slot ranges (inclusive) the endpoint
+	// serves: a Redis Cluster master. Keys of other slots are not asked
+	// of it (it would answer MOVED); they count as not held there.
+	Slots [][2]int
+}
+
+// serves reports whether e holds key's slot.
+func (e Endpoint) serves(key string) bool {
+	if e.Slots == nil {
+		return true
+	}
+	s := int(router.Slot([]byte(key)))
+	for _, r := range e.Slots {
+		if r[0] <= s && s <= r[1] {
+			return true
+		}
+	}
+	return false
 }
 
 func (e Endpoint) label() string {
@@ -467,8 +485,15 @@ func (v *verifier) holders(ctx context.Context, db int, keys []string) ([][]int,
 		g.Go(func() error {
 			pipe := v.client(false, i, db).Pipeline()
 			cmds := make([]*redis.IntCmd, len(keys))
+			asked := 0
 			for n, k := range keys {
-				cmds[n] = pipe.Exists(gctx, k)
+				if v.cfg.Sources[i].serves(k) {
+					cmds[n] = pipe.Exists(gctx, k)
+					asked++
+				}
+			}
+			if asked == 0 {
+				return nil
 			}
 			if _, err := pipe.Exec(gctx); err != nil {
 				return fmt.Errorf("verify: EXISTS on source %s: %w", v.cfg.Sources[i].label(), err)
@@ -476,7 +501,7 @@ func (v *verifier) holders(ctx context.Context, db int, keys []string) ([][]int,
 			mu.Lock()
 			defer mu.Unlock()
 			for n, c := range cmds {
-				if c.Val() > 0 {
+				if c != nil && c.Val() > 0 {
 					out[n] = append(out[n], i)
 				}
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/tlsutil"
 	"github.com/replicaof/replicaof/verify"
 )
@@ -48,11 +50,14 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 			if (path == "") == (len(sources) == 0 && len(shards) == 0) {
 				return usageError{errors.New("verify: give -c FILE, or --source and --shard URLs, not both")}
 			}
-			var err error
+			var (
+				err     error
+				srcCfgs []config.Source
+			)
 			if path != "" {
-				cfg.Sources, cfg.Shards, err = endpointsFromConfig(path)
+				cfg.Sources, cfg.Shards, srcCfgs, err = endpointsFromConfig(path)
 			} else {
-				cfg.Sources, cfg.Shards, err = endpointsFromFlags(sources, shards, tlsCA)
+				cfg.Sources, cfg.Shards, srcCfgs, err = endpointsFromFlags(sources, shards, tlsCA)
 			}
 			if err != nil {
 				return err
@@ -73,6 +78,9 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cfg.Sources, err = expandClusters(ctx, cfg.Sources, srcCfgs); err != nil {
+				return err
+			}
 			rep, err := verify.Run(ctx, cfg)
 			if bar != nil {
 				bar.clear()
@@ -111,29 +119,29 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 	return c
 }
 
-func endpointsFromConfig(path string) (srcs, shards []verify.Endpoint, err error) {
+func endpointsFromConfig(path string) (srcs, shards []verify.Endpoint, cfgs []config.Source, err error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, nil, usageError{err}
+		return nil, nil, nil, usageError{err}
 	}
 	for _, s := range cfg.ReplicaOf.Sources {
 		e, err := endpoint(s.Name, s.Endpoint, s.TLSFiles)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		srcs = append(srcs, e)
 	}
 	for _, s := range cfg.Destination.Shards {
 		e, err := endpoint("", s, cfg.Destination.TLS)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		shards = append(shards, e)
 	}
-	return srcs, shards, nil
+	return srcs, shards, cfg.ReplicaOf.Sources, nil
 }
 
-func endpointsFromFlags(sources, shards []string, ca string) (srcs, dst []verify.Endpoint, err error) {
+func endpointsFromFlags(sources, shards []string, ca string) (srcs, dst []verify.Endpoint, cfgs []config.Source, err error) {
 	var files *config.TLSFiles
 	if ca != "" {
 		files = &config.TLSFiles{CA: ca}
@@ -141,26 +149,53 @@ func endpointsFromFlags(sources, shards []string, ca string) (srcs, dst []verify
 	for _, raw := range sources {
 		s, err := config.ParseSource(raw)
 		if err != nil {
-			return nil, nil, usageError{fmt.Errorf("--source: %w", err)}
+			return nil, nil, nil, usageError{fmt.Errorf("--source: %w", err)}
 		}
 		e, err := endpoint(s.Name, s.Endpoint, files)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		s.TLSFiles = files
 		srcs = append(srcs, e)
+		cfgs = append(cfgs, s)
 	}
 	for _, raw := range shards {
 		s, err := config.ParseURL(raw)
 		if err != nil {
-			return nil, nil, usageError{fmt.Errorf("--shard: %w", err)}
+			return nil, nil, nil, usageError{fmt.Errorf("--shard: %w", err)}
 		}
 		e, err := endpoint("", s, files)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		dst = append(dst, e)
 	}
-	return srcs, dst, nil
+	return srcs, dst, cfgs, nil
+}
+
+// expandClusters replaces each Redis Cluster source by its masters (a
+// node holds only its own slots); other sources, a replicaof proxy
+// included (it routes reads itself), stay as they are.
+func expandClusters(ctx context.Context, eps []verify.Endpoint, cfgs []config.Source) ([]verify.Endpoint, error) {
+	var out []verify.Endpoint
+	for i, e := range eps {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		kind, links, err := syncer.Discover(dctx, cfgs[i])
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", cfgs[i].Name, err)
+		}
+		if kind != syncer.KindCluster {
+			out = append(out, e)
+			continue
+		}
+		for _, l := range links {
+			m := e
+			m.Name, m.Addr, m.Slots = e.Name+"@"+l.Addr, l.Addr, l.Slots
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 func endpoint(name string, e config.Endpoint, files *config.TLSFiles) (verify.Endpoint, error) {

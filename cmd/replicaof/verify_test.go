@@ -114,3 +114,38 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatalf("shard down: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestVerifyClusterSource: a Redis Cluster source is read master by
+// master; given only one node's address, verify still sees every key.
+func TestVerifyClusterSource(t *testing.T) {
+	ctx := integration.Context(t, time.Minute)
+	cl := integration.StartCluster(t, 3, 0)
+	if err := integration.LoadDataset(ctx, cl.Client(), "", 9, 600); err != nil {
+		t.Fatal(err)
+	}
+	shards := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
+	sm, _ := router.NewShardMap(len(shards))
+	for _, m := range cl.Masters(ctx) {
+		iter := m.Scan(ctx, 0, "", 100).Iterator()
+		for iter.Next(ctx) {
+			k := iter.Val()
+			dump, err := m.Dump(ctx, k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ttl := max(m.PTTL(ctx, k).Val(), 0)
+			if err := shards[sm.ShardOf([]byte(k))].Client().RestoreReplace(ctx, k, ttl, dump).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := iter.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errOut bytes.Buffer
+	code := runWith(context.Background(), []string{"verify", "--source", "cl: redis://" + cl.Addr(),
+		"--shard", "redis://" + shards[0].Addr, "--shard", "redis://" + shards[1].Addr, "--recheck-delay", "0"}, &out, &errOut)
+	if code != exitOK || !strings.Contains(out.String(), "keys compared:           600") {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
