@@ -163,13 +163,19 @@ func FuzzProxy(f *testing.F) {
 		"SELECT 3\r\nGET a\r\nSELECT 99\r\nAUTH x\r\nSET a b\r\nEVAL x 1 a\r\nQUIT\r\n",
 		"GET __replicaof:x\r\nMGET __replicaof:a b\r\n",
 		"\r\n\n*0\r\n*-1\r\n",
+		"AUTH admin pw\r\nREPLCONF rof-shard 1\r\nREPLCONF rof-compress gzip 6\r\nREPLCONF capa eof\r\nINFO replication\r\nPSYNC ? -1\r\nREPLCONF ACK 5\r\n",
+		"AUTH admin pw\r\nSYNC\r\n",
+		"AUTH admin nope\r\nPSYNC ? -1\r\nHELLO 2 AUTH admin pw\r\nREPLCONF rof-shard 9\r\nREPLCONF x y\r\n",
 	} {
 		f.Add([]byte(s), uint8(len(s)/2))
 	}
 	// A unix socket: fuzzing opens a connection per input, more than
 	// there are ephemeral TCP ports in TIME_WAIT's window.
 	sock := filepath.Join(f.TempDir(), "proxy.sock")
-	srv := startFakeProxy(f, func(cfg *Config) { cfg.Listen = "unix:" + sock })
+	srv := startFakeProxy(f, func(cfg *Config) {
+		cfg.Listen = "unix:" + sock
+		cfg.AdminPassword = func() string { return "pw" } // PSYNC relays to a fake shard
+	})
 	addr := srv.Addr().String()
 	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
 		nc, err := net.Dial("unix", addr)
