@@ -96,7 +96,11 @@ func renderStatus(w io.Writer, st syncer.Status, now time.Time) {
 		case syncer.StateSynced:
 			lag = fmt.Sprintf("%dms", s.LagMS)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.UID, s.Name, s.URI, s.SyncState, progress, lag, ago(s.LastUpdate, now), oneLine(s.LastError, 60))
+		uri := s.URI
+		if s.Kind != "" && s.Kind != syncer.KindRedis {
+			uri = fmt.Sprintf("%s (%s, %d links)", s.URI, s.Kind, s.Links)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.UID, s.Name, uri, s.SyncState, progress, lag, ago(s.LastUpdate, now), oneLine(s.LastError, 60))
 	}
 	tw.Flush()
 }

@@ -135,7 +135,11 @@
       tr.dataset.source = s.name;
       tr.dataset.status = s.sync_state;
       tr.appendChild(el("td", "name", s.name));
-      tr.appendChild(el("td", "uri", s.uri));
+      const uriTd = el("td", "uri", s.uri);
+      if (s.kind && s.kind !== "redis") {
+        uriTd.appendChild(el("span", "when", s.kind + " · " + s.links + (s.links === 1 ? " link" : " links")));
+      }
+      tr.appendChild(uriTd);
       const stTd = el("td", "status");
       stTd.appendChild(badge(s.sync_state));
       stTd.title = s.status;
