@@ -129,7 +129,29 @@ func (h *Handler) putSources(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	keepSettings(srcs, h.cfg.Controller.Sources())
 	h.setSources(w, r, srcs, "set sources")
+}
+
+// keepSettings gives each source in string form the TLS files and the
+// compression level of the current source of the same name and address,
+// which the string form cannot carry: after rotate-password on the other
+// deployment, `sources set "a: rediss://admin:<new>@host:port"` changes
+// the password and keeps the rest.
+func keepSettings(srcs, current []config.Source) {
+	for i := range srcs {
+		for _, c := range current {
+			if c.Name != srcs[i].Name || c.Addr() != srcs[i].Addr() || c.TLS != srcs[i].TLS {
+				continue
+			}
+			if srcs[i].TLSFiles == nil {
+				srcs[i].TLSFiles = c.TLSFiles
+			}
+			if srcs[i].Compression == 0 {
+				srcs[i].Compression = c.Compression
+			}
+		}
+	}
 }
 
 // addSources appends sources (POST /v1/sources): the server keeps the

@@ -132,3 +132,29 @@ func TestToken(t *testing.T) {
 		t.Fatalf("good token: %d", w.Code)
 	}
 }
+
+// TestPutKeepsSettings: a source set again in string form (a new
+// password after rotate-password) keeps its TLS files and compression;
+// another address or name starts from the string alone.
+func TestPutKeepsSettings(t *testing.T) {
+	src, _ := config.ParseSource("a: rediss://admin:old@127.0.0.1:7000")
+	src.TLSFiles = &config.TLSFiles{CA: "ca.pem"}
+	src.Compression = 6
+	c := &memController{sources: []config.Source{src}}
+	h := New(Config{Controller: c})
+	w := do(t, h, "PUT", "/v1/sources", `{"sources":["a: rediss://admin:new@127.0.0.1:7000","b: rediss://127.0.0.1:7001"]}`, "")
+	got := c.Sources()
+	if w.Code != 200 || len(got) != 2 {
+		t.Fatalf("put: %d %s", w.Code, w.Body)
+	}
+	if string(got[0].Password) != "new" || got[0].TLSFiles == nil || got[0].TLSFiles.CA != "ca.pem" || got[0].Compression != 6 {
+		t.Errorf("a lost its settings: %+v", got[0])
+	}
+	if got[1].TLSFiles != nil || got[1].Compression != 0 {
+		t.Errorf("b took settings that are not its own: %+v", got[1])
+	}
+	w = do(t, h, "PUT", "/v1/sources", `{"sources":["a: rediss://admin:new@127.0.0.1:7002"]}`, "")
+	if got := c.Sources(); w.Code != 200 || got[0].TLSFiles != nil || got[0].Compression != 0 {
+		t.Errorf("a at another address kept the old settings: %+v", got[0])
+	}
+}
