@@ -34,11 +34,11 @@ func (w tWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func newCluster(t *testing.T, mut func(*Config)) *cluster {
+func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
 	for i := 0; i < 3; i++ {
-		c.shards = append(c.shards, integration.StartRedis(t))
+		c.shards = append(c.shards, integration.StartRedis(t, redisArgs...))
 	}
 	c.m, _ = router.NewShardMap(3)
 	c.start(mut)

@@ -72,7 +72,9 @@ func (h *collector) counts() (full, cont int) {
 const testAdminPW = "s3cret-admin"
 
 func adminCluster(t *testing.T) *cluster {
-	return newCluster(t, func(c *Config) { c.AdminPassword = func() string { return testAdminPW } })
+	// No 5 s wait before each diskless snapshot.
+	return newCluster(t, func(c *Config) { c.AdminPassword = func() string { return testAdminPW } },
+		"--repl-diskless-sync-delay", "0")
 }
 
 func relayLink(c *cluster, shard, level int, pw string, h replica.Handler) *replica.Link {
@@ -229,7 +231,7 @@ func TestTLSForReplicationOnly(t *testing.T) {
 		cfg.TLS, cfg.TLSReplicationOnly = sc, true
 		cfg.AdminPassword = func() string { return testAdminPW }
 		cfg.idleAfter = 50 * time.Millisecond
-	})
+	}, "--repl-diskless-sync-delay", "0")
 	ctx := integration.Context(t, time.Minute)
 
 	plain := c.client(&redis.Options{PoolSize: 1})
