@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -78,6 +79,22 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("proxy listening on %s, pid %d\n", srv.Addr(), os.Getpid())
+	// SIGUSR1: collect and return freed memory to the OS now, so the
+	// script reads the steady-state RSS of idle clients instead of the
+	// peak the scavenger has not given back yet.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for {
+			select {
+			case <-usr1:
+				debug.FreeOSMemory()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	return srv.Serve(ctx)
 }
 
