@@ -241,16 +241,22 @@ func (c *client) relay(req *replRequest) {
 	var upErr error
 	wg.Go(func() {
 		// client → shard: REPLCONF ACKs.
-		upErr = copyIdle(up, c.nc, in, nil)
+		upErr = copyIdle(up, c.nc, in, nil, nil)
 		up.Close()
 		c.nc.Close()
 	})
 	// shard → client: the reply to PSYNC, the snapshot, the stream.
-	var gz *gzip.Writer
+	// gzip hands its output on in pieces of a few hundred bytes: a
+	// buffer under it makes one socket write (one TLS record) per flush.
+	var (
+		gz *gzip.Writer
+		bw *bufio.Writer
+	)
 	if req.level > 0 {
-		gz, _ = gzip.NewWriterLevel(c.nc, req.level) // level checked by REPLCONF
+		bw = bufio.NewWriterSize(c.nc, 64<<10)
+		gz, _ = gzip.NewWriterLevel(bw, req.level) // level checked by REPLCONF
 	}
-	downErr := copyIdle(c.nc, up, upr, gz)
+	downErr := copyIdle(c.nc, up, upr, gz, bw)
 	c.nc.Close()
 	up.Close()
 	wg.Wait()
@@ -258,7 +264,7 @@ func (c *client) relay(req *replRequest) {
 }
 
 func errString(err error) string {
-	if err == nil || errors.Is(err, io.EOF) {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		return "closed"
 	}
 	return err.Error()
@@ -278,9 +284,10 @@ func (r *byteReader) Read(p []byte) (int, error) {
 }
 
 // copyIdle copies src (reading from rd, which reads src's connection) to
-// dst until either fails or rd is silent for relayIdle. With gz, what it
-// copies is compressed and flushed after every read.
-func copyIdle(dst, src net.Conn, rd io.Reader, gz *gzip.Writer) error {
+// dst until either fails or rd is silent for relayIdle. With gz (writing
+// to bw, which writes to dst), what it copies is compressed and flushed
+// after every read.
+func copyIdle(dst, src net.Conn, rd io.Reader, gz *gzip.Writer, bw *bufio.Writer) error {
 	buf := make([]byte, relayBufSize)
 	var w io.Writer = dst
 	if gz != nil {
@@ -296,6 +303,9 @@ func copyIdle(dst, src net.Conn, rd io.Reader, gz *gzip.Writer) error {
 			}
 			if gz != nil {
 				if werr := gz.Flush(); werr != nil {
+					return werr
+				}
+				if werr := bw.Flush(); werr != nil {
 					return werr
 				}
 			}

@@ -39,8 +39,10 @@ type SourceStatus struct {
 	SourceOffset   int64  `json:"source_offset"`
 	AppliedOffset  int64  `json:"applied_offset"`
 	// BytesReceived is what the links received from the source, snapshot
-	// and stream, since start; WireBytes the same before decompression
-	// (smaller with compression).
+	// and stream, since start; WireBytes the same as read from the
+	// connection, before gzip decompression (smaller with compression)
+	// but after TLS decryption (TLS records add a few percent on the
+	// network).
 	BytesReceived int64 `json:"bytes_received"`
 	WireBytes     int64 `json:"wire_bytes"`
 }
