@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 SHELL   := /bin/bash
 
-.PHONY: build demo test test-deps test-faults lint bench bench-proxy bench-sync fuzz deps generate clean
+.PHONY: build demo test test-deps test-faults lint bench bench-proxy bench-sync bench-compress fuzz deps generate clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/replicaof
@@ -49,6 +49,12 @@ bench-proxy: deps
 # KEYS=, VALUE_SIZE= and SET_N= override the sizes.
 bench-sync: deps build
 	$(GO) run ./bench/sync -bin $(BIN) -keys $${KEYS:-1000000} -value-size $${VALUE_SIZE:-16} -set-n $${SET_N:-500000}
+
+# Chaining: replicaof B fully syncing from replicaof A's proxy at gzip
+# levels 0, 1 and 6, on loopback and through a 200 Mbit/s relay; 1 GiB of
+# JSON-like records. SIZE=, LEVELS=, LIMIT= and ARGS= (e.g. -tls) override.
+bench-compress: deps
+	$(GO) run ./bench/compress -size $${SIZE:-1GiB} -levels $${LEVELS:-0,1,6} -limit $${LIMIT:-0,200mbit} $${ARGS:-}
 
 fuzz:
 	scripts/fuzz.sh
