@@ -90,3 +90,59 @@ func TestClusterSource(t *testing.T) {
 	equal("after the kill")
 	waitState(t, sup, syncer.StateSynced, time.Minute)
 }
+
+// TestClusterSourceReshard: a slot moving between masters ends the sync
+// run with a full resync of everything (the links no longer partition
+// the keyspace the way it was loaded); the destination ends equal.
+func TestClusterSourceReshard(t *testing.T) {
+	ctx := Context(t, 2*time.Minute)
+	cl := StartCluster(t, 2, 0)
+	cc := cl.Client()
+	if err := LoadDataset(ctx, cc, "", 8, 1000); err != nil {
+		t.Fatal(err)
+	}
+	d := startDestination(t, 2)
+	src, err := config.ParseSource("cl: redis://" + cl.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := runSupervisor(t, d, src)
+	waitState(t, sup, syncer.StateSynced, time.Minute)
+	if sup.Flushes() != 1 {
+		t.Fatalf("flushes %d before the move", sup.Flushes())
+	}
+
+	// Move one empty slot of master 0 to master 1, on every node.
+	lo, hi := cl.SlotRange(0)
+	m0, m1 := cl.MasterOf(0).Client(), cl.MasterOf(1).Client()
+	slot := -1
+	for s := hi; s >= lo; s-- {
+		if n, err := m0.ClusterCountKeysInSlot(ctx, int(s)).Result(); err == nil && n == 0 {
+			slot = int(s)
+			break
+		}
+	}
+	if slot < 0 {
+		t.Fatal("no empty slot on master 0")
+	}
+	id1, err := m1.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*redis.Client{m1, m0} {
+		if err := m.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", id1).Err(); err != nil {
+			t.Fatalf("SETSLOT: %v", err)
+		}
+	}
+	_ = m1.Do(ctx, "CLUSTER", "BUMPEPOCH").Err()
+	WaitFor(t, time.Minute, "full resync after the slot moved", func() bool { return sup.Flushes() >= 2 })
+	waitState(t, sup, syncer.StateSynced, time.Minute)
+	w := &Workload{Seed: 13, Cluster: true}
+	if err := w.Run(ctx, cc, nil, 1000); err != nil {
+		t.Fatal(err)
+	}
+	waitEqual(t, ctx, map[int][]*redis.Client{0: cl.Masters(ctx)}, map[int][]*redis.Client{0: d.clients(0)}, time.Minute)
+	if st := sup.Status().Sources[0]; st.Links != 2 {
+		t.Fatalf("status %+v", st)
+	}
+}
