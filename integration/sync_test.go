@@ -357,3 +357,45 @@ func TestSyncDestinationOOMStops(t *testing.T) {
 		t.Fatalf("last_error %q is not an OOM error", e)
 	}
 }
+
+// TestSourceDownAtStart: a source that does not answer when sync starts
+// does not hold the others back; it joins with a full sync when it comes
+// up, without another flush of the destination.
+func TestSourceDownAtStart(t *testing.T) {
+	ctx := Context(t, 2*time.Minute)
+	a, b := StartRedis(t), StartRedis(t)
+	if err := LoadDataset(ctx, a.Client(), "a:", 1, 500); err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadDataset(ctx, b.Client(), "b:", 2, 500); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Client().Save(ctx).Err(); err != nil { // b keeps its keys across the restart
+		t.Fatal(err)
+	}
+	b.Kill()
+	d := startDestination(t, 2)
+	sup, err := syncer.New(syncer.Config{
+		Sources: []config.Source{source(t, "a", a, ""), source(t, "b", b, "")}, Destination: d.dest,
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, DiscoverGrace: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	WaitFor(t, time.Minute, "a synced while b is down", func() bool {
+		st := sup.Status()
+		return st.Sources[0].SyncState == syncer.StateSynced && st.Sources[1].LastError != "" && st.Sources[1].SyncState == syncer.StateSyncing
+	})
+	b.Restart()
+	waitState(t, sup, syncer.StateSynced, time.Minute)
+	waitEqual(t, ctx, map[int][]*redis.Client{0: {a.Client(), b.Client()}}, map[int][]*redis.Client{0: d.clients(0)}, time.Minute)
+	if sup.Flushes() != 1 {
+		t.Errorf("flushes %d, want 1: b's arrival must not flush a's data", sup.Flushes())
+	}
+}

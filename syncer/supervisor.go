@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +60,10 @@ type Config struct {
 	// stopping to read, so a slow destination never makes a source drop
 	// the link. serve sets it to state_dir/spool.
 	SpoolDir string
+	// DiscoverGrace is how long a sync run waits for every source to
+	// answer discovery before starting those that did (default 5s); the
+	// others join when they answer, with a full sync.
+	DiscoverGrace time.Duration
 	// TopologyInterval is how often a Redis Cluster source's slot map is
 	// compared with the one its sync run started with (default 2s).
 	TopologyInterval time.Duration
@@ -89,6 +94,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShardCheckInterval <= 0 {
 		c.ShardCheckInterval = time.Second
+	}
+	if c.DiscoverGrace <= 0 {
+		c.DiscoverGrace = 5 * time.Second
 	}
 	if c.TopologyInterval <= 0 {
 		c.TopologyInterval = 2 * time.Second
@@ -348,12 +356,16 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 	}
 	// What each source is (one server, a cluster, a replicaof proxy)
 	// decides its links and their checkpoints: asked before anything else.
-	topos, err := s.discoverAll(ctx, srcs)
+	// A source that does not answer within DiscoverGrace does not hold
+	// the others back: they start (after a flush: resuming needs every
+	// source's links), it joins with a full sync once it answers.
+	found, topos, err := s.discoverAll(ctx, srcs, s.cfg.DiscoverGrace)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
+	allFound := !slices.Contains(found, false)
 	var starts [][]replica.Position
-	if resume {
+	if resume && allFound {
 		if err := s.retry(ctx, srcs, "destination checkpoints", func() (err error) {
 			starts, err = s.resumePoints(ctx, srcs, fp)
 			return err
@@ -388,26 +400,45 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.watchShards(gctx, base) })
 	sem := make(chan struct{}, s.cfg.MaxParallelSnapshots)
-	for i, src := range srcs {
+	// start runs source i's links (and a cluster's topology watch) in g.
+	start := func(i int, topo topology) error {
+		src := srcs[i]
 		dial, err := dialer(src.cfg)
 		if err != nil {
 			src.setError(err, true)
 			return &SourceError{src.cfg.Name, fmt.Errorf("%w: %v", errFatalConfig, err)}
 		}
-		if topos[i] != nil {
-			g.Go(func() error { return s.watchTopology(gctx, src, dial, topos[i]) })
+		if topo != nil {
+			g.Go(func() error { return s.watchTopology(gctx, src, dial, topo) })
 		}
 		for j, p := range src.getParts() {
 			o := opts
 			o.Checkpoint = apply.CheckpointOptions{Key: checkpointKey(i, src.cfg, p.id), Fingerprint: fp}
 			o.Source = src.cfg.Name // labels the applier's metrics
 			o.SplitBlocks = src.getKind() == KindReplicaof
-			var start replica.Position
+			var pos replica.Position
 			if starts != nil {
-				start = starts[i][j]
+				pos = starts[i][j]
 			}
-			g.Go(func() error { return s.runPart(gctx, src, p, dial, topos[i], sem, o, start) })
+			g.Go(func() error { return s.runPart(gctx, src, p, dial, topo, sem, o, pos) })
 		}
+		return nil
+	}
+	for i := range srcs {
+		if found[i] {
+			if err := start(i, topos[i]); err != nil {
+				g.Go(func() error { return err }) // ends the run
+				break
+			}
+			continue
+		}
+		g.Go(func() error {
+			topo, ok, err := s.discoverSource(gctx, srcs[i])
+			if err != nil || !ok {
+				return err
+			}
+			return start(i, topo)
+		})
 	}
 	err = g.Wait()
 	if ctx.Err() != nil {
@@ -416,55 +447,68 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 	return err
 }
 
-// discoverAll discovers every source, in parallel, retrying each until it
-// answers. It returns the cluster sources' topologies (nil for others),
-// a fatal *SourceError (authentication), or nil with ctx ended.
-func (s *Supervisor) discoverAll(ctx context.Context, srcs []*source) ([]topology, error) {
-	topos := make([]topology, len(srcs))
-	g, gctx := errgroup.WithContext(ctx)
+// discoverAll discovers every source, in parallel, each retrying until it
+// answers or grace has passed. found[i] says whether source i was
+// discovered; topos[i] is a cluster source's topology (nil otherwise). A
+// fatal error (authentication, bad TLS files) comes back as a
+// *SourceError.
+func (s *Supervisor) discoverAll(ctx context.Context, srcs []*source, grace time.Duration) (found []bool, topos []topology, err error) {
+	found, topos = make([]bool, len(srcs)), make([]topology, len(srcs))
+	gctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	g, gctx := errgroup.WithContext(gctx)
 	for i, src := range srcs {
 		g.Go(func() error {
-			dial, err := dialer(src.cfg)
-			if err != nil {
-				src.setError(err, true)
-				return &SourceError{src.cfg.Name, fmt.Errorf("%w: %v", errFatalConfig, err)}
-			}
-			for attempt := 0; ; attempt++ {
-				dctx, cancel := context.WithTimeout(gctx, 2*discoverTimeout)
-				kind, parts, err := discover(dctx, src.cfg, dial)
-				cancel()
-				if err == nil {
-					src.setParts(kind, parts)
-					if kind == KindCluster {
-						topos[i] = topologyOf(parts)
-					}
-					if kind != KindReplicaof && src.cfg.Compression > 0 {
-						s.cfg.Logger.Warn("compression applies to replicaof sources only: ignored",
-							"source", src.cfg.Name, "kind", kind)
-					}
-					s.cfg.Logger.Info("source discovered", "source", src.cfg.Name, "kind", kind, "links", len(parts))
-					return nil
-				}
-				if gctx.Err() != nil {
-					return nil
-				}
-				err = fmt.Errorf("discovery: %w", err)
-				if Classify(err) == Fatal {
-					src.setError(err, true)
-					return &SourceError{src.cfg.Name, err}
-				}
-				src.retry(err)
-				s.cfg.Logger.Warn("source discovery failed", "source", src.cfg.Name, "error", err)
-				if sleepCtx(gctx, s.backoff(attempt)) != nil {
-					return nil
-				}
-			}
+			topo, ok, err := s.discoverSource(gctx, src)
+			found[i], topos[i] = ok, topo
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return topos, nil
+	return found, topos, nil
+}
+
+// discoverSource asks src what it is until it answers (ok, its parts
+// set; the topology of a cluster) or ctx ends (not ok). A fatal error is
+// returned as a *SourceError.
+func (s *Supervisor) discoverSource(ctx context.Context, src *source) (topology, bool, error) {
+	dial, err := dialer(src.cfg)
+	if err != nil {
+		src.setError(err, true)
+		return nil, false, &SourceError{src.cfg.Name, fmt.Errorf("%w: %v", errFatalConfig, err)}
+	}
+	for attempt := 0; ; attempt++ {
+		dctx, cancel := context.WithTimeout(ctx, 2*discoverTimeout)
+		kind, parts, err := discover(dctx, src.cfg, dial)
+		cancel()
+		if err == nil {
+			src.setParts(kind, parts)
+			if kind != KindReplicaof && src.cfg.Compression > 0 {
+				s.cfg.Logger.Warn("compression applies to replicaof sources only: ignored",
+					"source", src.cfg.Name, "kind", kind)
+			}
+			s.cfg.Logger.Info("source discovered", "source", src.cfg.Name, "kind", kind, "links", len(parts))
+			if kind == KindCluster {
+				return topologyOf(parts), true, nil
+			}
+			return nil, true, nil
+		}
+		if ctx.Err() != nil {
+			return nil, false, nil
+		}
+		err = fmt.Errorf("discovery: %w", err)
+		if Classify(err) == Fatal {
+			src.setError(err, true)
+			return nil, false, &SourceError{src.cfg.Name, err}
+		}
+		src.retry(err)
+		s.cfg.Logger.Warn("source discovery failed", "source", src.cfg.Name, "error", err)
+		if sleepCtx(ctx, s.backoff(attempt)) != nil {
+			return nil, false, nil
+		}
+	}
 }
 
 // retry runs fn until it succeeds or ctx ends, with backoff, showing the
