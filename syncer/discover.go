@@ -106,13 +106,12 @@ func Discover(ctx context.Context, src config.Source) (kind string, links []Link
 // discover finds what src is and returns its kind and parts (new ones;
 // source.setParts carries state over from the previous run's).
 func discover(ctx context.Context, cfg config.Source, dial dialFunc) (string, []*part, error) {
-	src := struct{ cfg config.Source }{cfg}
-	c := adminClient(src.cfg, src.cfg.Addr(), dial, nil)
+	c := adminClient(cfg, cfg.Addr(), dial, nil)
 	defer c.Close()
 	info, err := c.Info(ctx, "replication").Result()
 	switch {
 	case isNoPerm(err):
-		return KindRedis, []*part{newPart("", src.cfg.Addr())}, nil
+		return KindRedis, []*part{newPart("", cfg.Addr())}, nil
 	case err != nil:
 		return "", nil, discoveryErr(err)
 	}
@@ -122,10 +121,10 @@ func discover(ctx context.Context, cfg config.Source, dial dialFunc) (string, []
 		}
 		parts := make([]*part, n)
 		for i := range parts {
-			p := newPart("shard:"+strconv.Itoa(i), src.cfg.Addr())
+			p := newPart("shard:"+strconv.Itoa(i), cfg.Addr())
 			p.shard = i
 			p.handshake = [][]string{{"REPLCONF", "rof-shard", strconv.Itoa(i)}}
-			if lvl := src.cfg.Compression; lvl > 0 {
+			if lvl := cfg.Compression; lvl > 0 {
 				p.handshake = append(p.handshake, []string{"REPLCONF", "rof-compress", "gzip", strconv.Itoa(lvl)})
 				p.gzip = true
 			}
@@ -136,14 +135,14 @@ func discover(ctx context.Context, cfg config.Source, dial dialFunc) (string, []
 	info, err = c.Info(ctx, "cluster").Result()
 	switch {
 	case isNoPerm(err):
-		return KindRedis, []*part{newPart("", src.cfg.Addr())}, nil
+		return KindRedis, []*part{newPart("", cfg.Addr())}, nil
 	case err != nil:
 		return "", nil, discoveryErr(err)
 	}
 	if on, _ := infoField(info, "cluster_enabled"); on != 1 {
-		return KindRedis, []*part{newPart("", src.cfg.Addr())}, nil
+		return KindRedis, []*part{newPart("", cfg.Addr())}, nil
 	}
-	topo, err := clusterTopology(ctx, c, src.cfg.Host)
+	topo, err := clusterTopology(ctx, c, cfg.Host)
 	if err != nil {
 		return "", nil, discoveryErr(err)
 	}
