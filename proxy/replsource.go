@@ -40,8 +40,8 @@ import (
 //
 // While bound to a shard by rof-shard, INFO replication is the shard's own
 // (the syncer samples master_repl_offset from it to measure lag);
-// unbound, it says role:master and replicaof_shards:<n>, which is how the
-// syncer tells a replicaof proxy from a Redis server.
+// unbound, it says replicaof_shards:<n>, which is how the syncer tells a
+// replicaof proxy from a Redis server.
 //
 // DropAdmin closes every admin connection, relays included, after the
 // admin password changed: the replicas then fail to authenticate with the
@@ -211,9 +211,14 @@ func (c *client) replInfo(args [][]byte) bool {
 	return true
 }
 
-// replSection is the proxy's own Replication section.
+// replSection is the proxy's own Replication section. The role is the
+// one HELLO reports (replica unless writes are allowed).
 func (c *client) replSection() string {
-	return fmt.Sprintf("# Replication\r\nrole:master\r\nreplicaof_shards:%d\r\n\r\n", c.s.shards.Len())
+	role := "master"
+	if !c.s.cfg.AllowWrites {
+		role = "replica"
+	}
+	return fmt.Sprintf("# Replication\r\nrole:%s\r\nreplicaof_shards:%d\r\n\r\n", role, c.s.shards.Len())
 }
 
 // relay serves req on the client's connection until either side ends.
