@@ -64,7 +64,8 @@ func TestSyncerSeries(t *testing.T) {
 	src := &memSource{flushes: 2, st: syncer.Status{Status: syncer.StateSyncing, Sources: []syncer.SourceStatus{
 		{UID: 1, Name: "orders", URI: "redis://:***@127.0.0.1:7000", SyncState: syncer.StateSynced, Progress: 100,
 			RDBSize: 1000, RDBTransferred: 1000, KeysLoaded: 42, LagMS: 1500, LastUpdate: now.Format(time.RFC3339Nano),
-			FullSyncs: 1, PartialSyncs: 3, Retries: 4, SourceOffset: 9000, AppliedOffset: 8990},
+			FullSyncs: 1, PartialSyncs: 3, Retries: 4, SourceOffset: 9000, AppliedOffset: 8990,
+			Kind: syncer.KindReplicaof, Links: 3, BytesReceived: 5000, WireBytes: 2500},
 		{UID: 2, Name: "carts", URI: "redis://127.0.0.1:7001", SyncState: syncer.StateSyncing, Progress: 50,
 			RDBSize: -1, RDBTransferred: 77, LastError: "boom", LastErrorTime: now.Format(time.RFC3339Nano)},
 		{UID: 3, Name: "users", URI: "redis://127.0.0.1:7002", SyncState: syncer.StateStopped, LagMS: -1},
@@ -103,6 +104,10 @@ func TestSyncerSeries(t *testing.T) {
 		{"replicaof_syncer_last_update_timestamp_seconds", []string{"source=orders"}, float64(now.Unix())},
 		{"replicaof_syncer_last_error_timestamp_seconds", []string{"source=carts"}, float64(now.Unix())},
 		{"replicaof_syncer_source_info", []string{"source=orders", "uri=redis://:***@127.0.0.1:7000"}, 1},
+		{"replicaof_syncer_received_bytes_total", []string{"source=orders"}, 5000},
+		{"replicaof_syncer_wire_bytes_total", []string{"source=orders"}, 2500},
+		{"replicaof_syncer_links", []string{"source=orders"}, 3},
+		{"replicaof_syncer_source_info", []string{"source=orders", "kind=replicaof"}, 1},
 		{"replicaof_destination_status", nil, 1},
 		{"replicaof_destination_flushes_total", nil, 2},
 	} {

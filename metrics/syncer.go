@@ -34,9 +34,9 @@ func StatusCode(syncState string) int64 {
 
 // syncerInstruments are the observable instruments the one callback feeds.
 type syncerInstruments struct {
-	status, snapSize, snapDone, keys, srcOff, applOff, info, destStatus metric.Int64ObservableGauge
-	lag, progress, lastUpdate, lastError                                metric.Float64ObservableGauge
-	fullSyncs, partialSyncs, retries, errors, flushes                   metric.Int64ObservableCounter
+	status, snapSize, snapDone, keys, srcOff, applOff, info, destStatus, links metric.Int64ObservableGauge
+	lag, progress, lastUpdate, lastError                                       metric.Float64ObservableGauge
+	fullSyncs, partialSyncs, retries, errors, flushes, received, wire          metric.Int64ObservableCounter
 }
 
 func (p *Provider) registerSyncer(m metric.Meter) error {
@@ -52,9 +52,13 @@ func (p *Provider) registerSyncer(m metric.Meter) error {
 			*dst, err = m.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
 		}
 	}
-	ic := func(dst *metric.Int64ObservableCounter, name, desc string) {
+	ic := func(dst *metric.Int64ObservableCounter, name, desc string, unit ...string) {
 		if err == nil {
-			*dst, err = m.Int64ObservableCounter(name, metric.WithDescription(desc))
+			opts := []metric.Int64ObservableCounterOption{metric.WithDescription(desc)}
+			if len(unit) > 0 {
+				opts = append(opts, metric.WithUnit(unit[0]))
+			}
+			*dst, err = m.Int64ObservableCounter(name, opts...)
 		}
 	}
 	ig(&in.status, "replicaof.syncer.status", "", "Sync status of the source: 0 in sync, 1 syncing, 2 out of sync or stopped.")
@@ -68,6 +72,9 @@ func (p *Provider) registerSyncer(m metric.Meter) error {
 	ic(&in.fullSyncs, "replicaof.syncer.full_syncs", "Full synchronizations of the source.")
 	ic(&in.partialSyncs, "replicaof.syncer.partial_syncs", "Partial resynchronizations of the source.")
 	ic(&in.retries, "replicaof.syncer.retries", "Reconnects to the source after errors.")
+	ic(&in.received, "replicaof.syncer.received", "Bytes received from the source by its links (snapshot and stream), after decompression.", "By")
+	ic(&in.wire, "replicaof.syncer.wire", "Bytes read from the source's connections, before decompression: below received when the link is gzip-compressed.", "By")
+	ig(&in.links, "replicaof.syncer.links", "", "Replication links of the source: 1, or one per master of a Redis Cluster or per shard of a replicaof proxy.")
 	ic(&in.errors, "replicaof.syncer.errors", "Distinct errors of the source seen at collection time.")
 	fg(&in.lastUpdate, "replicaof.syncer.last_update.timestamp", "s", "Unix time a command from the source was last applied.")
 	fg(&in.lastError, "replicaof.syncer.last_error.timestamp", "s", "Unix time of the source's last error.")
@@ -82,7 +89,7 @@ func (p *Provider) registerSyncer(m metric.Meter) error {
 		return nil
 	}, in.status, in.lag, in.snapSize, in.snapDone, in.progress, in.keys, in.srcOff, in.applOff,
 		in.fullSyncs, in.partialSyncs, in.retries, in.errors, in.lastUpdate, in.lastError, in.info,
-		in.destStatus, in.flushes)
+		in.destStatus, in.flushes, in.received, in.wire, in.links)
 	return err
 }
 
@@ -111,6 +118,9 @@ func (p *Provider) observe(o metric.Observer, in *syncerInstruments) {
 		o.ObserveInt64(in.fullSyncs, int64(s.FullSyncs), attrs)
 		o.ObserveInt64(in.partialSyncs, int64(s.PartialSyncs), attrs)
 		o.ObserveInt64(in.retries, int64(s.Retries), attrs)
+		o.ObserveInt64(in.received, s.BytesReceived, attrs)
+		o.ObserveInt64(in.wire, s.WireBytes, attrs)
+		o.ObserveInt64(in.links, int64(s.Links), attrs)
 		o.ObserveInt64(in.errors, errCounts[i], attrs)
 		if t, ok := unixSeconds(s.LastUpdate); ok {
 			o.ObserveFloat64(in.lastUpdate, t, attrs)
@@ -119,7 +129,8 @@ func (p *Provider) observe(o metric.Observer, in *syncerInstruments) {
 			o.ObserveFloat64(in.lastError, t, attrs)
 		}
 		o.ObserveInt64(in.info, 1, metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("source", name), attribute.String("uid", strconv.Itoa(s.UID)), attribute.String("uri", labelValue(s.URI)))))
+			attribute.String("source", name), attribute.String("uid", strconv.Itoa(s.UID)), attribute.String("uri", labelValue(s.URI)),
+			attribute.String("kind", labelValue(s.Kind)))))
 	}
 }
 

@@ -82,6 +82,11 @@ state_dir: %q
 	if err := pc.Do(ctx, "NOSUCHCOMMAND").Err(); err == nil {
 		t.Fatal("unknown command did not fail")
 	}
+	// The proxy reports a command after writing its reply; the reply to
+	// the next command on the same connection comes after that report.
+	if err := pc.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
 
 	mfs, body := metricstest.Scrape(t, ctx, run.AdminURL)
 	check := func(name string, labels []string, ok func(float64) bool, want string) {
