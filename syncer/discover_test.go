@@ -27,10 +27,10 @@ func TestTopologyRanges(t *testing.T) {
 func TestDiscoveryErrClass(t *testing.T) {
 	for msg, fatal := range map[string]bool{
 		"WRONGPASS invalid username-password pair or user is disabled.": true,
-		"NOAUTH Authentication required.":                                true,
-		"ERR invalid password":                                           true,
-		"dial tcp 127.0.0.1:1: connect: connection refused":              false,
-		"LOADING Redis is loading the dataset in memory":                 false,
+		"NOAUTH Authentication required.":                               true,
+		"ERR invalid password":                                          true,
+		"dial tcp 127.0.0.1:1: connect: connection refused":             false,
+		"LOADING Redis is loading the dataset in memory":                false,
 	} {
 		err := discoveryErr(errors.New(msg))
 		if got := errors.Is(err, replica.ErrAuth); got != fatal {
