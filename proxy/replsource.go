@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/subtle"
@@ -240,7 +241,7 @@ func (c *client) relay(req *replRequest) {
 	if c.br != nil && c.br.Buffered() > 0 {
 		// What the client sent after PSYNC (early ACKs) is in the buffer.
 		b, _ := c.br.Peek(c.br.Buffered())
-		in = io.MultiReader(bytesReader(b), c.nc)
+		in = io.MultiReader(bytes.NewReader(bytes.Clone(b)), c.nc)
 	}
 	var wg sync.WaitGroup
 	var upErr error
@@ -273,19 +274,6 @@ func errString(err error) string {
 		return "closed"
 	}
 	return err.Error()
-}
-
-type byteReader struct{ b []byte }
-
-func bytesReader(b []byte) *byteReader { return &byteReader{append([]byte(nil), b...)} }
-
-func (r *byteReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b)
-	r.b = r.b[n:]
-	return n, nil
 }
 
 // copyIdle copies src (reading from rd, which reads src's connection) to
@@ -363,7 +351,7 @@ func (c *client) dialShard(req *replRequest) (net.Conn, *bufio.Reader, error) {
 			return fail(err)
 		}
 		if len(reply) > 0 && reply[0] == resp.TypeError {
-			return fail(errors.New(string(trimCRLF(reply[1:]))))
+			return fail(errors.New(string(bytes.TrimRight(reply[1:], "\r\n"))))
 		}
 	}
 	if _, err := up.Write(resp.AppendCommand(nil, req.args...)); err != nil {
@@ -374,7 +362,7 @@ func (c *client) dialShard(req *replRequest) (net.Conn, *bufio.Reader, error) {
 }
 
 func countCommands(b []byte) (int, error) {
-	br := bufio.NewReader(bytesReader(b))
+	br := bufio.NewReader(bytes.NewReader(b))
 	var cmd resp.Command
 	n := 0
 	for {
@@ -386,11 +374,4 @@ func countCommands(b []byte) (int, error) {
 		}
 		n++
 	}
-}
-
-func trimCRLF(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

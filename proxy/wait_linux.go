@@ -31,20 +31,8 @@ func waitReadable(nc net.Conn) error {
 	if err != nil {
 		return nil
 	}
-	var b [1]byte
-	return rc.Read(func(fd uintptr) bool {
-		for {
-			_, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // nothing yet: wait for the poller
-			}
-			return true // data, EOF or an error: the next Read reports it
-		}
-	})
+	_, _, _, err = peek(rc)
+	return err // data, EOF or a socket error: the next Read reports it
 }
 
 // peekByte waits for the first byte of nc and returns it without
@@ -59,22 +47,7 @@ func peekByte(nc net.Conn) (byte, error) {
 	if err != nil {
 		return 0, err
 	}
-	var b [1]byte
-	var n uintptr
-	var errno syscall.Errno
-	err = rc.Read(func(fd uintptr) bool {
-		for {
-			n, _, errno = syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-			switch errno {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			return true
-		}
-	})
+	b, n, errno, err := peek(rc)
 	switch {
 	case err != nil:
 		return 0, err
@@ -83,5 +56,25 @@ func peekByte(nc net.Conn) (byte, error) {
 	case n == 0:
 		return 0, io.EOF
 	}
-	return b[0], nil
+	return b, nil
+}
+
+// peek waits, through the runtime poller, until the socket has a byte,
+// EOF or an error, and peeks at one byte (MSG_PEEK) without consuming it.
+func peek(rc syscall.RawConn) (b byte, n uintptr, errno syscall.Errno, err error) {
+	var buf [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		for {
+			n, _, errno = syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
+				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			switch errno {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false // nothing yet: wait for the poller
+			}
+			return true
+		}
+	})
+	return buf[0], n, errno, err
 }

@@ -53,17 +53,25 @@ func (t topology) sameRanges(o topology) bool {
 	return slices.EqualFunc(t, o, func(a, b clusterMaster) bool { return a.ranges == b.ranges })
 }
 
-// adminClient is a short-lived client of the source at addr.
-func adminClient(src config.Source, addr string, dial dialFunc, onConnect func(context.Context, *redis.Conn) error) *redis.Client {
+// sourceClient is a one-connection client of the source at addr() (read
+// at each dial: a cluster master can move), for discovery and lag
+// sampling; timeout bounds each dial and round trip.
+func sourceClient(src config.Source, addr func() string, dial dialFunc, timeout time.Duration,
+	onConnect func(context.Context, *redis.Conn) error) *redis.Client {
 	return redis.NewClient(&redis.Options{
-		Addr: addr, Username: src.User, Password: string(src.Password),
+		Addr: addr(), Username: src.User, Password: string(src.Password),
 		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dial(ctx, network, addr)
+			return dial(ctx, network, addr())
 		},
-		OnConnect: onConnect, Protocol: 2, DialTimeout: discoverTimeout,
-		ReadTimeout: discoverTimeout, WriteTimeout: discoverTimeout,
+		OnConnect: onConnect, Protocol: 2, DialTimeout: timeout,
+		ReadTimeout: timeout, WriteTimeout: timeout,
 		MaxRetries: -1, PoolSize: 1, DisableIdentity: true,
 	})
+}
+
+// adminClient is a short-lived client of the source at addr.
+func adminClient(src config.Source, addr string, dial dialFunc) *redis.Client {
+	return sourceClient(src, func() string { return addr }, dial, discoverTimeout, nil)
 }
 
 type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -106,7 +114,7 @@ func Discover(ctx context.Context, src config.Source) (kind string, links []Link
 // discover finds what src is and returns its kind and parts (new ones;
 // source.setParts carries state over from the previous run's).
 func discover(ctx context.Context, cfg config.Source, dial dialFunc) (string, []*part, error) {
-	c := adminClient(cfg, cfg.Addr(), dial, nil)
+	c := adminClient(cfg, cfg.Addr(), dial)
 	defer c.Close()
 	info, err := c.Info(ctx, "replication").Result()
 	switch {
@@ -240,7 +248,7 @@ func readTopology(ctx context.Context, src *source, dial dialFunc) (topology, er
 	addrs = append(addrs, src.cfg.Addr())
 	var errs []error
 	for _, a := range addrs {
-		c := adminClient(src.cfg, a, dial, nil)
+		c := adminClient(src.cfg, a, dial)
 		t, err := clusterTopology(ctx, c, src.cfg.Host)
 		c.Close()
 		if err == nil {

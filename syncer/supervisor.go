@@ -359,7 +359,17 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 	// A source that does not answer within DiscoverGrace does not hold
 	// the others back: they start (after a flush: resuming needs every
 	// source's links), it joins with a full sync once it answers.
-	found, topos, err := s.discoverAll(ctx, srcs, s.cfg.DiscoverGrace)
+	// Dialers read the TLS files once per run.
+	dials := make([]dialFunc, len(srcs))
+	for i, src := range srcs {
+		d, err := dialer(src.cfg)
+		if err != nil {
+			src.setError(err, true)
+			return &SourceError{src.cfg.Name, fmt.Errorf("%w: %v", errFatalConfig, err)}
+		}
+		dials[i] = d
+	}
+	found, topos, err := s.discoverAll(ctx, srcs, dials, s.cfg.DiscoverGrace)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
@@ -401,13 +411,8 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 	g.Go(func() error { return s.watchShards(gctx, base) })
 	sem := make(chan struct{}, s.cfg.MaxParallelSnapshots)
 	// start runs source i's links (and a cluster's topology watch) in g.
-	start := func(i int, topo topology) error {
-		src := srcs[i]
-		dial, err := dialer(src.cfg)
-		if err != nil {
-			src.setError(err, true)
-			return &SourceError{src.cfg.Name, fmt.Errorf("%w: %v", errFatalConfig, err)}
-		}
+	start := func(i int, topo topology) {
+		src, dial := srcs[i], dials[i]
 		if topo != nil {
 			g.Go(func() error { return s.watchTopology(gctx, src, dial, topo) })
 		}
@@ -422,22 +427,18 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 			}
 			g.Go(func() error { return s.runPart(gctx, src, p, dial, topo, sem, o, pos) })
 		}
-		return nil
 	}
 	for i := range srcs {
 		if found[i] {
-			if err := start(i, topos[i]); err != nil {
-				g.Go(func() error { return err }) // ends the run
-				break
-			}
+			start(i, topos[i])
 			continue
 		}
 		g.Go(func() error {
-			topo, ok, err := s.discoverSource(gctx, srcs[i])
-			if err != nil || !ok {
-				return err
+			topo, ok, err := s.discoverSource(gctx, srcs[i], dials[i])
+			if ok {
+				start(i, topo)
 			}
-			return start(i, topo)
+			return err
 		})
 	}
 	err = g.Wait()
@@ -450,16 +451,15 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 // discoverAll discovers every source, in parallel, each retrying until it
 // answers or grace has passed. found[i] says whether source i was
 // discovered; topos[i] is a cluster source's topology (nil otherwise). A
-// fatal error (authentication, bad TLS files) comes back as a
-// *SourceError.
-func (s *Supervisor) discoverAll(ctx context.Context, srcs []*source, grace time.Duration) (found []bool, topos []topology, err error) {
+// fatal error (authentication) comes back as a *SourceError.
+func (s *Supervisor) discoverAll(ctx context.Context, srcs []*source, dials []dialFunc, grace time.Duration) (found []bool, topos []topology, err error) {
 	found, topos = make([]bool, len(srcs)), make([]topology, len(srcs))
 	gctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	g, gctx := errgroup.WithContext(gctx)
 	for i, src := range srcs {
 		g.Go(func() error {
-			topo, ok, err := s.discoverSource(gctx, src)
+			topo, ok, err := s.discoverSource(gctx, src, dials[i])
 			found[i], topos[i] = ok, topo
 			return err
 		})
@@ -473,12 +473,7 @@ func (s *Supervisor) discoverAll(ctx context.Context, srcs []*source, grace time
 // discoverSource asks src what it is until it answers (ok, its parts
 // set; the topology of a cluster) or ctx ends (not ok). A fatal error is
 // returned as a *SourceError.
-func (s *Supervisor) discoverSource(ctx context.Context, src *source) (topology, bool, error) {
-	dial, err := dialer(src.cfg)
-	if err != nil {
-		src.setError(err, true)
-		return nil, false, &SourceError{src.cfg.Name, fmt.Errorf("%w: %v", errFatalConfig, err)}
-	}
+func (s *Supervisor) discoverSource(ctx context.Context, src *source, dial dialFunc) (topology, bool, error) {
 	for attempt := 0; ; attempt++ {
 		dctx, cancel := context.WithTimeout(ctx, 2*discoverTimeout)
 		kind, parts, err := discover(dctx, src.cfg, dial)
@@ -812,15 +807,7 @@ func (s *Supervisor) sampleLag(ctx context.Context, src *source, p *part, dial d
 			return cn.Do(ctx, "REPLCONF", "rof-shard", p.shard).Err()
 		}
 	}
-	c := redis.NewClient(&redis.Options{
-		Addr: p.getAddr(), Username: src.cfg.User, Password: string(src.cfg.Password),
-		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dial(ctx, network, p.getAddr())
-		},
-		OnConnect: onConnect, Protocol: 2, DialTimeout: 2 * time.Second,
-		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
-		MaxRetries: -1, PoolSize: 1, DisableIdentity: true,
-	})
+	c := sourceClient(src.cfg, p.getAddr, dial, 2*time.Second, onConnect)
 	defer c.Close()
 	t := time.NewTicker(s.cfg.SampleInterval)
 	defer t.Stop()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
@@ -35,7 +33,7 @@ func TestChainWithServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startServe := func(name, yaml string) (path string, admin []string) {
+	startDeployment := func(name, yaml string) (path string, admin []string) {
 		t.Helper()
 		dir := t.TempDir()
 		adminPort, _ := redisproc.FreePort()
@@ -44,21 +42,7 @@ func TestChainWithServe(t *testing.T) {
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		ready := make(chan struct{})
-		go func() { done <- serve(sctx, path, cfg, discardLogger(), func(running) { close(ready) }) }()
-		select {
-		case <-ready:
-		case err := <-done:
-			cancel()
-			t.Fatalf("serve %s: %v", name, err)
-		}
-		t.Cleanup(func() { cancel(); <-done })
+		startServe(t, ctx, path)
 		return path, []string{"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort)}
 	}
 	status := func(admin []string) syncer.Status {
@@ -73,7 +57,7 @@ func TestChainWithServe(t *testing.T) {
 
 	aShards := []*integration.Redis{integration.StartRedis(t, "--repl-diskless-sync-delay", "0"), integration.StartRedis(t, "--repl-diskless-sync-delay", "0")}
 	aProxy, _ := redisproc.FreePort()
-	_, adminA := startServe("a", fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d", tls: { cert: %q, key: %q, client_ca: %q, mode: replication } }
+	_, adminA := startDeployment("a", fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d", tls: { cert: %q, key: %q, client_ca: %q, mode: replication } }
 destination: { shards: ["redis://%s", "redis://%s"] }
 replica_of: { sources: ["src: redis://%s"] }
 `, aProxy, certs.ProxyCert, certs.ProxyKey, certs.CA, aShards[0].Addr, aShards[1].Addr, src.Addr))
@@ -91,7 +75,7 @@ replica_of: { sources: ["src: redis://%s"] }
 
 	bShards := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
 	bProxy, _ := redisproc.FreePort()
-	_, adminB := startServe("b", fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d" }
+	_, adminB := startDeployment("b", fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d" }
 destination: { shards: ["redis://%s", "redis://%s"] }
 replica_of:
   sources:

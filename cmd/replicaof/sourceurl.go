@@ -34,26 +34,7 @@ has one) for replicas that reach the proxy by another name or address.
 With TLS, the proxy's certificate must be valid for that name.`,
 		Args: positional(cobra.NoArgs),
 		RunE: func(c *cobra.Command, args []string) error {
-			h, err := parseHostFlag(host, c.Flags().Changed("host"))
-			if err != nil {
-				return usageError{err}
-			}
-			ac, err := af.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(c.Context(), 35*time.Second)
-			defer cancel()
-			var b admin.SourceURLBody
-			if err := ac.do(ctx, "GET", "/v1/source-url", nil, &b); err != nil {
-				return err
-			}
-			u, err := h.apply(b.URL)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(c.OutOrStdout(), u)
-			return nil
+			return printSourceURL(c, &af, host, "GET", "/v1/source-url")
 		},
 	}
 	af.register(c)
@@ -79,25 +60,9 @@ with an authentication error until their source for this one is updated
 with the new URL (replicaof sources set/add there).`,
 		Args: positional(cobra.NoArgs),
 		RunE: func(c *cobra.Command, args []string) error {
-			h, err := parseHostFlag(host, c.Flags().Changed("host"))
-			if err != nil {
-				return usageError{err}
-			}
-			ac, err := af.client()
-			if err != nil {
+			if err := printSourceURL(c, &af, host, "POST", "/v1/admin-password/rotate"); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(c.Context(), 35*time.Second)
-			defer cancel()
-			var b admin.SourceURLBody
-			if err := ac.do(ctx, "POST", "/v1/admin-password/rotate", nil, &b); err != nil {
-				return err
-			}
-			u, err := h.apply(b.URL)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(c.OutOrStdout(), u)
 			fmt.Fprintln(c.ErrOrStderr(), rotatedNote)
 			return nil
 		},
@@ -164,4 +129,29 @@ func (h hostFlag) apply(raw string) (string, error) {
 	}
 	u.Host = net.JoinHostPort(h.host, port)
 	return u.String(), nil
+}
+
+// printSourceURL asks the admin API for a source URL (method path: read it
+// or rotate the password) and prints it with --host applied.
+func printSourceURL(c *cobra.Command, af *adminFlags, host, method, path string) error {
+	h, err := parseHostFlag(host, c.Flags().Changed("host"))
+	if err != nil {
+		return usageError{err}
+	}
+	ac, err := af.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context(), 35*time.Second)
+	defer cancel()
+	var b admin.SourceURLBody
+	if err := ac.do(ctx, method, path, nil, &b); err != nil {
+		return err
+	}
+	u, err := h.apply(b.URL)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.OutOrStdout(), u)
+	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -79,35 +78,7 @@ state_dir: %q
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startServe := func() (stop func()) {
-		t.Helper()
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		ready := make(chan struct{})
-		go func() { done <- serve(sctx, path, cfg, discardLogger(), func(running) { close(ready) }) }()
-		select {
-		case <-ready:
-		case err := <-done:
-			cancel()
-			t.Fatalf("serve: %v", err)
-		}
-		var once sync.Once
-		stop = func() {
-			once.Do(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			})
-		}
-		t.Cleanup(stop)
-		return stop
-	}
-	stop := startServe()
+	stop := startServe(t, ctx, path)
 	admin := []string{"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "--token", "tok"}
 
 	// sourceURL runs `replicaof source-url` and returns the URL and its
@@ -229,7 +200,7 @@ state_dir: %q
 
 	// A restarted serve keeps the rotated password.
 	stop()
-	startServe()
+	startServe(t, ctx, path)
 	if _, got := sourceURL(); got != newPW {
 		t.Fatalf("source-url after restart: password %q, want the rotated %q", got, newPW)
 	}

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -368,16 +369,9 @@ func (s *session) call(br *bufio.Reader, args ...string) (any, error) {
 		return nil, fmt.Errorf("replica: reading reply to %s: %w", args[0], err)
 	}
 	if raw[0] == resp.TypeError {
-		return &SourceError{Cmd: args[0], Msg: string(trimCRLF(raw[1:]))}, nil
+		return &SourceError{Cmd: args[0], Msg: string(bytes.TrimRight(raw[1:], "\r\n"))}, nil
 	}
 	return nil, nil
-}
-
-func trimCRLF(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // write sends b with a deadline. Write errors are sticky and close the
