@@ -233,20 +233,7 @@ state_dir: %q
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { done <- serve(sctx, path, cfg, discardLogger(), func(running) { close(ready) }) }()
-	defer func() { cancel(); <-done }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
+	startServe(t, ctx, path)
 	// -c reads the admin address from the config.
 	code, out, errOut := cliSplit("source-url", "-c", path)
 	u, err := url.Parse(strings.TrimSpace(out))
