@@ -280,7 +280,7 @@ func splitVersion(v string) (major, minor int) {
 }
 
 // maxRDB maps a server version to its RDB_VERSION (src/rdb.h at each
-// release; FACTS.md 4.1). 0 means unknown: probe.
+// release; docs/facts.md §4.1). 0 means unknown: probe.
 func maxRDB(server string, major, minor int) int {
 	if server == "valkey" {
 		if major == 7 && minor >= 2 || major == 8 {

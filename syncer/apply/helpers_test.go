@@ -13,8 +13,8 @@ import (
 	"github.com/replicaof/replicaof/router"
 )
 
-// fixtureDir holds the shared RDB fixtures; tests fail when it is missing.
-const fixtureDir = "../../../shared/fixtures"
+// fixtureDir holds the RDB fixtures (testdata/README.md); tests fail when it is missing.
+const fixtureDir = "../../testdata/rdb"
 
 // cluster is a destination of real redis-servers for a test.
 type cluster struct {
@@ -65,7 +65,7 @@ func fixtures(t testing.TB) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(fixtureDir, "*-alltypes.rdb"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures in %s (err %v): the shared fixtures are required", fixtureDir, err)
+		t.Fatalf("no fixtures in %s (err %v): the fixtures live in testdata/rdb of the repository", fixtureDir, err)
 	}
 	return files
 }

@@ -21,16 +21,16 @@ import (
 	"testing/iotest"
 )
 
-// fixtureDir is shared/fixtures, a sibling of the checkout (/work/main and
-// /work/shared locally, the same layout in CI).
-const fixtureDir = "../../../shared/fixtures"
+// fixtureDir holds the RDB fixtures of every server version, with their
+// expected contents (testdata/README.md says how they were made).
+const fixtureDir = "../../testdata/rdb"
 
 // fixtures lists fixture files; a missing fixture directory fails the test.
 func fixtures(t testing.TB, pattern string) []string {
 	t.Helper()
 	m, err := filepath.Glob(filepath.Join(fixtureDir, pattern))
 	if err != nil || len(m) == 0 {
-		t.Fatalf("no fixtures %q in %s (err %v): shared/fixtures must sit next to the checkout", pattern, fixtureDir, err)
+		t.Fatalf("no fixtures %q in %s (err %v): the fixtures live in testdata/rdb of the repository", pattern, fixtureDir, err)
 	}
 	return m
 }

@@ -14,9 +14,8 @@ import (
 	"github.com/replicaof/replicaof/resp"
 )
 
-// wireDir holds the raw replication transcripts: shared/fixtures is a
-// sibling of the checkout (/work/main and /work/shared).
-const wireDir = "../../../shared/fixtures/wire"
+// wireDir holds the raw replication transcripts (testdata/wire/README.md).
+const wireDir = "../../testdata/wire"
 
 type wireCommand struct {
 	At          int      `json:"at"`
