@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -397,5 +398,48 @@ func TestSourceDownAtStart(t *testing.T) {
 	waitEqual(t, ctx, map[int][]*redis.Client{0: {a.Client(), b.Client()}}, map[int][]*redis.Client{0: d.clients(0)}, time.Minute)
 	if sup.Flushes() != 1 {
 		t.Errorf("flushes %d, want 1: b's arrival must not flush a's data", sup.Flushes())
+	}
+}
+
+// TestSyncPhases follows a source through its phases: while the source
+// waits out its diskless delay the status says waiting-for-snapshot (not a
+// 0% bar), then the phases only move forward to streaming; a stopped
+// source says stopped.
+func TestSyncPhases(t *testing.T) {
+	ctx := Context(t, 2*time.Minute)
+	src := StartRedis(t, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "2")
+	if err := LoadDataset(ctx, src.Client(), "", 1, 2000); err != nil {
+		t.Fatal(err)
+	}
+	d := startDestination(t, 2)
+	sup := runSupervisor(t, d, source(t, "src", src, ""))
+	rank := map[string]int{syncer.PhaseConnecting: 0, syncer.PhaseWaiting: 1, syncer.PhaseLoading: 2, syncer.PhaseStreaming: 3}
+	var seen []string
+	WaitFor(t, time.Minute, "phase streaming", func() bool {
+		st := sup.Status().Sources[0]
+		if _, ok := rank[st.Phase]; !ok {
+			t.Fatalf("unknown phase %q in %+v", st.Phase, st)
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != st.Phase {
+			seen = append(seen, st.Phase)
+		}
+		if st.Phase == syncer.PhaseWaiting && st.SyncState != syncer.StateSyncing {
+			t.Fatalf("waiting for the snapshot but %s", st.SyncState)
+		}
+		return st.Phase == syncer.PhaseStreaming && st.SyncState == syncer.StateSynced
+	})
+	for i := 1; i < len(seen); i++ {
+		if rank[seen[i]] < rank[seen[i-1]] {
+			t.Fatalf("phases went back: %v", seen)
+		}
+	}
+	if !slices.Contains(seen, syncer.PhaseWaiting) {
+		t.Fatalf("never reported waiting-for-snapshot during a 2 s diskless delay: %v", seen)
+	}
+	if err := sup.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := sup.Status().Sources[0]; st.Phase != syncer.PhaseStopped {
+		t.Fatalf("after stop: phase %q", st.Phase)
 	}
 }

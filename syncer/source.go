@@ -248,6 +248,10 @@ func (s *source) status(now time.Time) SourceStatus {
 	s.mu.Unlock()
 
 	synced := len(parts) > 0
+	phase := PhaseStreaming
+	if len(parts) == 0 {
+		phase = PhaseConnecting // not discovered yet
+	}
 	var last time.Time
 	var lag time.Duration
 	for _, p := range parts {
@@ -271,17 +275,24 @@ func (s *source) status(now time.Time) SourceStatus {
 		if p.applier != nil {
 			st.KeysLoaded += p.applier.Stats().KeysLoaded
 		}
+		lp := PhaseConnecting
 		if p.link != nil {
 			ls := p.link.Stats()
 			st.BytesReceived += ls.BytesReceived
 			st.WireBytes += ls.WireBytes
+			lp = linkPhase(ls.State)
+		}
+		if phaseRank[lp] < phaseRank[phase] {
+			phase = lp
 		}
 		p.mu.Unlock()
 	}
 	st.LastUpdate = rfc3339(last)
+	st.Phase = phase
 	switch {
 	case stopped:
 		st.SyncState = StateStopped
+		st.Phase = PhaseStopped
 	case synced:
 		st.SyncState = StateSynced
 		st.Progress = 100
@@ -294,4 +305,18 @@ func (s *source) status(now time.Time) SourceStatus {
 	}
 	st.Status = coarse(st.SyncState)
 	return st
+}
+
+// linkPhase names a link's state as a status phase. A link that is not
+// running (between retries) is connecting again.
+func linkPhase(s replica.State) string {
+	switch s {
+	case replica.StateTransfer:
+		return PhaseWaiting
+	case replica.StateLoading:
+		return PhaseLoading
+	case replica.StateStreaming:
+		return PhaseStreaming
+	}
+	return PhaseConnecting
 }

@@ -9,6 +9,19 @@ const (
 	StateStopped = "stopped" // not syncing: stopped by the user or by an error
 )
 
+// Phases of a source: what its sync is doing now, finer than SyncState.
+// A source with several links is in the least advanced phase of any link.
+const (
+	PhaseConnecting = "connecting"           // dialing, authenticating, PSYNC sent (or retrying)
+	PhaseWaiting    = "waiting-for-snapshot" // +FULLRESYNC: the source forks and writes its snapshot
+	PhaseLoading    = "loading"              // the snapshot flows into the destination
+	PhaseStreaming  = "streaming"            // applying the command stream
+	PhaseStopped    = "stopped"              // not syncing
+)
+
+// phaseRank orders the running phases, least advanced first.
+var phaseRank = map[string]int{PhaseConnecting: 0, PhaseWaiting: 1, PhaseLoading: 2, PhaseStreaming: 3}
+
 // The coarse status field of the REST API, per source.
 const (
 	StatusInSync    = "in-sync"
@@ -25,6 +38,7 @@ type SourceStatus struct {
 	Links          int    `json:"links,omitempty"` // replication links: 1, or one per master / proxy shard
 	Status         string `json:"status"`
 	SyncState      string `json:"sync_state"`
+	Phase          string `json:"phase"`    // connecting, waiting-for-snapshot, loading, streaming or stopped
 	Progress       int    `json:"progress"` // percent of the snapshot loaded
 	RDBSize        int64  `json:"rdb_size"` // -1 while unknown (diskless transfer)
 	RDBTransferred int64  `json:"rdb_transferred"`

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
+	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -70,5 +72,28 @@ func TestClassifyTLS(t *testing.T) {
 	}
 	if got := Classify(&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}); got != Retry {
 		t.Errorf("a reset is %v, want retry", got)
+	}
+}
+
+func TestLinkPhase(t *testing.T) {
+	for st, want := range map[replica.State]string{
+		replica.StateIdle:      PhaseConnecting, // between retries
+		replica.StateHandshake: PhaseConnecting,
+		replica.StateTransfer:  PhaseWaiting,
+		replica.StateLoading:   PhaseLoading,
+		replica.StateStreaming: PhaseStreaming,
+	} {
+		if got := linkPhase(st); got != want {
+			t.Errorf("linkPhase(%v) = %q, want %q", st, got, want)
+		}
+	}
+	// A source not discovered yet has no links: it is connecting.
+	if st := newSource(1, config.Source{Name: "a"}).status(time.Now()); st.Phase != PhaseConnecting || st.SyncState != StateSyncing {
+		t.Errorf("undiscovered source: phase %q state %q", st.Phase, st.SyncState)
+	}
+	s := newSource(1, config.Source{Name: "a"})
+	s.setStopped()
+	if st := s.status(time.Now()); st.Phase != PhaseStopped {
+		t.Errorf("stopped source: phase %q", st.Phase)
 	}
 }

@@ -65,7 +65,9 @@ func (f *fakeController) Status() syncer.Status {
 			Progress: 100, RDBSize: 52 << 20, RDBTransferred: 52 << 20, KeysLoaded: 1_250_000, LagMS: lag,
 			LastUpdate: now.Add(-300 * time.Millisecond).Format(time.RFC3339Nano), FullSyncs: 1},
 		{UID: 2, Name: "carts", URI: "rediss://:***@10.0.0.6:6379", Status: syncer.StatusSyncing, SyncState: syncer.StateSyncing,
-			Progress: 42, RDBSize: 210 << 20, RDBTransferred: 88 << 20, KeysLoaded: 310_442, LagMS: 0},
+			Phase: syncer.PhaseLoading, Progress: 42, RDBSize: 210 << 20, RDBTransferred: 88 << 20, KeysLoaded: 310_442, LagMS: 0},
+		{UID: 4, Name: "events", URI: "redis://10.0.0.8:6379", Status: syncer.StatusSyncing, SyncState: syncer.StateSyncing,
+			Phase: syncer.PhaseWaiting, RDBSize: -1},
 		{UID: 3, Name: "sessions", URI: "redis://10.0.0.7:6379", Status: syncer.StatusOutOfSync, SyncState: syncer.StateStopped,
 			LastUpdate: now.Add(-95 * time.Second).Format(time.RFC3339Nano),
 			LastError:  "source sessions: NOAUTH Authentication required", LastErrorTime: now.Add(-90 * time.Second).Format(time.RFC3339Nano)},
@@ -128,7 +130,7 @@ func TestBrowserDashboard(t *testing.T) {
 	srv, fc := serve(t, "")
 	dom := runChromium(t, srv.URL+"/", 3000, "--dump-dom")
 
-	want := map[string]string{"orders": "synced", "carts": "syncing", "sessions": "stopped"}
+	want := map[string]string{"orders": "synced", "carts": "syncing", "sessions": "stopped", "events": "syncing"}
 	rows := map[string]string{}
 	for _, m := range rowRE.FindAllStringSubmatch(dom, -1) {
 		rows[m[1]] = m[3]
@@ -150,12 +152,15 @@ func TestBrowserDashboard(t *testing.T) {
 		`redis://:***@10.0.0.5:12000`, // redacted URL as given
 		`role="progressbar"`, `42%`,   // the syncing source's bar
 		`NOAUTH Authentication required`, // last error
-		`<span class="badge stopped" id="aggregate-badge">stopped</span>`, `3 sources`,
+		`<span class="badge stopped" id="aggregate-badge">stopped</span>`, `4 sources`,
 		`<polyline`, // the lag chart has drawn a line
 	} {
 		if !strings.Contains(dom, s) {
 			t.Errorf("rendered DOM lacks %q", s)
 		}
+	}
+	if ev := rows["events"]; !strings.Contains(ev, "waiting for snapshot") || strings.Contains(ev, "progressbar") {
+		t.Errorf("a source waiting for its snapshot shows a bar or no phase: %s", ev)
 	}
 	if !strings.Contains(dom, `<form id="token-form" class="token" hidden="">`) {
 		t.Error("token form shown though no token is configured")

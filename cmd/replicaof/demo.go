@@ -101,12 +101,12 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 			p.Kill()
 		}
 	}()
-	start := func(name string) (*redisproc.Proc, error) {
+	start := func(name string, extra ...string) (*redisproc.Proc, error) {
 		d := filepath.Join(dir, name)
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
-		p, err := redisproc.Start(bin, d)
+		p, err := redisproc.Start(bin, d, extra...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -115,7 +115,9 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	}
 	var sources, shards []*redisproc.Proc
 	for i := 0; i < o.sources; i++ {
-		p, err := start(fmt.Sprintf("source-%c", 'a'+i%26) + suffix(i))
+		// No diskless delay: a restart from the demo starts loading at
+		// once instead of sitting at "waiting-for-snapshot" for 5 s.
+		p, err := start(sourceName(i), "--repl-diskless-sync-delay", "0")
 		if err != nil {
 			return err
 		}

@@ -78,8 +78,9 @@ func watchStatus(ctx context.Context, out io.Writer, ac *adminClient, interval t
 	}
 }
 
-// renderStatus prints the status table; a syncing source gets a progress
-// bar.
+// renderStatus prints the status table; a syncing source gets its phase
+// until its snapshot flows, then a progress bar (or the bytes received,
+// when a diskless transfer has no size).
 func renderStatus(w io.Writer, st syncer.Status, now time.Time) {
 	fmt.Fprintf(w, "destination: %s   (%d sources, %s)\n\n", st.Status, len(st.Sources), now.Format("15:04:05"))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -89,9 +90,14 @@ func renderStatus(w io.Writer, st syncer.Status, now time.Time) {
 		lag := "-"
 		switch s.SyncState {
 		case syncer.StateSyncing:
-			progress = bar(s.Progress, 20)
-			if s.RDBSize < 0 && s.RDBTransferred > 0 {
-				progress = fmt.Sprintf("%s received", bytesText(s.RDBTransferred))
+			switch {
+			case s.Phase == syncer.PhaseConnecting || s.Phase == syncer.PhaseWaiting:
+				// Nothing to measure yet: say what it waits for.
+				progress = strings.ReplaceAll(s.Phase, "-", " ")
+			case s.RDBSize < 0:
+				progress = fmt.Sprintf("loading, %s received", bytesText(s.RDBTransferred))
+			default:
+				progress = bar(s.Progress, 20)
 			}
 		case syncer.StateSynced:
 			lag = fmt.Sprintf("%dms", s.LagMS)

@@ -110,6 +110,20 @@
       td.textContent = s.sync_state === "synced" ? "100%" : "—";
       return td;
     }
+    if (s.phase === "connecting" || s.phase === "waiting-for-snapshot") {
+      // Nothing flows yet: say what the sync waits for, not a 0% bar.
+      td.appendChild(el("div", "phase", s.phase === "connecting" ? "connecting…" : "waiting for snapshot"));
+      td.appendChild(el("div", "detail", s.phase === "connecting" ? "handshake with the source" : "the source is writing its snapshot"));
+      return td;
+    }
+    if (s.rdb_size < 0) {
+      // A diskless transfer has no size: show what arrived.
+      td.appendChild(el("div", "phase", s.phase || "loading"));
+      let detail = fmtBytes(s.rdb_transferred) + " received";
+      if (s.keys_loaded > 0) detail += " · " + s.keys_loaded.toLocaleString() + " keys";
+      td.appendChild(el("div", "detail", detail));
+      return td;
+    }
     const pct = Math.max(0, Math.min(100, s.progress || 0));
     const bar = el("div", "bar");
     bar.setAttribute("role", "progressbar");
