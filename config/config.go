@@ -32,8 +32,10 @@ type Config struct {
 	Admin       Admin
 	Destination Destination
 	ReplicaOf   ReplicaOf
-	// StateDir holds checkpoints and the edited source list;
-	// DefaultStateDir when empty.
+	// StateDir holds the internal admin password (admin-password) and
+	// the replication spool (spool/); DefaultStateDir when empty.
+	// Checkpoints live on the destination shards, and source edits are
+	// written back to the config file.
 	StateDir string
 	Log      Log
 

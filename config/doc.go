@@ -46,8 +46,9 @@
 // IPv6 literals in brackets (redis://[::1]:6379). The port defaults to
 // 6379. Passwords are percent-decoded, so "/", "@", "?", "#" and ":" in a
 // password must be percent-encoded. The path may be empty, "/" or "/0"
-// only: replication copies every database, and the sharded destination
-// has database 0 only. Query strings and fragments are rejected.
+// only: a URL names a server, and replication copies every database of a
+// source into the same database numbers on the destination shards. Query
+// strings and fragments are rejected.
 //
 // # Secrets
 //

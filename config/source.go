@@ -21,9 +21,9 @@ const DefaultPort = 6379
 // password; URI is the only method that does.
 //
 // The URL path may be empty, "/" or "/0". Other databases are rejected:
-// replication copies every database of a source, and the sharded
-// destination has only database 0. Query strings and fragments are
-// rejected too.
+// a URL names a server, and replication copies every database of a source
+// into the same database numbers on the destination shards. Query strings
+// and fragments are rejected too.
 type Endpoint struct {
 	Host     string // host name or IP, without brackets; never empty
 	Port     int    // 1..65535; DefaultPort when the URL has none

@@ -52,8 +52,9 @@
 //
 // # Why the proxy reads clients with its own loop, not redcon's
 //
-// DESIGN names tidwall/redcon for the client side. The connection loop
-// here follows redcon's design — a goroutine per client, every complete
+// The original design named tidwall/redcon for the client side
+// (docs/architecture.md records the decision). The connection loop here
+// follows redcon's design — a goroutine per client, every complete
 // command in the read buffer handled as one batch, one write per batch,
 // local replies appended to a []byte — but input is parsed with
 // resp.ReadCommand on a pooled bufio.Reader rather than redcon's Reader,

@@ -9,7 +9,7 @@ import (
 	"github.com/replicaof/replicaof/syncer/replica"
 )
 
-// Class says what an error means for sync, per DESIGN's lists.
+// Class says what an error means for sync (docs/semantics.md, Errors).
 type Class int
 
 // Error classes.

@@ -105,11 +105,12 @@ func (c Config) withDefaults() Config {
 }
 
 // Supervisor runs the sync of every source into the destination and owns
-// its lifecycle, as DESIGN describes: start flushes the destination once and
-// fully syncs every source, unless every shard holds a checkpoint of every
-// source for the same source list (a previous process's work): then each
-// source resumes by partial resync from its lowest checkpoint, and each
-// shard skips what it already holds (exactly once; apply/checkpoint.go).
+// its lifecycle, as docs/semantics.md describes: start flushes the
+// destination once and fully syncs every source, unless every shard holds
+// a checkpoint of every source for the same source list (a previous
+// process's work): then each source resumes by partial resync from its
+// lowest checkpoint, and each shard skips what it already holds (exactly
+// once; apply/checkpoint.go).
 // A destination shard that restarts (new run_id) or loses its marker key
 // while sync runs forces a flush and full resync of all sources, as does a
 // source that cannot continue. A user stop leaves the data and stops; restart

@@ -1,0 +1,34 @@
+// Package router places keys on the destination's shards and carries
+// commands to them; the syncer, the proxy and verify all place keys with
+// it, so reads and replicated writes agree.
+//
+// Placement: Slot is CRC16-XMODEM of the key (or of its {hash tag}) mod
+// 16384, as Redis Cluster computes it; a ShardMap gives each of N
+// standalone shards one contiguous slot range, split the way
+// `redis-cli --cluster create` splits N masters (3 shards: 0-5460,
+// 5461-10922, 10923-16383).
+//
+// Commands: a Table says, per command, which arguments are keys, whether it
+// writes, and its flags. Builtin is generated from a real server's COMMAND
+// reply (internal/cmdgen, `make generate`); ParseCommandInfo and
+// Table.Merge add a destination's own table at run time. Route finds the
+// one shard of a command's keys (ErrCrossShard otherwise); Split groups
+// MGET, MSET, DEL, UNLINK, EXISTS and TOUCH by shard and says how their
+// replies merge.
+//
+// Transport: a Backend is a pool of pipelined connections to one shard.
+// Requests and replies cross it as raw RESP (replies are framed by
+// resp.ReadReply, never decoded); many callers' requests share one write;
+// a Pipeline reaches one connection as one block no other caller's
+// command can split (MULTI … EXEC stays whole). A shard that cannot be
+// reached fails calls at once with ErrShardDown for a backoff period, and
+// the pool reconnects on its own. The package knows nothing of sources or
+// clients.
+//
+//	m, err := router.NewShardMap(3)
+//	if err != nil { ... }
+//	b := router.NewBackend(router.BackendConfig{Addr: "127.0.0.1:7001"})
+//	defer b.Close()
+//	reply, err := b.Do(ctx, resp.AppendCommandString(nil, "GET", "k"), nil)
+//	_ = m.ShardOf([]byte("k")) // which shard's Backend to ask
+package router
