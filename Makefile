@@ -48,7 +48,7 @@ bench-proxy: deps
 # then lag and catch-up under redis-benchmark SET load; peak RSS.
 # KEYS=, VALUE_SIZE= and SET_N= override the sizes.
 bench-sync: deps build
-	$(GO) run ./bench/sync -bin $(BIN) -keys $${KEYS:-1000000} -value-size $${VALUE_SIZE:-16} -set-n $${SET_N:-500000}
+	$(GO) run ./bench/sync -bin $(BIN) -keys $${KEYS:-300000,1000000} -dataset $${DATASET:-mixed} -value-size $${VALUE_SIZE:-16} -set-n $${SET_N:-500000}
 
 # Chaining: replicaof B fully syncing from replicaof A's proxy at gzip
 # levels 0, 1 and 6, on loopback and through a 200 Mbit/s relay; 1 GiB of
