@@ -110,6 +110,7 @@ type Stats struct {
 	KeysLoaded       int64 // snapshot keys written
 	KeysRestored     int64 // of those, through RESTORE
 	KeysDecoded      int64 // of those, rebuilt with ordinary commands
+	KeysBatched      int64 // of those, small strings without TTL written many per MSET
 	KeysExpired      int64 // snapshot keys skipped: already expired
 	Functions        int64 // function libraries loaded (per library, not per shard)
 	SkippedFieldTTLs int64 // hash field TTLs the destination cannot hold
@@ -134,6 +135,7 @@ type Applier struct {
 	opts Options
 
 	keysLoaded, keysRestored, keysDecoded, keysExpired atomic.Int64
+	keysBatched                                        atomic.Int64
 	functions, skippedTTLs, rdbBytes                   atomic.Int64
 	commands, bytesSent, offset, skipped               atomic.Int64
 	maxBatch                                           atomic.Int64 // largest snapshot pipeline sent, in bytes
@@ -158,6 +160,7 @@ func (a *Applier) Stats() Stats {
 		KeysLoaded:       a.keysLoaded.Load(),
 		KeysRestored:     a.keysRestored.Load(),
 		KeysDecoded:      a.keysDecoded.Load(),
+		KeysBatched:      a.keysBatched.Load(),
 		KeysExpired:      a.keysExpired.Load(),
 		Functions:        a.functions.Load(),
 		SkippedFieldTTLs: a.skippedTTLs.Load(),

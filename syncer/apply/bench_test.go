@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ func BenchmarkLoadSnapshot(b *testing.B) {
 
 	// Reference: a native replica's full sync, timed until it is loaded.
 	rep := integration.StartRedis(b)
+	nativeCPU0 := serverCPU(b, ctx, rep)
 	start = time.Now()
 	if err := rep.Client().Do(ctx, "REPLICAOF", "127.0.0.1", src.Port).Err(); err != nil {
 		b.Fatal(err)
@@ -49,6 +51,7 @@ func BenchmarkLoadSnapshot(b *testing.B) {
 		return strings.Contains(info, "master_link_status:up") && rep.Client().DBSize(ctx).Val() == want
 	})
 	native := time.Since(start)
+	nativeCPU := serverCPU(b, ctx, rep) - nativeCPU0
 	b.Logf("%d keys, RDB %d bytes: source SAVE %v, native replica full sync %v", want, fi.Size(), save, native)
 
 	for _, shards := range []int{1, 3} {
@@ -59,12 +62,17 @@ func BenchmarkLoadSnapshot(b *testing.B) {
 				b.SetBytes(fi.Size())
 				b.ReportAllocs()
 				var total time.Duration
+				var cpu float64
 				for range b.N {
 					b.StopTimer()
 					c.flush(b, ctx)
 					f, err := os.Open(path)
 					if err != nil {
 						b.Fatal(err)
+					}
+					cpu0 := 0.0
+					for _, s := range c.servers {
+						cpu0 += serverCPU(b, ctx, s)
 					}
 					b.StartTimer()
 					start := time.Now()
@@ -73,6 +81,12 @@ func BenchmarkLoadSnapshot(b *testing.B) {
 						b.Fatal(err)
 					}
 					total += time.Since(start)
+					b.StopTimer()
+					for _, s := range c.servers {
+						cpu += serverCPU(b, ctx, s)
+					}
+					cpu -= cpu0
+					b.StartTimer()
 					f.Close()
 				}
 				var got int64
@@ -85,6 +99,9 @@ func BenchmarkLoadSnapshot(b *testing.B) {
 				per := total / time.Duration(b.N)
 				b.ReportMetric(float64(per)/float64(native), "x_native")
 				b.ReportMetric(float64(per+save)/float64(native), "save_x_native")
+				// CPU time, unlike wall time, says how hard the shards
+				// work for a key whatever else runs on the machine.
+				b.ReportMetric(cpu/float64(b.N)/nativeCPU, "shard_cpu_x_native")
 				b.Logf("%s into %d shard(s): %v per load, %.2fx native, %.2fx with the source's SAVE",
 					name, shards, per, float64(per)/float64(native), float64(per+save)/float64(native))
 			})
@@ -164,4 +181,25 @@ func bytesArgs(s ...string) [][]byte {
 		out[i] = []byte(a)
 	}
 	return out
+}
+
+// serverCPU is a redis-server's used_cpu_user + used_cpu_sys, in seconds.
+func serverCPU(b *testing.B, ctx context.Context, r *integration.Redis) float64 {
+	info, err := r.Client().Info(ctx, "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\n") {
+		for _, f := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), f); ok {
+				x, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sum += x
+			}
+		}
+	}
+	return sum
 }

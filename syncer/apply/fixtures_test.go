@@ -100,6 +100,10 @@ func TestFixtures(t *testing.T) {
 					if wantRestore && st.KeysDecoded != 0 || !wantRestore && st.KeysRestored != 0 {
 						t.Errorf("restored %d, decoded %d; want restore=%v", st.KeysRestored, st.KeysDecoded, wantRestore)
 					}
+					if st.KeysBatched == 0 || st.KeysBatched+st.KeysRestored+st.KeysDecoded != st.KeysLoaded {
+						t.Errorf("batched %d (want some small strings), restored %d, decoded %d, loaded %d",
+							st.KeysBatched, st.KeysRestored, st.KeysDecoded, st.KeysLoaded)
+					}
 					skipped := checkExpected(t, ctx, c, exp, infos[0])
 					if skipped != int(st.SkippedFieldTTLs) {
 						t.Errorf("expected.json has %d field TTLs the destination cannot hold, applier skipped %d", skipped, st.SkippedFieldTTLs)
