@@ -42,22 +42,31 @@ func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
 	saved := s.save()
 	s.plan.reset()
 	s.plan.flat = a.ckpt.on
-	var routeErr error
+	var routeErr, jobErr error
 	routed, offset := 0, int64(-1)
 	for i := range cmds {
 		if err := s.route(&cmds[i]); err != nil {
 			routeErr = err
 			break
 		}
+		if s.job != nil {
+			// A cross-shard command to emulate (xshard.go).
+			if jobErr = s.runJob(ctx, offset); jobErr != nil {
+				break
+			}
+		}
 		routed++
 		if s.block == nil {
 			offset = cmds[i].Offset
 		}
 	}
-	if a.ckpt.on {
-		s.seal(offset)
+	err := jobErr
+	if err == nil {
+		if a.ckpt.on {
+			s.seal(offset)
+		}
+		err = s.execute(ctx, offset)
 	}
-	err := s.execute(ctx, offset)
 	if err != nil && a.ckpt.on && Fatal(err) {
 		// A shard that restarted empty under a reconnected backend
 		// rejects writes (NOGROUP, WRONGTYPE…) that are not the
@@ -92,6 +101,7 @@ type streamState struct {
 	sticky error
 	plan   plan
 	keys   []int
+	job    *xjob // a cross-shard command route left to emulate
 }
 
 // txBlock holds the commands of an open MULTI, copied: a block can span
@@ -115,7 +125,7 @@ func (s *streamState) init(a *Applier) {
 
 // reset forgets the selected db and any open block (a full resync).
 func (s *streamState) reset() {
-	s.db, s.block, s.sticky = 0, nil, nil
+	s.db, s.block, s.sticky, s.job = 0, nil, nil, nil
 }
 
 func (s *streamState) save() savedState {
@@ -182,6 +192,10 @@ func (s *streamState) route(c *replica.Command) error {
 	}
 	t, err := s.target(args, name, c.Offset)
 	if err != nil {
+		if s.emulates(err) {
+			s.job = &xjob{offset: c.Offset, db: s.db, cmds: [][][]byte{args}}
+			return nil
+		}
 		return err
 	}
 	switch {
@@ -312,7 +326,7 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 		inlineSel   bool
 		nb          [16]byte
 		selectedNow = startDB
-		split       = s.a.opts.SplitBlocks
+		split       = s.a.opts.SplitBlocks || s.a.opts.CrossShard == CrossShardEmulate
 		involved    = make([]bool, len(s.plan.runs))
 	)
 	for _, args := range cmds {
@@ -334,6 +348,11 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 			continue
 		}
 		t, err := s.target(args, name, offset)
+		if err != nil && s.emulates(err) {
+			// The whole block is emulated (xshard.go).
+			s.job = &xjob{offset: offset, db: startDB, cmds: cmds, block: true}
+			return nil
+		}
 		if err != nil {
 			if ce, ok := err.(*CrossSlotError); ok {
 				ce.Command = "MULTI/EXEC " + ce.Command

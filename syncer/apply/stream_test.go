@@ -186,14 +186,17 @@ func keysOnShards(m *router.ShardMap, prefix string) []string {
 	return out
 }
 
+// TestApplyCrossSlot: with cross_shard: stop, a command or block whose
+// keys span shards stops the stream.
 func TestApplyCrossSlot(t *testing.T) {
 	ctx := integration.Context(t, time.Minute)
 	c := startCluster(t, 3)
 	c.flush(t, ctx)
 	k := keysOnShards(c.dest.Map(), "x")
+	stop := Options{CrossShard: CrossShardStop}
 
 	t.Run("multi", func(t *testing.T) {
-		a := New(c.dest, Options{})
+		a := New(c.dest, stop)
 		err := a.Apply(ctx, cmds("SET before 1", "MULTI", "SET "+k[0]+" 1", "SET "+k[1]+" 1", "EXEC", "SET after 1"))
 		var ce *CrossSlotError
 		if !errors.As(err, &ce) || !errors.Is(err, ErrCrossSlot) || !Fatal(err) {
@@ -213,7 +216,7 @@ func TestApplyCrossSlot(t *testing.T) {
 	})
 	t.Run("rename", func(t *testing.T) {
 		c.flush(t, ctx)
-		a := New(c.dest, Options{})
+		a := New(c.dest, stop)
 		err := a.Apply(ctx, cmds("SET "+k[0]+" v", "SET p 1", "RENAME "+k[0]+" "+k[2], "SET q 1"))
 		var ce *CrossSlotError
 		if !errors.As(err, &ce) || ce.Command != "RENAME" || len(ce.Keys) != 2 {
