@@ -205,11 +205,11 @@ type xpub struct {
 type xplan struct {
 	name   string
 	offset int64
-	keys  []*xkey
-	cmds  []xcmd
-	pubs  []xpub
-	endDB int
-	stage int
+	keys   []*xkey
+	cmds   []xcmd
+	pubs   []xpub
+	endDB  int
+	stage  int
 }
 
 // prepare resolves a job, or says why it cannot be emulated.
