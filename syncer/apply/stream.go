@@ -199,6 +199,7 @@ func (s *streamState) route(c *replica.Command) error {
 		return err
 	}
 	switch {
+	case t.own:
 	case t.parts != nil:
 		for _, p := range t.parts {
 			s.add(p.Shard, c.Offset, p.Args)
@@ -235,6 +236,7 @@ type target struct {
 	shard   int
 	parts   []router.Part // split by shard (more than one)
 	publish bool
+	own     bool // on replicaof's own keys (another deployment's staging): dropped
 }
 
 func (s *streamState) target(args [][]byte, name string, offset int64) (target, error) {
@@ -263,6 +265,11 @@ func (s *streamState) target(args [][]byte, name string, offset int64) (target, 
 	}
 	if len(keys) == 0 {
 		return target{shard: everyShard}, nil
+	}
+	if ownKey(args[keys[0]]) {
+		// Another replicaof's emulation of a cross-shard command, run on
+		// its internal names (BITOP OR __replicaof:x:…): not data.
+		return target{own: true}, nil
 	}
 	shard, err := m.Route(args, keys)
 	if errors.Is(err, router.ErrCrossShard) {
@@ -360,6 +367,8 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 			return err
 		}
 		switch {
+		case t.own:
+			continue
 		case t.publish:
 			publishes = append(publishes, item{args, t.shard})
 			continue
@@ -611,5 +620,10 @@ func lowerName(dst []byte, name []byte) string {
 // keeps for itself (KeyPrefix). Every such write replicaof makes (SET,
 // DEL) has its key there.
 func ownKeyCommand(args [][]byte) bool {
-	return len(args) >= 2 && len(args[1]) >= len(KeyPrefix) && string(args[1][:len(KeyPrefix)]) == KeyPrefix
+	return len(args) >= 2 && ownKey(args[1])
+}
+
+// ownKey reports a key under KeyPrefix.
+func ownKey(k []byte) bool {
+	return len(k) >= len(KeyPrefix) && string(k[:len(KeyPrefix)]) == KeyPrefix
 }

@@ -332,13 +332,18 @@ func TestApplySkipsOwnKeys(t *testing.T) {
 		"SELECT 0", "SET "+KeyPrefix+"marker other", "SET a 1",
 		"MULTI", "SET b 2", "SELECT 0", "SET "+CheckpointPrefix+"x fp~id~7", "EXEC",
 		"MULTI", "SET "+CheckpointPrefix+"y fp~id~8", "EXEC",
-		"DEL "+KeyPrefix+"probe", "SET c 3"))
+		"DEL "+KeyPrefix+"probe", "SET c 3",
+		// Another replicaof's emulation of a cross-shard command runs on
+		// its internal names; the first key is not always argument 1.
+		"SET d abc", "BITOP OR "+KeyPrefix+"x:{t}:o:0 d",
+		"MULTI", "BITOP NOT "+KeyPrefix+"x:{t}:o:1 d", "SET e 1", "EXEC"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	expectKeys(t, ctx, c, map[string]bool{
-		"a": true, "b": true, "c": true,
+		"a": true, "b": true, "c": true, "e": true,
 		KeyPrefix + "marker": false, CheckpointPrefix + "x": false, CheckpointPrefix + "y": false,
+		KeyPrefix + "x:{t}:o:0": false, KeyPrefix + "x:{t}:o:1": false,
 	})
 }
 

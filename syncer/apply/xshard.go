@@ -270,6 +270,9 @@ func (x *xsState) prepare(j *xjob) (*xplan, error) {
 		if len(refs) == 0 {
 			return nil, refuse("a keyless command in a block whose keys span shards")
 		}
+		if ownKey(args[refs[0].Pos]) {
+			continue // another replicaof's staging, as in route
+		}
 		c := xcmd{db: db, args: append([][]byte(nil), args...)}
 		for _, r := range refs {
 			if r.Flags&router.KeyIncomplete != 0 {
