@@ -157,19 +157,7 @@ func TestCrossShardStop(t *testing.T) {
 	src := StartRedis(t, "--repl-diskless-sync-delay", "0")
 	d := startDestination(t, 3)
 	k := newShardKeys(d.dest.Map())
-	sup, err := syncer.New(syncer.Config{
-		Sources: []config.Source{source(t, "src", src, "")}, Destination: d.dest,
-		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		RetryMin:     20 * time.Millisecond,
-		ApplyOptions: apply.Options{CrossShard: apply.CrossShardStop},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sup.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	sup := runSupervisorWith(t, d, apply.Options{CrossShard: apply.CrossShardStop}, source(t, "src", src, ""))
 	waitState(t, sup, syncer.StateSynced, time.Minute)
 	c := src.Client()
 	if err := c.Set(ctx, k.on("a", 0), "v", 0).Err(); err != nil {
@@ -182,6 +170,27 @@ func TestCrossShardStop(t *testing.T) {
 	if e := st.Sources[0].LastError; !strings.Contains(e, "cross-slot") || !strings.Contains(strings.ToUpper(e), "RENAME") {
 		t.Fatalf("last_error %q, want the cross-slot error naming RENAME", e)
 	}
+}
+
+// runSupervisorWith runs a supervisor whose appliers take opts until the
+// test ends.
+func runSupervisorWith(t *testing.T, d *destination, opts apply.Options, srcs ...config.Source) *syncer.Supervisor {
+	t.Helper()
+	sup, err := syncer.New(syncer.Config{
+		Sources: srcs, Destination: d.dest,
+		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		RetryMin:     20 * time.Millisecond,
+		RetryMax:     500 * time.Millisecond,
+		ApplyOptions: opts,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return sup
 }
 
 // TestCrossShardExactAcrossCrashes: the cross-shard rounds run while
