@@ -22,12 +22,18 @@ import (
 //   - MULTI … EXEC blocks stay atomic per shard: a block whose keyed
 //     commands live on one shard is sent there as MULTI … EXEC (keyless
 //     commands in it go to every shard in blocks of their own); keys on
-//     two shards are a *CrossSlotError. A block may span Apply calls.
+//     two shards are split per shard or emulated (below), or, with
+//     CrossShardStop, a *CrossSlotError. A block may span Apply calls.
 //   - MSET, MSETNX (as MSET), DEL, UNLINK and TOUCH are split by shard.
 //   - Keyless commands (FLUSHALL, FLUSHDB, FUNCTION …, SCRIPT …, SWAPDB …)
 //     go to every shard; PUBLISH and SPUBLISH to the channel's shard.
-//   - Any other command with keys on two shards is a *CrossSlotError:
-//     the commands before it are applied, nothing after it.
+//   - Any other command with keys on two shards, and a block holding one,
+//     is emulated (Options.CrossShard, xshard.go): the commands before it
+//     are sent first, then it runs through a staging shard. With
+//     CrossShardStop, or when it cannot be emulated, it is a
+//     *CrossSlotError (*EmulateError): the commands before it are
+//     applied, nothing after it. Blocks whose commands each stay on one
+//     shard are applied one block per shard in emulate mode.
 //
 // An error reply is a *WriteError (ErrRejected, ErrOOM). Fatal errors
 // are sticky: later calls return them too. After a retryable error (one

@@ -63,6 +63,12 @@ func crossShardScript(m *router.ShardMap) []string {
 		"SET after-blocks 1",
 		"SELECT 3", "RENAME " + k("d", 1) + " " + k("d", 2), "SELECT 0",
 		"SMOVE " + k("s", 1) + " " + k("s", 0) + " q",
+		"SDIFFSTORE " + k("sd", 2) + " " + k("s", 0) + " " + k("s", 1),
+		"ZINTERSTORE " + k("zi", 0) + " 2 " + k("z", 0) + " " + k("z", 1) + " AGGREGATE MAX",
+		"ZDIFFSTORE " + k("zd", 1) + " 2 " + k("z", 0) + " " + k("z", 1),
+		"GEOADD " + k("g", 0) + " 13.361389 38.115556 Palermo 15.087269 37.502669 Catania",
+		"GEOSEARCHSTORE " + k("gs", 2) + " " + k("g", 0) + " FROMLONLAT 15 37 BYRADIUS 200 km ASC",
+		"RENAMENX " + k("a", 1) + " " + k("a", 2),
 	}
 }
 
@@ -129,10 +135,11 @@ func TestCrossShardEmulate(t *testing.T) {
 			}
 			requireSame(t, ctx, ref, c)
 			// RENAME×3, COPY×2, SMOVE×2, SUNIONSTORE, SINTERSTORE×2,
-			// LMOVE×2, RPOPLPUSH, ZUNIONSTORE, ZRANGESTORE, PFMERGE, BITOP
-			// and 2 blocks: 19 jobs (MSETNX splits, the first block too).
-			if got := a.Stats().CrossShard; got != 19 {
-				t.Errorf("Stats.CrossShard = %d, want 19", got)
+			// LMOVE×2, RPOPLPUSH, ZUNIONSTORE, ZRANGESTORE, PFMERGE, BITOP,
+			// 2 blocks, SDIFFSTORE, ZINTERSTORE, ZDIFFSTORE, GEOSEARCHSTORE
+			// and RENAMENX: 24 jobs (MSETNX splits, the first block too).
+			if got := a.Stats().CrossShard; got != 24 {
+				t.Errorf("Stats.CrossShard = %d, want 24", got)
 			}
 			if got := a.Stats().Offset; got != int64(len(script)) {
 				t.Errorf("offset %d, want %d", got, len(script))
