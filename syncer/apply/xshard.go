@@ -47,6 +47,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/replicaof/replicaof/resp"
@@ -351,48 +352,30 @@ func (a *Applier) emulate(ctx context.Context, j *xjob) error {
 	if err != nil {
 		return err
 	}
-	rec, val := x.recName(s), x.recValue(j.offset)
-	reply, err := a.d.do(ctx, s, 0, "GET", rec)
+	// 1. gather every key from its home shard, and read the record.
+	val := x.recValue(j.offset)
+	rec, err := a.xsRead(ctx, p, infos, false)
 	if err != nil {
 		return err
 	}
-	v, _, _ := resp.ParseValue(reply, resp.Limits{MaxBulk: 1 << 10})
-	staged := v.Type == resp.TypeBulk && !v.Null && string(v.Str) == val
+	staged := string(rec) == val
 	if !staged {
-		// 1. gather every key from its home shard.
-		if err := a.xsRead(ctx, p, infos, false); err != nil {
-			return err
-		}
 		if err := x.step("gather"); err != nil {
 			return err
 		}
-		// 2. stage: inputs under internal names, the job, the record.
-		b := &batch{}
-		b.reset(s, 0)
-		b.commandString("MULTI")
-		for _, k := range p.keys {
-			b.use(k.db)
-			restoreOrDel(b, k.tmp, k)
-		}
-		for _, c := range p.cmds {
-			b.use(c.db)
-			b.command(c.args)
-		}
-		b.use(0)
-		b.commandString("SET", rec, val)
-		b.commandString("EXEC")
-		b.markExec(1)
-		if err := a.xsSend(ctx, b); err != nil {
+		// 2. stage: inputs under internal names, the job, the record, and
+		// the results read back in the same transaction.
+		if err := a.xsStage(ctx, p, infos[s], val); err != nil {
 			return err
 		}
 		if err := x.step("stage"); err != nil {
 			return err
 		}
-	}
-	// 3. write back from the staged results, S last.
-	if err := a.xsRead(ctx, p, infos, true); err != nil {
+	} else if _, err := a.xsRead(ctx, p, infos, true); err != nil {
+		// A previous run staged it: write back from its results.
 		return err
 	}
+	// 3. write back from the staged results, S last.
 	var homes []int
 	for _, k := range p.keys {
 		if k.write && k.home != s {
@@ -431,6 +414,60 @@ func (a *Applier) emulate(ctx context.Context, j *xjob) error {
 	return x.step("final")
 }
 
+// xsStage sends step 2 to S: every key under its internal name, the
+// job's commands, the record, then DUMP and expiry of every written key,
+// whose replies in EXEC's are the results to write back.
+func (a *Applier) xsStage(ctx context.Context, p *xplan, si ShardInfo, val string) error {
+	b := &batch{}
+	b.reset(p.stage, 0)
+	b.commandString("MULTI")
+	for _, k := range p.keys {
+		b.use(k.db)
+		restoreOrDel(b, k.tmp, k)
+	}
+	for _, c := range p.cmds {
+		b.use(c.db)
+		b.command(c.args)
+	}
+	ttlCmd, abs := ttlCommand(si)
+	var at []int // per written key: its DUMP's index among the queued commands
+	for _, k := range p.keys {
+		if k.write {
+			b.use(k.db)
+			at = append(at, b.Len()-1)
+			b.commandString("DUMP", k.tmp)
+			b.commandString(ttlCmd, k.tmp)
+		}
+	}
+	b.use(0)
+	b.commandString("SET", a.xs.recName(p.stage), val)
+	b.commandString("EXEC")
+	b.markExec(1)
+	now := time.Now().UnixMilli()
+	if err := a.xsSend(ctx, b); err != nil {
+		return err
+	}
+	v, _, err := resp.ParseValue(b.calls[b.Len()-1].Reply, resp.Limits{})
+	if err != nil {
+		return fmt.Errorf("apply: shard %d: EXEC reply: %w", p.stage, err)
+	}
+	vals := &xsValues{a: a, p: p}
+	i := 0
+	for _, k := range p.keys {
+		if !k.write {
+			continue
+		}
+		if at[i]+1 >= len(v.Elems) {
+			return fmt.Errorf("apply: shard %d: EXEC reply has %d elements", p.stage, len(v.Elems))
+		}
+		if err := vals.set(k, v.Elems[at[i]], v.Elems[at[i]+1], abs, now); err != nil {
+			return err
+		}
+		i++
+	}
+	return nil
+}
+
 // restoreOrDel writes k's value (payload, expire) to name.
 func restoreOrDel(b *batch, name string, k *xkey) {
 	if k.payload == nil {
@@ -446,9 +483,53 @@ func restoreOrDel(b *batch, name string, k *xkey) {
 	b.str("ABSTTL")
 }
 
+// ttlCommand is how a shard reads a key's expiry: PEXPIRETIME (7.0+,
+// absolute) or PTTL (relative).
+func ttlCommand(si ShardInfo) (name string, abs bool) {
+	if si.Streams7 {
+		return "PEXPIRETIME", true
+	}
+	return "PTTL", false
+}
+
+// xsValues keeps the values read for one job within its memory bound.
+type xsValues struct {
+	a     *Applier
+	p     *xplan
+	total int
+}
+
+// set stores k's value from the replies to DUMP and to the expiry
+// command (abs: PEXPIRETIME; now: when PTTL was read).
+func (v *xsValues) set(k *xkey, dv, tv resp.Value, abs bool, now int64) error {
+	if tv.Type != resp.TypeInteger || (!dv.Null && dv.Type != resp.TypeBulk) {
+		return fmt.Errorf("apply: cross-shard %s: unexpected DUMP/expiry replies for %q", v.p.name, k.name)
+	}
+	k.payload, k.expire = nil, 0
+	if dv.Null || tv.Int == -2 {
+		return nil // missing (or expired between the two reads)
+	}
+	v.total += len(dv.Str)
+	if lim := v.a.opts.MaxCrossShardBytes; v.total > lim {
+		return fmt.Errorf("%w: cross-shard %s at offset %d: values over %d bytes",
+			ErrTooLarge, v.p.name, v.p.offset, lim)
+	}
+	k.payload = dv.Str
+	switch {
+	case tv.Int < 0:
+	case abs:
+		k.expire = tv.Int
+	default:
+		k.expire = now + max(tv.Int, 1)
+	}
+	return nil
+}
+
 // xsRead reads every key's value: from its home shard (gather), or, with
-// staged, every written key's result from its internal name on S.
-func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []ShardInfo, staged bool) error {
+// staged, every written key's result from its internal name on S. The
+// (shard, db) groups are read concurrently; with gather, the record on S
+// is read alongside and returned.
+func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []ShardInfo, staged bool) ([]byte, error) {
 	type group struct{ shard, db int }
 	groups := map[group][]*xkey{}
 	var order []group
@@ -465,69 +546,71 @@ func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []ShardInfo, stage
 		}
 		groups[g] = append(groups[g], k)
 	}
-	total := 0
-	for _, g := range order {
-		ks := groups[g]
-		// PEXPIRETIME (7.0+) reads the absolute expiry; PTTL is relative.
-		abs := infos[g.shard].Streams7
-		ttlCmd := "PTTL"
-		if abs {
-			ttlCmd = "PEXPIRETIME"
-		}
-		calls := make([]*router.Call, 0, 2*len(ks))
-		for _, k := range ks {
+	var rec []byte
+	errs := make([]error, len(order)+1)
+	calls := make([][]*router.Call, len(order))
+	nows := make([]int64, len(order))
+	var wg sync.WaitGroup
+	for i, g := range order {
+		ttlCmd, _ := ttlCommand(infos[g.shard])
+		for _, k := range groups[g] {
 			name := k.name
 			if staged {
 				name = []byte(k.tmp)
 			}
-			calls = append(calls,
+			calls[i] = append(calls[i],
 				&router.Call{Req: resp.AppendCommand(nil, []byte("DUMP"), name)},
 				&router.Call{Req: resp.AppendCommand(nil, []byte(ttlCmd), name)})
 		}
-		now := time.Now().UnixMilli()
-		a.d.Backend(g.shard, g.db).Pipeline(ctx, calls)
-		for i, k := range ks {
-			dump, ttl := calls[2*i], calls[2*i+1]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nows[i] = time.Now().UnixMilli()
+			a.d.Backend(g.shard, g.db).Pipeline(ctx, calls[i])
+		}()
+	}
+	if !staged {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reply, err := a.d.do(ctx, p.stage, 0, "GET", a.xs.recName(p.stage))
+			if err != nil {
+				errs[len(order)] = err
+				return
+			}
+			if v, _, err := resp.ParseValue(reply, resp.Limits{MaxBulk: 1 << 10}); err == nil && v.Type == resp.TypeBulk && !v.Null {
+				rec = v.Str
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	vals := &xsValues{a: a, p: p}
+	for i, g := range order {
+		_, abs := ttlCommand(infos[g.shard])
+		for j, k := range groups[g] {
+			dump, ttl := calls[i][2*j], calls[i][2*j+1]
 			for _, c := range []*router.Call{dump, ttl} {
 				if c.Err != nil {
-					return fmt.Errorf("apply: shard %d (%s) db %d: %w", g.shard, a.d.Addr(g.shard), g.db, c.Err)
+					return nil, fmt.Errorf("apply: shard %d (%s) db %d: %w", g.shard, a.d.Addr(g.shard), g.db, c.Err)
 				}
 				if e := replyError(c.Reply); e != nil {
-					return writeError(a.d, g.shard, g.db, c.Req, e.Error())
+					return nil, writeError(a.d, g.shard, g.db, c.Req, e.Error())
 				}
 			}
-			if len(dump.Reply) > a.opts.MaxCrossShardBytes+32 {
-				return fmt.Errorf("%w: cross-shard %s at offset %d: %q is over %d bytes",
-					ErrTooLarge, p.name, p.offset, k.name, a.opts.MaxCrossShardBytes)
+			dv, _, err1 := resp.ParseValue(dump.Reply, resp.Limits{})
+			tv, _, err2 := resp.ParseValue(ttl.Reply, resp.Limits{})
+			if err := errors.Join(err1, err2); err != nil {
+				return nil, fmt.Errorf("apply: shard %d: reading %q: %w", g.shard, k.name, err)
 			}
-			dv, _, err := resp.ParseValue(dump.Reply, resp.Limits{})
-			if err != nil {
-				return fmt.Errorf("apply: shard %d: DUMP %q: %w", g.shard, k.name, err)
-			}
-			tv, _, err := resp.ParseValue(ttl.Reply, resp.Limits{})
-			if err != nil || tv.Type != resp.TypeInteger {
-				return fmt.Errorf("apply: shard %d: %s %q: unexpected reply %q", g.shard, ttlCmd, k.name, ttl.Reply)
-			}
-			k.payload, k.expire = nil, 0
-			if dv.Null || tv.Int == -2 {
-				continue // missing (or expired between the two reads)
-			}
-			total += len(dv.Str)
-			if total > a.opts.MaxCrossShardBytes {
-				return fmt.Errorf("%w: cross-shard %s at offset %d: values over %d bytes",
-					ErrTooLarge, p.name, p.offset, a.opts.MaxCrossShardBytes)
-			}
-			k.payload = dv.Str
-			switch {
-			case tv.Int < 0:
-			case abs:
-				k.expire = tv.Int
-			default:
-				k.expire = now + max(tv.Int, 1)
+			if err := vals.set(k, dv, tv, abs, nows[i]); err != nil {
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return rec, nil
 }
 
 // xsWriteBack sends shard's write-back transaction: its written keys, its
