@@ -28,6 +28,8 @@ type Options struct {
 	// shard) instead of stopping with a CrossSlotError. For sources whose
 	// blocks are not the application's: another replicaof's shards, where
 	// the blocks group a batch of unrelated writes with a checkpoint.
+	// CrossShardEmulate (the default) splits such blocks anyway; this
+	// matters with CrossShardStop.
 	SplitBlocks bool
 	// ForceDecode disables the RESTORE fast path: every key is rebuilt
 	// with ordinary commands.
