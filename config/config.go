@@ -22,6 +22,14 @@ const (
 	DefaultStateDir    = "./replicaof-state"
 	DefaultLogLevel    = "info"
 	DefaultLogFormat   = "text"
+	DefaultCrossShard  = CrossShardEmulate
+)
+
+// replica_of.cross_shard values: what a replicated command whose keys
+// span destination shards (and that cannot be split) becomes.
+const (
+	CrossShardEmulate = "emulate" // carried out through a staging shard
+	CrossShardStop    = "stop"    // sync stops with a cross-slot error
 )
 
 // Config is the whole replicaof configuration. The zero value of every
@@ -76,6 +84,8 @@ type Destination struct {
 // set later through the admin API.
 type ReplicaOf struct {
 	Sources []Source // at most MaxSources
+	// CrossShard is CrossShardEmulate (the default) or CrossShardStop.
+	CrossShard string
 }
 
 // Log configures the process logger.
@@ -148,6 +158,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = DefaultLogFormat
+	}
+	if c.ReplicaOf.CrossShard == "" {
+		c.ReplicaOf.CrossShard = DefaultCrossShard
 	}
 	for i := range c.ReplicaOf.Sources {
 		if s := &c.ReplicaOf.Sources[i]; s.Name == "" {
@@ -245,6 +258,12 @@ func (c *Config) Validate() error {
 			}
 			s.TLSFiles.validate(func(f, msg string) { add(p+".tls."+f, msg) })
 		}
+	}
+
+	switch v.ReplicaOf.CrossShard {
+	case CrossShardEmulate, CrossShardStop:
+	default:
+		add("replica_of.cross_shard", fmt.Sprintf("unknown value %q (want emulate or stop)", v.ReplicaOf.CrossShard))
 	}
 
 	switch strings.ToLower(v.Log.Level) {

@@ -53,7 +53,7 @@ func TestGolden(t *testing.T) {
 				Name: "users", Endpoint: Endpoint{Host: "2001:db8::1", Port: 6390, User: "app", Password: "pw", TLS: true},
 				TLSFiles: &TLSFiles{ServerName: "users.internal", InsecureSkipVerify: true},
 			},
-		}},
+		}, CrossShard: CrossShardStop},
 		StateDir: "/var/lib/replicaof",
 		Log:      Log{Level: "debug", Format: "json"},
 	}
@@ -107,6 +107,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Admin:       Admin{Listen: DefaultAdminListen},
 		Destination: Destination{Shards: []Endpoint{{Host: "127.0.0.1", Port: 7001}}},
+		ReplicaOf:   ReplicaOf{CrossShard: CrossShardEmulate},
 		StateDir:    "./replicaof-state",
 		Log:         Log{Level: "info", Format: "text"},
 	}
@@ -139,6 +140,8 @@ func TestParseValues(t *testing.T) {
 		{"32 sources", sources(32), func(c *Config) bool { return len(c.ReplicaOf.Sources) == 32 }},
 		{"empty listen host", "proxy: { listen: \":6380\" }", func(c *Config) bool { return c.Proxy.Listen == ":6380" }},
 		{"log level case", "log: { level: WARN }", func(c *Config) bool { return c.Log.SlogLevel().String() == "WARN" }},
+		{"cross_shard default", "", func(c *Config) bool { return c.ReplicaOf.CrossShard == CrossShardEmulate }},
+		{"cross_shard stop", "replica_of: { cross_shard: stop }", func(c *Config) bool { return c.ReplicaOf.CrossShard == CrossShardStop }},
 	}
 	for _, tt := range tests {
 		if tt.check == nil {
@@ -180,6 +183,7 @@ func TestParseErrors(t *testing.T) {
 		{"unquoted named source", "replica_of:\n  sources:\n    - orders: redis://h:1",
 			`line 4, column 7: replica_of.sources[0]: unknown field "orders" in source (to name a source, quote the item: "orders: redis://…")`},
 		{"field twice", "state_dir: a\nstate_dir: b", `line 3, column 1: state_dir: field set twice`},
+		{"cross_shard", "replica_of: { cross_shard: refuse }", `line 2, column 28: replica_of.cross_shard: unknown value "refuse" (want emulate or stop)`},
 		{"too many sources", sources(33), "config: line 4, column 5: replica_of.sources: 33 sources, at most 32 allowed"},
 		{"duplicate name", "replica_of: { sources: [\"a: redis://h:1\", \"a: redis://h:2\"] }",
 			`line 2, column 43: replica_of.sources[1].name: duplicate source name "a" (also replica_of.sources[0])`},

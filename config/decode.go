@@ -323,6 +323,7 @@ func (d *decoder) replicaOf(n *yaml.Node, path string) {
 				}
 			})
 		},
+		"cross_shard": func(n *yaml.Node, path string) { r.CrossShard, _ = d.str(n, path) },
 	})
 }
 

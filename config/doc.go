@@ -29,6 +29,7 @@
 //	    - "orders: redis://admin:secret@10.0.0.5:12000"
 //	    - { uri: "rediss://:p%40ss@host:6379", compression: 6,
 //	        tls: { ca: ca.pem, cert: syncer.pem, key: syncer.key } }
+//	  cross_shard: emulate      # or stop: a command whose keys span shards stops sync
 //	state_dir: "./replicaof-state"
 //	log: { level: info, format: text }  # debug|info|warn|error, text|json
 //

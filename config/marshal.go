@@ -46,7 +46,8 @@ type (
 		TLS    *fileTLS `yaml:"tls,omitempty"`
 	}
 	fileReplicaOf struct {
-		Sources []any `yaml:"sources"` // string or fileSource
+		Sources    []any  `yaml:"sources"` // string or fileSource
+		CrossShard string `yaml:"cross_shard,omitempty"`
 	}
 	fileSource struct {
 		Name        string   `yaml:"name,omitempty"`
@@ -92,7 +93,7 @@ func (c *Config) Marshal() ([]byte, error) {
 		},
 		Admin:       fileAdmin{Listen: c.Admin.Listen, Token: string(c.Admin.Token)},
 		Destination: fileDestination{Shards: []string{}, TLS: toFileTLS(c.Destination.TLS)},
-		ReplicaOf:   fileReplicaOf{Sources: []any{}},
+		ReplicaOf:   fileReplicaOf{Sources: []any{}, CrossShard: c.ReplicaOf.CrossShard},
 		StateDir:    c.StateDir,
 		Log:         fileLog(c.Log),
 	}

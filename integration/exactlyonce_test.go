@@ -31,6 +31,7 @@ const (
 	childSources   = "REPLICAOF_EO_SOURCES"      // name=host:port,…
 	childShards    = "REPLICAOF_EO_SHARDS"       // host:port,…
 	crashSeedEnv   = "REPLICAOF_EO_SEED"         // overrides the kill schedule's seed
+	childDebug     = "REPLICAOF_EO_DEBUG"        // "1": the child logs at debug level
 	resumedLogLine = "resuming from checkpoints" // logged by the supervisor
 )
 
@@ -43,7 +44,11 @@ func init() {
 // childMain runs a supervisor until stdin closes (the parent ended) or the
 // process is killed.
 func childMain() int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if os.Getenv(childDebug) == "1" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	var srcs []config.Source
 	for _, s := range strings.Split(os.Getenv(childSources), ",") {
 		name, addr, _ := strings.Cut(s, "=")

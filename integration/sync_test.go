@@ -207,11 +207,14 @@ func TestSyncResumesWithPartialResync(t *testing.T) {
 	}
 }
 
+// TestSyncStopsOnCrossSlotScript: with cross_shard: stop, script effects
+// spanning shards stop sync (emulate, the default, applies them one block
+// per shard: TestCrossShardSync).
 func TestSyncStopsOnCrossSlotScript(t *testing.T) {
 	ctx := Context(t, 2*time.Minute)
 	src := StartRedis(t)
 	d := startDestination(t, 3)
-	sup := runSupervisor(t, d, source(t, "src", src, ""))
+	sup := runSupervisorWith(t, d, apply.Options{CrossShard: apply.CrossShardStop}, source(t, "src", src, ""))
 	waitState(t, sup, syncer.StateSynced, time.Minute)
 	// foo (slot 12182) and bar (5061) live on different shards of three.
 	if err := src.Client().Eval(ctx, "redis.call('SET', KEYS[1], 1); redis.call('SET', KEYS[2], 2)", []string{"foo", "bar"}).Err(); err != nil && err != redis.Nil {

@@ -17,6 +17,7 @@
 //	replicaof_syncer_full_syncs_total             full synchronizations
 //	replicaof_syncer_partial_syncs_total          partial resynchronizations (PSYNC continue)
 //	replicaof_syncer_retries_total                reconnects after errors
+//	replicaof_syncer_cross_shard_emulated_total   commands spanning destination shards, emulated
 //	replicaof_syncer_errors_total                 distinct errors seen (see ErrorCounter)
 //	replicaof_syncer_last_update_timestamp_seconds  when a command of the source was last applied
 //	replicaof_syncer_last_error_timestamp_seconds   when its last error happened

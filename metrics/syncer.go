@@ -37,6 +37,7 @@ type syncerInstruments struct {
 	status, snapSize, snapDone, keys, srcOff, applOff, info, destStatus, links metric.Int64ObservableGauge
 	lag, progress, lastUpdate, lastError                                       metric.Float64ObservableGauge
 	fullSyncs, partialSyncs, retries, errors, flushes, received, wire          metric.Int64ObservableCounter
+	crossShard                                                                 metric.Int64ObservableCounter
 }
 
 func (p *Provider) registerSyncer(m metric.Meter) error {
@@ -74,6 +75,7 @@ func (p *Provider) registerSyncer(m metric.Meter) error {
 	ic(&in.retries, "replicaof.syncer.retries", "Reconnects to the source after errors.")
 	ic(&in.received, "replicaof.syncer.received", "Bytes received from the source by its links (snapshot and stream), after decompression.", "By")
 	ic(&in.wire, "replicaof.syncer.wire", "Bytes read from the source's connections, before decompression: below received when the link is gzip-compressed.", "By")
+	ic(&in.crossShard, "replicaof.syncer.cross_shard_emulated", "Commands (a MULTI/EXEC block counts once) whose keys spanned destination shards, emulated through a staging shard.")
 	ig(&in.links, "replicaof.syncer.links", "", "Replication links of the source: 1, or one per master of a Redis Cluster or per shard of a replicaof proxy.")
 	ic(&in.errors, "replicaof.syncer.errors", "Distinct errors of the source seen at collection time.")
 	fg(&in.lastUpdate, "replicaof.syncer.last_update.timestamp", "s", "Unix time a command from the source was last applied.")
@@ -89,7 +91,7 @@ func (p *Provider) registerSyncer(m metric.Meter) error {
 		return nil
 	}, in.status, in.lag, in.snapSize, in.snapDone, in.progress, in.keys, in.srcOff, in.applOff,
 		in.fullSyncs, in.partialSyncs, in.retries, in.errors, in.lastUpdate, in.lastError, in.info,
-		in.destStatus, in.flushes, in.received, in.wire, in.links)
+		in.destStatus, in.flushes, in.received, in.wire, in.links, in.crossShard)
 	return err
 }
 
@@ -121,6 +123,7 @@ func (p *Provider) observe(o metric.Observer, in *syncerInstruments) {
 		o.ObserveInt64(in.received, s.BytesReceived, attrs)
 		o.ObserveInt64(in.wire, s.WireBytes, attrs)
 		o.ObserveInt64(in.links, int64(s.Links), attrs)
+		o.ObserveInt64(in.crossShard, s.CrossShardEmulated, attrs)
 		o.ObserveInt64(in.errors, errCounts[i], attrs)
 		if t, ok := unixSeconds(s.LastUpdate); ok {
 			o.ObserveFloat64(in.lastUpdate, t, attrs)

@@ -180,12 +180,25 @@ func FuzzKeys(f *testing.F) {
 			return
 		}
 		keys, err := c.Keys(args, nil)
+		refs, rerr := c.KeyRefs(args)
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("%q: Keys error %v, KeyRefs error %v", args, err, rerr)
+		}
 		if err != nil {
 			return
 		}
 		for i, k := range keys {
 			if k <= 0 || k >= len(args) || (i > 0 && k <= keys[i-1]) {
 				t.Fatalf("%q: bad key positions %v", args, keys)
+			}
+		}
+		// KeyRefs finds the same keys, with their flags.
+		if len(refs) != len(keys) {
+			t.Fatalf("%q: KeyRefs %v, Keys %v", args, refs, keys)
+		}
+		for i, r := range refs {
+			if r.Pos != keys[i] {
+				t.Fatalf("%q: KeyRefs %v, Keys %v", args, refs, keys)
 			}
 		}
 	})

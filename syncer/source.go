@@ -273,7 +273,9 @@ func (s *source) status(now time.Time) SourceStatus {
 		st.SourceOffset += p.srcOffset
 		st.AppliedOffset += p.appliedOff
 		if p.applier != nil {
-			st.KeysLoaded += p.applier.Stats().KeysLoaded
+			as := p.applier.Stats()
+			st.KeysLoaded += as.KeysLoaded
+			st.CrossShardEmulated += as.CrossShard
 		}
 		lp := PhaseConnecting
 		if p.link != nil {

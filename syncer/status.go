@@ -59,6 +59,10 @@ type SourceStatus struct {
 	// network).
 	BytesReceived int64 `json:"bytes_received"`
 	WireBytes     int64 `json:"wire_bytes"`
+	// CrossShardEmulated counts the source's commands (a MULTI/EXEC block
+	// counts once) whose keys spanned destination shards and that were
+	// emulated (replica_of.cross_shard: emulate), since sync started.
+	CrossShardEmulated int64 `json:"cross_shard_emulated"`
 }
 
 // Status is GET /v1/status: the destination's aggregate state and every

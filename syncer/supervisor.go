@@ -421,6 +421,9 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 			o := opts
 			o.Checkpoint = apply.CheckpointOptions{Key: checkpointKey(i, src.cfg, p.id), Fingerprint: fp}
 			o.Source = src.cfg.Name // labels the applier's metrics
+			if o.Logger == nil {
+				o.Logger = s.cfg.Logger // the applier's warnings and debug lines
+			}
 			o.SplitBlocks = src.getKind() == KindReplicaof
 			var pos replica.Position
 			if starts != nil {

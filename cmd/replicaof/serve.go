@@ -148,8 +148,13 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	crossShard, err := apply.ParseCrossShard(cfg.ReplicaOf.CrossShard)
+	if err != nil {
+		return fmt.Errorf("replica_of.%w", err)
+	}
 	sup, err := syncer.New(syncer.Config{Sources: cfg.ReplicaOf.Sources, Destination: dest, Logger: log,
-		SpoolDir: filepath.Join(cfg.StateDir, "spool"), ApplyOptions: apply.Options{Observer: m.Shards()}})
+		SpoolDir:     filepath.Join(cfg.StateDir, "spool"),
+		ApplyOptions: apply.Options{Observer: m.Shards(), CrossShard: crossShard}})
 	if err != nil {
 		return err
 	}

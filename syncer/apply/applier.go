@@ -28,6 +28,8 @@ type Options struct {
 	// shard) instead of stopping with a CrossSlotError. For sources whose
 	// blocks are not the application's: another replicaof's shards, where
 	// the blocks group a batch of unrelated writes with a checkpoint.
+	// CrossShardEmulate (the default) splits such blocks anyway; this
+	// matters with CrossShardStop.
 	SplitBlocks bool
 	// ForceDecode disables the RESTORE fast path: every key is rebuilt
 	// with ordinary commands.
@@ -53,6 +55,14 @@ type Options struct {
 	// Checkpoint turns on exactly-once checkpoints (checkpoint.go); the
 	// zero value leaves them off.
 	Checkpoint CheckpointOptions
+	// CrossShard is what a stream command (or MULTI/EXEC block) whose
+	// keys span destination shards and that cannot be split becomes:
+	// emulated (the default, xshard.go) or a *CrossSlotError.
+	CrossShard CrossShard
+	// MaxCrossShardBytes bounds the DUMP payloads one emulated command
+	// holds in memory (default 256 MiB); beyond it sync stops with
+	// ErrTooLarge.
+	MaxCrossShardBytes int
 }
 
 func (o Options) withDefaults() Options {
@@ -79,6 +89,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBlockBytes <= 0 {
 		o.MaxBlockBytes = 256 << 20
+	}
+	if o.MaxCrossShardBytes <= 0 {
+		o.MaxCrossShardBytes = 256 << 20
 	}
 	if o.Checkpoint.Every <= 0 {
 		o.Checkpoint.Every = time.Second
@@ -124,6 +137,9 @@ type Stats struct {
 	// Skipped counts per-shard parts of stream commands not sent because
 	// the shard already held them (checkpoint mode).
 	Skipped int64
+	// CrossShard counts stream commands (a MULTI/EXEC block counts once)
+	// whose keys spanned destination shards and that were emulated.
+	CrossShard int64
 }
 
 // Applier writes one source's snapshot and command stream to a
@@ -138,10 +154,12 @@ type Applier struct {
 	keysBatched                                        atomic.Int64
 	functions, skippedTTLs, rdbBytes                   atomic.Int64
 	commands, bytesSent, offset, skipped               atomic.Int64
+	crossShard                                         atomic.Int64
 	maxBatch                                           atomic.Int64 // largest snapshot pipeline sent, in bytes
 
 	stream streamState // Apply's state, owned by the caller's goroutine
 	ckpt   ckptState   // checkpoints, owned by the caller's goroutine
+	xs     xsState     // cross-shard emulation, owned by the caller's goroutine
 }
 
 var _ replica.Handler = (*Applier)(nil)
@@ -151,6 +169,7 @@ func New(d *Destination, opts Options) *Applier {
 	a := &Applier{d: d, opts: opts.withDefaults()}
 	a.ckpt.init(a)
 	a.stream.init(a)
+	a.xs.init(a)
 	return a
 }
 
@@ -169,6 +188,7 @@ func (a *Applier) Stats() Stats {
 		BytesSent:        a.bytesSent.Load(),
 		Offset:           a.offset.Load(),
 		Skipped:          a.skipped.Load(),
+		CrossShard:       a.crossShard.Load(),
 	}
 }
 

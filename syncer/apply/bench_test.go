@@ -203,3 +203,71 @@ func serverCPU(b *testing.B, ctx context.Context, r *integration.Redis) float64 
 	}
 	return sum
 }
+
+// BenchmarkCrossShard applies a stream of RPOPLPUSH and SUNIONSTORE into
+// 3 shards with checkpoints, once with every command's keys on one shard
+// (hash-tagged: a plain command) and once with them on different shards
+// (emulated), and reports the emulated run's time per command as a ratio
+// of the plain one's, measured in the same run.
+func BenchmarkCrossShard(b *testing.B) {
+	const n = 2000
+	ctx := context.Background()
+	c := startCluster(b, 3)
+	m := c.dest.Map()
+	script := func(cross bool) []replica.Command {
+		var q, s [3]string
+		for i := range 3 {
+			if cross {
+				q[i], s[i] = keysOnShards(m, "q")[i], keysOnShards(m, "s")[i]
+			} else {
+				q[i], s[i] = fmt.Sprintf("{t}q%d", i), fmt.Sprintf("{t}s%d", i)
+			}
+		}
+		out := []replica.Command{
+			{Args: bytesArgs("RPUSH", q[0], "a", "b", "c", "d"), Offset: 1},
+			{Args: bytesArgs("SADD", s[1], "x", "y"), Offset: 2},
+		}
+		for i := 0; len(out) < n; i++ {
+			var args [][]byte
+			if i%2 == 0 {
+				args = bytesArgs("RPOPLPUSH", q[i%3], q[(i+1)%3])
+			} else {
+				args = bytesArgs("SUNIONSTORE", s[i%3], s[(i+1)%3], s[(i+2)%3])
+			}
+			out = append(out, replica.Command{Args: args, Offset: int64(len(out) + 1)})
+		}
+		return out
+	}
+	run := func(b *testing.B, cmds []replica.Command) time.Duration {
+		var total time.Duration
+		for range b.N {
+			b.StopTimer()
+			c.flush(b, ctx)
+			if err := c.dest.Mark(ctx, "m"); err != nil {
+				b.Fatal(err)
+			}
+			a := New(c.dest, Options{Checkpoint: CheckpointOptions{Key: CheckpointPrefix + "bench", Fingerprint: "fp"}})
+			fullSyncEmpty(b, ctx, a, 0)
+			b.StartTimer()
+			start := time.Now()
+			for i := 0; i < len(cmds); i += 64 {
+				if err := a.Apply(ctx, cmds[i:min(i+64, len(cmds))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			total += time.Since(start)
+		}
+		each := total / time.Duration(b.N)
+		b.ReportMetric(float64(len(cmds))/each.Seconds(), "cmds/s")
+		return each
+	}
+	var plain time.Duration
+	b.Run("one-shard", func(b *testing.B) { plain = run(b, script(false)) })
+	b.Run("emulated", func(b *testing.B) {
+		d := run(b, script(true))
+		if plain > 0 {
+			b.ReportMetric(float64(d)/float64(plain), "x_one_shard")
+			b.Logf("emulated: %v vs %v on one shard (%.1fx)", d, plain, float64(d)/float64(plain))
+		}
+	})
+}

@@ -27,8 +27,13 @@
 //     loaded on every shard (FUNCTION LOAD REPLACE).
 //   - Stream: see Apply. SELECT is tracked; MULTI/EXEC blocks stay atomic
 //     per shard; multi-key commands that split (MSET, DEL, ...) are split;
-//     keyless commands go to every shard; anything else spanning shards is
-//     a *CrossSlotError and stops the stream.
+//     keyless commands go to every shard. Anything else spanning shards
+//     (RENAME, SMOVE, LMOVE, SUNIONSTORE, a block holding one, ...) is
+//     emulated through a staging shard (xshard.go: its keys copied there
+//     under internal names, the command run there, each written key
+//     written back to its home shard, exactly once across crashes), or,
+//     with Options.CrossShard = CrossShardStop or when it cannot be
+//     emulated (*EmulateError), a *CrossSlotError that stops the stream.
 //   - Checkpoints (Options.Checkpoint, checkpoint.go): each Apply sends
 //     one MULTI … EXEC per shard holding its commands (the stream's own
 //     blocks flattened in, databases switched inline) and the source's
@@ -38,7 +43,7 @@
 //     again: exactly once across reconnects and crashes. Probe (run_id,
 //     marker key) and ErrCheckpointLost tell a shard that lost its data.
 //
-// Errors: *CrossSlotError (ErrCrossSlot), *WriteError (ErrRejected, ErrOOM)
+// Errors: *CrossSlotError and *EmulateError (ErrCrossSlot), *WriteError (ErrRejected, ErrOOM)
 // and ErrUnsupported are fatal (Fatal reports it): sync must stop. Errors
 // wrapping router.ErrShardDown are retryable; ErrCheckpointLost needs a
 // flush and full resync of every source.

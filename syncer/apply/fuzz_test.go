@@ -45,6 +45,8 @@ func FuzzRoute(f *testing.F) {
 		"MSET a 1 b 2 c 3 d 4\nDEL a b c d\nMSETNX x 1 y 2",
 		"SELECT 3\nMULTI\nSELECT 4\nSET k v\nPUBLISH ch m\nEXEC\nFLUSHALL",
 		"RENAME a b\nSET z 1", "SELECT -1", "EVAL return 0", "XGROUP CREATE s g $",
+		"MULTI\nINCR foo\nSELECT 2\nLMOVE foo bar LEFT RIGHT\nPUBLISH c m\nEXEC",
+		"SUNIONSTORE d a b c\nBITOP OR d a b\nSORT a BY w STORE b\nCOPY a b DB 1",
 	} {
 		f.Add([]byte(s))
 	}
@@ -79,6 +81,10 @@ func routeOnce(t *testing.T, d *Destination, data []byte, ckpt bool) {
 				t.Fatalf("routing error %v is not fatal", err)
 			}
 			break
+		}
+		if s.job != nil {
+			checkJob(t, a, s.job)
+			s.job = nil
 		}
 		if s.block == nil {
 			offset = cmd.Offset
@@ -130,6 +136,38 @@ func routeOnce(t *testing.T, d *Destination, data []byte, ckpt bool) {
 				if depth != 0 {
 					t.Fatalf("MULTI without EXEC in a run")
 				}
+			}
+		}
+	}
+}
+
+// checkJob resolves a cross-shard job as emulate would (no I/O): it is
+// refused with a fatal error, or every key argument of its commands is
+// an internal name on the staging shard, which holds a written key.
+func checkJob(t *testing.T, a *Applier, j *xjob) {
+	t.Helper()
+	p, err := a.xs.prepare(j)
+	if err != nil {
+		if !Fatal(err) {
+			t.Fatalf("job refused with a non-fatal error: %v", err)
+		}
+		return
+	}
+	m := a.d.Map()
+	written := false
+	for _, k := range p.keys {
+		if m.ShardOf([]byte(k.tmp)) != p.stage || !strings.HasPrefix(k.tmp, xsPrefix) {
+			t.Fatalf("internal name %q is not on the staging shard %d", k.tmp, p.stage)
+		}
+		written = written || (k.write && k.home == p.stage)
+	}
+	if !written && p.keys[0].home != p.stage {
+		t.Fatalf("staging shard %d holds no written key", p.stage)
+	}
+	for _, c := range p.cmds {
+		for _, r := range c.refs {
+			if string(c.args[r.pos]) != p.keys[r.key].tmp {
+				t.Fatalf("%q: argument %d not renamed", c.args, r.pos)
 			}
 		}
 	}

@@ -22,12 +22,18 @@ import (
 //   - MULTI … EXEC blocks stay atomic per shard: a block whose keyed
 //     commands live on one shard is sent there as MULTI … EXEC (keyless
 //     commands in it go to every shard in blocks of their own); keys on
-//     two shards are a *CrossSlotError. A block may span Apply calls.
+//     two shards are split per shard or emulated (below), or, with
+//     CrossShardStop, a *CrossSlotError. A block may span Apply calls.
 //   - MSET, MSETNX (as MSET), DEL, UNLINK and TOUCH are split by shard.
 //   - Keyless commands (FLUSHALL, FLUSHDB, FUNCTION …, SCRIPT …, SWAPDB …)
 //     go to every shard; PUBLISH and SPUBLISH to the channel's shard.
-//   - Any other command with keys on two shards is a *CrossSlotError:
-//     the commands before it are applied, nothing after it.
+//   - Any other command with keys on two shards, and a block holding one,
+//     is emulated (Options.CrossShard, xshard.go): the commands before it
+//     are sent first, then it runs through a staging shard. With
+//     CrossShardStop, or when it cannot be emulated, it is a
+//     *CrossSlotError (*EmulateError): the commands before it are
+//     applied, nothing after it. Blocks whose commands each stay on one
+//     shard are applied one block per shard in emulate mode.
 //
 // An error reply is a *WriteError (ErrRejected, ErrOOM). Fatal errors
 // are sticky: later calls return them too. After a retryable error (one
@@ -42,22 +48,31 @@ func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
 	saved := s.save()
 	s.plan.reset()
 	s.plan.flat = a.ckpt.on
-	var routeErr error
+	var routeErr, jobErr error
 	routed, offset := 0, int64(-1)
 	for i := range cmds {
 		if err := s.route(&cmds[i]); err != nil {
 			routeErr = err
 			break
 		}
+		if s.job != nil {
+			// A cross-shard command to emulate (xshard.go).
+			if jobErr = s.runJob(ctx, offset); jobErr != nil {
+				break
+			}
+		}
 		routed++
 		if s.block == nil {
 			offset = cmds[i].Offset
 		}
 	}
-	if a.ckpt.on {
-		s.seal(offset)
+	err := jobErr
+	if err == nil {
+		if a.ckpt.on {
+			s.seal(offset)
+		}
+		err = s.execute(ctx, offset)
 	}
-	err := s.execute(ctx, offset)
 	if err != nil && a.ckpt.on && Fatal(err) {
 		// A shard that restarted empty under a reconnected backend
 		// rejects writes (NOGROUP, WRONGTYPE…) that are not the
@@ -92,6 +107,7 @@ type streamState struct {
 	sticky error
 	plan   plan
 	keys   []int
+	job    *xjob // a cross-shard command route left to emulate
 }
 
 // txBlock holds the commands of an open MULTI, copied: a block can span
@@ -115,7 +131,7 @@ func (s *streamState) init(a *Applier) {
 
 // reset forgets the selected db and any open block (a full resync).
 func (s *streamState) reset() {
-	s.db, s.block, s.sticky = 0, nil, nil
+	s.db, s.block, s.sticky, s.job = 0, nil, nil, nil
 }
 
 func (s *streamState) save() savedState {
@@ -182,9 +198,14 @@ func (s *streamState) route(c *replica.Command) error {
 	}
 	t, err := s.target(args, name, c.Offset)
 	if err != nil {
+		if s.emulates(err) {
+			s.job = &xjob{offset: c.Offset, db: s.db, cmds: [][][]byte{args}}
+			return nil
+		}
 		return err
 	}
 	switch {
+	case t.own:
 	case t.parts != nil:
 		for _, p := range t.parts {
 			s.add(p.Shard, c.Offset, p.Args)
@@ -221,6 +242,7 @@ type target struct {
 	shard   int
 	parts   []router.Part // split by shard (more than one)
 	publish bool
+	own     bool // on replicaof's own keys (another deployment's staging): dropped
 }
 
 func (s *streamState) target(args [][]byte, name string, offset int64) (target, error) {
@@ -249,6 +271,11 @@ func (s *streamState) target(args [][]byte, name string, offset int64) (target, 
 	}
 	if len(keys) == 0 {
 		return target{shard: everyShard}, nil
+	}
+	if ownKey(args[keys[0]]) {
+		// Another replicaof's emulation of a cross-shard command, run on
+		// its internal names (BITOP OR __replicaof:x:…): not data.
+		return target{own: true}, nil
 	}
 	shard, err := m.Route(args, keys)
 	if errors.Is(err, router.ErrCrossShard) {
@@ -312,7 +339,7 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 		inlineSel   bool
 		nb          [16]byte
 		selectedNow = startDB
-		split       = s.a.opts.SplitBlocks
+		split       = s.a.opts.SplitBlocks || s.a.opts.CrossShard == CrossShardEmulate
 		involved    = make([]bool, len(s.plan.runs))
 	)
 	for _, args := range cmds {
@@ -334,6 +361,11 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 			continue
 		}
 		t, err := s.target(args, name, offset)
+		if err != nil && s.emulates(err) {
+			// The whole block is emulated (xshard.go).
+			s.job = &xjob{offset: offset, db: startDB, cmds: cmds, block: true}
+			return nil
+		}
 		if err != nil {
 			if ce, ok := err.(*CrossSlotError); ok {
 				ce.Command = "MULTI/EXEC " + ce.Command
@@ -341,6 +373,8 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 			return err
 		}
 		switch {
+		case t.own:
+			continue
 		case t.publish:
 			publishes = append(publishes, item{args, t.shard})
 			continue
@@ -592,5 +626,10 @@ func lowerName(dst []byte, name []byte) string {
 // keeps for itself (KeyPrefix). Every such write replicaof makes (SET,
 // DEL) has its key there.
 func ownKeyCommand(args [][]byte) bool {
-	return len(args) >= 2 && len(args[1]) >= len(KeyPrefix) && string(args[1][:len(KeyPrefix)]) == KeyPrefix
+	return len(args) >= 2 && ownKey(args[1])
+}
+
+// ownKey reports a key under KeyPrefix.
+func ownKey(k []byte) bool {
+	return len(k) >= len(KeyPrefix) && string(k[:len(KeyPrefix)]) == KeyPrefix
 }

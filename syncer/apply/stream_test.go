@@ -186,14 +186,17 @@ func keysOnShards(m *router.ShardMap, prefix string) []string {
 	return out
 }
 
+// TestApplyCrossSlot: with cross_shard: stop, a command or block whose
+// keys span shards stops the stream.
 func TestApplyCrossSlot(t *testing.T) {
 	ctx := integration.Context(t, time.Minute)
 	c := startCluster(t, 3)
 	c.flush(t, ctx)
 	k := keysOnShards(c.dest.Map(), "x")
+	stop := Options{CrossShard: CrossShardStop}
 
 	t.Run("multi", func(t *testing.T) {
-		a := New(c.dest, Options{})
+		a := New(c.dest, stop)
 		err := a.Apply(ctx, cmds("SET before 1", "MULTI", "SET "+k[0]+" 1", "SET "+k[1]+" 1", "EXEC", "SET after 1"))
 		var ce *CrossSlotError
 		if !errors.As(err, &ce) || !errors.Is(err, ErrCrossSlot) || !Fatal(err) {
@@ -213,7 +216,7 @@ func TestApplyCrossSlot(t *testing.T) {
 	})
 	t.Run("rename", func(t *testing.T) {
 		c.flush(t, ctx)
-		a := New(c.dest, Options{})
+		a := New(c.dest, stop)
 		err := a.Apply(ctx, cmds("SET "+k[0]+" v", "SET p 1", "RENAME "+k[0]+" "+k[2], "SET q 1"))
 		var ce *CrossSlotError
 		if !errors.As(err, &ce) || ce.Command != "RENAME" || len(ce.Keys) != 2 {
@@ -329,13 +332,18 @@ func TestApplySkipsOwnKeys(t *testing.T) {
 		"SELECT 0", "SET "+KeyPrefix+"marker other", "SET a 1",
 		"MULTI", "SET b 2", "SELECT 0", "SET "+CheckpointPrefix+"x fp~id~7", "EXEC",
 		"MULTI", "SET "+CheckpointPrefix+"y fp~id~8", "EXEC",
-		"DEL "+KeyPrefix+"probe", "SET c 3"))
+		"DEL "+KeyPrefix+"probe", "SET c 3",
+		// Another replicaof's emulation of a cross-shard command runs on
+		// its internal names; the first key is not always argument 1.
+		"SET d abc", "BITOP OR "+KeyPrefix+"x:{t}:o:0 d",
+		"MULTI", "BITOP NOT "+KeyPrefix+"x:{t}:o:1 d", "SET e 1", "EXEC"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	expectKeys(t, ctx, c, map[string]bool{
-		"a": true, "b": true, "c": true,
+		"a": true, "b": true, "c": true, "e": true,
 		KeyPrefix + "marker": false, CheckpointPrefix + "x": false, CheckpointPrefix + "y": false,
+		KeyPrefix + "x:{t}:o:0": false, KeyPrefix + "x:{t}:o:1": false,
 	})
 }
 

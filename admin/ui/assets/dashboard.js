@@ -137,6 +137,7 @@
     let detail = pct + "%";
     if (s.rdb_transferred > 0 || s.rdb_size > 0) detail += " · " + fmtBytes(s.rdb_transferred) + " / " + fmtBytes(s.rdb_size);
     if (s.keys_loaded > 0) detail += " · " + s.keys_loaded.toLocaleString() + " keys";
+    if (s.cross_shard_emulated > 0) detail += " · " + s.cross_shard_emulated.toLocaleString() + " cross-shard";
     td.appendChild(el("div", "detail", detail));
     return td;
   }
