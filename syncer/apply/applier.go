@@ -53,7 +53,16 @@ type Options struct {
 	// Checkpoint turns on exactly-once checkpoints (checkpoint.go); the
 	// zero value leaves them off.
 	Checkpoint CheckpointOptions
+	// TTLGrace is added to every TTL written (ttl.go): the destination
+	// keeps a key that long past the source's TTL unless the source's DEL
+	// arrives first. 0 writes the source's TTLs unchanged; at most
+	// MaxTTLGrace. Readers through the proxy see the source's TTLs
+	// (proxy.Config.TTLGrace).
+	TTLGrace time.Duration
 }
+
+// MaxTTLGrace bounds Options.TTLGrace.
+const MaxTTLGrace = 365 * 24 * time.Hour
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
@@ -80,6 +89,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxBlockBytes <= 0 {
 		o.MaxBlockBytes = 256 << 20
 	}
+	o.TTLGrace = min(max(o.TTLGrace, 0), MaxTTLGrace)
 	if o.Checkpoint.Every <= 0 {
 		o.Checkpoint.Every = time.Second
 	}

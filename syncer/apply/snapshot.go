@@ -23,7 +23,7 @@ func (a *Applier) LoadSnapshot(ctx context.Context, r io.Reader) (Stats, error) 
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	l := &loader{a: a, d: a.d, ctx: ctx, cancel: cancel, now: time.Now().UnixMilli()}
+	l := &loader{a: a, d: a.d, ctx: ctx, cancel: cancel, now: time.Now().UnixMilli(), grace: a.opts.graceMs()}
 	l.queues = make([]*queue, a.d.Len())
 	for i := range l.queues {
 		l.queues[i] = &queue{shard: i, sem: make(chan struct{}, a.opts.Inflight)}
@@ -51,6 +51,7 @@ type loader struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	now    int64 // unix ms when the load started, for expired keys
+	grace  int64 // Options.TTLGrace in ms
 
 	version int
 	info    []ShardInfo
@@ -180,6 +181,10 @@ func (l *loader) key(k *rdb.Key) error {
 	if bytes.HasPrefix(k.Key, []byte(KeyPrefix)) {
 		return nil // another replicaof's own key (see ownKeyCommand)
 	}
+	// With a grace the key is written with it (a RESTORE of an expire
+	// time already past would not create it anyway): the source's DEL
+	// removes it, as for a key that expires later.
+	k.ExpireAtMs = withGrace(k.ExpireAtMs, l.grace)
 	if k.ExpireAtMs >= 0 && k.ExpireAtMs <= l.now {
 		l.a.keysExpired.Add(1)
 		return nil

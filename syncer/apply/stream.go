@@ -92,6 +92,7 @@ type streamState struct {
 	sticky error
 	plan   plan
 	keys   []int
+	ttl    ttlRewriter
 }
 
 // txBlock holds the commands of an open MULTI, copied: a block can span
@@ -111,6 +112,7 @@ func (s *streamState) init(a *Applier) {
 	s.a = a
 	s.plan.d = a.d
 	s.plan.runs = make([][]*batch, a.d.Len())
+	s.ttl.grace = a.opts.graceMs()
 }
 
 // reset forgets the selected db and any open block (a full resync).
@@ -152,6 +154,8 @@ func (s *streamState) route(c *replica.Command) error {
 		// deployment's destination, not data, and would clobber ours.
 		return nil
 	}
+	s.ttl.reset()
+	args = s.ttl.rewrite(name, args)
 	if s.block != nil {
 		switch name {
 		case "exec":
