@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration")
+	"github.com/replicaof/replicaof/integration"
+)
 
 func splitArgs(s string) [][]byte {
 	var out [][]byte
