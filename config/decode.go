@@ -323,6 +323,14 @@ func (d *decoder) replicaOf(n *yaml.Node, path string) {
 				}
 			})
 		},
+		"ttl_grace": func(n *yaml.Node, path string) {
+			if isNull(n) {
+				return
+			}
+			g := d.duration(n, path)
+			r.TTLGrace = &g
+		},
+		"unsupported_keys": func(n *yaml.Node, path string) { r.UnsupportedKeys, _ = d.str(n, path) },
 	})
 }
 

@@ -29,6 +29,8 @@
 //	    - "orders: redis://admin:secret@10.0.0.5:12000"
 //	    - { uri: "rediss://:p%40ss@host:6379", compression: 6,
 //	        tls: { ca: ca.pem, cert: syncer.pem, key: syncer.key } }
+//	  ttl_grace: 5m             # added to every TTL on the destination; 0 = off
+//	  unsupported_keys: stop    # or skip: keys the destination cannot take
 //	state_dir: "./replicaof-state"
 //	log: { level: info, format: text }  # debug|info|warn|error, text|json
 //

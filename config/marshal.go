@@ -46,7 +46,9 @@ type (
 		TLS    *fileTLS `yaml:"tls,omitempty"`
 	}
 	fileReplicaOf struct {
-		Sources []any `yaml:"sources"` // string or fileSource
+		Sources         []any  `yaml:"sources"` // string or fileSource
+		TTLGrace        string `yaml:"ttl_grace,omitempty"`
+		UnsupportedKeys string `yaml:"unsupported_keys,omitempty"`
 	}
 	fileSource struct {
 		Name        string   `yaml:"name,omitempty"`
@@ -92,12 +94,15 @@ func (c *Config) Marshal() ([]byte, error) {
 		},
 		Admin:       fileAdmin{Listen: c.Admin.Listen, Token: string(c.Admin.Token)},
 		Destination: fileDestination{Shards: []string{}, TLS: toFileTLS(c.Destination.TLS)},
-		ReplicaOf:   fileReplicaOf{Sources: []any{}},
+		ReplicaOf:   fileReplicaOf{Sources: []any{}, UnsupportedKeys: c.ReplicaOf.UnsupportedKeys},
 		StateDir:    c.StateDir,
 		Log:         fileLog(c.Log),
 	}
 	if t := c.Proxy.TLS; t != nil {
 		f.Proxy.TLS = &fileProxyTLS{Cert: t.Cert, Key: t.Key, ClientCA: t.ClientCA, MinVersion: t.MinVersion, Mode: t.Mode}
+	}
+	if g := c.ReplicaOf.TTLGrace; g != nil {
+		f.ReplicaOf.TTLGrace = g.String()
 	}
 	if c.Proxy.Timeout != 0 {
 		f.Proxy.Timeout = c.Proxy.Timeout.String()

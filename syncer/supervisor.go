@@ -421,6 +421,11 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 			o.Checkpoint = apply.CheckpointOptions{Key: checkpointKey(i, src.cfg, p.id), Fingerprint: fp}
 			o.Source = src.cfg.Name // labels the applier's metrics
 			o.SplitBlocks = src.getKind() == KindReplicaof
+			if src.getKind() == KindReplicaof {
+				// Another deployment's shards hold TTLs with its own
+				// grace already: copied as they are (README, Chaining).
+				o.TTLGrace = 0
+			}
 			var pos replica.Position
 			if starts != nil {
 				pos = starts[i][j]

@@ -149,7 +149,10 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		return err
 	}
 	sup, err := syncer.New(syncer.Config{Sources: cfg.ReplicaOf.Sources, Destination: dest, Logger: log,
-		SpoolDir: filepath.Join(cfg.StateDir, "spool"), ApplyOptions: apply.Options{Observer: m.Shards()}})
+		SpoolDir: filepath.Join(cfg.StateDir, "spool"), ApplyOptions: apply.Options{
+			Observer: m.Shards(),
+			TTLGrace: cfg.ReplicaOf.Grace(),
+		}})
 	if err != nil {
 		return err
 	}
@@ -167,6 +170,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		TLSReplicationOnly: cfg.Proxy.TLS.ReplicationOnly(),
 		Logger:             log.With("component", "proxy"),
 		Observer:           m.Proxy(),
+		TTLGrace:           cfg.ReplicaOf.Grace(),
 	})
 	if err != nil {
 		return err
