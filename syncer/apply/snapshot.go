@@ -192,6 +192,14 @@ func (l *loader) key(k *rdb.Key) error {
 	shard := l.d.Map().ShardOf(k.Key)
 	db := int(k.DB)
 	l.keySeq = 0
+	if k.Kind() == rdb.KindModule {
+		switch err := l.moduleKey(k, shard); {
+		case errors.Is(err, errSkipped):
+			return nil
+		case err != nil:
+			return err
+		}
+	}
 	if l.restore[shard] {
 		raw, err := k.Raw()
 		switch {
