@@ -269,7 +269,15 @@ func (s *source) status(now time.Time) SourceStatus {
 		st.SourceOffset += p.srcOffset
 		st.AppliedOffset += p.appliedOff
 		if p.applier != nil {
-			st.KeysLoaded += p.applier.Stats().KeysLoaded
+			as := p.applier.Stats()
+			st.KeysLoaded += as.KeysLoaded
+			st.DroppedCommands += as.DroppedCommands
+			for typ, n := range as.Unsupported {
+				if st.UnsupportedKeys == nil {
+					st.UnsupportedKeys = map[string]int64{}
+				}
+				st.UnsupportedKeys[typ] += n
+			}
 		}
 		if p.link != nil {
 			ls := p.link.Stats()

@@ -45,6 +45,12 @@ type SourceStatus struct {
 	// network).
 	BytesReceived int64 `json:"bytes_received"`
 	WireBytes     int64 `json:"wire_bytes"`
+	// UnsupportedKeys counts, per type ("module ReJSON-RL (encver 3)"),
+	// the source's keys left out since its last full sync because the
+	// destination cannot take them (replica_of.unsupported_keys: skip);
+	// DroppedCommands the stream commands dropped with them.
+	UnsupportedKeys map[string]int64 `json:"unsupported_keys,omitempty"`
+	DroppedCommands int64            `json:"dropped_commands,omitempty"`
 }
 
 // Status is GET /v1/status: the destination's aggregate state and every

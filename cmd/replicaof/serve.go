@@ -150,8 +150,9 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	}
 	sup, err := syncer.New(syncer.Config{Sources: cfg.ReplicaOf.Sources, Destination: dest, Logger: log,
 		SpoolDir: filepath.Join(cfg.StateDir, "spool"), ApplyOptions: apply.Options{
-			Observer: m.Shards(),
-			TTLGrace: cfg.ReplicaOf.Grace(),
+			Observer:        m.Shards(),
+			TTLGrace:        cfg.ReplicaOf.Grace(),
+			SkipUnsupported: cfg.ReplicaOf.SkipUnsupported(),
 		}})
 	if err != nil {
 		return err
