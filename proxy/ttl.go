@@ -19,8 +19,9 @@ import (
 // errors. A key whose source TTL has passed but whose DEL has not arrived
 // yet is lagging data: TTL and PTTL answer 0 for it (Redis answers 0 too
 // for a key in its last millisecond), EXPIRETIME and PEXPIRETIME the
-// source's expire time, in the past. Inside MULTI and in scripts the
-// replies are the shard's own, grace included.
+// source's expire time, in the past. Inside MULTI the same holds for each
+// element of EXEC's reply; in scripts the replies are the shard's own,
+// grace included.
 
 // ttlMode says how a TTL reply is adjusted.
 type ttlMode uint8
@@ -125,4 +126,56 @@ func ungrace(v, grace int64, mode ttlMode) int64 {
 		return (v + 999) / 1000 // HTTL, HEXPIRETIME round up
 	}
 	return (v + 500) / 1000 // TTL, EXPIRETIME round to nearest
+}
+
+// ttlMark is a TTL read queued in MULTI: the index of its reply in EXEC's
+// array and how to adjust it.
+type ttlMark struct {
+	at   int
+	mode ttlMode
+}
+
+// ttlQueued turns a TTL read queued in MULTI into its millisecond form
+// and marks its reply for ttlExec.
+func (c *client) ttlQueued(t *txState, name string, args [][]byte) [][]byte {
+	if c.s.cfg.TTLGrace <= 0 {
+		return args
+	}
+	form, ok := ttlForms[name]
+	if !ok || form.mode&ttlFields == 0 && len(args) != 2 || form.mode&ttlFields != 0 && len(args) < 5 {
+		return args
+	}
+	ms := make([][]byte, len(args))
+	copy(ms, args)
+	ms[0] = form.ms
+	t.ttls = append(t.ttls, ttlMark{at: len(t.ends), mode: form.mode})
+	return ms
+}
+
+// ttlExec takes the grace off the marked elements of EXEC's reply.
+func (c *client) ttlExec(t *txState, reply []byte) []byte {
+	if len(t.ttls) == 0 {
+		return reply
+	}
+	n, p, ok := aggHeader(reply)
+	if !ok || reply[0] != resp.TypeArray || n != len(t.ends) {
+		return reply // EXECABORT, a nil reply (WATCH is refused), …
+	}
+	out := append([]byte(nil), reply[:p]...)
+	marks := t.ttls
+	for i := range n {
+		l := replyLen(reply[p:])
+		if l < 0 {
+			return resp.AppendError(nil, "ERR unexpected reply from shard")
+		}
+		e := reply[p : p+l]
+		if len(marks) > 0 && marks[0].at == i {
+			out = c.ttlReply(out, e, marks[0].mode)
+			marks = marks[1:]
+		} else {
+			out = append(out, e...)
+		}
+		p += l
+	}
+	return out
 }

@@ -61,6 +61,21 @@ func TestTTLGrace(t *testing.T) {
 		t.Errorf("GET after the TTL reads: %q", get.Val())
 	}
 
+	// Inside MULTI: each TTL read in EXEC's reply.
+	var txTTL, txPTTL, txMissing *redis.DurationCmd
+	var txGet *redis.StringCmd
+	if _, err := cl.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		txTTL, txGet, txPTTL, txMissing = p.TTL(ctx, "k"), p.Get(ctx, "k"), p.PTTL(ctx, "k"), p.PTTL(ctx, "missing")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	near("TTL in MULTI", txTTL.Val(), time.Hour, time.Second)
+	near("PTTL in MULTI", txPTTL.Val(), time.Hour, time.Second)
+	if txGet.Val() != "v" || txMissing.Val() != -2 {
+		t.Errorf("MULTI: GET %q, PTTL of a missing key %v", txGet.Val(), txMissing.Val())
+	}
+
 	// Without a grace the replies are the shard's.
 	c2 := newCluster(t, nil)
 	c2.shard("k").Set(ctx, "k", "v", time.Hour)

@@ -200,7 +200,7 @@ func (l *loader) key(k *rdb.Key) error {
 			return err
 		}
 	}
-	if l.restore[shard] {
+	if l.restore[shard] && !(l.grace > 0 && fieldTTLs(k.Type)) {
 		raw, err := k.Raw()
 		switch {
 		case err == nil:
@@ -222,6 +222,17 @@ func (l *loader) key(k *rdb.Key) error {
 	l.a.keysDecoded.Add(1)
 	l.a.keysLoaded.Add(1)
 	return nil
+}
+
+// fieldTTLs reports a hash type that may carry field TTLs. With a TTL
+// grace such a hash is rebuilt (HSET + HPEXPIREAT with the grace) rather
+// than RESTOREd, as its payload holds the source's field expire times.
+func fieldTTLs(t byte) bool {
+	switch t {
+	case rdb.TypeHashMetadata, rdb.TypeHashListpackEx, rdb.TypeHashMetadataPreGA, rdb.TypeHashListpackExPreGA:
+		return true
+	}
+	return false
 }
 
 // restoreCmd encodes RESTORE key ttl payload REPLACE ABSTTL [IDLETIME|FREQ],
