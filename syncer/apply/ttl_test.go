@@ -251,3 +251,44 @@ func TestApplyTTLGraceSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRouteTTLGrace routes a Redis 7-style stream of SET … PXAT,
+// PEXPIREAT and plain SETs (no I/O) with and without a TTL grace and
+// reports the cost of the rewriting as a ratio against no grace.
+func BenchmarkRouteTTLGrace(b *testing.B) {
+	d, err := NewDestination(DestinationConfig{Shards: []Shard{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}, {Addr: "127.0.0.1:3"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	var lines []string
+	for i := range 300 {
+		k := "session:" + strconv.Itoa(i)
+		lines = append(lines, "SET "+k+" payload-"+strconv.Itoa(i)+" PXAT 1700000001500", "PEXPIREAT "+k+" 1700000003000", "SET plain:"+strconv.Itoa(i)+" v")
+	}
+	stream := cmds(lines...)
+	per := map[string]float64{}
+	for _, g := range []time.Duration{0, 5 * time.Minute} {
+		name := "grace=" + g.String()
+		b.Run(name, func(b *testing.B) {
+			a := New(d, Options{TTLGrace: g})
+			s := &a.stream
+			b.ReportAllocs()
+			start := time.Now()
+			for b.Loop() {
+				s.plan.reset()
+				for i := range stream {
+					if err := s.route(&stream[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			ns := float64(time.Since(start).Nanoseconds()) / float64(b.N*len(stream))
+			b.ReportMetric(ns, "ns/cmd")
+			per[name] = ns
+			if base := per["grace=0s"]; base > 0 && g > 0 {
+				b.ReportMetric(ns/base, "x_no_grace")
+			}
+		})
+	}
+}
