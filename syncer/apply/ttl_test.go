@@ -1,6 +1,8 @@
 package apply
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -291,4 +293,78 @@ func BenchmarkRouteTTLGrace(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestTTLRewriteWireTranscripts runs the rewriter over every command real
+// masters sent (testdata/wire: Redis 5.0 to 8.0 and Valkey 8.0, relative
+// and absolute forms): each one that sets a TTL gets the grace, nothing
+// else changes.
+func TestTTLRewriteWireTranscripts(t *testing.T) {
+	files, err := filepath.Glob("../../testdata/wire/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no wire transcripts (err %v): they live in testdata/wire of the repository", err)
+	}
+	r := &ttlRewriter{grace: 60_000}
+	rewritten := map[string]int{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tr struct {
+			Commands []struct {
+				Argv []string `json:"argv"`
+			} `json:"commands"`
+		}
+		if err := json.Unmarshal(data, &tr); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, c := range tr.Commands {
+			args := make([][]byte, len(c.Argv))
+			for i, a := range c.Argv {
+				args[i] = []byte(a)
+			}
+			var nb [16]byte
+			name := lowerName(nb[:0], args[0])
+			r.reset()
+			out := r.rewrite(name, args)
+			changed := joinArgs(out) != joinArgs(args)
+			if changed != setsTTL(c.Argv) {
+				t.Errorf("%s: %q became %q", filepath.Base(f), c.Argv, joinArgs(out))
+			}
+			if changed {
+				rewritten[strings.ToUpper(c.Argv[0])]++
+			}
+		}
+	}
+	t.Logf("rewritten: %v", rewritten)
+	for _, name := range []string{"SET", "EXPIRE", "PEXPIREAT", "HPEXPIREAT"} {
+		if rewritten[name] == 0 {
+			t.Errorf("no %s with a TTL in the transcripts was rewritten", name)
+		}
+	}
+}
+
+// setsTTL tells, independently of the rewriter, whether a propagated
+// command sets a TTL.
+func setsTTL(argv []string) bool {
+	name := strings.ToUpper(argv[0])
+	switch name {
+	case "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "HEXPIRE", "HPEXPIRE", "HEXPIREAT", "HPEXPIREAT", "SETEX", "PSETEX":
+		return true
+	case "SET", "GETEX":
+		from := 2
+		if name == "SET" {
+			from = 3
+		}
+		for _, a := range argv[min(from, len(argv)):] {
+			switch strings.ToUpper(a) {
+			case "EX", "PX", "EXAT", "PXAT":
+				return true
+			}
+		}
+	case "RESTORE":
+		return len(argv) > 2 && argv[2] != "0"
+	}
+	return false
 }
