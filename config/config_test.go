@@ -132,6 +132,7 @@ func TestTTLGraceAndUnsupportedKeys(t *testing.T) {
 		{"replica_of: { ttl_grace: 30 }", 30 * time.Second, false},
 		{"replica_of: { ttl_grace: 1500ms, unsupported_keys: skip }", 1500 * time.Millisecond, true},
 		{"replica_of: { ttl_grace: null, unsupported_keys: stop }", DefaultTTLGrace, false},
+		{"replica_of: { ttl_grace: \"\" }", DefaultTTLGrace, false},
 	} {
 		c, err := Parse([]byte(shards + tc.yaml))
 		if err != nil {

@@ -324,8 +324,8 @@ func (d *decoder) replicaOf(n *yaml.Node, path string) {
 			})
 		},
 		"ttl_grace": func(n *yaml.Node, path string) {
-			if isNull(n) {
-				return
+			if isNull(n) || n.Kind == yaml.ScalarNode && n.Value == "" {
+				return // the default; 0 turns the grace off
 			}
 			g := d.duration(n, path)
 			r.TTLGrace = &g
