@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"strconv"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/resp"
 )
 
 // TestTTLGrace: the shards hold TTLs with the grace; the proxy answers
@@ -115,4 +118,31 @@ func TestTTLReplyFields(t *testing.T) {
 	if got := ungrace(5000+1500, 5000, ttlSeconds); got != 2 {
 		t.Errorf("TTL of 1500 ms = %d", got)
 	}
+}
+
+// FuzzTTLReply adjusts arbitrary (well-framed) shard replies: one reply
+// in, exactly one well-framed reply out, never a panic.
+func FuzzTTLReply(f *testing.F) {
+	for _, s := range []string{
+		":-2\r\n", ":-1\r\n", ":0\r\n", ":5000\r\n", ":1700000005000\r\n", "-ERR x\r\n",
+		"*3\r\n:-2\r\n:-1\r\n:6500\r\n", "*0\r\n", "*-1\r\n", "*2\r\n$1\r\nx\r\n:9\r\n", "*1\r\n*1\r\n:7\r\n",
+	} {
+		f.Add([]byte(s), uint8(0))
+	}
+	c := &client{s: &Server{cfg: Config{TTLGrace: 5 * time.Second}}}
+	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
+		reply, err := resp.ReadReply(bufio.NewReader(bytes.NewReader(data)), nil, resp.Limits{})
+		if err != nil {
+			return
+		}
+		out := c.ttlReply([]byte("+prefix\r\n"), reply, ttlMode(mode&7))
+		if !bytes.HasPrefix(out, []byte("+prefix\r\n")) {
+			t.Fatalf("the preceding reply was overwritten: %q", out)
+		}
+		out = out[len("+prefix\r\n"):]
+		again, err := resp.ReadReply(bufio.NewReader(bytes.NewReader(out)), nil, resp.Limits{})
+		if err != nil || len(again) != len(out) {
+			t.Fatalf("%q became %q, not one reply: %v", reply, out, err)
+		}
+	})
 }
