@@ -30,6 +30,20 @@ const (
 const (
 	CrossShardEmulate = "emulate" // carried out through a staging shard
 	CrossShardStop    = "stop"    // sync stops with a cross-slot error
+	// DefaultTTLGrace is replica_of.ttl_grace when not set: long enough to
+	// cover a stalled link, reconnect backoff and a partial resync of a
+	// default 1 MiB backlog (a longer outage ends in a full resync, which
+	// reloads every TTL); short enough that a key whose DEL never comes
+	// (see README, Semantics) does not linger for long.
+	DefaultTTLGrace = 5 * time.Minute
+	// MaxTTLGrace bounds replica_of.ttl_grace.
+	MaxTTLGrace = 365 * 24 * time.Hour
+)
+
+// replica_of.unsupported_keys values.
+const (
+	UnsupportedStop = "stop" // sync stops naming the key and its type (default)
+	UnsupportedSkip = "skip" // the key is left out and counted
 )
 
 // Config is the whole replicaof configuration. The zero value of every
@@ -86,7 +100,27 @@ type ReplicaOf struct {
 	Sources []Source // at most MaxSources
 	// CrossShard is CrossShardEmulate (the default) or CrossShardStop.
 	CrossShard string
+	// TTLGrace is added to every TTL written on the destination, so it
+	// never drops a key before the source's DEL for it arrives; the proxy
+	// reports TTLs without it. nil means DefaultTTLGrace; 0 writes the
+	// source's TTLs unchanged. YAML takes a duration or seconds.
+	TTLGrace *time.Duration
+	// UnsupportedKeys says what happens to a key the destination cannot
+	// take (a module type it lacks, a type newer than a shard):
+	// UnsupportedStop (default when "") or UnsupportedSkip.
+	UnsupportedKeys string
 }
+
+// Grace is TTLGrace with its default.
+func (r ReplicaOf) Grace() time.Duration {
+	if r.TTLGrace == nil {
+		return DefaultTTLGrace
+	}
+	return *r.TTLGrace
+}
+
+// SkipUnsupported reports whether UnsupportedKeys is skip.
+func (r ReplicaOf) SkipUnsupported() bool { return r.UnsupportedKeys == UnsupportedSkip }
 
 // Log configures the process logger.
 type Log struct {
@@ -162,6 +196,9 @@ func (c *Config) withDefaults() {
 	if c.ReplicaOf.CrossShard == "" {
 		c.ReplicaOf.CrossShard = DefaultCrossShard
 	}
+	if c.ReplicaOf.UnsupportedKeys == "" {
+		c.ReplicaOf.UnsupportedKeys = UnsupportedStop
+	}
 	for i := range c.ReplicaOf.Sources {
 		if s := &c.ReplicaOf.Sources[i]; s.Name == "" {
 			s.Name = s.Addr()
@@ -225,6 +262,16 @@ func (c *Config) Validate() error {
 
 	if n := len(v.ReplicaOf.Sources); n > MaxSources {
 		errs = append(errs, c.errAt("replica_of.sources", tooManySources(n)))
+	}
+	if g := v.ReplicaOf.Grace(); g < 0 || g > MaxTTLGrace {
+		add("replica_of.ttl_grace", fmt.Sprintf("%v out of range (want 0 = off, up to %v)", g, MaxTTLGrace))
+	} else if g%time.Millisecond != 0 {
+		add("replica_of.ttl_grace", fmt.Sprintf("%v is not a whole number of milliseconds", g))
+	}
+	switch v.ReplicaOf.UnsupportedKeys {
+	case UnsupportedStop, UnsupportedSkip:
+	default:
+		add("replica_of.unsupported_keys", fmt.Sprintf("unknown value %q (want stop or skip)", v.ReplicaOf.UnsupportedKeys))
 	}
 	names := make(map[string]int)
 	addrs := make(map[string]int)

@@ -53,7 +53,7 @@ func TestGolden(t *testing.T) {
 				Name: "users", Endpoint: Endpoint{Host: "2001:db8::1", Port: 6390, User: "app", Password: "pw", TLS: true},
 				TLSFiles: &TLSFiles{ServerName: "users.internal", InsecureSkipVerify: true},
 			},
-		}, CrossShard: CrossShardStop},
+		}, CrossShard: CrossShardStop, TTLGrace: ptr(90 * time.Second), UnsupportedKeys: UnsupportedSkip},
 		StateDir: "/var/lib/replicaof",
 		Log:      Log{Level: "debug", Format: "json"},
 	}
@@ -107,12 +107,58 @@ func TestDefaults(t *testing.T) {
 		},
 		Admin:       Admin{Listen: DefaultAdminListen},
 		Destination: Destination{Shards: []Endpoint{{Host: "127.0.0.1", Port: 7001}}},
-		ReplicaOf:   ReplicaOf{CrossShard: CrossShardEmulate},
+		ReplicaOf:   ReplicaOf{CrossShard: CrossShardEmulate, UnsupportedKeys: UnsupportedStop},
 		StateDir:    "./replicaof-state",
 		Log:         Log{Level: "info", Format: "text"},
 	}
 	if !equal(c, want) {
 		t.Fatalf("Parse =\n%+v\nwant\n%+v", *c, *want)
+	}
+	if g := c.ReplicaOf.Grace(); g != DefaultTTLGrace {
+		t.Fatalf("default grace %v", g)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestTTLGraceAndUnsupportedKeys(t *testing.T) {
+	const shards = "destination: { shards: [\"redis://127.0.0.1:7001\"] }\n"
+	for _, tc := range []struct {
+		yaml  string
+		grace time.Duration
+		skip  bool
+	}{
+		{"replica_of: { ttl_grace: 0 }", 0, false},
+		{"replica_of: { ttl_grace: 30 }", 30 * time.Second, false},
+		{"replica_of: { ttl_grace: 1500ms, unsupported_keys: skip }", 1500 * time.Millisecond, true},
+		{"replica_of: { ttl_grace: null, unsupported_keys: stop }", DefaultTTLGrace, false},
+		{"replica_of: { ttl_grace: \"\" }", DefaultTTLGrace, false},
+	} {
+		c, err := Parse([]byte(shards + tc.yaml))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.yaml, err)
+		}
+		if c.ReplicaOf.Grace() != tc.grace || c.ReplicaOf.SkipUnsupported() != tc.skip {
+			t.Errorf("%s: grace %v skip %v", tc.yaml, c.ReplicaOf.Grace(), c.ReplicaOf.SkipUnsupported())
+		}
+		out, err := c.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(out)
+		if err != nil || !equal(back, c) {
+			t.Errorf("%s: round trip: %v\n%s", tc.yaml, err, out)
+		}
+	}
+	for _, bad := range []string{
+		"replica_of: { ttl_grace: -1s }", "replica_of: { ttl_grace: 9000h }",
+		"replica_of: { ttl_grace: 1us }", "replica_of: { unsupported_keys: ignore }",
+	} {
+		_, err := Parse([]byte(shards + bad))
+		var e *Error
+		if err == nil || !errors.As(err, &e) || !strings.Contains(err.Error(), "replica_of.") {
+			t.Errorf("%s: err %v", bad, err)
+		}
 	}
 }
 

@@ -324,6 +324,14 @@ func (d *decoder) replicaOf(n *yaml.Node, path string) {
 			})
 		},
 		"cross_shard": func(n *yaml.Node, path string) { r.CrossShard, _ = d.str(n, path) },
+		"ttl_grace": func(n *yaml.Node, path string) {
+			if isNull(n) || n.Kind == yaml.ScalarNode && n.Value == "" {
+				return // the default; 0 turns the grace off
+			}
+			g := d.duration(n, path)
+			r.TTLGrace = &g
+		},
+		"unsupported_keys": func(n *yaml.Node, path string) { r.UnsupportedKeys, _ = d.str(n, path) },
 	})
 }
 

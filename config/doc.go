@@ -30,6 +30,8 @@
 //	    - { uri: "rediss://:p%40ss@host:6379", compression: 6,
 //	        tls: { ca: ca.pem, cert: syncer.pem, key: syncer.key } }
 //	  cross_shard: emulate      # or stop: a command whose keys span shards stops sync
+//	  ttl_grace: 5m             # added to every TTL on the destination; 0 = off
+//	  unsupported_keys: stop    # or skip: keys the destination cannot take
 //	state_dir: "./replicaof-state"
 //	log: { level: info, format: text }  # debug|info|warn|error, text|json
 //

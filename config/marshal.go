@@ -46,8 +46,10 @@ type (
 		TLS    *fileTLS `yaml:"tls,omitempty"`
 	}
 	fileReplicaOf struct {
-		Sources    []any  `yaml:"sources"` // string or fileSource
-		CrossShard string `yaml:"cross_shard,omitempty"`
+		Sources         []any  `yaml:"sources"` // string or fileSource
+		CrossShard      string `yaml:"cross_shard,omitempty"`
+		TTLGrace        string `yaml:"ttl_grace,omitempty"`
+		UnsupportedKeys string `yaml:"unsupported_keys,omitempty"`
 	}
 	fileSource struct {
 		Name        string   `yaml:"name,omitempty"`
@@ -93,12 +95,15 @@ func (c *Config) Marshal() ([]byte, error) {
 		},
 		Admin:       fileAdmin{Listen: c.Admin.Listen, Token: string(c.Admin.Token)},
 		Destination: fileDestination{Shards: []string{}, TLS: toFileTLS(c.Destination.TLS)},
-		ReplicaOf:   fileReplicaOf{Sources: []any{}, CrossShard: c.ReplicaOf.CrossShard},
+		ReplicaOf:   fileReplicaOf{Sources: []any{}, CrossShard: c.ReplicaOf.CrossShard, UnsupportedKeys: c.ReplicaOf.UnsupportedKeys},
 		StateDir:    c.StateDir,
 		Log:         fileLog(c.Log),
 	}
 	if t := c.Proxy.TLS; t != nil {
 		f.Proxy.TLS = &fileProxyTLS{Cert: t.Cert, Key: t.Key, ClientCA: t.ClientCA, MinVersion: t.MinVersion, Mode: t.Mode}
+	}
+	if g := c.ReplicaOf.TTLGrace; g != nil {
+		f.ReplicaOf.TTLGrace = g.String()
 	}
 	if c.Proxy.Timeout != 0 {
 		f.Proxy.Timeout = c.Proxy.Timeout.String()

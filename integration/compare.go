@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/redis/go-redis/v9"
@@ -19,6 +20,13 @@ type CompareOptions struct {
 	Skip func(key string) bool
 	// MaxReport bounds the keys listed per kind of difference (default 20).
 	MaxReport int
+	// TTLTolerance, when positive, also compares TTL values: a key with a
+	// TTL on both sides differs when B's, less TTLGrace (the grace the
+	// syncer adds, replica_of.ttl_grace), and A's are further apart. Both
+	// sides are read as times to live, one after the other: the tolerance
+	// must cover the time Compare takes. 0 compares TTL presence only.
+	TTLTolerance time.Duration
+	TTLGrace     time.Duration
 }
 
 // Diff is the outcome of Compare.
@@ -49,6 +57,19 @@ type keyInfo struct {
 	typ    string
 	digest uint64
 	ttl    bool
+	pttl   time.Duration // the TTL when ttl; not part of ==
+}
+
+// same compares a (side A) and b (side B) as Compare does.
+func (a keyInfo) same(b keyInfo, opt CompareOptions) bool {
+	if a.typ != b.typ || a.digest != b.digest || a.ttl != b.ttl {
+		return false
+	}
+	if opt.TTLTolerance <= 0 || !a.ttl {
+		return true
+	}
+	diff := max(b.pttl-opt.TTLGrace, 0) - a.pttl
+	return diff <= opt.TTLTolerance && diff >= -opt.TTLTolerance
 }
 
 // Compare reads every key of the clients on side A (the union of their
@@ -77,11 +98,11 @@ func Compare(ctx context.Context, a, b []*redis.Client, opt CompareOptions) (*Di
 			if len(d.OnlyA) < opt.MaxReport {
 				d.OnlyA = append(d.OnlyA, k)
 			}
-		case ia != ib:
+		case !ia.same(ib, opt):
 			d.Changed++
 			if len(d.Different) < opt.MaxReport {
 				d.Different = append(d.Different, fmt.Sprintf("%s: A %s/ttl=%v, B %s/ttl=%v (values %s)",
-					k, ia.typ, ia.ttl, ib.typ, ib.ttl, map[bool]string{true: "equal", false: "differ"}[ia.digest == ib.digest]))
+					k, ia.typ, ia.pttl, ib.typ, ib.pttl, map[bool]string{true: "equal", false: "differ"}[ia.digest == ib.digest]))
 			}
 		default:
 			d.Equal++
@@ -198,6 +219,9 @@ func describe(ctx context.Context, c *redis.Client, keys []string) ([]keyInfo, e
 	out := make([]keyInfo, len(keys))
 	for i := range keys {
 		info := keyInfo{typ: types[i].Val(), ttl: ttls[i].Val() > 0}
+		if info.ttl {
+			info.pttl = ttls[i].Val()
+		}
 		if vals[i] != nil {
 			text := canonical(vals[i])
 			if groups[i] != nil {

@@ -22,6 +22,8 @@
 //	replicaof_syncer_last_update_timestamp_seconds  when a command of the source was last applied
 //	replicaof_syncer_last_error_timestamp_seconds   when its last error happened
 //	replicaof_syncer_source_info{uri}             1, with the redacted URL as a label
+//	replicaof_syncer_unsupported_keys{type}       keys left out since the last full sync (unsupported_keys: skip)
+//	replicaof_syncer_dropped_commands             stream commands dropped with them
 //	replicaof_destination_status                  the aggregate, coded as replicaof_syncer_status
 //	replicaof_destination_flushes_total           destination flushes (start, restart)
 //

@@ -35,6 +35,7 @@ func StatusCode(syncState string) int64 {
 // syncerInstruments are the observable instruments the one callback feeds.
 type syncerInstruments struct {
 	status, snapSize, snapDone, keys, srcOff, applOff, info, destStatus, links metric.Int64ObservableGauge
+	unsupported, dropped                                                       metric.Int64ObservableGauge
 	lag, progress, lastUpdate, lastError                                       metric.Float64ObservableGauge
 	fullSyncs, partialSyncs, retries, errors, flushes, received, wire          metric.Int64ObservableCounter
 	crossShard                                                                 metric.Int64ObservableCounter
@@ -77,6 +78,8 @@ func (p *Provider) registerSyncer(m metric.Meter) error {
 	ic(&in.wire, "replicaof.syncer.wire", "Bytes read from the source's connections, before decompression: below received when the link is gzip-compressed.", "By")
 	ic(&in.crossShard, "replicaof.syncer.cross_shard_emulated", "Commands (a MULTI/EXEC block counts once) whose keys spanned destination shards, emulated through a staging shard.")
 	ig(&in.links, "replicaof.syncer.links", "", "Replication links of the source: 1, or one per master of a Redis Cluster or per shard of a replicaof proxy.")
+	ig(&in.unsupported, "replicaof.syncer.unsupported_keys", "", "Keys of the source left out since its last full sync because the destination cannot take them (replica_of.unsupported_keys: skip), per type.")
+	ig(&in.dropped, "replicaof.syncer.dropped_commands", "", "Stream commands of the source dropped since its last full sync: on keys left out, or unknown to the destination (replica_of.unsupported_keys: skip).")
 	ic(&in.errors, "replicaof.syncer.errors", "Distinct errors of the source seen at collection time.")
 	fg(&in.lastUpdate, "replicaof.syncer.last_update.timestamp", "s", "Unix time a command from the source was last applied.")
 	fg(&in.lastError, "replicaof.syncer.last_error.timestamp", "s", "Unix time of the source's last error.")
@@ -91,7 +94,7 @@ func (p *Provider) registerSyncer(m metric.Meter) error {
 		return nil
 	}, in.status, in.lag, in.snapSize, in.snapDone, in.progress, in.keys, in.srcOff, in.applOff,
 		in.fullSyncs, in.partialSyncs, in.retries, in.errors, in.lastUpdate, in.lastError, in.info,
-		in.destStatus, in.flushes, in.received, in.wire, in.links, in.crossShard)
+		in.destStatus, in.flushes, in.received, in.wire, in.links, in.crossShard, in.unsupported, in.dropped)
 	return err
 }
 
@@ -125,6 +128,11 @@ func (p *Provider) observe(o metric.Observer, in *syncerInstruments) {
 		o.ObserveInt64(in.links, int64(s.Links), attrs)
 		o.ObserveInt64(in.crossShard, s.CrossShardEmulated, attrs)
 		o.ObserveInt64(in.errors, errCounts[i], attrs)
+		o.ObserveInt64(in.dropped, s.DroppedCommands, attrs)
+		for typ, n := range s.UnsupportedKeys {
+			o.ObserveInt64(in.unsupported, n, metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("source", name), attribute.String("uid", strconv.Itoa(s.UID)), attribute.String("type", labelValue(typ)))))
+		}
 		if t, ok := unixSeconds(s.LastUpdate); ok {
 			o.ObserveFloat64(in.lastUpdate, t, attrs)
 		}

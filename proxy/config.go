@@ -68,6 +68,11 @@ type Config struct {
 	// on TLS may authenticate as the admin user, so replication through
 	// the proxy is always encrypted: "TLS for replication only".
 	TLSReplicationOnly bool
+	// TTLGrace is the grace the syncer adds to every TTL it writes
+	// (apply.Options.TTLGrace): TTL, PTTL, EXPIRETIME, PEXPIRETIME and
+	// their hash-field forms answer without it (ttl.go). 0 passes the
+	// shards' replies unchanged.
+	TTLGrace time.Duration
 	// Observer, when set, is told about client connections and commands
 	// (metrics.ProxyObserver fits); nil reports nothing and costs nothing.
 	// Shards' own Observer (router.BackendConfig) is separate.

@@ -117,6 +117,10 @@ func (c *client) plan(args [][]byte) {
 			return
 		}
 		c.forward(c.s.shards.ShardOf(args[1]), args)
+	case "ttl", "pttl", "expiretime", "pexpiretime", "httl", "hpttl", "hexpiretime", "hpexpiretime":
+		if !c.ttlRead(name, args) {
+			c.route(args, c.lookup(name, args))
+		}
 	default:
 		c.route(args, c.lookup(name, args))
 	}

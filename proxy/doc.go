@@ -41,6 +41,10 @@
 // commands the proxy does not answer itself get
 // "-ERR unsupported command '<name>'".
 //
+// TTL, PTTL, EXPIRETIME, PEXPIRETIME, HTTL, HPTTL, HEXPIRETIME and
+// HPEXPIRETIME answer the source's TTL: Config.TTLGrace, which the syncer
+// adds to every TTL it writes, is taken off their replies (ttl.go).
+//
 // Keys starting with "__replicaof:" belong to replicaof: KEYS, SCAN,
 // RANDOMKEY, DBSIZE and INFO keyspace leave them out, reads of them read
 // a key that never exists in the same slot (so they answer as if absent),

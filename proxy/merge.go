@@ -21,6 +21,7 @@ const (
 	opOK                    // n +OK replies: +OK
 	opKeys                  // KEYS: n arrays, concatenated, hidden keys dropped
 	opScan                  // SCAN on shard arg: cursor re-encoded, hidden keys dropped
+	opTTL                   // a TTL read: the grace taken off (ttl.go), arg is its ttlMode
 )
 
 // op is one command of a batch: the reply it owes, in order.
@@ -28,7 +29,7 @@ type op struct {
 	kind     opKind
 	lo, hi   int // span in local (opLocal) or ords (opArray)
 	first, n int // calls[first:first+n]
-	arg      int // opScan: the shard
+	arg      int // opScan: the shard; opTTL: the ttlMode
 	// The command to report to Config.Observer: name is "" when none.
 	name   string
 	start  time.Time
@@ -82,6 +83,8 @@ func (c *client) reply(out []byte, o *op) []byte {
 		return c.mergeKeys(out, o)
 	case opScan:
 		return c.mergeScan(out, o)
+	case opTTL:
+		return c.ttlReply(out, c.calls[o.first].Reply, ttlMode(o.arg))
 	}
 	return resp.AppendError(out, "ERR internal: unknown op")
 }

@@ -20,6 +20,7 @@ type txState struct {
 	dirty bool
 	reqs  []byte
 	ends  []int // end offset of each queued command in reqs
+	ttls  []ttlMark
 }
 
 func (t *txState) queued() int {
@@ -68,6 +69,7 @@ func (c *client) queue(name string, args [][]byte) {
 			t.shard = shard
 		}
 	}
+	args = c.ttlQueued(t, name, args)
 	t.reqs = resp.AppendCommand(t.reqs, args...)
 	t.ends = append(t.ends, len(t.reqs))
 	c.replyRaw([]byte("+QUEUED\r\n"))
@@ -103,5 +105,5 @@ func (c *client) exec() {
 			return
 		}
 	}
-	c.replyRaw(calls[len(calls)-1].Reply)
+	c.replyRaw(c.ttlExec(t, calls[len(calls)-1].Reply))
 }

@@ -276,6 +276,13 @@ func (s *source) status(now time.Time) SourceStatus {
 			as := p.applier.Stats()
 			st.KeysLoaded += as.KeysLoaded
 			st.CrossShardEmulated += as.CrossShard
+			st.DroppedCommands += as.DroppedCommands
+			for typ, n := range as.Unsupported {
+				if st.UnsupportedKeys == nil {
+					st.UnsupportedKeys = map[string]int64{}
+				}
+				st.UnsupportedKeys[typ] += n
+			}
 		}
 		lp := PhaseConnecting
 		if p.link != nil {

@@ -63,6 +63,12 @@ type SourceStatus struct {
 	// counts once) whose keys spanned destination shards and that were
 	// emulated (replica_of.cross_shard: emulate), since sync started.
 	CrossShardEmulated int64 `json:"cross_shard_emulated"`
+	// UnsupportedKeys counts, per type ("module ReJSON-RL (encver 3)"),
+	// the source's keys left out since its last full sync because the
+	// destination cannot take them (replica_of.unsupported_keys: skip);
+	// DroppedCommands the stream commands dropped with them.
+	UnsupportedKeys map[string]int64 `json:"unsupported_keys,omitempty"`
+	DroppedCommands int64            `json:"dropped_commands,omitempty"`
 }
 
 // Status is GET /v1/status: the destination's aggregate state and every

@@ -44,6 +44,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("x: %w", replica.ErrAuth), Fatal},
 		{fmt.Errorf("%w: %w", replica.ErrHandler, &apply.CrossSlotError{Command: "EVAL"}), Fatal},
 		{fmt.Errorf("%w: %w", replica.ErrHandler, apply.ErrOOM), Fatal},
+		{fmt.Errorf("%w: %w", replica.ErrHandler, &apply.UnsupportedKeyError{Key: "k", Type: "module X"}), Fatal},
 		{fmt.Errorf("%w: %w", replica.ErrHandler, router.ErrShardDown), Retry},
 		{io.ErrUnexpectedEOF, Retry},
 		{fmt.Errorf("%w: cause", replica.ErrFullResync), FullResync},

@@ -425,6 +425,11 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 				o.Logger = s.cfg.Logger // the applier's warnings and debug lines
 			}
 			o.SplitBlocks = src.getKind() == KindReplicaof
+			if src.getKind() == KindReplicaof {
+				// Another deployment's shards hold TTLs with its own
+				// grace already: copied as they are (README, Chaining).
+				o.TTLGrace = 0
+			}
 			var pos replica.Position
 			if starts != nil {
 				pos = starts[i][j]

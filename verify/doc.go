@@ -1,5 +1,7 @@
 // Package verify compares the sources of a replicaof deployment with its
-// sharded destination key by key: type, value and TTL presence.
+// sharded destination key by key: type, value and TTL. TTLs are compared
+// as times to live, the destination's less Config.TTLGrace (the grace the
+// syncer adds to every TTL it writes), within Config.TTLTolerance.
 //
 // Memory stays bounded whatever the size of the keyspace or of a value:
 // each source is read with SCAN in batches, every batch's keys are read on

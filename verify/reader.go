@@ -14,6 +14,7 @@ import (
 type state struct {
 	typ    string // TYPE reply; "none" when the key does not exist
 	ttl    bool   // the key has an expiry
+	pttl   int64  // its time to live in ms when ttl
 	digest uint64 // canonical value digest (see digest.go)
 	bad    string // non-empty when the value could not be read consistently
 }
@@ -92,6 +93,9 @@ func (r *reader) describe(ctx context.Context, c *redis.Client, keys []string) (
 		// PTTL is -1 without an expiry, -2 without the key (go-redis keeps
 		// those two raw); anything else, 0 included, is an expiry.
 		out[i].ttl = ttls[i].Err() == nil && ttls[i].Val() >= 0
+		if out[i].ttl {
+			out[i].pttl = ttls[i].Val().Milliseconds()
+		}
 		fr := &reads[i]
 		switch out[i].typ {
 		case "string":

@@ -92,6 +92,15 @@ type Config struct {
 	MaxReported int
 	// Timeout bounds every network call (default 30s).
 	Timeout time.Duration
+	// TTLGrace is the grace the syncer adds to every TTL it writes
+	// (replica_of.ttl_grace): a destination TTL is compared with the
+	// source's after taking it off. 0: compared as they are.
+	TTLGrace time.Duration
+	// TTLTolerance is how far apart, grace taken off, the two sides' TTLs
+	// of a key may be (default 5s: both are read as a time to live, at
+	// slightly different moments, and TTLs sent by Redis < 7.0 sources
+	// as relative times start when applied).
+	TTLTolerance time.Duration
 	// Skip, when set, excludes more keys than InternalPrefix ones.
 	Skip func(key string) bool
 	// Progress, when set, is called every ProgressInterval (default
@@ -120,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 4
+	}
+	if c.TTLTolerance <= 0 {
+		c.TTLTolerance = 5 * time.Second
 	}
 	if c.RecheckDelay == 0 {
 		c.RecheckDelay = time.Second
@@ -428,7 +440,8 @@ func (v *verifier) describeBoth(ctx context.Context, db, src int, keys []string)
 }
 
 // classify compares a source key with its destination copy; "" is equal.
-func classify(s, d state) (Reason, string) {
+// The destination's TTL carries grace; the two TTLs may differ by tol.
+func classify(s, d state, grace, tol time.Duration) (Reason, string) {
 	switch {
 	case d.typ == "none":
 		return Missing, "not on the destination"
@@ -444,6 +457,15 @@ func classify(s, d state) (Reason, string) {
 		return TTL, "source has a TTL, destination none"
 	case !s.ttl && d.ttl:
 		return TTL, "destination has a TTL, source none"
+	case s.ttl && d.ttl:
+		sd := time.Duration(s.pttl) * time.Millisecond
+		dd := time.Duration(d.pttl)*time.Millisecond - grace
+		if dd < 0 {
+			dd = 0 // past the source's TTL, its DEL on the way (lagging data)
+		}
+		if diff := dd - sd; diff > tol || diff < -tol {
+			return TTL, fmt.Sprintf("TTL %v on the source, %v on the destination (grace %v taken off)", sd, dd, grace)
+		}
 	}
 	return "", ""
 }
@@ -461,7 +483,7 @@ func (v *verifier) compareSource(ctx context.Context, db, src int, keys []string
 			continue
 		}
 		compared++
-		r, detail := classify(s[i], d[i])
+		r, detail := classify(s[i], d[i], v.cfg.TTLGrace, v.cfg.TTLTolerance)
 		if r == "" {
 			equal++
 			continue
@@ -652,7 +674,7 @@ func (v *verifier) recheckSource(ctx context.Context, db, src int, ms []Mismatch
 			v.rep.Vanished++
 			continue
 		}
-		r, detail := classify(s[i], d[i])
+		r, detail := classify(s[i], d[i], v.cfg.TTLGrace, v.cfg.TTLTolerance)
 		if r == "" {
 			v.rep.Equal++
 			continue

@@ -153,8 +153,12 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		return fmt.Errorf("replica_of.%w", err)
 	}
 	sup, err := syncer.New(syncer.Config{Sources: cfg.ReplicaOf.Sources, Destination: dest, Logger: log,
-		SpoolDir:     filepath.Join(cfg.StateDir, "spool"),
-		ApplyOptions: apply.Options{Observer: m.Shards(), CrossShard: crossShard}})
+		SpoolDir: filepath.Join(cfg.StateDir, "spool"), ApplyOptions: apply.Options{
+			Observer:        m.Shards(),
+			CrossShard:      crossShard,
+			TTLGrace:        cfg.ReplicaOf.Grace(),
+			SkipUnsupported: cfg.ReplicaOf.SkipUnsupported(),
+		}})
 	if err != nil {
 		return err
 	}
@@ -172,6 +176,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		TLSReplicationOnly: cfg.Proxy.TLS.ReplicationOnly(),
 		Logger:             log.With("component", "proxy"),
 		Observer:           m.Proxy(),
+		TTLGrace:           cfg.ReplicaOf.Grace(),
 	})
 	if err != nil {
 		return err

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -109,6 +111,17 @@ func renderStatus(w io.Writer, st syncer.Status, now time.Time) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.UID, s.Name, uri, s.SyncState, progress, lag, ago(s.LastUpdate, now), oneLine(s.LastError, 60))
 	}
 	tw.Flush()
+	for _, s := range st.Sources {
+		if len(s.UnsupportedKeys) == 0 && s.DroppedCommands == 0 {
+			continue
+		}
+		var parts []string
+		for _, typ := range slices.Sorted(maps.Keys(s.UnsupportedKeys)) {
+			parts = append(parts, fmt.Sprintf("%d %s", s.UnsupportedKeys[typ], typ))
+		}
+		fmt.Fprintf(w, "\n%s: keys left out (unsupported_keys: skip): %s; stream commands dropped: %d\n",
+			s.Name, strings.Join(parts, ", "), s.DroppedCommands)
+	}
 }
 
 func bar(pct, width int) string {

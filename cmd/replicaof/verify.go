@@ -33,13 +33,15 @@ func newVerify() *cobra.Command {
 		cfg           verify.Config
 		maxShown      int
 		recheck       time.Duration
+		ttlGrace      time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "verify (-c FILE | --source URL... --shard URL...)",
 		Short: "Compare the sources with the destination key by key",
 		Long: `Compares every key of the sources (their union) with the destination shard
 its slot maps to: type, value (xxhash digest of a canonical encoding) and TTL
-presence, then looks for destination keys on no source. Memory stays bounded:
+(the destination's with the syncer's ttl_grace taken off, within
+--ttl-tolerance), then looks for destination keys on no source. Memory stays bounded:
 keys are read in SCAN batches, large values in chunks. Mismatches are read
 again once after --recheck-delay, and only those still different are
 reported, so verify can run while sync is live.
@@ -55,9 +57,10 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 				srcCfgs []config.Source
 			)
 			if path != "" {
-				cfg.Sources, cfg.Shards, srcCfgs, err = endpointsFromConfig(path)
+				cfg.Sources, cfg.Shards, srcCfgs, cfg.TTLGrace, err = endpointsFromConfig(path)
 			} else {
 				cfg.Sources, cfg.Shards, srcCfgs, err = endpointsFromFlags(sources, shards, tlsCA)
+				cfg.TTLGrace = ttlGrace
 			}
 			if err != nil {
 				return err
@@ -116,29 +119,33 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 	f.IntVar(&cfg.Batch, "batch", 1000, "keys per SCAN and per pipeline")
 	f.IntVar(&cfg.Workers, "workers", 4, "batches compared at once")
 	f.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "deadline of every network call")
+	f.DurationVar(&ttlGrace, "ttl-grace", config.DefaultTTLGrace, "with --source/--shard: the syncer's replica_of.ttl_grace, taken off destination TTLs (-c reads it from the file)")
+	f.DurationVar(&cfg.TTLTolerance, "ttl-tolerance", 5*time.Second, "how far apart a key's TTLs may be on the two sides, grace taken off")
 	return c
 }
 
-func endpointsFromConfig(path string) (srcs, shards []verify.Endpoint, cfgs []config.Source, err error) {
+// endpointsFromConfig reads the sources, the shards and the TTL grace the
+// syncer adds (replica_of.ttl_grace) from the config file.
+func endpointsFromConfig(path string) (srcs, shards []verify.Endpoint, cfgs []config.Source, grace time.Duration, err error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, nil, nil, usageError{err}
+		return nil, nil, nil, 0, usageError{err}
 	}
 	for _, s := range cfg.ReplicaOf.Sources {
 		e, err := endpoint(s.Name, s.Endpoint, s.TLSFiles)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, 0, err
 		}
 		srcs = append(srcs, e)
 	}
 	for _, s := range cfg.Destination.Shards {
 		e, err := endpoint("", s, cfg.Destination.TLS)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, 0, err
 		}
 		shards = append(shards, e)
 	}
-	return srcs, shards, cfg.ReplicaOf.Sources, nil
+	return srcs, shards, cfg.ReplicaOf.Sources, cfg.ReplicaOf.Grace(), nil
 }
 
 func endpointsFromFlags(sources, shards []string, ca string) (srcs, dst []verify.Endpoint, cfgs []config.Source, err error) {

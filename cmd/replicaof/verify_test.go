@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/router"
 )
@@ -36,6 +37,8 @@ func TestVerifyCommand(t *testing.T) {
 		ttl := sc.PTTL(ctx, k).Val()
 		if ttl < 0 {
 			ttl = 0
+		} else {
+			ttl += config.DefaultTTLGrace // as the syncer writes it
 		}
 		if err := shards[sm.ShardOf([]byte(k))].Client().RestoreReplace(ctx, k, ttl, dump).Err(); err != nil {
 			t.Fatal(err)
@@ -134,6 +137,9 @@ func TestVerifyClusterSource(t *testing.T) {
 				t.Fatal(err)
 			}
 			ttl := max(m.PTTL(ctx, k).Val(), 0)
+			if ttl > 0 {
+				ttl += config.DefaultTTLGrace // as the syncer writes it
+			}
 			if err := shards[sm.ShardOf([]byte(k))].Client().RestoreReplace(ctx, k, ttl, dump).Err(); err != nil {
 				t.Fatal(err)
 			}

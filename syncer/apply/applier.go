@@ -63,7 +63,23 @@ type Options struct {
 	// holds in memory (default 256 MiB); beyond it sync stops with
 	// ErrTooLarge.
 	MaxCrossShardBytes int
+	// TTLGrace is added to every TTL written (ttl.go): the destination
+	// keeps a key that long past the source's TTL unless the source's DEL
+	// arrives first. 0 writes the source's TTLs unchanged; at most
+	// MaxTTLGrace. Readers through the proxy see the source's TTLs
+	// (proxy.Config.TTLGrace).
+	TTLGrace time.Duration
+	// SkipUnsupported leaves out keys the destination cannot take (a
+	// module type a shard lacks, unsupported.go) instead of stopping with
+	// an *UnsupportedKeyError, and drops the stream's commands on them.
+	SkipUnsupported bool
+	// MaxSkippedKeys bounds the skipped key names remembered to drop
+	// their commands (default 1<<20; see unsupported.go).
+	MaxSkippedKeys int
 }
+
+// MaxTTLGrace bounds Options.TTLGrace.
+const MaxTTLGrace = 365 * 24 * time.Hour
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
@@ -92,6 +108,10 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxCrossShardBytes <= 0 {
 		o.MaxCrossShardBytes = 256 << 20
+	}
+	o.TTLGrace = min(max(o.TTLGrace, 0), MaxTTLGrace)
+	if o.MaxSkippedKeys <= 0 {
+		o.MaxSkippedKeys = 1 << 20
 	}
 	if o.Checkpoint.Every <= 0 {
 		o.Checkpoint.Every = time.Second
@@ -140,6 +160,17 @@ type Stats struct {
 	// CrossShard counts stream commands (a MULTI/EXEC block counts once)
 	// whose keys spanned destination shards and that were emulated.
 	CrossShard int64
+	// Unsupported counts the keys left out since the last full sync, per
+	// type ("module ReJSON-RL (encver 3)"), with SkipUnsupported; nil
+	// when none.
+	Unsupported map[string]int64
+	// DroppedCommands counts stream commands dropped since the last full
+	// sync because they addressed a skipped key or are unknown to the
+	// destination (SkipUnsupported).
+	DroppedCommands int64
+	// UntrackedSkips counts skipped keys not remembered (over
+	// MaxSkippedKeys): their commands are not dropped.
+	UntrackedSkips int64
 }
 
 // Applier writes one source's snapshot and command stream to a
@@ -160,6 +191,7 @@ type Applier struct {
 	stream streamState // Apply's state, owned by the caller's goroutine
 	ckpt   ckptState   // checkpoints, owned by the caller's goroutine
 	xs     xsState     // cross-shard emulation, owned by the caller's goroutine
+	skips  skipped     // keys left out (SkipUnsupported)
 }
 
 var _ replica.Handler = (*Applier)(nil)
@@ -167,6 +199,7 @@ var _ replica.Handler = (*Applier)(nil)
 // New returns an Applier writing to d.
 func New(d *Destination, opts Options) *Applier {
 	a := &Applier{d: d, opts: opts.withDefaults()}
+	a.skips.a = a
 	a.ckpt.init(a)
 	a.stream.init(a)
 	a.xs.init(a)
@@ -189,6 +222,9 @@ func (a *Applier) Stats() Stats {
 		Offset:           a.offset.Load(),
 		Skipped:          a.skipped.Load(),
 		CrossShard:       a.crossShard.Load(),
+		Unsupported:      a.skips.snapshot(),
+		DroppedCommands:  a.skips.dropped.Load(),
+		UntrackedSkips:   a.skips.untracked.Load(),
 	}
 }
 
@@ -199,6 +235,7 @@ func (a *Applier) Stats() Stats {
 // the snapshot is loaded.
 func (a *Applier) FullSync(ctx context.Context, replID string, offset, size int64, r io.Reader) error {
 	a.stream.reset()
+	a.skips.reset()
 	a.ckpt.forget()
 	a.ckpt.replID = replID
 	a.offset.Store(offset)

@@ -155,6 +155,7 @@ func (w *valueWriter) hash(c *rdb.Chunk) error {
 			w.l.a.skippedTTLs.Add(1)
 			continue
 		}
+		ms = withGrace(ms, w.l.grace)
 		if _, ok := w.byExpire[ms]; !ok {
 			order = append(order, ms)
 		}

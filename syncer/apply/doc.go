@@ -43,8 +43,22 @@
 //     again: exactly once across reconnects and crashes. Probe (run_id,
 //     marker key) and ErrCheckpointLost tell a shard that lost its data.
 //
-// Errors: *CrossSlotError and *EmulateError (ErrCrossSlot), *WriteError (ErrRejected, ErrOOM)
-// and ErrUnsupported are fatal (Fatal reports it): sync must stop. Errors
+// TTLs (ttl.go): with Options.TTLGrace every TTL written, snapshot and
+// stream alike, is the source's plus the grace, so the destination never
+// drops a key before the source's DEL for it arrives (a native replica
+// never expires keys itself); the proxy takes the grace off TTL reads.
+//
+// Keys the destination cannot take (unsupported.go): a module value whose
+// module a shard lacks stops sync with an *UnsupportedKeyError naming the
+// key and its type, or, with Options.SkipUnsupported, is left out,
+// counted per type (Stats.Unsupported) and remembered (bounded by
+// MaxSkippedKeys) so that the stream's commands on it are dropped
+// (Stats.DroppedCommands).
+//
+// Errors: *CrossSlotError and *EmulateError (ErrCrossSlot), *WriteError
+// (ErrRejected, ErrOOM) and ErrUnsupported (*UnsupportedKeyError among
+// them) are fatal (Fatal
+// reports it): sync must stop. Errors
 // wrapping router.ErrShardDown are retryable; ErrCheckpointLost needs a
 // flush and full resync of every source.
 //

@@ -24,7 +24,7 @@ func (a *Applier) LoadSnapshot(ctx context.Context, r io.Reader) (Stats, error) 
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	l := &loader{a: a, d: a.d, ctx: ctx, cancel: cancel, now: time.Now().UnixMilli()}
+	l := &loader{a: a, d: a.d, ctx: ctx, cancel: cancel, now: time.Now().UnixMilli(), grace: a.opts.graceMs()}
 	l.queues = make([]*queue, a.d.Len())
 	for i := range l.queues {
 		l.queues[i] = &queue{shard: i, sem: make(chan struct{}, a.opts.Inflight)}
@@ -52,6 +52,7 @@ type loader struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	now    int64 // unix ms when the load started, for expired keys
+	grace  int64 // Options.TTLGrace in ms
 
 	version int
 	info    []ShardInfo
@@ -202,6 +203,10 @@ func (l *loader) key(k *rdb.Key) error {
 	if bytes.HasPrefix(k.Key, []byte(KeyPrefix)) {
 		return nil // another replicaof's own key (see ownKeyCommand)
 	}
+	// With a grace the key is written with it (a RESTORE of an expire
+	// time already past would not create it anyway): the source's DEL
+	// removes it, as for a key that expires later.
+	k.ExpireAtMs = withGrace(k.ExpireAtMs, l.grace)
 	if k.ExpireAtMs >= 0 && k.ExpireAtMs <= l.now {
 		l.a.keysExpired.Add(1)
 		return nil
@@ -209,13 +214,21 @@ func (l *loader) key(k *rdb.Key) error {
 	shard := l.d.Map().ShardOf(k.Key)
 	db := int(k.DB)
 	l.keySeq = 0
+	if k.Kind() == rdb.KindModule {
+		switch err := l.moduleKey(k, shard); {
+		case errors.Is(err, errSkipped):
+			return nil
+		case err != nil:
+			return err
+		}
+	}
 	if k.Type == rdb.TypeString && k.ExpireAtMs < 0 && k.Idle < 0 && k.Freq < 0 {
 		ok, err := l.msetString(k, shard, db)
 		if ok || err != nil {
 			return err
 		}
 	}
-	if l.restore[shard] {
+	if l.restore[shard] && !(l.grace > 0 && fieldTTLs(k.Type)) {
 		raw, err := k.Raw()
 		switch {
 		case err == nil:
@@ -294,6 +307,17 @@ func (l *loader) emitMSET(q *queue) error {
 	q.mset, q.msetN = q.mset[:0], 0
 	l.keySeq = 0 // the MSET belongs to no key that continues
 	return nil
+}
+
+// fieldTTLs reports a hash type that may carry field TTLs. With a TTL
+// grace such a hash is rebuilt (HSET + HPEXPIREAT with the grace) rather
+// than RESTOREd, as its payload holds the source's field expire times.
+func fieldTTLs(t byte) bool {
+	switch t {
+	case rdb.TypeHashMetadata, rdb.TypeHashListpackEx, rdb.TypeHashMetadataPreGA, rdb.TypeHashListpackExPreGA:
+		return true
+	}
+	return false
 }
 
 // restoreCmd encodes RESTORE key ttl payload REPLACE ABSTTL [IDLETIME|FREQ],

@@ -46,6 +46,8 @@ func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
 		return s.sticky
 	}
 	saved := s.save()
+	a.skips.begin()
+	defer a.skips.commit() // a no-op after undo
 	s.plan.reset()
 	s.plan.flat = a.ckpt.on
 	var routeErr, jobErr error
@@ -86,6 +88,7 @@ func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
 	}
 	if err != nil && !Fatal(err) {
 		s.restore(saved)
+		a.skips.undo()
 		return err
 	}
 	if err != nil {
@@ -108,6 +111,7 @@ type streamState struct {
 	plan   plan
 	keys   []int
 	job    *xjob // a cross-shard command route left to emulate
+	ttl    ttlRewriter
 }
 
 // txBlock holds the commands of an open MULTI, copied: a block can span
@@ -115,18 +119,21 @@ type streamState struct {
 type txBlock struct {
 	cmds  [][][]byte
 	bytes int
+	db    int // the database its commands address so far (SkipUnsupported)
 }
 
 type savedState struct {
-	db     int
-	block  *txBlock
-	blockN int
+	db      int
+	block   *txBlock
+	blockN  int
+	blockDB int
 }
 
 func (s *streamState) init(a *Applier) {
 	s.a = a
 	s.plan.d = a.d
 	s.plan.runs = make([][]*batch, a.d.Len())
+	s.ttl.grace = a.opts.graceMs()
 }
 
 // reset forgets the selected db and any open block (a full resync).
@@ -137,7 +144,7 @@ func (s *streamState) reset() {
 func (s *streamState) save() savedState {
 	st := savedState{db: s.db, block: s.block}
 	if s.block != nil {
-		st.blockN = len(s.block.cmds)
+		st.blockN, st.blockDB = len(s.block.cmds), s.block.db
 	}
 	return st
 }
@@ -151,6 +158,7 @@ func (s *streamState) restore(st savedState) {
 			}
 		}
 		s.block.cmds = s.block.cmds[:st.blockN]
+		s.block.db = st.blockDB
 	}
 }
 
@@ -168,6 +176,23 @@ func (s *streamState) route(c *replica.Command) error {
 		// deployment's destination, not data, and would clobber ours.
 		return nil
 	}
+	if s.a.opts.SkipUnsupported {
+		db := s.db
+		if s.block != nil {
+			if name == "select" {
+				if n, err := parseDB(args); err == nil {
+					s.block.db = n
+				}
+			}
+			db = s.block.db
+		}
+		var ok bool
+		if args, ok = s.streamSkip(name, args, db); !ok {
+			return nil
+		}
+	}
+	s.ttl.reset()
+	args = s.ttl.rewrite(name, args)
 	if s.block != nil {
 		switch name {
 		case "exec":
@@ -186,7 +211,7 @@ func (s *streamState) route(c *replica.Command) error {
 	case "ping", "replconf", "exec", "discard":
 		return nil
 	case "multi":
-		s.block = &txBlock{}
+		s.block = &txBlock{db: s.db}
 		return nil
 	case "select":
 		db, err := parseDB(args)

@@ -566,6 +566,7 @@ func (d *decoder) module() error {
 	if err != nil {
 		return err
 	}
+	p.modID = id
 	start := p.in.offset()
 	p.in.startCapture(0, p.opts.MaxRawPayload)
 	err = p.walkModule()

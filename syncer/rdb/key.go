@@ -165,3 +165,14 @@ func (k *Key) Decode(fn func(*Chunk) error) error {
 	}
 	return nil
 }
+
+// ModuleID returns the module type id of a module value (KindModule; see
+// ModuleName) once Raw or Decode read it, even when Raw then failed with
+// ErrRawTooLarge; false before, and for other kinds.
+func (k *Key) ModuleID() (uint64, bool) {
+	p := k.p
+	if k.Kind() != KindModule || p.modID == 0 {
+		return 0, false
+	}
+	return p.modID, true
+}

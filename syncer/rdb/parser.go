@@ -187,6 +187,7 @@ type Parser struct {
 	bufC   []byte
 	lzfBuf []byte // compressed input of LZF strings
 	raw    []byte // captured value after a successful Key.Raw
+	modID  uint64 // module id of the current key, once its value was read
 	state  valState
 	dec    *decoder
 }
@@ -340,6 +341,7 @@ func (p *Parser) next() (Entry, error) {
 			k.Offset = start
 			p.valStart = p.in.offset()
 			p.state = valPending
+			p.modID = 0
 			return k, nil
 		}
 	}
@@ -668,9 +670,11 @@ func (p *Parser) walk(t byte) error {
 		}
 		return nil
 	case TypeModule2:
-		if _, err := p.readLen(); err != nil { // module id
+		id, err := p.readLen()
+		if err != nil {
 			return err
 		}
+		p.modID = id
 		return p.walkModule()
 	case TypeStreamListpacks, TypeStreamListpacks2, TypeStreamListpacks3:
 		return p.decodeStream(t, nil)

@@ -207,6 +207,9 @@ func TestSyntheticTypes(t *testing.T) {
 				if !bytes.Equal(raw, value) {
 					t.Errorf("raw %x, want %x", raw, value)
 				}
+				if id, ok := k.ModuleID(); tc.typ == TypeModule2 && (!ok || id != 12345) || tc.typ != TypeModule2 && ok {
+					t.Errorf("ModuleID = %d, %v", id, ok)
+				}
 				got, err := collect(k)
 				if err != nil {
 					t.Fatal(err)

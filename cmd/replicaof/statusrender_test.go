@@ -1,0 +1,23 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replicaof/replicaof/syncer"
+)
+
+func TestRenderStatusUnsupportedKeys(t *testing.T) {
+	st := syncer.Status{Status: syncer.StateSynced, Sources: []syncer.SourceStatus{
+		{UID: 1, Name: "orders", SyncState: syncer.StateSynced,
+			UnsupportedKeys: map[string]int64{"module ReJSON-RL (encver 3)": 12, "module MBbloom-- (encver 1)": 2}, DroppedCommands: 3},
+		{UID: 2, Name: "carts", SyncState: syncer.StateSynced},
+	}}
+	var b strings.Builder
+	renderStatus(&b, st, time.Now())
+	want := "orders: keys left out (unsupported_keys: skip): 2 module MBbloom-- (encver 1), 12 module ReJSON-RL (encver 3); stream commands dropped: 3"
+	if !strings.Contains(b.String(), want) || strings.Contains(b.String(), "carts: keys left out") {
+		t.Fatalf("status:\n%s\nwant the line %q", b.String(), want)
+	}
+}
