@@ -144,6 +144,11 @@ func (c Config) withDefaults() Config {
 		if s.WriteTimeout <= 0 {
 			s.WriteTimeout = c.Timeout
 		}
+		if s.Limits.MaxArray <= 0 {
+			// Element counts cost nothing to frame; MaxReply bounds the
+			// memory a reply takes. An LRANGE of millions relays.
+			s.Limits.MaxArray = 1 << 31
+		}
 		s.Shard = i // the label of s.Observer
 		shards[i] = s
 	}

@@ -46,6 +46,19 @@
 // a key that never exists in the same slot (so they answer as if absent),
 // writes to them are refused.
 //
+// # One client cannot hurt another
+//
+// Shard replies are framed without recursion, so replies nested as deep
+// as Redis makes them (a Lua table thousands of levels deep) relay
+// verbatim. A reply over one of a shard's reply limits
+// (router.BackendConfig.Limits: depth, line length, bulk size, whole
+// reply size) is read to its end and dropped, and only the command that
+// asked for it answers "-ERR shard N: reply too large for the proxy: …";
+// the shared connection stays in sync, so other clients' commands on it,
+// in flight or not, are not touched and the shard is not marked down.
+// FuzzIsolation checks this with random replies on one client and
+// pipelined GETs on another.
+//
 // A shard that is down fails its own commands within Config.Timeout
 // ("-ERR shard N unavailable: …"), the other shards keep serving, and the
 // backend reconnects on its own.
