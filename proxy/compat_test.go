@@ -45,3 +45,21 @@ func TestPUnsubscribe(t *testing.T) {
 		}
 	}
 }
+
+// TestInlineQuoting: inline commands split with Redis' quoting rules.
+func TestInlineQuoting(t *testing.T) {
+	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
+	raw := dialRaw(t, c.addr)
+	raw.send("EVAL \"return 1\" 0\r\n")
+	raw.expect(":1\r\n")
+	raw.send("SET k \"a b\\x41\\n\"\r\nGET k\r\n")
+	raw.expect("+OK\r\n$5\r\na bA\n\r\n")
+	raw.send("SET k 'it\\'s'\r\nGET k\r\nECHO \"\"\r\n")
+	raw.expect("+OK\r\n$4\r\nit's\r\n$0\r\n\r\n")
+	raw.send("GET \"k\r\n")
+	raw.expect("-ERR Protocol error: unbalanced quotes in request\r\n")
+	// Another client is unaffected.
+	other := dialRaw(t, c.addr)
+	other.send("GET k\r\n")
+	other.expect("$4\r\nit's\r\n")
+}
