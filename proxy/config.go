@@ -53,6 +53,11 @@ type Config struct {
 	// MaxClients bounds connected clients; one more is told
 	// "-ERR max number of clients reached" and closed (default 20000).
 	MaxClients int
+	// MaxBlocking bounds the blocking commands (BLPOP, XREAD BLOCK, …)
+	// running at once, each on a shard connection of its own; one more
+	// is answered "-ERR max number of blocked clients reached"
+	// (default 1024).
+	MaxBlocking int
 	// Table routes commands; nil means router.Builtin.
 	Table *router.Table
 	// Logger receives connection-level events; nil discards them.
@@ -98,10 +103,11 @@ type Observer interface {
 
 // Defaults.
 const (
-	DefaultListen     = "127.0.0.1:6380"
-	DefaultTimeout    = 5 * time.Second
-	DefaultDatabases  = 16
-	DefaultMaxClients = 20000
+	DefaultListen      = "127.0.0.1:6380"
+	DefaultTimeout     = 5 * time.Second
+	DefaultDatabases   = 16
+	DefaultMaxClients  = 20000
+	DefaultMaxBlocking = 1024
 )
 
 func (c Config) withDefaults() Config {
@@ -116,6 +122,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxClients <= 0 {
 		c.MaxClients = DefaultMaxClients
+	}
+	if c.MaxBlocking <= 0 {
+		c.MaxBlocking = DefaultMaxBlocking
 	}
 	if c.idleAfter <= 0 {
 		c.idleAfter = defaultIdleAfter

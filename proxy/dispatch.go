@@ -147,7 +147,7 @@ var denied = map[string]bool{
 }
 
 // check applies the policies every routed command passes: known,
-// arity, not denied, not blocking, read-only mode. It returns the key
+// arity, not denied, read-only mode. It returns the key
 // positions, or false after replying.
 func (c *client) check(args [][]byte, cmd *router.Command) ([]int, bool) {
 	if cmd == nil || denied[parentName(cmd.Name)] || cmd.Flags&(router.FlagAdmin|router.FlagPubSub) != 0 {
@@ -156,10 +156,6 @@ func (c *client) check(args [][]byte, cmd *router.Command) ([]int, bool) {
 	}
 	if !arityOK(cmd, len(args)) {
 		c.wrongArgs(cmd.Name)
-		return nil, false
-	}
-	if cmd.Flags&router.FlagBlocking != 0 && !nonBlockingRead(cmd, args) {
-		c.unsupported(args)
 		return nil, false
 	}
 	if cmd.Write() && !c.s.cfg.AllowWrites {
@@ -191,6 +187,10 @@ func (c *client) route(args [][]byte, cmd *router.Command) {
 	if !ok {
 		return
 	}
+	if cmd.Flags&router.FlagBlocking != 0 && !nonBlockingRead(cmd, args) {
+		c.blocking(cmd.Name, args, keys)
+		return
+	}
 	shard, err := c.s.shards.Route(args, keys)
 	if err != nil {
 		c.replyErr(err.Error())
@@ -202,10 +202,10 @@ func (c *client) route(args [][]byte, cmd *router.Command) {
 	c.forward(shard, args)
 }
 
-// nonBlockingRead allows XREAD without BLOCK: only a blocking wait would
-// stall the shared shard connection.
+// nonBlockingRead tells XREAD and XREADGROUP without BLOCK, which never
+// block and so share the shard connections, from blocking commands.
 func nonBlockingRead(cmd *router.Command, args [][]byte) bool {
-	if cmd.Name != "xread" {
+	if cmd.Name != "xread" && cmd.Name != "xreadgroup" {
 		return false
 	}
 	for _, a := range args[1:] {

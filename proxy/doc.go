@@ -37,9 +37,26 @@
 // as one router.Backend.Pipeline, which reaches the shared connection as
 // one block no other client's command can split. Without AllowWrites
 // EVAL, EVALSHA and FCALL run as their _RO variants, so a script cannot
-// write either. Blocking commands, WATCH, admin commands and keyless
-// commands the proxy does not answer itself get
-// "-ERR unsupported command '<name>'".
+// write either. WATCH, admin commands and keyless commands the proxy does
+// not answer itself get "-ERR unsupported command '<name>'".
+//
+// Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+// BZPOPMAX, BZMPOP, XREAD BLOCK, XREADGROUP BLOCK) run on a shard
+// connection the client holds for that command, dialed to the keys'
+// shard and the client's database, so a client blocking for minutes
+// holds up no one; the shard applies the command's own timeout. Keys on
+// several shards answer -CROSSSLOT; the writing ones (all but XREAD) need
+// AllowWrites. Replies to commands pipelined before one are written
+// before it blocks, as Redis does. Config.MaxBlocking (default 1024)
+// bounds the commands blocked at once; one more is answered "-ERR max
+// number of blocked clients reached". A client that disconnects while
+// blocked has its shard connection closed at once (on Linux, where the
+// proxy can see the hang-up without reading), so the shard unblocks it.
+// XREAD and XREADGROUP without BLOCK never block and use the shared
+// connections; inside MULTI blocking commands do not block either (as in
+// Redis) and are queued like any other. INFO clients reports
+// blocked_clients. A blocked client costs about 48 KB, both ends counted
+// (TestManyBlocked, 1,000 at once).
 //
 // Keys starting with "__replicaof:" belong to replicaof: KEYS, SCAN,
 // RANDOMKEY, DBSIZE and INFO keyspace leave them out, reads of them read

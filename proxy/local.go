@@ -287,7 +287,8 @@ func (c *client) info(args [][]byte) {
 			int64(up/time.Second), int64(up/(24*time.Hour)))
 	}
 	if all || want["clients"] {
-		fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\n\r\n", c.s.clientCount(), c.s.cfg.MaxClients)
+		fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\nblocked_clients:%d\r\n\r\n",
+			c.s.clientCount(), c.s.cfg.MaxClients, c.s.blocked.Load())
 	}
 	if all || want["proxy"] {
 		fmt.Fprintf(&b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
