@@ -28,7 +28,7 @@ import (
 
 // errMaxBlocking is the reply past Config.MaxBlocking.
 func errMaxBlocking(n int) string {
-	return fmt.Sprintf("ERR max number of blocked clients reached (proxy.max_blocking is %d)", n)
+	return fmt.Sprintf("ERR max number of blocked or watching clients reached (proxy.max_blocking is %d)", n)
 }
 
 // dedicated is a shard connection one client holds for one purpose
@@ -75,6 +75,24 @@ func (d *dedicated) do(dst, req []byte, n int, write, wait time.Duration) ([]byt
 		}
 	}
 	return dst, nil
+}
+
+// last sends req, n commands, and returns the last of their replies,
+// all within timeout.
+func (d *dedicated) last(req []byte, n int, timeout time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(timeout)
+	_ = d.nc.SetDeadline(deadline)
+	if _, err := d.nc.Write(req); err != nil {
+		return nil, err
+	}
+	var reply []byte
+	for i := 0; i < n; i++ {
+		var err error
+		if reply, err = resp.ReadReply(d.br, reply[:0], d.lim); err != nil {
+			return nil, err
+		}
+	}
+	return reply, nil
 }
 
 func (d *dedicated) close() { d.nc.Close() }

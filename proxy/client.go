@@ -62,6 +62,7 @@ type client struct {
 	replLevel int          // REPLCONF rof-compress gzip level, 0 for none
 	repl      *replRequest // PSYNC/SYNC to relay after the batch
 	tx        *txState
+	watching  *dedicated // the connection WATCH pinned the client to, or nil
 	sub       *subState
 
 	// The batch being planned.
@@ -443,6 +444,7 @@ func (c *client) close() {
 	if c.sub != nil {
 		c.sub.closeAll()
 	}
+	c.unwatch()
 	if c.br != nil {
 		c.br.Reset(nil)
 		readerPool.Put(c.br)

@@ -53,9 +53,10 @@ type Config struct {
 	// MaxClients bounds connected clients; one more is told
 	// "-ERR max number of clients reached" and closed (default 20000).
 	MaxClients int
-	// MaxBlocking bounds the blocking commands (BLPOP, XREAD BLOCK, …)
-	// running at once, each on a shard connection of its own; one more
-	// is answered "-ERR max number of blocked clients reached"
+	// MaxBlocking bounds the shard connections clients hold for
+	// themselves: one per blocking command running (BLPOP, XREAD BLOCK,
+	// …) and one per client between WATCH and EXEC. One more is answered
+	// "-ERR max number of blocked or watching clients reached"
 	// (default 1024).
 	MaxBlocking int
 	// Table routes commands; nil means router.Builtin.

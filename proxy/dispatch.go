@@ -38,6 +38,7 @@ func (c *client) plan(args [][]byte) {
 			c.exec()
 		case "discard":
 			c.tx = nil
+			c.unwatch() // DISCARD ends the watch, as in Redis
 			c.replyOK()
 		case "multi":
 			c.replyErr("ERR MULTI calls can not be nested")
@@ -107,6 +108,18 @@ func (c *client) plan(args [][]byte) {
 			return
 		}
 		c.tx = &txState{shard: -1}
+		if c.watching != nil {
+			c.tx.shard = c.watching.shard // the transaction runs where the watch is
+		}
+		c.replyOK()
+	case "watch":
+		c.watch(args)
+	case "unwatch":
+		if len(args) != 1 {
+			c.wrongArgs("unwatch")
+			return
+		}
+		c.unwatch()
 		c.replyOK()
 	case "exec", "discard":
 		c.replyErr("ERR " + upper(name) + " without MULTI")

@@ -37,8 +37,17 @@
 // as one router.Backend.Pipeline, which reaches the shared connection as
 // one block no other client's command can split. Without AllowWrites
 // EVAL, EVALSHA and FCALL run as their _RO variants, so a script cannot
-// write either. WATCH, admin commands and keyless commands the proxy does
-// not answer itself get "-ERR unsupported command '<name>'".
+// write either. Admin commands and keyless commands the proxy does not
+// answer itself get "-ERR unsupported command '<name>'".
+//
+// WATCH pins the client to the watched keys' shard: it runs on a shard
+// connection the client holds until EXEC, DISCARD or UNWATCH (or the
+// client leaves), and the MULTI … EXEC that follows runs there, so the
+// shard's own WATCH semantics apply: a write to a watched key by anyone,
+// through the proxy or by the syncer, makes EXEC answer nil. Watched keys
+// on several shards, and transaction keys on another shard than the
+// watched ones, answer -CROSSSLOT. Watching clients count against
+// Config.MaxBlocking with blocked ones.
 //
 // Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
 // BZPOPMAX, BZMPOP, XREAD BLOCK, XREADGROUP BLOCK) run on a shard
@@ -49,9 +58,10 @@
 // AllowWrites. Replies to commands pipelined before one are written
 // before it blocks, as Redis does. Config.MaxBlocking (default 1024)
 // bounds the commands blocked at once; one more is answered "-ERR max
-// number of blocked clients reached". A client that disconnects while
-// blocked has its shard connection closed at once (on Linux, where the
-// proxy can see the hang-up without reading), so the shard unblocks it.
+// number of blocked or watching clients reached". A client that
+// disconnects while blocked has its shard connection closed at once (on
+// Linux, where the proxy can see the hang-up without reading), so the
+// shard unblocks it.
 // XREAD and XREADGROUP without BLOCK never block and use the shared
 // connections; inside MULTI blocking commands do not block either (as in
 // Redis) and are queued like any other. INFO clients reports
