@@ -112,6 +112,10 @@ func (c *client) plan(args [][]byte) {
 			c.tx.shard = c.watching.shard // the transaction runs where the watch is
 		}
 		c.replyOK()
+	case "script":
+		c.scriptCmd(args)
+	case "function":
+		c.functionCmd(args)
 	case "watch":
 		c.watch(args)
 	case "unwatch":

@@ -40,6 +40,18 @@
 // write either. Admin commands and keyless commands the proxy does not
 // answer itself get "-ERR unsupported command '<name>'".
 //
+// Scripts and functions are loaded on every shard, so EVALSHA and FCALL
+// work for keys of any shard: SCRIPT LOAD/FLUSH and FUNCTION LOAD/DELETE/
+// FLUSH/RESTORE/DUMP go to every shard and answer once all shards answered
+// the same ("-ERR shards disagree: shard 0 answered …, shard N answered
+// …" otherwise). They are allowed without AllowWrites (they load code,
+// change no data); a script that writes still needs AllowWrites. SCRIPT
+// EXISTS answers 1 for a script every shard has; FUNCTION LIST lists each
+// library once; FUNCTION STATS is the stats of the shard running a
+// function, else shard 0's. SCRIPT KILL and FUNCTION KILL go to every
+// shard on connections of their own (a shard's shared connection waits
+// behind its running script) and answer +OK if one shard killed a script.
+//
 // WATCH pins the client to the watched keys' shard: it runs on a shard
 // connection the client holds until EXEC, DISCARD or UNWATCH (or the
 // client leaves), and the MULTI … EXEC that follows runs there, so the
