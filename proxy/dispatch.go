@@ -112,6 +112,12 @@ func (c *client) plan(args [][]byte) {
 			c.tx.shard = c.watching.shard // the transaction runs where the watch is
 		}
 		c.replyOK()
+	case "flushdb", "flushall":
+		c.flushCmd(name, args)
+	case "time":
+		c.timeCmd(args)
+	case "pubsub":
+		c.pubsubCmd(args)
 	case "script":
 		c.scriptCmd(args)
 	case "function":

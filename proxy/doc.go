@@ -80,8 +80,23 @@
 // blocked_clients. A blocked client costs about 48 KB, both ends counted
 // (TestManyBlocked, 1,000 at once).
 //
+// FLUSHDB and FLUSHALL (with AllowWrites) run on every shard as one Lua
+// script each that copies replicaof's own keys, flushes and restores
+// them, atomically, so the syncer's checkpoints survive and no syncer
+// write can fall in between; the syncer then carries on without a full
+// resync, and the flushed keys come back only as the sources write them.
+// TIME is shard 0's clock. PUBSUB CHANNELS/SHARDCHANNELS merge the
+// shards' lists; NUMSUB/SHARDNUMSUB sum (a channel lives on its slot's
+// shard); NUMPAT is the largest shard's count, since the proxy subscribes
+// each pattern on every shard. CLIENT REPLY ON/OFF/SKIP withhold replies
+// as Redis does; CLIENT NO-EVICT answers +OK (the proxy never evicts
+// clients); CLIENT NO-TOUCH is refused, since reads share shard
+// connections and the shards cannot tell one client's reads from another's.
+//
 // Keys starting with "__replicaof:" belong to replicaof: KEYS, SCAN,
-// RANDOMKEY, DBSIZE and INFO keyspace leave them out, reads of them read
+// RANDOMKEY, DBSIZE and INFO keyspace leave them out (DBSIZE checks the
+// cached names of the hidden keys in the same script that counts, so it
+// is exact right after a flush), reads of them read
 // a key that never exists in the same slot (so they answer as if absent),
 // writes to them are refused.
 //

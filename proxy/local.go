@@ -244,6 +244,17 @@ func (c *client) clientCmd(args [][]byte) {
 		c.localOp(lo)
 	case "info":
 		c.replyBulk([]byte(c.infoLine()))
+	case "reply":
+		c.clientReply(args)
+	case "no-evict":
+		// The proxy never evicts clients: ON holds already.
+		if len(args) != 3 || !onOff(args[2]) {
+			c.replyErr("ERR syntax error")
+			return
+		}
+		c.replyOK()
+	case "no-touch":
+		c.replyErr("ERR CLIENT NO-TOUCH is not supported by the proxy: reads share shard connections, so the shards cannot tell this client's reads from others'")
 	default:
 		c.unsupported(args)
 	}
@@ -332,14 +343,36 @@ func splitHostPort(a string) (string, int, error) {
 	return a[:i], p, err
 }
 
-// dbsize sums DBSIZE over the shards, less the hidden keys.
+// dbsizeScript counts a shard's keys less the hidden ones named in KEYS,
+// in one step: a flush between the two counts cannot skew it.
+const dbsizeScript = "local n = redis.call('DBSIZE') for _, k in ipairs(KEYS) do n = n - redis.call('EXISTS', k) end return n"
+
+// dbsize sums, over the shards, DBSIZE less the hidden keys that exist at
+// that moment. The hidden keys' names are cached (hiddenTTL); whether
+// they exist is checked with the count, so DBSIZE is exact right after
+// a flush. Only a hidden key created in the last hiddenTTL can be counted
+// (a new source's checkpoint, once).
 func (c *client) dbsize(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("dbsize")
 		return
 	}
 	c.run()
-	calls := c.s.each(c.bk, resp.AppendCommandString(nil, "DBSIZE"))
+	names, err := c.s.hiddenNames(c.db)
+	if err != nil {
+		c.replyErr(err.Error())
+		return
+	}
+	reqs := make([][]byte, len(c.bk))
+	for i := range c.bk {
+		if len(names[i]) == 0 {
+			reqs[i] = resp.AppendCommandString(nil, "DBSIZE")
+			continue
+		}
+		a := append([]string{"EVAL", dbsizeScript, strconv.Itoa(len(names[i]))}, names[i]...)
+		reqs[i] = resp.AppendCommandString(nil, a...)
+	}
+	calls := c.s.eachReq(c.bk, reqs)
 	var sum int64
 	for i, cl := range calls {
 		if cl.Err != nil {
@@ -353,13 +386,8 @@ func (c *client) dbsize(args [][]byte) {
 		}
 		sum += n
 	}
-	hidden, err := c.s.hiddenKeys(c.db)
-	if err != nil {
-		c.replyErr(err.Error())
-		return
-	}
 	lo := len(c.local)
-	c.local = resp.AppendInt(c.local, max(sum-hidden, 0))
+	c.local = resp.AppendInt(c.local, max(sum, 0))
 	c.localOp(lo)
 }
 
@@ -403,11 +431,20 @@ func (c *client) randomKey(args [][]byte) {
 
 // each sends one request to every backend in parallel.
 func (s *Server) each(bk []*router.Backend, req []byte) []router.Call {
+	reqs := make([][]byte, len(bk))
+	for i := range reqs {
+		reqs[i] = req
+	}
+	return s.eachReq(bk, reqs)
+}
+
+// eachReq sends reqs[i] to bk[i], all in parallel.
+func (s *Server) eachReq(bk []*router.Backend, reqs [][]byte) []router.Call {
 	calls := make([]router.Call, len(bk))
 	ptrs := make([]*router.Call, len(bk))
 	var bt router.Batch
 	for i := range bk {
-		calls[i].Req = req
+		calls[i].Req = reqs[i]
 		ptrs[i] = &calls[i]
 		bt.Add(s.ctx, bk[i], ptrs[i:i+1])
 	}
@@ -415,80 +452,103 @@ func (s *Server) each(bk []*router.Backend, req []byte) []router.Call {
 	return calls
 }
 
-// hiddenCache remembers, per database, how many hidden keys the shards
-// hold, for hiddenTTL: counting takes a SCAN of every shard.
+// hiddenCache remembers, per database, the names of the hidden keys on
+// each shard, for hiddenTTL: listing them takes a SCAN of every shard.
 type hiddenCache struct {
 	mu sync.Mutex
 	m  map[int]hiddenEntry
 }
 
 type hiddenEntry struct {
-	n  int64
-	at time.Time
+	names [][]string // by shard
+	at    time.Time
 }
 
 const hiddenTTL = time.Second
 
-// hiddenKeys counts the hidden keys of database db over all shards.
+// maxHiddenNames bounds the names kept per shard: replicaof keeps a few
+// (a checkpoint per source, a marker).
+const maxHiddenNames = 4096
+
+// hiddenKeys counts the hidden keys of database db over all shards, as
+// of the last listing.
 func (s *Server) hiddenKeys(db int) (int64, error) {
+	names, err := s.hiddenNames(db)
+	var n int64
+	for _, ns := range names {
+		n += int64(len(ns))
+	}
+	return n, err
+}
+
+// hiddenNames lists the hidden keys of database db on each shard.
+func (s *Server) hiddenNames(db int) ([][]string, error) {
 	s.hidden.mu.Lock()
 	defer s.hidden.mu.Unlock()
 	if e, ok := s.hidden.m[db]; ok && time.Since(e.at) < hiddenTTL {
-		return e.n, nil
+		return e.names, nil
 	}
 	bk := s.pool.db(db)
-	counts := make([]int64, len(bk))
+	names := make([][]string, len(bk))
 	errs := make([]error, len(bk))
 	var wg sync.WaitGroup
 	for i := range bk {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			counts[i], errs[i] = s.countHidden(bk[i])
+			names[i], errs[i] = s.listHidden(bk[i])
 			if errs[i] != nil {
 				errs[i] = fmt.Errorf("%s", shardErr(i, errs[i]))
 			}
 		}(i)
 	}
 	wg.Wait()
-	var n int64
 	for i := range bk {
 		if errs[i] != nil {
-			return 0, errs[i]
+			return nil, errs[i]
 		}
-		n += counts[i]
 	}
 	if s.hidden.m == nil {
 		s.hidden.m = make(map[int]hiddenEntry)
 	}
-	s.hidden.m[db] = hiddenEntry{n: n, at: time.Now()}
-	return n, nil
+	s.hidden.m[db] = hiddenEntry{names: names, at: time.Now()}
+	return names, nil
 }
 
-func (s *Server) countHidden(b *router.Backend) (int64, error) {
+func (s *Server) listHidden(b *router.Backend) ([]string, error) {
 	cursor := "0"
-	var n int64
+	var names []string
+	seen := map[string]bool{}
 	var reply []byte
 	for {
 		var err error
 		reply, err = b.Do(s.ctx, resp.AppendCommandString(nil, "SCAN", cursor, "MATCH", hiddenPrefix+"*", "COUNT", "1000"), reply)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		v, _, err := resp.ParseValue(reply, s.cfg.Limits)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if e := v.Err(); e != nil {
-			return 0, e
+			return nil, e
 		}
 		if v.Type != resp.TypeArray || len(v.Elems) != 2 {
-			return 0, fmt.Errorf("unexpected SCAN reply")
+			return nil, fmt.Errorf("unexpected SCAN reply")
 		}
-		n += int64(len(v.Elems[1].Elems))
+		for _, k := range v.Elems[1].Elems {
+			if seen[string(k.Str)] { // SCAN may return a key twice
+				continue
+			}
+			seen[string(k.Str)] = true
+			if len(names) >= maxHiddenNames {
+				return nil, fmt.Errorf("more than %d keys named %s*", maxHiddenNames, hiddenPrefix)
+			}
+			names = append(names, string(k.Str))
+		}
 		cursor = string(v.Elems[0].Str)
 		if cursor == "0" {
-			return n, nil
+			return names, nil
 		}
 	}
 }

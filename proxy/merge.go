@@ -34,6 +34,7 @@ type op struct {
 	name   string
 	start  time.Time
 	failed bool // its reply is an error
+	silent bool // CLIENT REPLY OFF/SKIP: not written
 }
 
 // hiddenPrefix starts every key replicaof keeps for itself on the
