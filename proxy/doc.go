@@ -25,8 +25,13 @@
 // shardCursor<<b | shard (b bits hold a shard index), so MATCH, COUNT and
 // TYPE pass through and every key is visited once. PING, ECHO, QUIT,
 // HELLO 2 (HELLO 3 answers -NOPROTO, on which clients fall back to RESP2),
-// AUTH, SELECT, CLIENT SETNAME/GETNAME/SETINFO/ID/INFO, INFO, COMMAND
-// COUNT, READONLY and READWRITE are answered locally; COMMAND, COMMAND INFO
+// AUTH, SELECT, CLIENT SETNAME/GETNAME/SETINFO/ID/INFO, COMMAND
+// COUNT, READONLY and READWRITE are answered locally; INFO is merged the
+// way a client expects from one server (info.go): server fields from
+// shard 0 plus the proxy's own process, memory, persistence and stats
+// summed over the shards (with *_human recomputed, ratios averaged), CPU
+// of the proxy process plus the shards, clients, replication and
+// keyspace the proxy's; COMMAND, COMMAND INFO
 // and COMMAND DOCS come from shard 0. SUBSCRIBE puts a channel on the
 // shard of its slot (where the syncer publishes), PSUBSCRIBE a pattern on
 // every shard, each over a connection the client owns.

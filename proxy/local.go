@@ -278,14 +278,32 @@ func (c *client) command(args [][]byte) {
 	c.forward(0, args)
 }
 
-// info answers INFO [section…] with the server, clients, proxy and
-// keyspace sections; other sections are empty.
+// info answers INFO [section…] as one server would (see info.go): the
+// server, memory, persistence, stats and cpu sections merged from the
+// shards with the proxy's own, clients, replication, proxy and keyspace
+// the proxy's.
 func (c *client) info(args [][]byte) {
 	want := map[string]bool{}
 	for _, a := range args[1:] {
 		want[strings.ToLower(string(a))] = true
 	}
 	all := len(want) == 0 || want["all"] || want["default"] || want["everything"]
+	var shards [][]infoSection
+	if all || want["server"] || want["memory"] || want["persistence"] || want["stats"] || want["cpu"] {
+		c.run() // keep command order
+		calls := c.s.each(c.bk, resp.AppendCommandString(nil, "INFO", "server", "memory", "persistence", "stats", "cpu"))
+		for i, cl := range calls {
+			if cl.Err != nil {
+				c.replyErr(shardErr(i, cl.Err))
+				return
+			}
+			if len(cl.Reply) > 0 && cl.Reply[0] == resp.TypeError {
+				c.replyRaw(cl.Reply)
+				return
+			}
+			shards = append(shards, parseInfo(bulkBody(cl.Reply)))
+		}
+	}
 	var b strings.Builder
 	if all || want["server"] {
 		port := 0
@@ -293,13 +311,55 @@ func (c *client) info(args [][]byte) {
 			port = p
 		}
 		up := time.Since(c.s.start)
-		fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nreplicaof_proxy:1\r\nos:%s\r\narch_bits:64\r\ngo_version:%s\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\nuptime_in_days:%d\r\n\r\n",
-			router.BuiltinVersion, runtime.GOOS+" "+runtime.GOARCH, runtime.Version(), os.Getpid(), port,
-			int64(up/time.Second), int64(up/(24*time.Hour)))
+		sec := mergeSection(shards[:1], "server")
+		sec.setField("redis_mode", "standalone")
+		sec.setField("replicaof_proxy", "1")
+		sec.setField("os", runtime.GOOS+" "+runtime.GOARCH)
+		sec.setField("arch_bits", "64")
+		sec.setField("go_version", runtime.Version())
+		sec.setField("process_id", strconv.Itoa(os.Getpid()))
+		sec.setField("tcp_port", strconv.Itoa(port))
+		sec.setField("uptime_in_seconds", strconv.FormatInt(int64(up/time.Second), 10))
+		sec.setField("uptime_in_days", strconv.FormatInt(int64(up/(24*time.Hour)), 10))
+		sec.setField("executable", "")
+		sec.setField("config_file", "")
+		if _, ok := sec.get("redis_version"); !ok {
+			sec.setField("redis_version", router.BuiltinVersion)
+		}
+		sec.write(&b, "Server")
 	}
 	if all || want["clients"] {
 		fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\nblocked_clients:%d\r\n\r\n",
 			c.s.clientCount(), c.s.cfg.MaxClients, c.s.blocked.Load())
+	}
+	if all || want["memory"] {
+		mergeSection(shards, "memory").write(&b, "Memory")
+	}
+	if all || want["persistence"] {
+		mergeSection(shards, "persistence").write(&b, "Persistence")
+	}
+	if all || want["stats"] {
+		sec := mergeSection(shards, "stats")
+		sec.setField("total_connections_received", strconv.FormatInt(c.s.accepted.Load(), 10))
+		sec.setField("total_commands_processed", strconv.FormatInt(c.s.commands.Load(), 10))
+		sec.setField("rejected_connections", strconv.FormatInt(c.s.rejected.Load(), 10))
+		sec.write(&b, "Stats")
+	}
+	if all || want["replication"] {
+		b.WriteString(c.replSection())
+	}
+	if all || want["cpu"] {
+		sec := mergeSection(shards, "cpu")
+		if sys, user, ok := processCPU(); ok {
+			add := func(key string, v float64) {
+				cur, _ := sec.get(key)
+				f, _ := strconv.ParseFloat(cur, 64)
+				sec.setField(key, strconv.FormatFloat(f+v, 'f', 6, 64))
+			}
+			add("used_cpu_sys", sys)
+			add("used_cpu_user", user)
+		}
+		sec.write(&b, "CPU")
 	}
 	if all || want["proxy"] {
 		fmt.Fprintf(&b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
@@ -309,9 +369,6 @@ func (c *client) info(args [][]byte) {
 			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%d-%d\r\n", i, sh.Addr, lo, hi-1)
 		}
 		b.WriteString("\r\n")
-	}
-	if all || want["replication"] {
-		b.WriteString(c.replSection())
 	}
 	if all || want["keyspace"] {
 		c.run() // keep command order: earlier writes count

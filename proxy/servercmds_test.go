@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +138,98 @@ func TestServerCommands(t *testing.T) {
 		raw.expect("+OK\r\n")
 		raw.expectPrefix("-ERR CLIENT NO-TOUCH is not supported by the proxy")
 	})
+}
+
+func infoFields(s string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(s, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// TestInfoMerged: INFO carries the fields monitoring tools read, merged
+// over the shards.
+func TestInfoMerged(t *testing.T) {
+	c := newCluster(t, nil, "--save", "3600 1000000")
+	ctx := integration.Context(t, time.Minute)
+	per := c.keysOnEveryShard("i:", 5)
+	for _, ks := range per {
+		for _, k := range ks {
+			c.put(ctx, k, strings.Repeat("x", 1000))
+		}
+	}
+	p := c.client(nil)
+	text, err := p.Info(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := infoFields(text)
+	for _, f := range []string{"used_memory", "used_memory_human", "used_cpu_user", "used_cpu_sys", "mem_allocator",
+		"rdb_changes_since_last_save", "used_memory_peak", "maxmemory_policy", "rdb_last_bgsave_status",
+		"keyspace_hits", "instantaneous_ops_per_sec", "redis_version", "process_id", "connected_clients", "db0"} {
+		if _, ok := got[f]; !ok {
+			t.Errorf("INFO lacks %s", f)
+		}
+	}
+	var sumMem, sumChanges int64
+	for _, sh := range c.shards {
+		st := infoFields(sh.Client().Info(ctx, "memory", "persistence").Val())
+		n, _ := strconv.ParseInt(st["used_memory"], 10, 64)
+		sumMem += n
+		ch, _ := strconv.ParseInt(st["rdb_changes_since_last_save"], 10, 64)
+		sumChanges += ch
+	}
+	mem, _ := strconv.ParseInt(got["used_memory"], 10, 64)
+	if mem < sumMem*9/10 || mem > sumMem*11/10 {
+		t.Errorf("used_memory %d, shards sum to %d", mem, sumMem)
+	}
+	if ch, _ := strconv.ParseInt(got["rdb_changes_since_last_save"], 10, 64); ch != sumChanges || ch < 15 {
+		t.Errorf("rdb_changes_since_last_save %d, shards sum to %d", ch, sumChanges)
+	}
+	if got["used_memory_human"] != humanBytes(mem) {
+		t.Errorf("used_memory_human %s for %d", got["used_memory_human"], mem)
+	}
+	if cpu, _ := strconv.ParseFloat(got["used_cpu_user"], 64); cpu <= 0 {
+		t.Errorf("used_cpu_user %s", got["used_cpu_user"])
+	}
+	if got["process_id"] != strconv.Itoa(os.Getpid()) {
+		t.Errorf("process_id %s is not the proxy's", got["process_id"])
+	}
+	if got["mem_allocator"] == "" || got["rdb_last_bgsave_status"] != "ok" {
+		t.Errorf("text fields: %q %q", got["mem_allocator"], got["rdb_last_bgsave_status"])
+	}
+	// One section alone.
+	mem2 := infoFields(p.Info(ctx, "memory").Val())
+	if _, ok := mem2["used_memory"]; !ok || len(mem2) < 10 {
+		t.Errorf("INFO memory: %v", mem2)
+	}
+}
+
+func TestMergeValue(t *testing.T) {
+	cases := []struct {
+		key  string
+		vals []string
+		want string
+	}{
+		{"used_memory", []string{"100", "200", "300"}, "600"},
+		{"mem_fragmentation_ratio", []string{"1.00", "2.00"}, "1.50"},
+		{"used_memory_peak_perc", []string{"90.00%", "100.00%"}, "95.00%"},
+		{"used_cpu_sys", []string{"0.5", "0.25"}, "0.750000"},
+		{"rdb_last_save_time", []string{"300", "100", "200"}, "100"},
+		{"rdb_bgsave_in_progress", []string{"0", "1", "0"}, "1"},
+		{"total_system_memory", []string{"64", "64"}, "64"},
+		{"rdb_last_bgsave_status", []string{"ok", "err", "ok"}, "err"},
+		{"mem_allocator", []string{"jemalloc-5.3.0", "libc"}, "jemalloc-5.3.0"},
+	}
+	for _, c := range cases {
+		if got := mergeValue(c.key, c.vals); got != c.want {
+			t.Errorf("%s %v: %s, want %s", c.key, c.vals, got, c.want)
+		}
+	}
+	if humanBytes(2825016) != "2.69M" || humanBytes(600) != "600B" {
+		t.Errorf("humanBytes: %s %s", humanBytes(2825016), humanBytes(600))
+	}
 }
