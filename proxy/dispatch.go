@@ -58,91 +58,49 @@ func (c *client) plan(args [][]byte) {
 			return
 		}
 	}
-	switch name {
-	case "ping":
-		c.ping(args)
-	case "echo":
-		if len(args) != 2 {
-			c.wrongArgs("echo")
-			return
-		}
-		c.replyBulk(args[1])
-	case "quit":
-		c.replyOK()
-		c.closeNow = true
-	case "hello":
-		c.hello(args)
-	case "auth":
-		c.auth(args)
-	case "select":
-		c.selectDB(args)
-	case "client":
-		c.clientCmd(args)
-	case "info":
-		if !c.replInfo(args) {
-			c.info(args)
-		}
-	case "replconf":
-		c.replconf(args)
-	case "psync", "sync":
-		c.psync(name, args)
-	case "command":
-		c.command(args)
-	case "readonly", "readwrite":
-		c.replyOK()
-	case "dbsize":
-		c.dbsize(args)
-	case "keys":
-		c.keysCmd(args)
-	case "scan":
-		c.scan(args)
-	case "randomkey":
-		c.randomKey(args)
-	case "mget", "exists", "touch", "del", "unlink", "mset":
-		c.split(args)
-	case "subscribe", "psubscribe", "unsubscribe", "punsubscribe":
-		c.pubsub(name, args)
-	case "multi":
-		if len(args) != 1 {
-			c.wrongArgs("multi")
-			return
-		}
-		c.tx = &txState{shard: -1}
-		if c.watching != nil {
-			c.tx.shard = c.watching.shard // the transaction runs where the watch is
-		}
-		c.replyOK()
-	case "flushdb", "flushall":
-		c.flushCmd(name, args)
-	case "time":
-		c.timeCmd(args)
-	case "pubsub":
-		c.pubsubCmd(args)
-	case "script":
-		c.scriptCmd(args)
-	case "function":
-		c.functionCmd(args)
-	case "watch":
-		c.watch(args)
-	case "unwatch":
-		if len(args) != 1 {
-			c.wrongArgs("unwatch")
-			return
-		}
-		c.unwatch()
-		c.replyOK()
-	case "exec", "discard":
-		c.replyErr("ERR " + upper(name) + " without MULTI")
-	case "publish", "spublish":
-		// The syncer publishes on the channel's shard; so do we.
-		if len(args) != 3 {
-			c.wrongArgs(name)
-			return
-		}
-		c.forward(c.s.shards.ShardOf(args[1]), args)
-	default:
-		c.route(args, c.lookup(name, args))
+	if sp, ok := specials[name]; ok && sp.run != nil {
+		sp.run(c, name, args)
+		return
 	}
+	c.route(args, c.lookup(name, args))
+}
+
+func (c *client) echo(args [][]byte) {
+	if len(args) != 2 {
+		c.wrongArgs("echo")
+		return
+	}
+	c.replyBulk(args[1])
+}
+
+// publish goes to the channel's shard, where the syncer publishes too.
+func (c *client) publish(name string, args [][]byte) {
+	if len(args) != 3 {
+		c.wrongArgs(name)
+		return
+	}
+	c.forward(c.s.shards.ShardOf(args[1]), args)
+}
+
+func (c *client) multi(args [][]byte) {
+	if len(args) != 1 {
+		c.wrongArgs("multi")
+		return
+	}
+	c.tx = &txState{shard: -1}
+	if c.watching != nil {
+		c.tx.shard = c.watching.shard // the transaction runs where the watch is
+	}
+	c.replyOK()
+}
+
+func (c *client) unwatchCmd(args [][]byte) {
+	if len(args) != 1 {
+		c.wrongArgs("unwatch")
+		return
+	}
+	c.unwatch()
+	c.replyOK()
 }
 
 // lookup finds a command, swapping scripts for their read-only variants
@@ -161,19 +119,11 @@ var roNames = map[string][]byte{
 	"eval": []byte("EVAL_RO"), "evalsha": []byte("EVALSHA_RO"), "fcall": []byte("FCALL_RO"),
 }
 
-// denied lists commands that would break the shared, pipelined shard
-// connections or that address the server rather than keys.
-var denied = map[string]bool{
-	"watch": true, "unwatch": true, "wait": true, "waitaof": true, "monitor": true,
-	"sync": true, "psync": true, "replconf": true, "swapdb": true, "reset": true,
-	"asking": true, "cluster": true, "failover": true,
-}
-
 // check applies the policies every routed command passes: known,
 // arity, not denied, read-only mode. It returns the key
 // positions, or false after replying.
 func (c *client) check(args [][]byte, cmd *router.Command) ([]int, bool) {
-	if cmd == nil || denied[parentName(cmd.Name)] || cmd.Flags&(router.FlagAdmin|router.FlagPubSub) != 0 {
+	if cmd == nil || deniedReasons[parentName(cmd.Name)] != "" || cmd.Flags&(router.FlagAdmin|router.FlagPubSub) != 0 {
 		c.unsupported(args)
 		return nil, false
 	}

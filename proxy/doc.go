@@ -12,6 +12,11 @@
 //
 // # Commands
 //
+// docs/proxy-commands.md lists every command with how it is served; it is
+// generated from the one table plan dispatches through (specials in
+// commands.go, plus the default rule of check for every other command),
+// and TestCommandDocs fails when the file is out of date.
+//
 // Single-key commands go to the key's shard; a client's pipeline is
 // forwarded pipelined and answered in order, replies from different shards
 // included: the client goroutine queues one block per shard in a reused

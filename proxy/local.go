@@ -195,69 +195,61 @@ func (c *client) selectDB(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) clientCmd(args [][]byte) {
-	if len(args) < 2 {
-		c.wrongArgs("client")
+func (c *client) clientSetName(args [][]byte) {
+	if len(args) != 3 {
+		c.wrongArgs("client|setname")
 		return
 	}
-	var nb [16]byte
-	switch sub := lowerName(nb[:0], args[1]); sub {
-	case "setname":
-		if len(args) != 3 {
-			c.wrongArgs("client|setname")
-			return
-		}
-		if !validName(args[2]) {
-			c.replyErr("ERR Client names cannot contain spaces, newlines or special characters.")
-			return
-		}
-		c.name = string(args[2])
-		c.replyOK()
-	case "getname":
-		if c.name == "" {
-			c.replyRaw([]byte("$-1\r\n"))
-			return
-		}
-		c.replyBulk([]byte(c.name))
-	case "setinfo":
-		if len(args) != 4 {
-			c.wrongArgs("client|setinfo")
-			return
-		}
-		if !validName(args[3]) {
-			c.replyErr("ERR " + printable(args[2]) + " cannot contain spaces, newlines or special characters.")
-			return
-		}
-		switch {
-		case equalFold(args[2], "lib-name"):
-			c.libName = string(args[3])
-		case equalFold(args[2], "lib-ver"):
-			c.libVer = string(args[3])
-		default:
-			c.replyErr("ERR Unrecognized option '" + printable(args[2]) + "'")
-			return
-		}
-		c.replyOK()
-	case "id":
-		lo := len(c.local)
-		c.local = resp.AppendInt(c.local, c.id)
-		c.localOp(lo)
-	case "info":
-		c.replyBulk([]byte(c.infoLine()))
-	case "reply":
-		c.clientReply(args)
-	case "no-evict":
-		// The proxy never evicts clients: ON holds already.
-		if len(args) != 3 || !onOff(args[2]) {
-			c.replyErr("ERR syntax error")
-			return
-		}
-		c.replyOK()
-	case "no-touch":
-		c.replyErr("ERR CLIENT NO-TOUCH is not supported by the proxy: reads share shard connections, so the shards cannot tell this client's reads from others'")
-	default:
-		c.unsupported(args)
+	if !validName(args[2]) {
+		c.replyErr("ERR Client names cannot contain spaces, newlines or special characters.")
+		return
 	}
+	c.name = string(args[2])
+	c.replyOK()
+}
+
+func (c *client) clientGetName(args [][]byte) {
+	if c.name == "" {
+		c.replyRaw([]byte("$-1\r\n"))
+		return
+	}
+	c.replyBulk([]byte(c.name))
+}
+
+func (c *client) clientSetInfo(args [][]byte) {
+	if len(args) != 4 {
+		c.wrongArgs("client|setinfo")
+		return
+	}
+	if !validName(args[3]) {
+		c.replyErr("ERR " + printable(args[2]) + " cannot contain spaces, newlines or special characters.")
+		return
+	}
+	switch {
+	case equalFold(args[2], "lib-name"):
+		c.libName = string(args[3])
+	case equalFold(args[2], "lib-ver"):
+		c.libVer = string(args[3])
+	default:
+		c.replyErr("ERR Unrecognized option '" + printable(args[2]) + "'")
+		return
+	}
+	c.replyOK()
+}
+
+func (c *client) clientID(args [][]byte) {
+	lo := len(c.local)
+	c.local = resp.AppendInt(c.local, c.id)
+	c.localOp(lo)
+}
+
+// clientNoEvict answers +OK: the proxy never evicts clients.
+func (c *client) clientNoEvict(args [][]byte) {
+	if len(args) != 3 || !onOff(args[2]) {
+		c.replyErr("ERR syntax error")
+		return
+	}
+	c.replyOK()
 }
 
 func (c *client) infoLine() string {
@@ -266,16 +258,27 @@ func (c *client) infoLine() string {
 		c.sub.nChannels(), c.sub.nPatterns(), c.tx.queued(), c.libName, c.libVer)
 }
 
-// command answers COMMAND COUNT from the routing table and forwards the
-// rest (the table's own detail) to shard 0, whose table it is.
-func (c *client) command(args [][]byte) {
-	if len(args) >= 2 && equalFold(args[1], "count") {
-		lo := len(c.local)
-		c.local = resp.AppendInt(c.local, int64(c.s.cfg.Table.Len()))
-		c.localOp(lo)
+// commandCmd forwards COMMAND (the table's detail) to shard 0, whose
+// table it is; COMMAND COUNT is the proxy's own table.
+func (c *client) commandCmd(args [][]byte) {
+	if len(args) == 1 {
+		c.forward(0, args)
 		return
 	}
-	c.forward(0, args)
+	c.subcommand("command", args)
+}
+
+func (c *client) commandCount(args [][]byte) {
+	lo := len(c.local)
+	c.local = resp.AppendInt(c.local, int64(c.s.cfg.Table.Len()))
+	c.localOp(lo)
+}
+
+// infoCmd answers INFO: the admin user's INFO replication, else merged.
+func (c *client) infoCmd(args [][]byte) {
+	if !c.replInfo(args) {
+		c.info(args)
+	}
 }
 
 // info answers INFO [section…] as one server would (see info.go): the

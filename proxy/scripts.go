@@ -20,48 +20,6 @@ import (
 // connections of their own (the shared connection of a shard running a
 // script waits behind it) and answer as the shard running one does.
 
-// scriptCmd runs SCRIPT <sub>.
-func (c *client) scriptCmd(args [][]byte) {
-	if len(args) < 2 {
-		c.wrongArgs("script")
-		return
-	}
-	switch lowerArg(args[1]) {
-	case "load", "flush":
-		c.agree(args)
-	case "exists":
-		c.scriptExists(args)
-	case "kill":
-		c.killScript(args)
-	case "help":
-		c.forward(0, args)
-	default:
-		c.unsupported(args)
-	}
-}
-
-// functionCmd runs FUNCTION <sub>.
-func (c *client) functionCmd(args [][]byte) {
-	if len(args) < 2 {
-		c.wrongArgs("function")
-		return
-	}
-	switch lowerArg(args[1]) {
-	case "load", "delete", "flush", "restore", "dump":
-		c.agree(args)
-	case "list":
-		c.functionList(args)
-	case "stats":
-		c.functionStats(args)
-	case "kill":
-		c.killScript(args)
-	case "help":
-		c.forward(0, args)
-	default:
-		c.unsupported(args)
-	}
-}
-
 func lowerArg(b []byte) string {
 	var nb [32]byte
 	return lowerName(nb[:0], b)

@@ -75,53 +75,38 @@ func (c *client) timeCmd(args [][]byte) {
 	c.forward(0, args)
 }
 
-// pubsubCmd answers PUBSUB from every shard: channel lists are merged,
-// NUMSUB counts summed (a channel's subscribers are on its slot's shard),
-// NUMPAT is the largest shard's count (the proxy subscribes a pattern on
-// every shard, so a sum would count each pattern once per shard).
-func (c *client) pubsubCmd(args [][]byte) {
-	if len(args) < 2 {
-		c.wrongArgs("pubsub")
+// pubsubNumpat is the largest shard's NUMPAT: the proxy subscribes
+// each pattern on every shard, so a sum would count it once per shard.
+// (Channel lists are merged and NUMSUB summed: a channel's subscribers
+// are on its slot's shard.)
+func (c *client) pubsubNumpat(args [][]byte) {
+	if len(args) != 2 {
+		c.wrongArgs("pubsub|numpat")
 		return
 	}
-	switch sub := lowerArg(args[1]); sub {
-	case "channels", "shardchannels":
-		if len(args) > 3 {
-			c.wrongArgs("pubsub|" + sub)
-			return
-		}
-		c.pubsubChannels(args)
-	case "numsub", "shardnumsub":
-		c.pubsubNumsub(args)
-	case "numpat":
-		if len(args) != 2 {
-			c.wrongArgs("pubsub|numpat")
-			return
-		}
-		replies, ok := c.everyShard(args)
-		if !ok {
-			return
-		}
-		var most int64
-		for _, r := range replies {
-			n, ok := intReply(r)
-			if !ok {
-				c.replyRaw(r)
-				return
-			}
-			most = max(most, n)
-		}
-		lo := len(c.local)
-		c.local = resp.AppendInt(c.local, most)
-		c.localOp(lo)
-	case "help":
-		c.forward(0, args)
-	default:
-		c.unsupported(args)
+	replies, ok := c.everyShard(args)
+	if !ok {
+		return
 	}
+	var most int64
+	for _, r := range replies {
+		n, ok := intReply(r)
+		if !ok {
+			c.replyRaw(r)
+			return
+		}
+		most = max(most, n)
+	}
+	lo := len(c.local)
+	c.local = resp.AppendInt(c.local, most)
+	c.localOp(lo)
 }
 
 func (c *client) pubsubChannels(args [][]byte) {
+	if len(args) > 3 {
+		c.wrongArgs("pubsub|" + lowerArg(args[1]))
+		return
+	}
 	replies, ok := c.everyShard(args)
 	if !ok {
 		return
