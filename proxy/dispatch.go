@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/bits"
 	"strconv"
+	"strings"
 
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
@@ -123,7 +124,11 @@ var roNames = map[string][]byte{
 // arity, not denied, read-only mode. It returns the key
 // positions, or false after replying.
 func (c *client) check(args [][]byte, cmd *router.Command) ([]int, bool) {
-	if cmd == nil || deniedReasons[parentName(cmd.Name)] != "" || cmd.Flags&(router.FlagAdmin|router.FlagPubSub) != 0 {
+	if cmd == nil || (cmd.Subcommands != nil && len(args) > 1) {
+		c.unknown(args) // an unknown command or subcommand
+		return nil, false
+	}
+	if deniedReasons[parentName(cmd.Name)] != "" || cmd.Flags&(router.FlagAdmin|router.FlagPubSub) != 0 {
 		c.unsupported(args)
 		return nil, false
 	}
@@ -367,6 +372,38 @@ func (c *client) replyRaw(b []byte) {
 
 func (c *client) wrongArgs(name string) {
 	c.replyErr("ERR wrong number of arguments for '" + name + "' command")
+}
+
+// unknown answers a command the table does not know in Redis' words,
+// which client libraries match on.
+func (c *client) unknown(args [][]byte) {
+	if parent := c.s.cfg.Table.Lookup(args[:1]); parent != nil && len(args) > 1 {
+		c.replyErr("ERR unknown subcommand '" + printable128(args[1]) + "'. Try " + upper(parent.Name) + " HELP.")
+		return
+	}
+	var rest strings.Builder
+	for _, a := range args[1:] {
+		if rest.Len() >= 128 {
+			break
+		}
+		a = a[:min(len(a), 128-rest.Len())]
+		rest.WriteString("'" + printable128(a) + "' ")
+	}
+	c.replyErr("ERR unknown command '" + printable128(args[0]) + "', with args beginning with: " + rest.String())
+}
+
+// printable128 is printable with Redis' 128-byte cut, CR and LF as
+// spaces.
+func printable128(b []byte) string {
+	b = b[:min(len(b), 128)]
+	out := make([]byte, len(b))
+	for i, ch := range b {
+		if ch == '\r' || ch == '\n' {
+			ch = ' '
+		}
+		out[i] = ch
+	}
+	return string(out)
 }
 
 func (c *client) unsupported(args [][]byte) {

@@ -300,7 +300,7 @@ func TestReads(t *testing.T) {
 	})
 	t.Run("unsupported", func(t *testing.T) {
 		for _, args := range [][]any{
-			{"CONFIG", "GET", "save"}, {"NOSUCH"},
+			{"CONFIG", "GET", "save"},
 			{"FLUSHALL"}, {"CLIENT", "LIST"}, {"MONITOR"},
 		} {
 			err := p.Do(ctx, args...).Err()
@@ -312,6 +312,8 @@ func TestReads(t *testing.T) {
 			}
 		}
 		wantErr(t, p.Do(ctx, "GET").Err(), "ERR wrong number of arguments for 'get' command")
+		// Unknown commands in Redis' words, which client libraries match.
+		wantErr(t, p.Do(ctx, "NOSUCH", "a", "b").Err(), "ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' ")
 	})
 }
 
