@@ -48,7 +48,10 @@
 // one block no other client's command can split. Without AllowWrites
 // EVAL, EVALSHA and FCALL run as their _RO variants, so a script cannot
 // write either. Admin commands and keyless commands the proxy does not
-// answer itself get "-ERR unsupported command '<name>'".
+// answer itself get "-ERR unsupported command '<name>'"; commands and
+// subcommands the table does not know get Redis' own "unknown command"
+// and "unknown subcommand" errors, which client libraries match on.
+// Inline commands are split with Redis' quoting rules (resp.ReadCommand).
 //
 // Scripts and functions are loaded on every shard, so EVALSHA and FCALL
 // work for keys of any shard: SCRIPT LOAD/FLUSH and FUNCTION LOAD/DELETE/
@@ -83,8 +86,8 @@
 // number of blocked or watching clients reached". A client that
 // disconnects while blocked has its shard connection closed at once (on
 // Linux, where the proxy can see the hang-up without reading), so the
-// shard unblocks it.
-// XREAD and XREADGROUP without BLOCK never block and use the shared
+// shard unblocks it. XREAD and XREADGROUP without BLOCK never block and
+// use the shared
 // connections; inside MULTI blocking commands do not block either (as in
 // Redis) and are queued like any other. INFO clients reports
 // blocked_clients. A blocked client costs about 48 KB, both ends counted
@@ -121,7 +124,10 @@
 // the shared connection stays in sync, so other clients' commands on it,
 // in flight or not, are not touched and the shard is not marked down.
 // FuzzIsolation checks this with random replies on one client and
-// pipelined GETs on another.
+// pipelined GETs on another. What remains shared is the shard's time: a
+// command that keeps a shard busy past Config.Timeout (a slow script)
+// times out the shared connection and the commands queued behind it, as
+// on one Redis server other clients wait behind it (and get -BUSY).
 //
 // A shard that is down fails its own commands within Config.Timeout
 // ("-ERR shard N unavailable: …"), the other shards keep serving, and the
