@@ -451,42 +451,56 @@ func (c *client) dbsize(args [][]byte) {
 	c.localOp(lo)
 }
 
-// randomKey asks every shard and picks one of their answers that is not a
-// hidden key, retrying a few rounds when only hidden keys came back.
+// randomKeyScript answers a random key of the shard that is not one of
+// replicaof's own, or nil when there is none: RANDOMKEY a few times,
+// then the first such key a SCAN finds, so a shard holding mostly
+// hidden keys never makes RANDOMKEY answer nil by bad luck.
+const randomKeyScript = `
+local p = '` + hiddenPrefix + `'
+for i = 1, 16 do
+  local k = redis.call('RANDOMKEY')
+  if not k then return false end
+  if string.sub(k, 1, #p) ~= p then return k end
+end
+local cur = '0'
+repeat
+  local r = redis.call('SCAN', cur, 'COUNT', 100)
+  cur = r[1]
+  for _, k in ipairs(r[2]) do
+    if string.sub(k, 1, #p) ~= p then return k end
+  end
+until cur == '0'
+return false
+`
+
+// randomKey asks every shard for a random key that is not a hidden one
+// and picks one of the answers.
 func (c *client) randomKey(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("randomkey")
 		return
 	}
 	c.run()
-	req := resp.AppendCommandString(nil, "RANDOMKEY")
-	for round := 0; round < 8; round++ {
-		calls := c.s.each(c.bk, req)
-		var found [][]byte
-		sawHidden := false
-		for i, cl := range calls {
-			if cl.Err != nil {
-				c.replyErr(shardErr(i, cl.Err))
-				return
-			}
-			k := bulkBody(cl.Reply)
-			switch {
-			case k == nil:
-			case isHidden(k):
-				sawHidden = true
-			default:
-				found = append(found, cl.Reply)
-			}
-		}
-		if len(found) > 0 {
-			c.replyRaw(found[rand.IntN(len(found))])
+	calls := c.s.each(c.bk, resp.AppendCommandString(nil, "EVAL", randomKeyScript, "0"))
+	var found [][]byte
+	for i, cl := range calls {
+		if cl.Err != nil {
+			c.replyErr(shardErr(i, cl.Err))
 			return
 		}
-		if !sawHidden {
-			break
+		switch {
+		case len(cl.Reply) > 0 && cl.Reply[0] == resp.TypeError:
+			c.replyRaw(cl.Reply)
+			return
+		case bulkBody(cl.Reply) != nil:
+			found = append(found, cl.Reply)
 		}
 	}
-	c.replyRaw([]byte("$-1\r\n"))
+	if len(found) == 0 {
+		c.replyRaw([]byte("$-1\r\n"))
+		return
+	}
+	c.replyRaw(found[rand.IntN(len(found))])
 }
 
 // each sends one request to every backend in parallel.
