@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/replicaof/replicaof/resp"
@@ -198,6 +199,9 @@ func (c *client) watchGone(onGone func()) (stop func() bool) {
 	raw := c.nc
 	if tc, ok := raw.(*tls.Conn); ok {
 		raw = tc.NetConn()
+	}
+	if _, ok := raw.(syscall.Conn); !ok {
+		return func() bool { return false } // not a socket: nothing to peek at
 	}
 	var (
 		wg   sync.WaitGroup
