@@ -19,6 +19,7 @@ const (
 	DefaultMaxBulk     = 512 << 20 // bytes in one bulk string, as Redis proto-max-bulk-len
 	DefaultMaxArgs     = 1 << 20   // arguments in one command
 	DefaultMaxInline   = 64 << 10  // bytes in one inline command
+	DefaultMaxBlocking = 1024      // shard connections held by blocked or watching clients
 	DefaultStateDir    = "./replicaof-state"
 	DefaultLogLevel    = "info"
 	DefaultLogFormat   = "text"
@@ -73,6 +74,9 @@ type Proxy struct {
 	MaxBulk     int64  // bytes per bulk string; DefaultMaxBulk when 0
 	MaxArgs     int    // arguments per command; DefaultMaxArgs when 0
 	MaxInline   int    // bytes per inline command; DefaultMaxInline when 0
+	// MaxBlocking bounds the shard connections clients hold for blocking
+	// commands (BLPOP, XREAD BLOCK…) and WATCH; DefaultMaxBlocking when 0.
+	MaxBlocking int
 	// Timeout closes client connections idle this long; 0 = never.
 	// YAML takes a duration ("5m") or a number of seconds.
 	Timeout time.Duration
@@ -181,6 +185,9 @@ func (c *Config) withDefaults() {
 	if c.Proxy.MaxInline == 0 {
 		c.Proxy.MaxInline = DefaultMaxInline
 	}
+	if c.Proxy.MaxBlocking == 0 {
+		c.Proxy.MaxBlocking = DefaultMaxBlocking
+	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
 	}
@@ -230,6 +237,9 @@ func (c *Config) Validate() error {
 	}
 	if v.Proxy.MaxInline < 0 {
 		add("proxy.max_inline", "must not be negative")
+	}
+	if v.Proxy.MaxBlocking < 0 {
+		add("proxy.max_blocking", "must not be negative")
 	}
 	if v.Proxy.Timeout < 0 {
 		add("proxy.timeout", "must not be negative")

@@ -29,7 +29,7 @@ func TestGolden(t *testing.T) {
 	want := &Config{
 		Proxy: Proxy{
 			Listen: "0.0.0.0:6380", Password: "proxy-secret", AllowWrites: true,
-			MaxBulk: 64 << 20, MaxArgs: 4096, MaxInline: 16 << 10, Timeout: 5 * time.Minute,
+			MaxBulk: 64 << 20, MaxArgs: 4096, MaxInline: 16 << 10, MaxBlocking: 200, Timeout: 5 * time.Minute,
 			TLS: &ProxyTLS{Cert: "proxy.pem", Key: "proxy.key", ClientCA: "ca.pem", MinVersion: "1.3"},
 		},
 		Admin: Admin{Listen: "127.0.0.1:8381", Token: "admin-token"},
@@ -104,6 +104,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Proxy: Proxy{
 			Listen: DefaultProxyListen, MaxBulk: 512 << 20, MaxArgs: 1048576, MaxInline: 64 << 10,
+			MaxBlocking: DefaultMaxBlocking,
 		},
 		Admin:       Admin{Listen: DefaultAdminListen},
 		Destination: Destination{Shards: []Endpoint{{Host: "127.0.0.1", Port: 7001}}},
@@ -264,6 +265,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative max_args", "proxy: { max_args: -1 }", "proxy.max_args: must not be negative"},
 		{"negative max_bulk", "proxy: { max_bulk: -1 }", "proxy.max_bulk: must not be negative"},
 		{"negative max_inline", "proxy: { max_inline: -1kb }", "proxy.max_inline: must not be negative"},
+		{"negative max_blocking", "proxy: { max_blocking: -1 }", "proxy.max_blocking: must not be negative"},
 		{"bad size", "proxy: { max_bulk: 1tb }", `invalid size "1tb"`},
 		{"huge size", "proxy: { max_bulk: 99999999999gb }", `invalid size`},
 		{"max_args range", "proxy: { max_args: 99999999999 }", "proxy.max_args: 99999999999 out of range"},

@@ -256,6 +256,7 @@ func (d *decoder) proxy(n *yaml.Node, path string) {
 		"allow_writes": func(n *yaml.Node, path string) { p.AllowWrites = d.boolean(n, path) },
 		"max_bulk":     func(n *yaml.Node, path string) { p.MaxBulk = d.size(n, path) },
 		"max_args":     func(n *yaml.Node, path string) { p.MaxArgs = d.intField(n, path) },
+		"max_blocking": func(n *yaml.Node, path string) { p.MaxBlocking = d.intField(n, path) },
 		"max_inline": func(n *yaml.Node, path string) {
 			v := d.size(n, path)
 			if v > math.MaxInt32 {

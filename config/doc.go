@@ -12,6 +12,7 @@
 //	  max_bulk: 512mb           # bytes per bulk string (k/kb, m/mb, g/gb = powers of 1024)
 //	  max_args: 1048576         # arguments per command
 //	  max_inline: 64kb          # bytes per inline command
+//	  max_blocking: 1024        # shard connections held by blocked (BLPOP…) or WATCHing clients
 //	  timeout: 0                # close idle clients after this ("5m", or seconds); 0 = never
 //	  tls:                      # optional: TLS for clients too (off when absent)
 //	    cert: proxy.pem         # server certificate and key, set together

@@ -27,6 +27,7 @@ type (
 		MaxBulk     int64         `yaml:"max_bulk,omitempty"`
 		MaxArgs     int           `yaml:"max_args,omitempty"`
 		MaxInline   int           `yaml:"max_inline,omitempty"`
+		MaxBlocking int           `yaml:"max_blocking,omitempty"`
 		Timeout     string        `yaml:"timeout,omitempty"`
 		TLS         *fileProxyTLS `yaml:"tls,omitempty"`
 	}
@@ -92,6 +93,7 @@ func (c *Config) Marshal() ([]byte, error) {
 			MaxBulk:     c.Proxy.MaxBulk,
 			MaxArgs:     c.Proxy.MaxArgs,
 			MaxInline:   c.Proxy.MaxInline,
+			MaxBlocking: c.Proxy.MaxBlocking,
 		},
 		Admin:       fileAdmin{Listen: c.Admin.Listen, Token: string(c.Admin.Token)},
 		Destination: fileDestination{Shards: []string{}, TLS: toFileTLS(c.Destination.TLS)},

@@ -62,7 +62,14 @@ type client struct {
 	replLevel int          // REPLCONF rof-compress gzip level, 0 for none
 	repl      *replRequest // PSYNC/SYNC to relay after the batch
 	tx        *txState
-	sub       *subState
+	watching  *dedicated // the connection WATCH pinned the client to, or nil
+	// CLIENT REPLY: replies withheld while replyOff, and for the next
+	// skipReplies commands; silentFrom is the first op of the command
+	// being planned when it is silent, else -1.
+	replyOff    bool
+	skipReplies int
+	silentFrom  int
+	sub         *subState
 
 	// The batch being planned.
 	ops     []op
@@ -90,7 +97,7 @@ type group struct {
 }
 
 func newClient(s *Server, nc net.Conn) *client {
-	c := &client{s: s, nc: nc, id: s.nextID.Add(1), lastActive: time.Now(), replShard: -1}
+	c := &client{s: s, nc: nc, id: s.nextID.Add(1), lastActive: time.Now(), replShard: -1, silentFrom: -1}
 	c.authed = s.cfg.Password == ""
 	c.bk = s.pool.db(0)
 	return c
@@ -258,6 +265,11 @@ func (c *client) batch() error {
 		size += c.cmd.Size
 		if len(c.cmd.Args) > 0 {
 			c.s.commands.Add(1)
+			c.silentFrom = -1
+			if c.replyOff || c.skipReplies > 0 {
+				c.silentFrom = len(c.ops)
+				c.skipReplies = max(c.skipReplies-1, 0)
+			}
 			if c.s.cfg.Observer != nil {
 				c.begin(c.cmd.Args)
 				c.plan(c.cmd.Args)
@@ -265,6 +277,7 @@ func (c *client) batch() error {
 			} else {
 				c.plan(c.cmd.Args)
 			}
+			c.silence()
 		}
 		if c.closeNow || len(c.ops) >= maxBatchOps || size >= maxBatchBytes ||
 			c.br.Buffered() == 0 || !complete(c.peek(), lim) {
@@ -278,6 +291,18 @@ func (c *client) batch() error {
 		c.cmd.Buf = nil
 	}
 	return nil
+}
+
+// silence marks the ops of the command being planned as not to be
+// written, when CLIENT REPLY says so.
+func (c *client) silence() {
+	if c.silentFrom < 0 {
+		return
+	}
+	for i := c.silentFrom; i < len(c.ops); i++ {
+		c.ops[i].silent = true
+	}
+	c.silentFrom = -1
 }
 
 func (c *client) peek() []byte {
@@ -315,6 +340,10 @@ func (c *client) tag() {
 // flushLocked is flush with wmu held.
 func (c *client) flushLocked() {
 	c.run()
+	if c.silentFrom >= 0 {
+		c.silence()
+		c.silentFrom = 0 // the silent command's later ops, if any
+	}
 	ob := outPool.Get().(*[]byte)
 	out := (*ob)[:0]
 	obs := c.s.cfg.Observer
@@ -323,6 +352,9 @@ func (c *client) flushLocked() {
 	}
 	for i := range c.ops {
 		o := &c.ops[i]
+		if o.silent {
+			continue
+		}
 		n := len(out)
 		out = c.reply(out, o)
 		if obs != nil {
@@ -443,6 +475,7 @@ func (c *client) close() {
 	if c.sub != nil {
 		c.sub.closeAll()
 	}
+	c.unwatch()
 	if c.br != nil {
 		c.br.Reset(nil)
 		readerPool.Put(c.br)

@@ -53,6 +53,12 @@ type Config struct {
 	// MaxClients bounds connected clients; one more is told
 	// "-ERR max number of clients reached" and closed (default 20000).
 	MaxClients int
+	// MaxBlocking bounds the shard connections clients hold for
+	// themselves: one per blocking command running (BLPOP, XREAD BLOCK,
+	// …) and one per client between WATCH and EXEC. One more is answered
+	// "-ERR max number of blocked or watching clients reached"
+	// (default 1024).
+	MaxBlocking int
 	// Table routes commands; nil means router.Builtin.
 	Table *router.Table
 	// Logger receives connection-level events; nil discards them.
@@ -103,10 +109,11 @@ type Observer interface {
 
 // Defaults.
 const (
-	DefaultListen     = "127.0.0.1:6380"
-	DefaultTimeout    = 5 * time.Second
-	DefaultDatabases  = 16
-	DefaultMaxClients = 20000
+	DefaultListen      = "127.0.0.1:6380"
+	DefaultTimeout     = 5 * time.Second
+	DefaultDatabases   = 16
+	DefaultMaxClients  = 20000
+	DefaultMaxBlocking = 1024
 )
 
 func (c Config) withDefaults() Config {
@@ -121,6 +128,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxClients <= 0 {
 		c.MaxClients = DefaultMaxClients
+	}
+	if c.MaxBlocking <= 0 {
+		c.MaxBlocking = DefaultMaxBlocking
 	}
 	if c.idleAfter <= 0 {
 		c.idleAfter = defaultIdleAfter
@@ -148,6 +158,11 @@ func (c Config) withDefaults() Config {
 		}
 		if s.WriteTimeout <= 0 {
 			s.WriteTimeout = c.Timeout
+		}
+		if s.Limits.MaxArray <= 0 {
+			// Element counts cost nothing to frame; MaxReply bounds the
+			// memory a reply takes. An LRANGE of millions relays.
+			s.Limits.MaxArray = 1 << 31
 		}
 		s.Shard = i // the label of s.Observer
 		shards[i] = s

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/bits"
 	"strconv"
+	"strings"
 
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
@@ -38,6 +39,7 @@ func (c *client) plan(args [][]byte) {
 			c.exec()
 		case "discard":
 			c.tx = nil
+			c.unwatch() // DISCARD ends the watch, as in Redis
 			c.replyOK()
 		case "multi":
 			c.replyErr("ERR MULTI calls can not be nested")
@@ -57,73 +59,49 @@ func (c *client) plan(args [][]byte) {
 			return
 		}
 	}
-	switch name {
-	case "ping":
-		c.ping(args)
-	case "echo":
-		if len(args) != 2 {
-			c.wrongArgs("echo")
-			return
-		}
-		c.replyBulk(args[1])
-	case "quit":
-		c.replyOK()
-		c.closeNow = true
-	case "hello":
-		c.hello(args)
-	case "auth":
-		c.auth(args)
-	case "select":
-		c.selectDB(args)
-	case "client":
-		c.clientCmd(args)
-	case "info":
-		if !c.replInfo(args) {
-			c.info(args)
-		}
-	case "replconf":
-		c.replconf(args)
-	case "psync", "sync":
-		c.psync(name, args)
-	case "command":
-		c.command(args)
-	case "readonly", "readwrite":
-		c.replyOK()
-	case "dbsize":
-		c.dbsize(args)
-	case "keys":
-		c.keysCmd(args)
-	case "scan":
-		c.scan(args)
-	case "randomkey":
-		c.randomKey(args)
-	case "mget", "exists", "touch", "del", "unlink", "mset":
-		c.split(args)
-	case "subscribe", "psubscribe", "unsubscribe", "punsubscribe":
-		c.pubsub(name, args)
-	case "multi":
-		if len(args) != 1 {
-			c.wrongArgs("multi")
-			return
-		}
-		c.tx = &txState{shard: -1}
-		c.replyOK()
-	case "exec", "discard":
-		c.replyErr("ERR " + upper(name) + " without MULTI")
-	case "publish", "spublish":
-		// The syncer publishes on the channel's shard; so do we.
-		if len(args) != 3 {
-			c.wrongArgs(name)
-			return
-		}
-		c.forward(c.s.shards.ShardOf(args[1]), args)
-	case "ttl", "pttl", "expiretime", "pexpiretime", "httl", "hpttl", "hexpiretime", "hpexpiretime":
-		if !c.ttlRead(name, args) {
-			c.route(args, c.lookup(name, args))
-		}
-	default:
-		c.route(args, c.lookup(name, args))
+	if sp, ok := specials[name]; ok && sp.run != nil {
+		sp.run(c, name, args)
+		return
 	}
+	c.route(args, c.lookup(name, args))
+}
+
+func (c *client) echo(args [][]byte) {
+	if len(args) != 2 {
+		c.wrongArgs("echo")
+		return
+	}
+	c.replyBulk(args[1])
+}
+
+// publish goes to the channel's shard, where the syncer publishes too.
+func (c *client) publish(name string, args [][]byte) {
+	if len(args) != 3 {
+		c.wrongArgs(name)
+		return
+	}
+	c.forward(c.s.shards.ShardOf(args[1]), args)
+}
+
+func (c *client) multi(args [][]byte) {
+	if len(args) != 1 {
+		c.wrongArgs("multi")
+		return
+	}
+	c.tx = &txState{shard: -1}
+	if c.watching != nil {
+		c.tx.shard = c.watching.shard // the transaction runs where the watch is
+	}
+	c.replyOK()
+}
+
+func (c *client) unwatchCmd(args [][]byte) {
+	if len(args) != 1 {
+		c.wrongArgs("unwatch")
+		return
+	}
+	c.unwatch()
+	c.replyOK()
 }
 
 // lookup finds a command, swapping scripts for their read-only variants
@@ -142,28 +120,20 @@ var roNames = map[string][]byte{
 	"eval": []byte("EVAL_RO"), "evalsha": []byte("EVALSHA_RO"), "fcall": []byte("FCALL_RO"),
 }
 
-// denied lists commands that would break the shared, pipelined shard
-// connections or that address the server rather than keys.
-var denied = map[string]bool{
-	"watch": true, "unwatch": true, "wait": true, "waitaof": true, "monitor": true,
-	"sync": true, "psync": true, "replconf": true, "swapdb": true, "reset": true,
-	"asking": true, "cluster": true, "failover": true,
-}
-
 // check applies the policies every routed command passes: known,
-// arity, not denied, not blocking, read-only mode. It returns the key
+// arity, not denied, read-only mode. It returns the key
 // positions, or false after replying.
 func (c *client) check(args [][]byte, cmd *router.Command) ([]int, bool) {
-	if cmd == nil || denied[parentName(cmd.Name)] || cmd.Flags&(router.FlagAdmin|router.FlagPubSub) != 0 {
+	if cmd == nil || (cmd.Subcommands != nil && len(args) > 1) {
+		c.unknown(args) // an unknown command or subcommand
+		return nil, false
+	}
+	if deniedReasons[parentName(cmd.Name)] != "" || cmd.Flags&(router.FlagAdmin|router.FlagPubSub) != 0 {
 		c.unsupported(args)
 		return nil, false
 	}
 	if !arityOK(cmd, len(args)) {
 		c.wrongArgs(cmd.Name)
-		return nil, false
-	}
-	if cmd.Flags&router.FlagBlocking != 0 && !nonBlockingRead(cmd, args) {
-		c.unsupported(args)
 		return nil, false
 	}
 	if cmd.Write() && !c.s.cfg.AllowWrites {
@@ -195,6 +165,10 @@ func (c *client) route(args [][]byte, cmd *router.Command) {
 	if !ok {
 		return
 	}
+	if cmd.Flags&router.FlagBlocking != 0 && !nonBlockingRead(cmd, args) {
+		c.blocking(cmd.Name, args, keys)
+		return
+	}
 	shard, err := c.s.shards.Route(args, keys)
 	if err != nil {
 		c.replyErr(err.Error())
@@ -206,10 +180,10 @@ func (c *client) route(args [][]byte, cmd *router.Command) {
 	c.forward(shard, args)
 }
 
-// nonBlockingRead allows XREAD without BLOCK: only a blocking wait would
-// stall the shared shard connection.
+// nonBlockingRead tells XREAD and XREADGROUP without BLOCK, which never
+// block and so share the shard connections, from blocking commands.
 func nonBlockingRead(cmd *router.Command, args [][]byte) bool {
-	if cmd.Name != "xread" {
+	if cmd.Name != "xread" && cmd.Name != "xreadgroup" {
 		return false
 	}
 	for _, a := range args[1:] {
@@ -398,6 +372,38 @@ func (c *client) replyRaw(b []byte) {
 
 func (c *client) wrongArgs(name string) {
 	c.replyErr("ERR wrong number of arguments for '" + name + "' command")
+}
+
+// unknown answers a command the table does not know in Redis' words,
+// which client libraries match on.
+func (c *client) unknown(args [][]byte) {
+	if parent := c.s.cfg.Table.Lookup(args[:1]); parent != nil && len(args) > 1 {
+		c.replyErr("ERR unknown subcommand '" + printable128(args[1]) + "'. Try " + upper(parent.Name) + " HELP.")
+		return
+	}
+	var rest strings.Builder
+	for _, a := range args[1:] {
+		if rest.Len() >= 128 {
+			break
+		}
+		a = a[:min(len(a), 128-rest.Len())]
+		rest.WriteString("'" + printable128(a) + "' ")
+	}
+	c.replyErr("ERR unknown command '" + printable128(args[0]) + "', with args beginning with: " + rest.String())
+}
+
+// printable128 is printable with Redis' 128-byte cut, CR and LF as
+// spaces.
+func printable128(b []byte) string {
+	b = b[:min(len(b), 128)]
+	out := make([]byte, len(b))
+	for i, ch := range b {
+		if ch == '\r' || ch == '\n' {
+			ch = ' '
+		}
+		out[i] = ch
+	}
+	return string(out)
 }
 
 func (c *client) unsupported(args [][]byte) {

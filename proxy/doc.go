@@ -12,6 +12,11 @@
 //
 // # Commands
 //
+// docs/proxy-commands.md lists every command with how it is served; it is
+// generated from the one table plan dispatches through (specials in
+// commands.go, plus the default rule of check for every other command),
+// and TestCommandDocs fails when the file is out of date.
+//
 // Single-key commands go to the key's shard; a client's pipeline is
 // forwarded pipelined and answered in order, replies from different shards
 // included: the client goroutine queues one block per shard in a reused
@@ -25,8 +30,13 @@
 // shardCursor<<b | shard (b bits hold a shard index), so MATCH, COUNT and
 // TYPE pass through and every key is visited once. PING, ECHO, QUIT,
 // HELLO 2 (HELLO 3 answers -NOPROTO, on which clients fall back to RESP2),
-// AUTH, SELECT, CLIENT SETNAME/GETNAME/SETINFO/ID/INFO, INFO, COMMAND
-// COUNT, READONLY and READWRITE are answered locally; COMMAND, COMMAND INFO
+// AUTH, SELECT, CLIENT SETNAME/GETNAME/SETINFO/ID/INFO, COMMAND
+// COUNT, READONLY and READWRITE are answered locally; INFO is merged the
+// way a client expects from one server (info.go): server fields from
+// shard 0 plus the proxy's own process, memory, persistence and stats
+// summed over the shards (with *_human recomputed, ratios averaged), CPU
+// of the proxy process plus the shards, clients, replication and
+// keyspace the proxy's; COMMAND, COMMAND INFO
 // and COMMAND DOCS come from shard 0. SUBSCRIBE puts a channel on the
 // shard of its slot (where the syncer publishes), PSUBSCRIBE a pattern on
 // every shard, each over a connection the client owns.
@@ -37,18 +47,91 @@
 // as one router.Backend.Pipeline, which reaches the shared connection as
 // one block no other client's command can split. Without AllowWrites
 // EVAL, EVALSHA and FCALL run as their _RO variants, so a script cannot
-// write either. Blocking commands, WATCH, admin commands and keyless
-// commands the proxy does not answer itself get
-// "-ERR unsupported command '<name>'".
+// write either. Admin commands and keyless commands the proxy does not
+// answer itself get "-ERR unsupported command '<name>'"; commands and
+// subcommands the table does not know get Redis' own "unknown command"
+// and "unknown subcommand" errors, which client libraries match on.
+// Inline commands are split with Redis' quoting rules (resp.ReadCommand).
+//
+// Scripts and functions are loaded on every shard, so EVALSHA and FCALL
+// work for keys of any shard: SCRIPT LOAD/FLUSH and FUNCTION LOAD/DELETE/
+// FLUSH/RESTORE/DUMP go to every shard and answer once all shards answered
+// the same ("-ERR shards disagree: shard 0 answered …, shard N answered
+// …" otherwise). They are allowed without AllowWrites (they load code,
+// change no data); a script that writes still needs AllowWrites. SCRIPT
+// EXISTS answers 1 for a script every shard has; FUNCTION LIST lists each
+// library once; FUNCTION STATS is the stats of the shard running a
+// function, else shard 0's. SCRIPT KILL and FUNCTION KILL go to every
+// shard on connections of their own (a shard's shared connection waits
+// behind its running script) and answer +OK if one shard killed a script.
+//
+// WATCH pins the client to the watched keys' shard: it runs on a shard
+// connection the client holds until EXEC, DISCARD or UNWATCH (or the
+// client leaves), and the MULTI … EXEC that follows runs there, so the
+// shard's own WATCH semantics apply: a write to a watched key by anyone,
+// through the proxy or by the syncer, makes EXEC answer nil. Watched keys
+// on several shards, and transaction keys on another shard than the
+// watched ones, answer -CROSSSLOT. Watching clients count against
+// Config.MaxBlocking with blocked ones.
+//
+// Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+// BZPOPMAX, BZMPOP, XREAD BLOCK, XREADGROUP BLOCK) run on a shard
+// connection the client holds for that command, dialed to the keys'
+// shard and the client's database, so a client blocking for minutes
+// holds up no one; the shard applies the command's own timeout. Keys on
+// several shards answer -CROSSSLOT; the writing ones (all but XREAD) need
+// AllowWrites. Replies to commands pipelined before one are written
+// before it blocks, as Redis does. Config.MaxBlocking (default 1024)
+// bounds the commands blocked at once; one more is answered "-ERR max
+// number of blocked or watching clients reached". A client that
+// disconnects while blocked has its shard connection closed at once (on
+// Linux, where the proxy can see the hang-up without reading), so the
+// shard unblocks it. XREAD and XREADGROUP without BLOCK never block and
+// use the shared
+// connections; inside MULTI blocking commands do not block either (as in
+// Redis) and are queued like any other. INFO clients reports
+// blocked_clients. A blocked client costs about 48 KB, both ends counted
+// (TestManyBlocked, 1,000 at once).
+//
+// FLUSHDB and FLUSHALL (with AllowWrites) run on every shard as one Lua
+// script each that copies replicaof's own keys, flushes and restores
+// them, atomically, so the syncer's checkpoints survive and no syncer
+// write can fall in between; the syncer then carries on without a full
+// resync, and the flushed keys come back only as the sources write them.
+// TIME is shard 0's clock. PUBSUB CHANNELS/SHARDCHANNELS merge the
+// shards' lists; NUMSUB/SHARDNUMSUB sum (a channel lives on its slot's
+// shard); NUMPAT is the largest shard's count, since the proxy subscribes
+// each pattern on every shard. CLIENT REPLY ON/OFF/SKIP withhold replies
+// as Redis does; CLIENT NO-EVICT answers +OK (the proxy never evicts
+// clients); CLIENT NO-TOUCH is refused, since reads share shard
+// connections and the shards cannot tell one client's reads from another's.
 //
 // TTL, PTTL, EXPIRETIME, PEXPIRETIME, HTTL, HPTTL, HEXPIRETIME and
 // HPEXPIRETIME answer the source's TTL: Config.TTLGrace, which the syncer
 // adds to every TTL it writes, is taken off their replies (ttl.go).
 //
 // Keys starting with "__replicaof:" belong to replicaof: KEYS, SCAN,
-// RANDOMKEY, DBSIZE and INFO keyspace leave them out, reads of them read
+// RANDOMKEY, DBSIZE and INFO keyspace leave them out (DBSIZE checks the
+// cached names of the hidden keys in the same script that counts, so it
+// is exact right after a flush), reads of them read
 // a key that never exists in the same slot (so they answer as if absent),
 // writes to them are refused.
+//
+// # One client cannot hurt another
+//
+// Shard replies are framed without recursion, so replies nested as deep
+// as Redis makes them (a Lua table thousands of levels deep) relay
+// verbatim. A reply over one of a shard's reply limits
+// (router.BackendConfig.Limits: depth, line length, bulk size, whole
+// reply size) is read to its end and dropped, and only the command that
+// asked for it answers "-ERR shard N: reply too large for the proxy: …";
+// the shared connection stays in sync, so other clients' commands on it,
+// in flight or not, are not touched and the shard is not marked down.
+// FuzzIsolation checks this with random replies on one client and
+// pipelined GETs on another. What remains shared is the shard's time: a
+// command that keeps a shard busy past Config.Timeout (a slow script)
+// times out the shared connection and the commands queued behind it, as
+// on one Redis server other clients wait behind it (and get -BUSY).
 //
 // A shard that is down fails its own commands within Config.Timeout
 // ("-ERR shard N unavailable: …"), the other shards keep serving, and the

@@ -165,6 +165,13 @@ func FuzzProxy(f *testing.F) {
 		"\r\n\n*0\r\n*-1\r\n",
 		"AUTH admin pw\r\nREPLCONF rof-shard 1\r\nREPLCONF rof-compress gzip 6\r\nREPLCONF capa eof\r\nINFO replication\r\nPSYNC ? -1\r\nREPLCONF ACK 5\r\n",
 		"AUTH admin pw\r\nSYNC\r\n",
+		"BLPOP a 0.01\r\nXREAD BLOCK 1 STREAMS s $\r\nBLPOP a b 1\r\nGET a\r\n",
+		"WATCH a\r\nMULTI\r\nGET a\r\nEXEC\r\nWATCH a b\r\nUNWATCH\r\nWATCH {x}1\r\nDISCARD\r\n",
+		"SCRIPT LOAD x\r\nSCRIPT EXISTS a b\r\nFUNCTION LIST\r\nFUNCTION STATS\r\nSCRIPT KILL\r\nFUNCTION NOPE\r\n",
+		"FLUSHDB\r\nFLUSHALL ASYNC\r\nTIME\r\nPUBSUB NUMSUB a b\r\nPUBSUB NUMPAT\r\nPUBSUB CHANNELS\r\n",
+		"CLIENT REPLY OFF\r\nGET a\r\nCLIENT REPLY SKIP\r\nPING\r\nCLIENT REPLY ON\r\nCLIENT NO-EVICT on\r\nCLIENT NO-TOUCH on\r\n",
+		"EVAL \"return 1\" 0\r\nSET 'a b' \"\\x41\\n\"\r\nGET \"unbalanced\r\n",
+		"INFO\r\nINFO memory cpu\r\nNOSUCH a\r\nOBJECT NOSUCH\r\n",
 		"AUTH admin nope\r\nPSYNC ? -1\r\nHELLO 2 AUTH admin pw\r\nREPLCONF rof-shard 9\r\nREPLCONF x y\r\n",
 	} {
 		f.Add([]byte(s), uint8(len(s)/2))

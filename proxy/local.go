@@ -195,58 +195,61 @@ func (c *client) selectDB(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) clientCmd(args [][]byte) {
-	if len(args) < 2 {
-		c.wrongArgs("client")
+func (c *client) clientSetName(args [][]byte) {
+	if len(args) != 3 {
+		c.wrongArgs("client|setname")
 		return
 	}
-	var nb [16]byte
-	switch sub := lowerName(nb[:0], args[1]); sub {
-	case "setname":
-		if len(args) != 3 {
-			c.wrongArgs("client|setname")
-			return
-		}
-		if !validName(args[2]) {
-			c.replyErr("ERR Client names cannot contain spaces, newlines or special characters.")
-			return
-		}
-		c.name = string(args[2])
-		c.replyOK()
-	case "getname":
-		if c.name == "" {
-			c.replyRaw([]byte("$-1\r\n"))
-			return
-		}
-		c.replyBulk([]byte(c.name))
-	case "setinfo":
-		if len(args) != 4 {
-			c.wrongArgs("client|setinfo")
-			return
-		}
-		if !validName(args[3]) {
-			c.replyErr("ERR " + printable(args[2]) + " cannot contain spaces, newlines or special characters.")
-			return
-		}
-		switch {
-		case equalFold(args[2], "lib-name"):
-			c.libName = string(args[3])
-		case equalFold(args[2], "lib-ver"):
-			c.libVer = string(args[3])
-		default:
-			c.replyErr("ERR Unrecognized option '" + printable(args[2]) + "'")
-			return
-		}
-		c.replyOK()
-	case "id":
-		lo := len(c.local)
-		c.local = resp.AppendInt(c.local, c.id)
-		c.localOp(lo)
-	case "info":
-		c.replyBulk([]byte(c.infoLine()))
-	default:
-		c.unsupported(args)
+	if !validName(args[2]) {
+		c.replyErr("ERR Client names cannot contain spaces, newlines or special characters.")
+		return
 	}
+	c.name = string(args[2])
+	c.replyOK()
+}
+
+func (c *client) clientGetName(args [][]byte) {
+	if c.name == "" {
+		c.replyRaw([]byte("$-1\r\n"))
+		return
+	}
+	c.replyBulk([]byte(c.name))
+}
+
+func (c *client) clientSetInfo(args [][]byte) {
+	if len(args) != 4 {
+		c.wrongArgs("client|setinfo")
+		return
+	}
+	if !validName(args[3]) {
+		c.replyErr("ERR " + printable(args[2]) + " cannot contain spaces, newlines or special characters.")
+		return
+	}
+	switch {
+	case equalFold(args[2], "lib-name"):
+		c.libName = string(args[3])
+	case equalFold(args[2], "lib-ver"):
+		c.libVer = string(args[3])
+	default:
+		c.replyErr("ERR Unrecognized option '" + printable(args[2]) + "'")
+		return
+	}
+	c.replyOK()
+}
+
+func (c *client) clientID(args [][]byte) {
+	lo := len(c.local)
+	c.local = resp.AppendInt(c.local, c.id)
+	c.localOp(lo)
+}
+
+// clientNoEvict answers +OK: the proxy never evicts clients.
+func (c *client) clientNoEvict(args [][]byte) {
+	if len(args) != 3 || !onOff(args[2]) {
+		c.replyErr("ERR syntax error")
+		return
+	}
+	c.replyOK()
 }
 
 func (c *client) infoLine() string {
@@ -255,26 +258,55 @@ func (c *client) infoLine() string {
 		c.sub.nChannels(), c.sub.nPatterns(), c.tx.queued(), c.libName, c.libVer)
 }
 
-// command answers COMMAND COUNT from the routing table and forwards the
-// rest (the table's own detail) to shard 0, whose table it is.
-func (c *client) command(args [][]byte) {
-	if len(args) >= 2 && equalFold(args[1], "count") {
-		lo := len(c.local)
-		c.local = resp.AppendInt(c.local, int64(c.s.cfg.Table.Len()))
-		c.localOp(lo)
+// commandCmd forwards COMMAND (the table's detail) to shard 0, whose
+// table it is; COMMAND COUNT is the proxy's own table.
+func (c *client) commandCmd(args [][]byte) {
+	if len(args) == 1 {
+		c.forward(0, args)
 		return
 	}
-	c.forward(0, args)
+	c.subcommand("command", args)
 }
 
-// info answers INFO [section…] with the server, clients, proxy and
-// keyspace sections; other sections are empty.
+func (c *client) commandCount(args [][]byte) {
+	lo := len(c.local)
+	c.local = resp.AppendInt(c.local, int64(c.s.cfg.Table.Len()))
+	c.localOp(lo)
+}
+
+// infoCmd answers INFO: the admin user's INFO replication, else merged.
+func (c *client) infoCmd(args [][]byte) {
+	if !c.replInfo(args) {
+		c.info(args)
+	}
+}
+
+// info answers INFO [section…] as one server would (see info.go): the
+// server, memory, persistence, stats and cpu sections merged from the
+// shards with the proxy's own, clients, replication, proxy and keyspace
+// the proxy's.
 func (c *client) info(args [][]byte) {
 	want := map[string]bool{}
 	for _, a := range args[1:] {
 		want[strings.ToLower(string(a))] = true
 	}
 	all := len(want) == 0 || want["all"] || want["default"] || want["everything"]
+	var shards [][]infoSection
+	if all || want["server"] || want["memory"] || want["persistence"] || want["stats"] || want["cpu"] {
+		c.run() // keep command order
+		calls := c.s.each(c.bk, resp.AppendCommandString(nil, "INFO", "server", "memory", "persistence", "stats", "cpu"))
+		for i, cl := range calls {
+			if cl.Err != nil {
+				c.replyErr(shardErr(i, cl.Err))
+				return
+			}
+			if len(cl.Reply) > 0 && cl.Reply[0] == resp.TypeError {
+				c.replyRaw(cl.Reply)
+				return
+			}
+			shards = append(shards, parseInfo(bulkBody(cl.Reply)))
+		}
+	}
 	var b strings.Builder
 	if all || want["server"] {
 		port := 0
@@ -282,12 +314,55 @@ func (c *client) info(args [][]byte) {
 			port = p
 		}
 		up := time.Since(c.s.start)
-		fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nreplicaof_proxy:1\r\nos:%s\r\narch_bits:64\r\ngo_version:%s\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\nuptime_in_days:%d\r\n\r\n",
-			router.BuiltinVersion, runtime.GOOS+" "+runtime.GOARCH, runtime.Version(), os.Getpid(), port,
-			int64(up/time.Second), int64(up/(24*time.Hour)))
+		sec := mergeSection(shards[:1], "server")
+		sec.setField("redis_mode", "standalone")
+		sec.setField("replicaof_proxy", "1")
+		sec.setField("os", runtime.GOOS+" "+runtime.GOARCH)
+		sec.setField("arch_bits", "64")
+		sec.setField("go_version", runtime.Version())
+		sec.setField("process_id", strconv.Itoa(os.Getpid()))
+		sec.setField("tcp_port", strconv.Itoa(port))
+		sec.setField("uptime_in_seconds", strconv.FormatInt(int64(up/time.Second), 10))
+		sec.setField("uptime_in_days", strconv.FormatInt(int64(up/(24*time.Hour)), 10))
+		sec.setField("executable", "")
+		sec.setField("config_file", "")
+		if _, ok := sec.get("redis_version"); !ok {
+			sec.setField("redis_version", router.BuiltinVersion)
+		}
+		sec.write(&b, "Server")
 	}
 	if all || want["clients"] {
-		fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\n\r\n", c.s.clientCount(), c.s.cfg.MaxClients)
+		fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\nblocked_clients:%d\r\n\r\n",
+			c.s.clientCount(), c.s.cfg.MaxClients, c.s.blocked.Load())
+	}
+	if all || want["memory"] {
+		mergeSection(shards, "memory").write(&b, "Memory")
+	}
+	if all || want["persistence"] {
+		mergeSection(shards, "persistence").write(&b, "Persistence")
+	}
+	if all || want["stats"] {
+		sec := mergeSection(shards, "stats")
+		sec.setField("total_connections_received", strconv.FormatInt(c.s.accepted.Load(), 10))
+		sec.setField("total_commands_processed", strconv.FormatInt(c.s.commands.Load(), 10))
+		sec.setField("rejected_connections", strconv.FormatInt(c.s.rejected.Load(), 10))
+		sec.write(&b, "Stats")
+	}
+	if all || want["replication"] {
+		b.WriteString(c.replSection())
+	}
+	if all || want["cpu"] {
+		sec := mergeSection(shards, "cpu")
+		if sys, user, ok := processCPU(); ok {
+			add := func(key string, v float64) {
+				cur, _ := sec.get(key)
+				f, _ := strconv.ParseFloat(cur, 64)
+				sec.setField(key, strconv.FormatFloat(f+v, 'f', 6, 64))
+			}
+			add("used_cpu_sys", sys)
+			add("used_cpu_user", user)
+		}
+		sec.write(&b, "CPU")
 	}
 	if all || want["proxy"] {
 		fmt.Fprintf(&b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
@@ -297,9 +372,6 @@ func (c *client) info(args [][]byte) {
 			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%d-%d\r\n", i, sh.Addr, lo, hi-1)
 		}
 		b.WriteString("\r\n")
-	}
-	if all || want["replication"] {
-		b.WriteString(c.replSection())
 	}
 	if all || want["keyspace"] {
 		c.run() // keep command order: earlier writes count
@@ -331,14 +403,36 @@ func splitHostPort(a string) (string, int, error) {
 	return a[:i], p, err
 }
 
-// dbsize sums DBSIZE over the shards, less the hidden keys.
+// dbsizeScript counts a shard's keys less the hidden ones named in KEYS,
+// in one step: a flush between the two counts cannot skew it.
+const dbsizeScript = "local n = redis.call('DBSIZE') for _, k in ipairs(KEYS) do n = n - redis.call('EXISTS', k) end return n"
+
+// dbsize sums, over the shards, DBSIZE less the hidden keys that exist at
+// that moment. The hidden keys' names are cached (hiddenTTL); whether
+// they exist is checked with the count, so DBSIZE is exact right after
+// a flush. Only a hidden key created in the last hiddenTTL can be counted
+// (a new source's checkpoint, once).
 func (c *client) dbsize(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("dbsize")
 		return
 	}
 	c.run()
-	calls := c.s.each(c.bk, resp.AppendCommandString(nil, "DBSIZE"))
+	names, err := c.s.hiddenNames(c.db)
+	if err != nil {
+		c.replyErr(err.Error())
+		return
+	}
+	reqs := make([][]byte, len(c.bk))
+	for i := range c.bk {
+		if len(names[i]) == 0 {
+			reqs[i] = resp.AppendCommandString(nil, "DBSIZE")
+			continue
+		}
+		a := append([]string{"EVAL", dbsizeScript, strconv.Itoa(len(names[i]))}, names[i]...)
+		reqs[i] = resp.AppendCommandString(nil, a...)
+	}
+	calls := c.s.eachReq(c.bk, reqs)
 	var sum int64
 	for i, cl := range calls {
 		if cl.Err != nil {
@@ -352,61 +446,79 @@ func (c *client) dbsize(args [][]byte) {
 		}
 		sum += n
 	}
-	hidden, err := c.s.hiddenKeys(c.db)
-	if err != nil {
-		c.replyErr(err.Error())
-		return
-	}
 	lo := len(c.local)
-	c.local = resp.AppendInt(c.local, max(sum-hidden, 0))
+	c.local = resp.AppendInt(c.local, max(sum, 0))
 	c.localOp(lo)
 }
 
-// randomKey asks every shard and picks one of their answers that is not a
-// hidden key, retrying a few rounds when only hidden keys came back.
+// randomKeyScript answers a random key of the shard that is not one of
+// replicaof's own, or nil when there is none: RANDOMKEY a few times,
+// then the first such key a SCAN finds, so a shard holding mostly
+// hidden keys never makes RANDOMKEY answer nil by bad luck.
+const randomKeyScript = `
+local p = '` + hiddenPrefix + `'
+for i = 1, 16 do
+  local k = redis.call('RANDOMKEY')
+  if not k then return false end
+  if string.sub(k, 1, #p) ~= p then return k end
+end
+local cur = '0'
+repeat
+  local r = redis.call('SCAN', cur, 'COUNT', 100)
+  cur = r[1]
+  for _, k in ipairs(r[2]) do
+    if string.sub(k, 1, #p) ~= p then return k end
+  end
+until cur == '0'
+return false
+`
+
+// randomKey asks every shard for a random key that is not a hidden one
+// and picks one of the answers.
 func (c *client) randomKey(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("randomkey")
 		return
 	}
 	c.run()
-	req := resp.AppendCommandString(nil, "RANDOMKEY")
-	for round := 0; round < 8; round++ {
-		calls := c.s.each(c.bk, req)
-		var found [][]byte
-		sawHidden := false
-		for i, cl := range calls {
-			if cl.Err != nil {
-				c.replyErr(shardErr(i, cl.Err))
-				return
-			}
-			k := bulkBody(cl.Reply)
-			switch {
-			case k == nil:
-			case isHidden(k):
-				sawHidden = true
-			default:
-				found = append(found, cl.Reply)
-			}
-		}
-		if len(found) > 0 {
-			c.replyRaw(found[rand.IntN(len(found))])
+	calls := c.s.each(c.bk, resp.AppendCommandString(nil, "EVAL", randomKeyScript, "0"))
+	var found [][]byte
+	for i, cl := range calls {
+		if cl.Err != nil {
+			c.replyErr(shardErr(i, cl.Err))
 			return
 		}
-		if !sawHidden {
-			break
+		switch {
+		case len(cl.Reply) > 0 && cl.Reply[0] == resp.TypeError:
+			c.replyRaw(cl.Reply)
+			return
+		case bulkBody(cl.Reply) != nil:
+			found = append(found, cl.Reply)
 		}
 	}
-	c.replyRaw([]byte("$-1\r\n"))
+	if len(found) == 0 {
+		c.replyRaw([]byte("$-1\r\n"))
+		return
+	}
+	c.replyRaw(found[rand.IntN(len(found))])
 }
 
 // each sends one request to every backend in parallel.
 func (s *Server) each(bk []*router.Backend, req []byte) []router.Call {
+	reqs := make([][]byte, len(bk))
+	for i := range reqs {
+		reqs[i] = req
+	}
+	return s.eachReq(bk, reqs)
+}
+
+// eachReq sends reqs[i] to bk[i], all in parallel.
+func (s *Server) eachReq(bk []*router.Backend, reqs [][]byte) []router.Call {
 	calls := make([]router.Call, len(bk))
 	ptrs := make([]*router.Call, len(bk))
 	var bt router.Batch
 	for i := range bk {
-		calls[i].Req = req
+		calls[i].Req = reqs[i]
 		ptrs[i] = &calls[i]
 		bt.Add(s.ctx, bk[i], ptrs[i:i+1])
 	}
@@ -414,80 +526,103 @@ func (s *Server) each(bk []*router.Backend, req []byte) []router.Call {
 	return calls
 }
 
-// hiddenCache remembers, per database, how many hidden keys the shards
-// hold, for hiddenTTL: counting takes a SCAN of every shard.
+// hiddenCache remembers, per database, the names of the hidden keys on
+// each shard, for hiddenTTL: listing them takes a SCAN of every shard.
 type hiddenCache struct {
 	mu sync.Mutex
 	m  map[int]hiddenEntry
 }
 
 type hiddenEntry struct {
-	n  int64
-	at time.Time
+	names [][]string // by shard
+	at    time.Time
 }
 
 const hiddenTTL = time.Second
 
-// hiddenKeys counts the hidden keys of database db over all shards.
+// maxHiddenNames bounds the names kept per shard: replicaof keeps a few
+// (a checkpoint per source, a marker).
+const maxHiddenNames = 4096
+
+// hiddenKeys counts the hidden keys of database db over all shards, as
+// of the last listing.
 func (s *Server) hiddenKeys(db int) (int64, error) {
+	names, err := s.hiddenNames(db)
+	var n int64
+	for _, ns := range names {
+		n += int64(len(ns))
+	}
+	return n, err
+}
+
+// hiddenNames lists the hidden keys of database db on each shard.
+func (s *Server) hiddenNames(db int) ([][]string, error) {
 	s.hidden.mu.Lock()
 	defer s.hidden.mu.Unlock()
 	if e, ok := s.hidden.m[db]; ok && time.Since(e.at) < hiddenTTL {
-		return e.n, nil
+		return e.names, nil
 	}
 	bk := s.pool.db(db)
-	counts := make([]int64, len(bk))
+	names := make([][]string, len(bk))
 	errs := make([]error, len(bk))
 	var wg sync.WaitGroup
 	for i := range bk {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			counts[i], errs[i] = s.countHidden(bk[i])
+			names[i], errs[i] = s.listHidden(bk[i])
 			if errs[i] != nil {
 				errs[i] = fmt.Errorf("%s", shardErr(i, errs[i]))
 			}
 		}(i)
 	}
 	wg.Wait()
-	var n int64
 	for i := range bk {
 		if errs[i] != nil {
-			return 0, errs[i]
+			return nil, errs[i]
 		}
-		n += counts[i]
 	}
 	if s.hidden.m == nil {
 		s.hidden.m = make(map[int]hiddenEntry)
 	}
-	s.hidden.m[db] = hiddenEntry{n: n, at: time.Now()}
-	return n, nil
+	s.hidden.m[db] = hiddenEntry{names: names, at: time.Now()}
+	return names, nil
 }
 
-func (s *Server) countHidden(b *router.Backend) (int64, error) {
+func (s *Server) listHidden(b *router.Backend) ([]string, error) {
 	cursor := "0"
-	var n int64
+	var names []string
+	seen := map[string]bool{}
 	var reply []byte
 	for {
 		var err error
 		reply, err = b.Do(s.ctx, resp.AppendCommandString(nil, "SCAN", cursor, "MATCH", hiddenPrefix+"*", "COUNT", "1000"), reply)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		v, _, err := resp.ParseValue(reply, s.cfg.Limits)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if e := v.Err(); e != nil {
-			return 0, e
+			return nil, e
 		}
 		if v.Type != resp.TypeArray || len(v.Elems) != 2 {
-			return 0, fmt.Errorf("unexpected SCAN reply")
+			return nil, fmt.Errorf("unexpected SCAN reply")
 		}
-		n += int64(len(v.Elems[1].Elems))
+		for _, k := range v.Elems[1].Elems {
+			if seen[string(k.Str)] { // SCAN may return a key twice
+				continue
+			}
+			seen[string(k.Str)] = true
+			if len(names) >= maxHiddenNames {
+				return nil, fmt.Errorf("more than %d keys named %s*", maxHiddenNames, hiddenPrefix)
+			}
+			names = append(names, string(k.Str))
+		}
 		cursor = string(v.Elems[0].Str)
 		if cursor == "0" {
-			return n, nil
+			return names, nil
 		}
 	}
 }

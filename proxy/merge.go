@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ type op struct {
 	name   string
 	start  time.Time
 	failed bool // its reply is an error
+	silent bool // CLIENT REPLY OFF/SKIP: not written
 }
 
 // hiddenPrefix starts every key replicaof keeps for itself on the
@@ -96,6 +98,11 @@ func (c *client) appendCallErr(out []byte, i int) []byte {
 // shardErr is the error a client sees when shard cannot answer.
 func shardErr(shard int, err error) string {
 	msg := strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error())
+	var le *resp.LimitError
+	if errors.As(err, &le) {
+		// The shard answered; only this reply could not be relayed.
+		return fmt.Sprintf("ERR shard %d: %s", shard, msg)
+	}
 	return fmt.Sprintf("ERR shard %d unavailable: %s", shard, msg)
 }
 

@@ -105,7 +105,7 @@ func (c *client) pubsub(name string, args [][]byte) {
 		set, kind = s.patterns, "psubscribe"
 	}
 	if !subscribe {
-		kind = "un" + kind
+		kind = name // "unsubscribe" or "punsubscribe"
 	}
 	names := make([]string, 0, len(args)-1)
 	for _, a := range args[1:] {

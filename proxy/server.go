@@ -45,6 +45,9 @@ type Server struct {
 	relays   atomic.Int64 // replication relays running
 
 	hidden hiddenCache
+
+	blockSem chan struct{} // a token per blocking command running (MaxBlocking)
+	blocked  atomic.Int64  // blocking commands waiting on a shard
 }
 
 // New validates cfg, listens on cfg.Listen and returns a server ready to
@@ -76,6 +79,8 @@ func New(cfg Config) (*Server, error) {
 		start:   time.Now(),
 		clients: make(map[*client]struct{}),
 		admins:  make(map[*client]struct{}),
+
+		blockSem: make(chan struct{}, cfg.MaxBlocking),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"strconv"
+
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -43,7 +45,7 @@ func (c *client) queue(name string, args [][]byte) {
 		return
 	}
 	switch name {
-	case "ping", "echo":
+	case "ping", "echo", "unwatch":
 		// Keyless but harmless: they run on the transaction's shard.
 	case "select", "auth", "hello", "client", "subscribe", "psubscribe", "unsubscribe",
 		"punsubscribe", "quit", "keys", "scan", "dbsize", "randomkey", "info", "command":
@@ -76,10 +78,15 @@ func (c *client) queue(name string, args [][]byte) {
 }
 
 // exec sends the queued commands wrapped in MULTI/EXEC and answers EXEC's
-// reply.
+// reply: on the WATCH connection when the client watches keys, else as
+// one block on the shared connection.
 func (c *client) exec() {
 	t := c.tx
 	c.tx = nil
+	if c.watching != nil {
+		c.execWatched(t)
+		return
+	}
 	switch {
 	case t.dirty:
 		c.replyErr("EXECABORT Transaction discarded because of previous errors.")
@@ -106,4 +113,90 @@ func (c *client) exec() {
 		}
 	}
 	c.replyRaw(c.ttlExec(t, calls[len(calls)-1].Reply))
+}
+
+// WATCH pins the client to the watched keys' shard: WATCH runs on a shard
+// connection the client holds (dialed on the first WATCH, counted in
+// Config.MaxBlocking) until EXEC, DISCARD or UNWATCH, and the transaction
+// that follows runs there too, so the shard's own WATCH semantics apply:
+// a write by anyone to a watched key (through the proxy or by the syncer)
+// makes EXEC answer nil. Keys on several shards, or on another shard than
+// the keys already watched, answer -CROSSSLOT, and so does a transaction
+// command whose keys are on another shard.
+func (c *client) watch(args [][]byte) {
+	if len(args) < 2 {
+		c.wrongArgs("watch")
+		return
+	}
+	keys := c.keys[:0]
+	for i := 1; i < len(args); i++ {
+		keys = append(keys, i)
+	}
+	c.keys = keys
+	args, _ = c.hide(args, keys, false)
+	shard, err := c.s.shards.Route(args, keys)
+	if err != nil || (c.watching != nil && c.watching.shard != shard) {
+		c.replyErr(router.ErrCrossShard.Error())
+		return
+	}
+	c.run() // commands planned before go first
+	if c.watching == nil {
+		select {
+		case c.s.blockSem <- struct{}{}:
+		default:
+			c.replyErr(errMaxBlocking(c.s.cfg.MaxBlocking))
+			return
+		}
+		d, err := c.s.dialDedicated(shard, c.db)
+		if err != nil {
+			<-c.s.blockSem
+			c.replyErr(shardErr(shard, err))
+			return
+		}
+		c.watching = d
+	}
+	reply, err := c.watching.last(resp.AppendCommand(nil, args...), 1, c.s.cfg.Timeout)
+	if err != nil {
+		c.unwatch()
+		c.replyErr(shardErr(shard, err))
+		return
+	}
+	c.replyRaw(reply)
+}
+
+// unwatch ends a watch: closing its connection unwatches every key.
+func (c *client) unwatch() {
+	if c.watching == nil {
+		return
+	}
+	c.watching.close()
+	c.watching = nil
+	<-c.s.blockSem
+}
+
+// execWatched runs a transaction on the WATCH connection and ends the
+// watch, as EXEC does.
+func (c *client) execWatched(t *txState) {
+	d := c.watching
+	defer c.unwatch()
+	if t.dirty {
+		c.replyErr("EXECABORT Transaction discarded because of previous errors.")
+		return
+	}
+	c.run() // earlier commands of the batch go first
+	var req []byte
+	n := 2
+	if d.db != c.db { // SELECT after WATCH: the transaction runs in the new database
+		req = resp.AppendCommandString(req, "SELECT", strconv.Itoa(c.db))
+		n++
+	}
+	req = resp.AppendCommandString(req, "MULTI")
+	req = append(req, t.reqs...)
+	req = resp.AppendCommandString(req, "EXEC")
+	reply, err := d.last(req, n+len(t.ends), c.s.cfg.Timeout)
+	if err != nil {
+		c.replyErr(shardErr(d.shard, err))
+		return
+	}
+	c.replyRaw(reply)
 }

@@ -100,12 +100,134 @@ func readInline(r *bufio.Reader, c *Command, lim Limits) error {
 	}
 	c.Size = len(line)
 	line = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
-	c.Buf = append(c.Buf, line...)
-	for _, f := range bytes.Fields(c.Buf) {
-		if int64(len(c.Args)) >= lim.MaxArray {
-			return protoErr("too many arguments", line)
-		}
-		c.Args = append(c.Args, f)
+	// Unquoting never lengthens an argument: Buf gets room for the line
+	// once, so it does not move while Args are cut from it.
+	if cap(c.Buf) < len(line) {
+		c.Buf = make([]byte, 0, len(line))
 	}
-	return nil
+	buf, args, err := splitArgs(c.Buf[:0], c.Args[:0], line, lim.MaxArray)
+	c.Buf, c.Args = buf, args
+	return err
+}
+
+// splitArgs splits an inline command line into arguments the way Redis
+// does (sdssplitargs): arguments are separated by spaces; "double quotes"
+// take the escapes \xHH, \n, \r, \t, \b, \a and \<any char>; 'single
+// quotes' take only \'; a quote may start in the middle of an argument; a
+// closing quote must be followed by a space or the end of the line.
+// Unquoted arguments are appended to buf and sliced from it into args, so
+// buf must have room for len(line) bytes or args alias a buffer that
+// moved; readInline sees to that. A NUL byte is an ordinary byte (Redis
+// cannot take an inline line holding one at all: it looks for the newline
+// with strchr). Unbalanced quotes are a *ProtocolError
+// worded like Redis' ("unbalanced quotes in request"); more than maxArgs
+// arguments is one too.
+func splitArgs(buf []byte, args [][]byte, line []byte, maxArgs int64) ([]byte, [][]byte, error) {
+	p := 0
+	n := len(line)
+	unbalanced := func() ([]byte, [][]byte, error) {
+		return buf, args, protoErr("unbalanced quotes in request", nil)
+	}
+	for {
+		for p < n && isSpace(line[p]) {
+			p++
+		}
+		if p >= n {
+			return buf, args, nil
+		}
+		if int64(len(args)) >= maxArgs {
+			return buf, args, protoErr("too many arguments", line)
+		}
+		start := len(buf)
+		inq, insq, done := false, false, false
+		for !done {
+			if p >= n {
+				if inq || insq {
+					return unbalanced()
+				}
+				break
+			}
+			ch := line[p]
+			switch {
+			case inq:
+				switch {
+				case ch == '\\' && p+3 < n && line[p+1] == 'x' && isHex(line[p+2]) && isHex(line[p+3]):
+					buf = append(buf, unhex(line[p+2])<<4|unhex(line[p+3]))
+					p += 3
+				case ch == '\\' && p+1 < n:
+					p++
+					switch c := line[p]; c {
+					case 'n':
+						buf = append(buf, '\n')
+					case 'r':
+						buf = append(buf, '\r')
+					case 't':
+						buf = append(buf, '\t')
+					case 'b':
+						buf = append(buf, '\b')
+					case 'a':
+						buf = append(buf, '\a')
+					default:
+						buf = append(buf, c)
+					}
+				case ch == '"':
+					// The closing quote must end the argument.
+					if p+1 < n && !isSpace(line[p+1]) {
+						return unbalanced()
+					}
+					done = true
+				default:
+					buf = append(buf, ch)
+				}
+			case insq:
+				switch {
+				case ch == '\\' && p+1 < n && line[p+1] == '\'':
+					p++
+					buf = append(buf, '\'')
+				case ch == '\'':
+					if p+1 < n && !isSpace(line[p+1]) {
+						return unbalanced()
+					}
+					done = true
+				default:
+					buf = append(buf, ch)
+				}
+			default:
+				switch ch {
+				case ' ', '\n', '\r', '\t':
+					done = true
+				case '"':
+					inq = true
+				case '\'':
+					insq = true
+				default:
+					buf = append(buf, ch)
+				}
+			}
+			if p < n {
+				p++
+			}
+		}
+		args = append(args, buf[start:len(buf):len(buf)])
+	}
+}
+
+// isSpace is C's isspace in the "C" locale.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
 }

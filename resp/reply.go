@@ -2,17 +2,44 @@ package resp
 
 import (
 	"bufio"
+	"bytes"
 	"io"
+)
+
+// LimitError reports a well-formed reply that is over one of the Limits
+// (too deep, too long a line, a bulk or aggregate too large, the whole
+// reply too large). ReadReply returns it only after reading the rest of
+// the reply and dropping it, so the stream is still in sync: a proxy fails
+// the one call that asked for the reply, not the connection it shares.
+type LimitError struct {
+	Msg string
+}
+
+func (e *LimitError) Error() string { return "reply too large for the proxy: " + e.Msg }
+
+// Hard bounds while a reply over a limit is being skipped: a real server
+// never comes near them, so input past them is garbage (a ProtocolError).
+const (
+	skipMaxDepth = 1 << 20 // 8 MB of nesting counters
+	skipMaxCount = 1 << 40 // elements of one aggregate
+	skipMaxBulk  = 1 << 40 // bytes of one bulk or line
 )
 
 // ReadReply reads one complete reply of any RESP2 or RESP3 type from r and
 // appends its raw bytes, exactly as received, to dst. Aggregates are framed
 // element by element without decoding scalars; bulk payloads are copied, not
-// parsed. On error the returned slice holds what was read so far and the
-// stream is no longer in sync.
+// parsed, and nesting costs 8 bytes per level (no recursion), so replies as
+// deep as a Lua script can make them (thousands of levels) are framed.
+//
+// A reply over a limit is read to its end without being stored and
+// reported as a *LimitError, with dst[:len(dst)] as given: the stream
+// stays in sync. Any other error (a *ProtocolError for malformed input, an
+// I/O error) leaves the stream out of sync; the returned slice then holds
+// what was read so far.
 func ReadReply(r *bufio.Reader, dst []byte, lim Limits) ([]byte, error) {
 	lim = lim.WithDefaults()
 	start := len(dst)
+	var over *LimitError // set once a limit is passed: skip from then on
 	// pending counts the elements still to read at each open nesting level;
 	// a flat counter suffices because an aggregate's elements are read
 	// before the elements that follow it.
@@ -20,47 +47,66 @@ func ReadReply(r *bufio.Reader, dst []byte, lim Limits) ([]byte, error) {
 	depth := 0
 	var levels []int64 // remaining element counts per open aggregate
 	for pending > 0 {
-		line, err := readLine(r, lim.MaxInline)
+		line, long, err := replyLine(r, lim.MaxInline)
 		if err != nil {
 			return dst, err
 		}
 		if len(line) == 0 {
 			return dst, protoErr("empty reply line", nil)
 		}
-		dst = append(dst, line...)
-		dst = append(dst, '\r', '\n')
-		pending--
 		typ := line[0]
+		if long {
+			switch typ {
+			case TypeSimple, TypeError, TypeDouble, TypeBigNumber:
+			default:
+				return dst, protoErr("line too long", line)
+			}
+			if over == nil {
+				over = &LimitError{Msg: "a line longer than " + itoa(int64(lim.MaxInline)) + " bytes"}
+			}
+		}
+		if over == nil {
+			dst = append(dst, line...)
+			dst = append(dst, '\r', '\n')
+		}
+		pending--
 		switch typ {
 		case TypeSimple, TypeError, TypeInteger, TypeNull, TypeBool, TypeDouble, TypeBigNumber:
 			// complete on one line
 		case TypeBulk, TypeVerbatim, TypeBlobError:
 			n, ok := ParseInt(line[1:])
-			if !ok || n < -1 {
+			if !ok || n < -1 || n > skipMaxBulk {
 				return dst, protoErr("invalid bulk length", line)
 			}
-			if n > lim.MaxBulk {
-				return dst, &ProtocolError{Msg: "bulk length over limit", Snippet: string(line)}
+			if over == nil && n > lim.MaxBulk {
+				over = &LimitError{Msg: "a string of " + itoa(n) + " bytes, over " + itoa(lim.MaxBulk)}
 			}
-			if n >= 0 {
-				if int64(len(dst)-start)+n+2 > lim.MaxReply {
-					return dst, &ProtocolError{Msg: "reply over limit", Snippet: string(line)}
+			if over == nil && n >= 0 && int64(len(dst)-start)+n+2 > lim.MaxReply {
+				over = &LimitError{Msg: "over " + itoa(lim.MaxReply) + " bytes"}
+			}
+			if n < 0 {
+				break
+			}
+			if over != nil {
+				if err := skipN(r, n); err != nil {
+					return dst[:start], err
 				}
-				dst, err = readN(r, dst, int(n)+2)
-				if err != nil {
-					return dst, err
-				}
-				if dst[len(dst)-2] != '\r' || dst[len(dst)-1] != '\n' {
-					return dst, protoErr("bulk not terminated by CRLF", nil)
-				}
+				break
+			}
+			dst, err = readN(r, dst, int(n)+2)
+			if err != nil {
+				return dst, err
+			}
+			if dst[len(dst)-2] != '\r' || dst[len(dst)-1] != '\n' {
+				return dst, protoErr("bulk not terminated by CRLF", nil)
 			}
 		case TypeArray, TypeMap, TypeSet, TypeAttribute, TypePush:
 			n, ok := ParseInt(line[1:])
-			if !ok || n < -1 {
+			if !ok || n < -1 || n > skipMaxCount {
 				return dst, protoErr("invalid aggregate length", line)
 			}
-			if n > lim.MaxArray {
-				return dst, &ProtocolError{Msg: "aggregate length over limit", Snippet: string(line)}
+			if over == nil && n > lim.MaxArray {
+				over = &LimitError{Msg: "an aggregate of " + itoa(n) + " elements, over " + itoa(lim.MaxArray)}
 			}
 			if n <= 0 {
 				break
@@ -72,7 +118,10 @@ func ReadReply(r *bufio.Reader, dst []byte, lim Limits) ([]byte, error) {
 				n++ // the attribute is followed by the reply it annotates
 			}
 			depth++
-			if depth > lim.MaxDepth {
+			if over == nil && depth > lim.MaxDepth {
+				over = &LimitError{Msg: "nested more than " + itoa(int64(lim.MaxDepth)) + " levels deep"}
+			}
+			if depth > skipMaxDepth {
 				return dst, protoErr("replies nested too deeply", line)
 			}
 			levels = append(levels, n)
@@ -91,7 +140,73 @@ func ReadReply(r *bufio.Reader, dst []byte, lim Limits) ([]byte, error) {
 			depth--
 		}
 	}
+	if over != nil {
+		return dst[:start], over
+	}
 	return dst, nil
+}
+
+// replyLine is readLine for replies: a line longer than max is read to its
+// end (up to skipMaxBulk bytes) and reported long, with only its start
+// returned, so an over-long simple string or error can be skipped.
+func replyLine(r *bufio.Reader, max int) (line []byte, long bool, err error) {
+	line, err = r.ReadSlice('\n')
+	if err == bufio.ErrBufferFull || (err == nil && len(line) > max+2) {
+		// Longer than the buffer or than max: keep up to max+2 bytes of it.
+		acc := append([]byte(nil), line...)
+		total := int64(len(line))
+		for err == bufio.ErrBufferFull && total <= skipMaxBulk {
+			line, err = r.ReadSlice('\n')
+			total += int64(len(line))
+			if total <= int64(max)+2 {
+				acc = append(acc, line...)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			return nil, false, protoErr("line too long", acc)
+		}
+		if err == nil && total > int64(max)+2 {
+			return acc[:min(len(acc), 32)], true, nil
+		}
+		line = acc
+	}
+	if err != nil {
+		if err == io.EOF && len(line) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, false, err
+	}
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return nil, false, protoErr("line not terminated by CRLF", line)
+	}
+	return line[:len(line)-2], false, nil
+}
+
+// skipN drops a bulk payload of n bytes and its CRLF.
+func skipN(r *bufio.Reader, n int64) error {
+	for n > 0 {
+		step := min(n, 1<<30)
+		k, err := r.Discard(int(step))
+		n -= int64(k)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	crlf, err := r.Peek(2)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	if !bytes.Equal(crlf, []byte("\r\n")) {
+		return protoErr("bulk not terminated by CRLF", nil)
+	}
+	_, _ = r.Discard(2)
+	return nil
 }
 
 // readN appends exactly n bytes from r to dst, growing dst in steps so a
@@ -121,3 +236,5 @@ func readN(r *bufio.Reader, dst []byte, n int) ([]byte, error) {
 	}
 	return dst, nil
 }
+
+func itoa(n int64) string { return string(appendInt(nil, n)) }

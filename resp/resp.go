@@ -38,7 +38,10 @@ type Limits struct {
 	// MaxInline is the longest line: a simple string, an error, a number or
 	// an inline command.
 	MaxInline int
-	// MaxDepth is the deepest nesting of aggregates in a reply.
+	// MaxDepth is the deepest nesting of aggregates in a reply. Redis
+	// relays Lua tables nested about 8,000 levels deep (Lua's C stack
+	// ends there), so the default, 10,000, lets every reply Redis makes
+	// through; ReadReply frames them without recursion.
 	MaxDepth int
 	// MaxReply is the largest whole reply ReadReply copies, in bytes.
 	MaxReply int64
@@ -49,7 +52,7 @@ var DefaultLimits = Limits{
 	MaxBulk:   512 << 20,
 	MaxArray:  1 << 20,
 	MaxInline: 64 << 10,
-	MaxDepth:  64,
+	MaxDepth:  10000,
 	MaxReply:  1 << 30,
 }
 

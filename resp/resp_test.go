@@ -80,7 +80,6 @@ func TestReadReplyErrors(t *testing.T) {
 		"array over":      "*9223372036854775807\r\n",
 		"no crlf":         "$3\r\nabcde\r\n",
 		"bare lf":         "+OK\n",
-		"too deep":        strings.Repeat("*1\r\n", 100) + ":1\r\n",
 		"truncated":       "*2\r\n:1\r\n",
 		"empty line":      "\r\n",
 	}
@@ -96,6 +95,53 @@ func TestReadReplyErrors(t *testing.T) {
 				t.Fatalf("unexpected error type %T: %v", err, err)
 			}
 		})
+	}
+}
+
+func TestReadReplyDeep(t *testing.T) {
+	// As deep as a Lua table Redis itself relays, framed exactly.
+	in := strings.Repeat("*1\r\n", 8000) + "*0\r\n"
+	r := bufio.NewReader(strings.NewReader(in + "+NEXT\r\n"))
+	got, err := ReadReply(r, nil, Limits{})
+	if err != nil || string(got) != in {
+		t.Fatalf("deep reply: %d bytes, %v", len(got), err)
+	}
+	if next, err := ReadReply(r, nil, Limits{}); err != nil || string(next) != "+NEXT\r\n" {
+		t.Fatalf("after deep reply: %q %v", next, err)
+	}
+}
+
+// A reply over a limit is skipped whole: the error names the limit and
+// the next reply reads in sync.
+func TestReadReplyOverLimitStaysInSync(t *testing.T) {
+	lim := Limits{MaxBulk: 8, MaxArray: 4, MaxDepth: 3, MaxInline: 16, MaxReply: 40}
+	cases := map[string]string{
+		"deep":        strings.Repeat("*1\r\n", 4) + ":1\r\n",
+		"deep mixed":  "*2\r\n" + strings.Repeat("*1\r\n", 5) + "$3\r\nabc\r\n+ok\r\n",
+		"bulk":        "*2\r\n$9\r\n123456789\r\n:1\r\n",
+		"array":       "*5\r\n:1\r\n:2\r\n:3\r\n:4\r\n:5\r\n",
+		"map":         "%5\r\n+a\r\n:1\r\n+b\r\n:2\r\n+c\r\n:3\r\n+d\r\n:4\r\n+e\r\n:5\r\n",
+		"long error":  "-ERR " + strings.Repeat("x", 5000) + "\r\n",
+		"long simple": "*1\r\n+" + strings.Repeat("y", 100) + "\r\n",
+		"reply size":  "*4\r\n$8\r\n12345678\r\n$8\r\n12345678\r\n$8\r\n12345678\r\n$8\r\n12345678\r\n",
+	}
+	for name, in := range cases {
+		for rname, wrap := range readers {
+			t.Run(name+"/"+rname, func(t *testing.T) {
+				r := bufio.NewReaderSize(wrap(strings.NewReader(in+"+NEXT\r\n")), 16)
+				got, err := ReadReply(r, []byte("keep"), lim)
+				var le *LimitError
+				if !errors.As(err, &le) {
+					t.Fatalf("want a LimitError, got %v", err)
+				}
+				if string(got) != "keep" {
+					t.Fatalf("dst changed: %q", got)
+				}
+				if next, err := ReadReply(r, nil, lim); err != nil || string(next) != "+NEXT\r\n" {
+					t.Fatalf("after skipped reply: %q %v", next, err)
+				}
+			})
+		}
 	}
 }
 
@@ -210,6 +256,8 @@ func FuzzReadReply(f *testing.F) {
 	for _, c := range replyCases {
 		f.Add([]byte(c), 3)
 	}
+	f.Add([]byte(strings.Repeat("*1\r\n", 20)+":1\r\n"), 7)
+	f.Add([]byte("*2\r\n-"+strings.Repeat("e", 200)+"\r\n:1\r\n"), 5)
 	f.Fuzz(func(t *testing.T, in []byte, split int) {
 		lim := Limits{MaxBulk: 1 << 16, MaxArray: 1 << 10, MaxDepth: 16, MaxReply: 1 << 20}
 		// Fed in two halves, framing must agree with whole-buffer decoding.
@@ -218,7 +266,20 @@ func FuzzReadReply(f *testing.F) {
 		}
 		split %= len(in) + 1
 		r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(in[:split]), bytes.NewReader(in[split:])), 16)
+		cr := &countReader{r: io.MultiReader(bytes.NewReader(in[:split]), bytes.NewReader(in[split:]))}
+		r = bufio.NewReaderSize(cr, 16)
 		got, err := ReadReply(r, nil, lim)
+		var le *LimitError
+		if errors.As(err, &le) {
+			// Skipped whole: exactly the bytes the unlimited framing takes.
+			all, err := ReadReply(bufio.NewReader(bytes.NewReader(in)), nil, Limits{MaxBulk: 1 << 30, MaxArray: 1 << 30, MaxDepth: 1 << 20, MaxInline: 1 << 20})
+			if err != nil || int64(len(all)) != cr.n-int64(r.Buffered()) {
+				t.Fatalf("skipped %d bytes, reply is %d (%v)", cr.n-int64(r.Buffered()), len(all), err)
+			}
+			if len(got) != 0 {
+				t.Fatalf("skipped reply left %q", got)
+			}
+		}
 		_, rest, perr := ParseValue(in, lim)
 		// Whatever decodes fully must frame to exactly the same bytes (the
 		// framer is allowed to be more lenient about scalar contents).
@@ -231,6 +292,17 @@ func FuzzReadReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func FuzzReadCommand(f *testing.F) {

@@ -675,7 +675,11 @@ func (cn *conn) readLoop() {
 		for i, c := range taken {
 			var err error
 			c.Reply, err = resp.ReadReply(cn.r, c.Reply[:0], cn.cfg.Limits)
-			if err != nil {
+			if _, over := err.(*resp.LimitError); over {
+				// Read whole and dropped: the connection is in sync, so
+				// only this call fails, not the others sharing it.
+				c.Reply = c.Reply[:0]
+			} else if err != nil {
 				cn.fail(err)
 				for _, c := range taken[i:] {
 					cn.complete(c, cn.deadErr())
@@ -685,7 +689,7 @@ func (cn *conn) readLoop() {
 				}
 				return
 			}
-			cn.complete(c, nil)
+			cn.complete(c, err)
 			if left--; obs && left == 0 && w < len(ws) {
 				cn.observe(ws[w:w+1], false)
 				if w++; w < len(ws) {

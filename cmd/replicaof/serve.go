@@ -170,6 +170,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		AdminPassword:      adminPW.Password,
 		AllowWrites:        cfg.Proxy.AllowWrites,
 		IdleTimeout:        cfg.Proxy.Timeout,
+		MaxBlocking:        cfg.Proxy.MaxBlocking,
 		Limits:             resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
 		Shards:             shards,
 		TLS:                proxyTLS,
