@@ -51,4 +51,5 @@ func TestSpecialsAreCommands(t *testing.T) {
 
 // newerThanTable are subcommands the proxy answers that Redis 7.0 (the
 // table's version) does not have.
-var newerThanTable = map[string]bool{"client|setinfo": true, "client|no-touch": true, "waitaof": true}
+var newerThanTable = map[string]bool{"client|setinfo": true, "client|no-touch": true, "waitaof": true,
+	"httl": true, "hpttl": true, "hexpiretime": true, "hpexpiretime": true} // hash-field TTL reads: Redis 7.4
