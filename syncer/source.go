@@ -320,7 +320,7 @@ func (s *source) status(now time.Time) SourceStatus {
 // running (between retries) is connecting again.
 func linkPhase(s replica.State) string {
 	switch s {
-	case replica.StateTransfer:
+	case replica.StatePSync, replica.StateTransfer:
 		return PhaseWaiting
 	case replica.StateLoading:
 		return PhaseLoading

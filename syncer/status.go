@@ -13,7 +13,7 @@ const (
 // A source with several links is in the least advanced phase of any link.
 const (
 	PhaseConnecting = "connecting"           // dialing, authenticating, PSYNC sent (or retrying)
-	PhaseWaiting    = "waiting-for-snapshot" // +FULLRESYNC: the source forks and writes its snapshot
+	PhaseWaiting    = "waiting-for-snapshot" // PSYNC sent or +FULLRESYNC received: the source forks and writes its snapshot
 	PhaseLoading    = "loading"              // the snapshot flows into the destination
 	PhaseStreaming  = "streaming"            // applying the command stream
 	PhaseStopped    = "stopped"              // not syncing

@@ -80,6 +80,7 @@ func TestLinkPhase(t *testing.T) {
 	for st, want := range map[replica.State]string{
 		replica.StateIdle:      PhaseConnecting, // between retries
 		replica.StateHandshake: PhaseConnecting,
+		replica.StatePSync:     PhaseWaiting, // a diskless delay: +FULLRESYNC comes when the snapshot starts
 		replica.StateTransfer:  PhaseWaiting,
 		replica.StateLoading:   PhaseLoading,
 		replica.StateStreaming: PhaseStreaming,

@@ -35,7 +35,8 @@ type State int32
 
 const (
 	StateIdle      State = iota // not running
-	StateHandshake              // dialing, authenticating, waiting for the PSYNC reply
+	StateHandshake              // dialing, authenticating, REPLCONF
+	StatePSync                  // PSYNC sent, waiting for its reply: a source with a diskless delay answers +FULLRESYNC only when its snapshot starts
 	StateTransfer               // +FULLRESYNC received, waiting for the snapshot to start
 	StateLoading                // the snapshot is flowing into Handler.FullSync
 	StateStreaming              // applying the command stream
@@ -47,6 +48,8 @@ func (s State) String() string {
 		return "idle"
 	case StateHandshake:
 		return "handshake"
+	case StatePSync:
+		return "psync"
 	case StateTransfer:
 		return "transfer"
 	case StateLoading:
@@ -338,7 +341,11 @@ func (s *session) handshake(br *bufio.Reader) error {
 		id, off = s.resume.ReplID, s.resume.Offset+1 // the first byte still needed
 	}
 	s.link.log.Info("replica: PSYNC", "replid", id, "offset", off)
-	return s.write(resp.AppendCommandString(nil, "PSYNC", id, strconv.FormatInt(off, 10)))
+	if err := s.write(resp.AppendCommandString(nil, "PSYNC", id, strconv.FormatInt(off, 10))); err != nil {
+		return err
+	}
+	s.link.state.Store(int32(StatePSync))
+	return nil
 }
 
 // call sends one handshake command and reads its reply: nil for a status
