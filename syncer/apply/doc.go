@@ -12,7 +12,10 @@
 //
 // An Applier writes one source and implements replica.Handler:
 //
-//   - Snapshot: each key goes to the shard of its slot as
+//   - Snapshot: small strings without TTL (at most 1 KiB encoded) are
+//     batched per shard into MSETs of up to 128 keys (a small key's cost
+//     on the shard is mostly per command); any other key goes to the
+//     shard of its slot as
 //     RESTORE key ttl payload REPLACE ABSTTL when that shard accepts the
 //     file's RDB version, else (or with Options.ForceDecode, or for values
 //     over RDB.MaxRawPayload) it is rebuilt from decoded chunks with
