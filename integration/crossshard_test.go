@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand"
 	"strconv"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
@@ -170,27 +168,6 @@ func TestCrossShardStop(t *testing.T) {
 	if e := st.Sources[0].LastError; !strings.Contains(e, "cross-slot") || !strings.Contains(strings.ToUpper(e), "RENAME") {
 		t.Fatalf("last_error %q, want the cross-slot error naming RENAME", e)
 	}
-}
-
-// runSupervisorWith runs a supervisor whose appliers take opts until the
-// test ends.
-func runSupervisorWith(t *testing.T, d *destination, opts apply.Options, srcs ...config.Source) *syncer.Supervisor {
-	t.Helper()
-	sup, err := syncer.New(syncer.Config{
-		Sources: srcs, Destination: d.dest,
-		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		RetryMin:     20 * time.Millisecond,
-		RetryMax:     500 * time.Millisecond,
-		ApplyOptions: opts,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sup.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return sup
 }
 
 // TestCrossShardExactAcrossCrashes: the cross-shard rounds run while

@@ -66,11 +66,19 @@ func source(t *testing.T, name string, r *Redis, password string) config.Source 
 // runSupervisor runs a supervisor until the test ends.
 func runSupervisor(t *testing.T, d *destination, srcs ...config.Source) *syncer.Supervisor {
 	t.Helper()
+	return runSupervisorWith(t, d, apply.Options{}, srcs...)
+}
+
+// runSupervisorWith runs a supervisor whose appliers take opts until the
+// test ends.
+func runSupervisorWith(t *testing.T, d *destination, opts apply.Options, srcs ...config.Source) *syncer.Supervisor {
+	t.Helper()
 	sup, err := syncer.New(syncer.Config{
 		Sources: srcs, Destination: d.dest,
 		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		RetryMin: 20 * time.Millisecond, RetryMax: 500 * time.Millisecond,
 		SampleInterval: 50 * time.Millisecond,
+		ApplyOptions:   opts,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,39 +3,17 @@ package integration
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
-
-// runSupervisorGrace is runSupervisor with a TTL grace.
-func runSupervisorGrace(t *testing.T, d *destination, grace time.Duration, srcs ...config.Source) *syncer.Supervisor {
-	t.Helper()
-	sup, err := syncer.New(syncer.Config{
-		Sources: srcs, Destination: d.dest,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		RetryMin: 20 * time.Millisecond, RetryMax: 500 * time.Millisecond,
-		SampleInterval: 50 * time.Millisecond,
-		ApplyOptions:   apply.Options{TTLGrace: grace},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sup.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return sup
-}
 
 // startProxy serves d's shards with the grace taken off TTL reads.
 func startProxy(t *testing.T, d *destination, grace time.Duration) *redis.Client {
@@ -131,7 +109,7 @@ func TestTTLRenewalsSurviveLag(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		sup := runSupervisorGrace(t, d, grace, sourceAt(t, "src", fp.Addr, ""))
+		sup := runSupervisorWith(t, d, apply.Options{TTLGrace: grace}, sourceAt(t, "src", fp.Addr, ""))
 		viaProxy = startProxy(t, d, grace)
 		r = renew(ctx, sc, keys, ttl, period)
 		t.Cleanup(func() { _ = r.Stop() })
