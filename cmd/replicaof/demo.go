@@ -214,7 +214,7 @@ replicaof demo is running (Ctrl-C stops everything).
 		if o.quiet {
 			line := "status: " + st.Status
 			for _, s := range st.Sources {
-				line += fmt.Sprintf("  %s=%s %d%% lag=%dms", s.Name, s.SyncState, s.Progress, s.LagMS)
+				line += fmt.Sprintf("  %s=%s (%s) lag=%dms", s.Name, s.SyncState, progressText(s, false), s.LagMS)
 				if s.LastError != "" {
 					line += " error=" + strconv.Quote(s.LastError)
 				}

@@ -88,20 +88,9 @@ func renderStatus(w io.Writer, st syncer.Status, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "UID\tNAME\tURI\tSTATE\tPROGRESS\tLAG\tLAST UPDATE\tLAST ERROR")
 	for _, s := range st.Sources {
-		progress := fmt.Sprintf("%d%%", s.Progress)
+		progress := progressText(s, true)
 		lag := "-"
-		switch s.SyncState {
-		case syncer.StateSyncing:
-			switch {
-			case s.Phase == syncer.PhaseConnecting || s.Phase == syncer.PhaseWaiting:
-				// Nothing to measure yet: say what it waits for.
-				progress = strings.ReplaceAll(s.Phase, "-", " ")
-			case s.RDBSize < 0:
-				progress = fmt.Sprintf("loading, %s received", bytesText(s.RDBTransferred))
-			default:
-				progress = bar(s.Progress, 20)
-			}
-		case syncer.StateSynced:
+		if s.SyncState == syncer.StateSynced {
 			lag = fmt.Sprintf("%dms", s.LagMS)
 		}
 		uri := s.URI
@@ -122,6 +111,25 @@ func renderStatus(w io.Writer, st syncer.Status, now time.Time) {
 		fmt.Fprintf(w, "\n%s: keys left out (unsupported_keys: skip): %s; stream commands dropped: %d\n",
 			s.Name, strings.Join(parts, ", "), s.DroppedCommands)
 	}
+}
+
+// progressText says how far a source's sync is: its phase until the
+// snapshot flows (nothing to measure yet), then a bar (or a percentage,
+// without withBar), or the bytes received when a diskless transfer has no
+// size.
+func progressText(s syncer.SourceStatus, withBar bool) string {
+	if s.SyncState != syncer.StateSyncing {
+		return fmt.Sprintf("%d%%", s.Progress)
+	}
+	switch {
+	case s.Phase == syncer.PhaseConnecting || s.Phase == syncer.PhaseWaiting:
+		return strings.ReplaceAll(s.Phase, "-", " ")
+	case s.RDBSize < 0:
+		return fmt.Sprintf("loading, %s received", bytesText(s.RDBTransferred))
+	case withBar:
+		return bar(s.Progress, 20)
+	}
+	return fmt.Sprintf("loading %d%%", s.Progress)
 }
 
 func bar(pct, width int) string {
