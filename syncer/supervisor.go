@@ -302,7 +302,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		// The first attempt before anything else: a single instance is
 		// active before it answers its first control request.
 		s.lease.step(ctx, logf)
-		lctx, stopLease := context.WithCancel(ctx)
+		// Not canceled with ctx: the lease is released only once sync
+		// stopped (below).
+		lctx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
