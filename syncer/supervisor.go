@@ -370,8 +370,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				runCancel()
 				switch {
 				case errors.Is(err, apply.ErrFenced):
-					// Another instance holds a newer epoch: not ours any more.
-					s.cfg.Logger.Warn("fenced by the destination: standby", "error", err)
+					// The lease lapsed (clock), or another instance holds a
+					// newer epoch (destination): not ours any more.
+					s.cfg.Logger.Warn("fenced: standby", "error", err)
 					s.lease.lose()
 				case Classify(err) == FullResync:
 					s.cfg.Logger.Info("full resync of all sources", "reason", err)

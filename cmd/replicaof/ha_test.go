@@ -28,6 +28,17 @@ import (
 // HA test can kill -9 and SIGSTOP.
 const haServeEnv = "REPLICAOF_HA_SERVE"
 
+// haLeaseEnv overrides the HA test's replica_of.lease (default 3s), e.g.
+// 10s to measure takeovers with the default lease.
+const haLeaseEnv = "REPLICAOF_HA_LEASE"
+
+func haLease() string {
+	if l := os.Getenv(haLeaseEnv); l != "" {
+		return l
+	}
+	return "3s"
+}
+
 func init() {
 	if path := os.Getenv(haServeEnv); path != "" {
 		os.Exit(run([]string{"serve", "-c", path}))
@@ -50,8 +61,8 @@ func newHAInstance(t *testing.T, name string, shards []string, sources string) *
 	in := &haInstance{name: name, path: filepath.Join(dir, "replicaof.yaml"),
 		proxy: fmt.Sprintf("127.0.0.1:%d", proxyPort), admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), log: &syncBuffer{}}
 	yaml := fmt.Sprintf("proxy: { listen: %q }\nadmin: { listen: \"127.0.0.1:%d\" }\ndestination: { shards: [%s] }\n"+
-		"replica_of: { lease: 3s, sources: [%s] }\nstate_dir: %q\n",
-		in.proxy, adminPort, strings.Join(shards, ", "), sources, filepath.Join(dir, "state"))
+		"replica_of: { lease: %s, sources: [%s] }\nstate_dir: %q\n",
+		in.proxy, adminPort, strings.Join(shards, ", "), haLease(), sources, filepath.Join(dir, "state"))
 	if err := os.WriteFile(in.path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +187,7 @@ func TestFaultHATakeover(t *testing.T) {
 	i1.start(t)
 	integration.WaitFor(t, time.Minute, "first instance active and streaming", func() bool { return i1.streaming(1) })
 	i2.start(t)
-	integration.WaitFor(t, 10*time.Second, "second instance standby of the first", func() bool { return i2.standbyOf(i1) })
+	integration.WaitFor(t, 20*time.Second, "second instance standby of the first", func() bool { return i2.standbyOf(i1) })
 	if !i1.streaming(1) {
 		t.Fatal("the first instance is no longer active once the second started")
 	}
@@ -262,11 +273,11 @@ func TestFaultHATakeover(t *testing.T) {
 	if fa, fb := syncFull(t, ctx, a), syncFull(t, ctx, b); fa != fullA || fb != fullB {
 		t.Fatalf("takeover made a full sync: sync_full a %d→%d, b %d→%d", fullA, fa, fullB, fb)
 	}
-	t.Logf("kill -9 of the active: the standby streams again after %v", took1.Round(time.Millisecond))
+	t.Logf("lease %s; kill -9 of the active: the standby streams again after %v", haLease(), took1.Round(time.Millisecond))
 
 	// The first, restarted, is a standby of the second.
 	i1.start(t)
-	integration.WaitFor(t, 10*time.Second, "restarted first instance is a standby", func() bool { return i1.standbyOf(i2) })
+	integration.WaitFor(t, 20*time.Second, "restarted first instance is a standby", func() bool { return i1.standbyOf(i2) })
 
 	// The new active frozen past its lease: the first takes over; the
 	// frozen one, thawed, writes nothing.
@@ -280,7 +291,7 @@ func TestFaultHATakeover(t *testing.T) {
 	time.Sleep(time.Second) // the new active writes a while
 	i2.signal(t, syscall.SIGCONT)
 	i2.alive.Store(true)
-	integration.WaitFor(t, 10*time.Second, "thawed instance is a standby", func() bool { return i2.standbyOf(i1) })
+	integration.WaitFor(t, 20*time.Second, "thawed instance is a standby", func() bool { return i2.standbyOf(i1) })
 	time.Sleep(2 * time.Second)
 
 	close(stopWork)
