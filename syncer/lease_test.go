@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -87,4 +88,20 @@ func cut(s string) (string, string, bool) {
 		}
 	}
 	return s, "", false
+}
+
+// FuzzParseAcquire: the acquire script's reply never panics the parser,
+// and a value it accepts has an epoch, an id and an address field.
+func FuzzParseAcquire(f *testing.F) {
+	f.Add([]byte("*2\r\n:1\r\n$28\r\n1733000000000 abc http://x:1\r\n"))
+	f.Add([]byte("*2\r\n:0\r\n$18\r\n7 other http://y:2\r\n"))
+	f.Add([]byte("*2\r\n:1\r\n$-1\r\n"))
+	f.Add([]byte("-ERR unknown\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, v, err := parseAcquire(b)
+		if err == nil && len(strings.Fields(v)) < 2 {
+			t.Fatalf("accepted %q", v)
+		}
+		_ = holderAddr(v)
+	})
 }

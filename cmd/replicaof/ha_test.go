@@ -152,7 +152,8 @@ func syncFull(t *testing.T, ctx context.Context, r *integration.Redis) int64 {
 // Two instances over one 2-shard destination: exactly one is active; kill
 // -9 of the active → the standby takes over from the checkpoints (no
 // full sync); the new active frozen past its lease → the first, restarted,
-// takes over, and the frozen one, thawed, writes nothing; a source added
+// takes over, and the frozen one, thawed, writes nothing; the active
+// killed and restarted at once takes its own lease back; a source added
 // by REST on the active survives the takeovers; both proxies serve reads
 // throughout; counters exact and the destination equal at the end.
 func TestFaultHATakeover(t *testing.T) {
@@ -293,6 +294,19 @@ func TestFaultHATakeover(t *testing.T) {
 	i2.alive.Store(true)
 	integration.WaitFor(t, 20*time.Second, "thawed instance is a standby", func() bool { return i2.standbyOf(i1) })
 	time.Sleep(2 * time.Second)
+
+	// kill -9 of the active and an immediate restart: it takes its own
+	// lease back at once (same instance id) instead of waiting for it to
+	// expire, and resumes.
+	killed = time.Now()
+	i1.kill()
+	i1.start(t)
+	integration.WaitFor(t, 20*time.Second, "restarted active takes its lease back", func() bool { return i1.streaming(2) })
+	t.Logf("kill -9 and restart of the active: streaming again after %v", time.Since(killed).Round(time.Millisecond))
+	if !i2.standbyOf(i1) {
+		t.Fatal("the second instance is not a standby of the restarted first one")
+	}
+	time.Sleep(time.Second)
 
 	close(stopWork)
 	if err := <-workDone; err != nil {
