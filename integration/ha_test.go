@@ -152,3 +152,28 @@ func syncFullOf(t *testing.T, ctx context.Context, r *Redis) string {
 	t.Fatal("no sync_full")
 	return ""
 }
+
+// A shard whose fence holds an epoch above what the acquisition picked
+// (a shard 0 clock that went back, the epoch keys flushed): the instance
+// takes the lease again above it instead of being stuck.
+func TestHAEpochAboveStaleFence(t *testing.T) {
+	ctx := Context(t, time.Minute)
+	src := StartRedis(t)
+	if err := src.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	d := startDestination(t, 2)
+	const high = int64(9_000_000_000_000_000)
+	if err := d.shards[1].Client().Set(ctx, apply.FenceKey, high, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	x := startLeased(t, "x", []string{d.shards[0].Addr, d.shards[1].Addr}, time.Second, source(t, "a", src, ""))
+	WaitFor(t, 20*time.Second, "active and streaming", func() bool { return streamingActive(x) })
+	for i, s := range d.shards {
+		n, err := s.Client().Get(ctx, apply.FenceKey).Int64()
+		if err != nil || n <= high {
+			t.Fatalf("shard %d fence %d (%v), want above %d", i, n, err, high)
+		}
+	}
+	requireExact(t, ctx, []*redis.Client{src.Client()}, d)
+}

@@ -17,6 +17,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -112,6 +113,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = hi + 1
 if now > n then n = now end
+local floor = tonumber(ARGV[4]) + 1
+if floor > n then n = floor end
 local nv = string.format('%d', n) .. ' ' .. ARGV[1] .. ' ' .. ARGV[2]
 redis.call('SET', KEYS[1], nv, 'PX', ARGV[3])
 redis.call('SET', KEYS[2], string.format('%d', n))
@@ -140,6 +143,9 @@ type lease struct {
 
 	mu sync.Mutex
 	st leaseState
+	// floor: the newest epoch a shard's fence refused ours for; the next
+	// acquisition goes above it.
+	floor int64
 }
 
 func newLease(cfg LeaseConfig, dest *apply.Destination, sources func() string) *lease {
@@ -253,7 +259,10 @@ func (l *lease) step(ctx context.Context, log func(msg string, args ...any)) {
 		}
 		l.mu.Unlock()
 	} else {
-		reply, err := l.dest.DoLease(ctx, "EVAL", acquireScript, "2", LeaseKey, epochKey, l.cfg.ID, l.cfg.Addr, px)
+		l.mu.Lock()
+		floor := strconv.FormatInt(l.floor, 10)
+		l.mu.Unlock()
+		reply, err := l.dest.DoLease(ctx, "EVAL", acquireScript, "2", LeaseKey, epochKey, l.cfg.ID, l.cfg.Addr, px, floor)
 		if err == nil {
 			var ok bool
 			var val string
@@ -288,6 +297,12 @@ func (l *lease) took(ctx context.Context, now time.Time, val string) error {
 		return fmt.Errorf("lease value %q: %w", val, err)
 	}
 	if err := l.dest.RaiseFence(ctx, epoch); err != nil {
+		var se *apply.StaleEpochError
+		if errors.As(err, &se) {
+			l.mu.Lock()
+			l.floor = max(l.floor, se.Newest)
+			l.mu.Unlock()
+		}
 		return err
 	}
 	l.mu.Lock()

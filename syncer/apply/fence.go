@@ -96,25 +96,43 @@ if v > tonumber(ARGV[1]) then
 end
 return 1`
 
-// raiseScript raises the fence key to ARGV[1] unless it is higher.
+// raiseScript raises the fence key to ARGV[1] and answers 0, or answers
+// the key's epoch when it is newer.
 const raiseScript = `local v = tonumber(redis.call('GET', KEYS[1]) or '0')
-if v > tonumber(ARGV[1]) then return 0 end
+if v > tonumber(ARGV[1]) then return v end
 redis.call('SET', KEYS[1], ARGV[1])
-return 1`
+return 0`
 
 var multiReq = resp.AppendCommandString(nil, "MULTI")
 
+// StaleEpochError is RaiseFence's error when a shard holds a newer epoch.
+type StaleEpochError struct {
+	Shard  int
+	Epoch  int64 // the one refused
+	Newest int64 // the shard's
+}
+
+func (e *StaleEpochError) Error() string {
+	return fmt.Sprintf("apply: fenced: shard %d holds epoch %d, newer than %d", e.Shard, e.Newest, e.Epoch)
+}
+
+func (e *StaleEpochError) Unwrap() error { return ErrFenced }
+
 // RaiseFence sets the fence key of every shard to epoch unless one holds
-// a higher one (then ErrFenced): a new lease holder calls it before its
-// first write.
+// a newer one (then a *StaleEpochError): a new lease holder calls it
+// before its first write.
 func (d *Destination) RaiseFence(ctx context.Context, epoch int64) error {
 	return d.each(func(shard int) error {
 		reply, err := d.doRaw(ctx, shard, 0, "EVAL", raiseScript, "1", FenceKey, strconv.FormatInt(epoch, 10))
 		if err != nil {
 			return err
 		}
-		if string(reply) != ":1\r\n" {
-			return fmt.Errorf("%w: shard %d (%s) holds a newer epoch than %d", ErrFenced, shard, d.Addr(shard), epoch)
+		v, _, err := resp.ParseValue(reply, resp.Limits{})
+		if err != nil || v.Type != resp.TypeInteger {
+			return fmt.Errorf("apply: shard %d (%s): unexpected fence reply %q", shard, d.Addr(shard), reply)
+		}
+		if v.Int != 0 {
+			return &StaleEpochError{Shard: shard, Epoch: epoch, Newest: v.Int}
 		}
 		return nil
 	})

@@ -81,8 +81,9 @@ func TestFenceRefusesStaleEpoch(t *testing.T) {
 		t.Fatalf("Apply with a stale epoch: %v, want ErrFenced", err)
 	}
 	checkCounts(t, ctx, c, keys, 4)
-	if err := c.dest.RaiseFence(ctx, 4); !errors.Is(err, ErrFenced) {
-		t.Fatalf("raising an older epoch: %v, want ErrFenced", err)
+	var se *StaleEpochError
+	if err := c.dest.RaiseFence(ctx, 4); !errors.Is(err, ErrFenced) || !errors.As(err, &se) || se.Newest != 6 {
+		t.Fatalf("raising an older epoch: %v, want a StaleEpochError naming 6", err)
 	}
 	for i, s := range c.servers {
 		if v, _ := s.Client().Get(ctx, FenceKey).Result(); v != "6" {
