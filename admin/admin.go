@@ -94,7 +94,7 @@ func (h *Handler) control(fn func(context.Context) error, what string) http.Hand
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
 		if err := fn(ctx); err != nil {
-			writeError(w, http.StatusServiceUnavailable, err)
+			writeControlError(w, err)
 			return
 		}
 		h.cfg.Logger.Info("admin request", "action", what, "remote", r.RemoteAddr)
@@ -207,7 +207,7 @@ func (h *Handler) setSources(w http.ResponseWriter, r *http.Request, srcs []conf
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	if err := h.cfg.Controller.SetSources(ctx, srcs); err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
+		writeControlError(w, err)
 		return
 	}
 	if h.cfg.OnSourcesChanged != nil {
@@ -262,6 +262,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// writeControlError answers a failed control call: 409 naming the active
+// instance on a standby, else 503.
+func writeControlError(w http.ResponseWriter, err error) {
+	var sb *syncer.StandbyError
+	if errors.As(err, &sb) {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error(), "active": sb.Active})
+		return
+	}
+	writeError(w, http.StatusServiceUnavailable, err)
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {

@@ -158,3 +158,34 @@ func TestPutKeepsSettings(t *testing.T) {
 		t.Errorf("a at another address kept the old settings: %+v", got[0])
 	}
 }
+
+// standbyController is a standby instance: every control call fails with
+// the supervisor's StandbyError.
+type standbyController struct{ memController }
+
+func (s *standbyController) standby() error {
+	return &syncer.StandbyError{Active: "http://other:8080"}
+}
+func (s *standbyController) Stop(context.Context) error    { return s.standby() }
+func (s *standbyController) Restart(context.Context) error { return s.standby() }
+func (s *standbyController) SetSources(context.Context, []config.Source) error {
+	return s.standby()
+}
+
+// Mutating calls on a standby answer 409 and name the active instance.
+func TestStandbyAnswersConflict(t *testing.T) {
+	h := New(Config{Controller: &standbyController{}})
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/sync/stop", ""},
+		{"POST", "/v1/sync/restart", ""},
+		{"PUT", "/v1/sources", `{"sources":["a: redis://127.0.0.1:1"]}`},
+		{"POST", "/v1/sources", `{"sources":["a: redis://127.0.0.1:1"]}`},
+	} {
+		w := do(t, h, c.method, c.path, c.body, "")
+		var body map[string]string
+		if w.Code != http.StatusConflict || json.Unmarshal(w.Body.Bytes(), &body) != nil ||
+			body["active"] != "http://other:8080" || !strings.Contains(body["error"], "http://other:8080") {
+			t.Errorf("%s %s: %d %s", c.method, c.path, w.Code, w.Body)
+		}
+	}
+}

@@ -37,6 +37,10 @@ const (
 	// reloads every TTL); short enough that a key whose DEL never comes
 	// (see README, Semantics) does not linger for long.
 	DefaultTTLGrace = 5 * time.Minute
+	// DefaultLease is replica_of.lease when not set.
+	DefaultLease = 10 * time.Second
+	// MinLease and MaxLease bound replica_of.lease.
+	MinLease, MaxLease = time.Second, 10 * time.Minute
 	// MaxTTLGrace bounds replica_of.ttl_grace.
 	MaxTTLGrace = 365 * 24 * time.Hour
 )
@@ -109,6 +113,11 @@ type ReplicaOf struct {
 	// reports TTLs without it. nil means DefaultTTLGrace; 0 writes the
 	// source's TTLs unchanged. YAML takes a duration or seconds.
 	TTLGrace *time.Duration
+	// Lease is how long the destination's lease lasts without renewal
+	// (docs/reliability.md, High availability): a standby takes over
+	// about this long after the active instance died. 0 means
+	// DefaultLease.
+	Lease time.Duration
 	// UnsupportedKeys says what happens to a key the destination cannot
 	// take (a module type it lacks, a type newer than a shard):
 	// UnsupportedStop (default when "") or UnsupportedSkip.
@@ -121,6 +130,14 @@ func (r ReplicaOf) Grace() time.Duration {
 		return DefaultTTLGrace
 	}
 	return *r.TTLGrace
+}
+
+// LeaseTime is Lease with its default.
+func (r ReplicaOf) LeaseTime() time.Duration {
+	if r.Lease == 0 {
+		return DefaultLease
+	}
+	return r.Lease
 }
 
 // SkipUnsupported reports whether UnsupportedKeys is skip.
@@ -277,6 +294,11 @@ func (c *Config) Validate() error {
 		add("replica_of.ttl_grace", fmt.Sprintf("%v out of range (want 0 = off, up to %v)", g, MaxTTLGrace))
 	} else if g%time.Millisecond != 0 {
 		add("replica_of.ttl_grace", fmt.Sprintf("%v is not a whole number of milliseconds", g))
+	}
+	if l := v.ReplicaOf.LeaseTime(); l < MinLease || l > MaxLease {
+		add("replica_of.lease", fmt.Sprintf("%v out of range (want %v to %v)", l, MinLease, MaxLease))
+	} else if l%time.Millisecond != 0 {
+		add("replica_of.lease", fmt.Sprintf("%v is not a whole number of milliseconds", l))
 	}
 	switch v.ReplicaOf.UnsupportedKeys {
 	case UnsupportedStop, UnsupportedSkip:

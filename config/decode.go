@@ -333,6 +333,7 @@ func (d *decoder) replicaOf(n *yaml.Node, path string) {
 			r.TTLGrace = &g
 		},
 		"unsupported_keys": func(n *yaml.Node, path string) { r.UnsupportedKeys, _ = d.str(n, path) },
+		"lease":            func(n *yaml.Node, path string) { r.Lease = d.duration(n, path) },
 	})
 }
 

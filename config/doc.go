@@ -33,6 +33,7 @@
 //	  cross_shard: emulate      # or stop: a command whose keys span shards stops sync
 //	  ttl_grace: 5m             # added to every TTL on the destination; 0 = off
 //	  unsupported_keys: stop    # or skip: keys the destination cannot take
+//	  lease: 10s                # HA: the destination's lease (several instances)
 //	state_dir: "./replicaof-state"
 //	log: { level: info, format: text }  # debug|info|warn|error, text|json
 //

@@ -51,6 +51,7 @@ type (
 		CrossShard      string `yaml:"cross_shard,omitempty"`
 		TTLGrace        string `yaml:"ttl_grace,omitempty"`
 		UnsupportedKeys string `yaml:"unsupported_keys,omitempty"`
+		Lease           string `yaml:"lease,omitempty"`
 	}
 	fileSource struct {
 		Name        string   `yaml:"name,omitempty"`
@@ -104,6 +105,9 @@ func (c *Config) Marshal() ([]byte, error) {
 	if t := c.Proxy.TLS; t != nil {
 		f.Proxy.TLS = &fileProxyTLS{Cert: t.Cert, Key: t.Key, ClientCA: t.ClientCA, MinVersion: t.MinVersion, Mode: t.Mode}
 	}
+	if c.ReplicaOf.Lease != 0 {
+		f.ReplicaOf.Lease = c.ReplicaOf.Lease.String()
+	}
 	if g := c.ReplicaOf.TTLGrace; g != nil {
 		f.ReplicaOf.TTLGrace = g.String()
 	}
@@ -113,23 +117,7 @@ func (c *Config) Marshal() ([]byte, error) {
 	for _, s := range c.Destination.Shards {
 		f.Destination.Shards = append(f.Destination.Shards, s.URI())
 	}
-	for _, s := range c.ReplicaOf.Sources {
-		name := s.Name
-		if name == s.Addr() {
-			name = "" // the default
-		}
-		if s.Compression == 0 && s.TLSFiles == nil {
-			item := s.URI()
-			if name != "" {
-				item = name + ": " + item
-			}
-			f.ReplicaOf.Sources = append(f.ReplicaOf.Sources, item)
-			continue
-		}
-		f.ReplicaOf.Sources = append(f.ReplicaOf.Sources, fileSource{
-			Name: name, URI: s.URI(), Compression: s.Compression, TLS: toFileTLS(s.TLSFiles),
-		})
-	}
+	f.ReplicaOf.Sources = fileSources(c.ReplicaOf.Sources)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -140,6 +128,55 @@ func (c *Config) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("config: marshal: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// MarshalSources encodes a source list (passwords included) as the
+// replica_of section of a config file; ParseSources reads it back.
+func MarshalSources(srcs []Source) ([]byte, error) {
+	f := struct {
+		ReplicaOf struct {
+			Sources []any `yaml:"sources"`
+		} `yaml:"replica_of"`
+	}{}
+	f.ReplicaOf.Sources = fileSources(srcs)
+	b, err := yaml.Marshal(&f)
+	if err != nil {
+		return nil, fmt.Errorf("config: marshal sources: %w", err)
+	}
+	return b, nil
+}
+
+// ParseSources reads what MarshalSources wrote, checked as in a config
+// file.
+func ParseSources(data []byte) ([]Source, error) {
+	c, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	c.withDefaults()
+	return c.ReplicaOf.Sources, nil
+}
+
+func fileSources(srcs []Source) []any {
+	out := []any{}
+	for _, s := range srcs {
+		name := s.Name
+		if name == s.Addr() {
+			name = "" // the default
+		}
+		if s.Compression == 0 && s.TLSFiles == nil {
+			item := s.URI()
+			if name != "" {
+				item = name + ": " + item
+			}
+			out = append(out, item)
+			continue
+		}
+		out = append(out, fileSource{
+			Name: name, URI: s.URI(), Compression: s.Compression, TLS: toFileTLS(s.TLSFiles),
+		})
+	}
+	return out
 }
 
 // WriteFile writes c.Marshal() to path atomically (a temporary file in

@@ -20,6 +20,13 @@
 // counters and the measured lag (lag.go) from any goroutine. The package
 // parses no bytes itself: the link and the applier do.
 //
+// With Config.Lease (serve always sets it), Run syncs only while this
+// instance holds the destination's lease (lease.go): a goroutine Run owns
+// takes and renews it; a standby answers control calls with a
+// *StandbyError; a takeover resumes from the checkpoints with the source
+// list the previous holder wrote; the lease is the Destination's Fence, so
+// a deposed instance's writes fail with apply.ErrFenced.
+//
 //	sup, err := syncer.New(syncer.Config{Sources: cfg.ReplicaOf.Sources, Destination: dest})
 //	if err != nil {
 //		return err

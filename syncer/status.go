@@ -74,7 +74,13 @@ type SourceStatus struct {
 // Status is GET /v1/status: the destination's aggregate state and every
 // source.
 type Status struct {
-	Status  string         `json:"status"` // stopped if any source is, else syncing if any is, else synced
+	Status string `json:"status"` // stopped if any source is, else syncing if any is, else synced
+	// Role is "active" (this instance syncs) or "standby" (another
+	// instance holds the destination's lease; replica_of.lease).
+	Role string `json:"role"`
+	// Active is the admin address of the instance holding the lease
+	// (this one's when active; "" when unknown or without HA).
+	Active  string         `json:"active,omitempty"`
 	Sources []SourceStatus `json:"sources"`
 }
 

@@ -71,6 +71,15 @@ type Config struct {
 	// (its client-output-buffer-limit replica too small) before sync stops
 	// with an error saying so (default 3).
 	MaxSnapshotDrops int
+	// Lease, when set, makes this instance sync only while it holds the
+	// destination's lease (lease.go): several instances can then run over
+	// one destination, one active and the others standbys. nil: this
+	// instance is always active (a single instance).
+	Lease *LeaseConfig
+	// OnSourcesAdopted is called when this instance took the lease over
+	// and adopted the source list the previous holder wrote (e.g. to save
+	// it to the config file); nil does nothing.
+	OnSourcesAdopted func([]config.Source)
 }
 
 func (c Config) withDefaults() Config {
@@ -132,8 +141,22 @@ type Supervisor struct {
 	flushes int
 	resumes int
 	// tryResume: the next sync run may resume from checkpoints; only the
-	// first run of a process does.
+	// first run of a process does, and every takeover of the lease.
 	tryResume bool
+
+	lease *lease // nil without Config.Lease
+	took  int    // lease acquisitions so far
+}
+
+// StandbyError answers a control call on a standby instance: only the
+// active one (Active is its admin address) syncs.
+type StandbyError struct{ Active string }
+
+func (e *StandbyError) Error() string {
+	if e.Active == "" {
+		return "this instance is a standby: no instance holds the destination's lease right now"
+	}
+	return "this instance is a standby: the active instance is " + e.Active
 }
 
 type requestKind int
@@ -164,6 +187,15 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s := &Supervisor{cfg: cfg, reqs: make(chan request), tryResume: !cfg.NoResume}
 	s.setSources(cfg.Sources)
+	if cfg.Lease != nil {
+		if cfg.Lease.ID == "" || strings.ContainsAny(cfg.Lease.ID, " \n") || strings.ContainsAny(cfg.Lease.Addr, " \n") {
+			return nil, errors.New("syncer: the lease needs an instance id and an admin address without spaces")
+		}
+		s.lease = newLease(*cfg.Lease, cfg.Destination, func() string {
+			return encodeSources(cfg.Lease.ID, s.Sources())
+		})
+		cfg.Destination.SetFence(s.lease)
+	}
 	return s, nil
 }
 
@@ -199,7 +231,17 @@ func (s *Supervisor) Status() Status {
 		st.Sources = append(st.Sources, src.status(now))
 	}
 	st.Status = aggregate(st.Sources)
+	st.Role, st.Active = s.role()
 	return st
+}
+
+// role is this instance's role and the active instance's admin address
+// (this one's when active, "" when unknown).
+func (s *Supervisor) role() (role, active string) {
+	if s.lease == nil {
+		return RoleActive, ""
+	}
+	return s.lease.role()
 }
 
 // Flushes counts destination flushes since New.
@@ -250,17 +292,43 @@ func (s *Supervisor) ask(ctx context.Context, r request) error {
 }
 
 // Run syncs until ctx is canceled, handling control requests. It returns
-// nil on cancellation; every goroutine it started has ended by then.
+// nil on cancellation; every goroutine it started has ended by then. With
+// a lease, it syncs only while this instance holds it, and answers control
+// requests with a *StandbyError otherwise.
 func (s *Supervisor) Run(ctx context.Context) error {
+	var leaseEv <-chan struct{}
+	if s.lease != nil {
+		logf := func(msg string, args ...any) { s.cfg.Logger.Warn(msg, args...) }
+		// The first attempt before anything else: a single instance is
+		// active before it answers its first control request.
+		s.lease.step(ctx, logf)
+		// Not canceled with ctx: the lease is released only once sync
+		// stopped (below).
+		lctx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.lease.loop(lctx, logf)
+		}()
+		// Sync stops before the lease is released.
+		defer func() { stopLease(); <-done }()
+		leaseEv = s.lease.changed
+	}
+	wasActive := false
 	for {
 		var (
 			runCancel context.CancelFunc = func() {}
 			runDone   chan error
 		)
+		active, holder := s.role()
+		if active == RoleActive && !wasActive && s.lease != nil {
+			s.tookOver(ctx)
+		}
+		wasActive = active == RoleActive
 		s.mu.Lock()
 		stopped := s.stopped
 		s.mu.Unlock()
-		if !stopped {
+		if !stopped && wasActive {
 			var runCtx context.Context
 			runCtx, runCancel = context.WithCancel(ctx)
 			runDone = make(chan error, 1)
@@ -273,31 +341,108 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				runDone = nil
 			}
 		}
-		select {
-		case <-ctx.Done():
-			wait()
-			return nil
-		case r := <-s.reqs:
-			wait()
-			s.handle(r)
-		case err := <-runDone:
-			runDone = nil
-			runCancel()
-			switch Classify(err) {
-			case FullResync:
-				s.cfg.Logger.Info("full resync of all sources", "reason", err)
-				s.mu.Lock()
-				srcs := s.sources
-				s.mu.Unlock()
-				for _, src := range srcs {
-					src.setError(err, false)
+	events:
+		for {
+			select {
+			case <-ctx.Done():
+				wait()
+				return nil
+			case <-leaseEv:
+				if r, _ := s.role(); (r == RoleActive) == wasActive {
+					continue // nothing changed
 				}
-			default:
-				s.cfg.Logger.Error("sync stopped", "error", err)
-				s.markStopped()
+				wait()
+				if wasActive {
+					s.cfg.Logger.Warn("lost the destination's lease: standby")
+				}
+				break events
+			case r := <-s.reqs:
+				if !wasActive {
+					_, holder = s.role()
+					r.done <- &StandbyError{Active: holder}
+					continue
+				}
+				wait()
+				s.handle(r)
+				break events
+			case err := <-runDone:
+				runDone = nil
+				runCancel()
+				switch {
+				case errors.Is(err, apply.ErrFenced):
+					// The lease lapsed (clock), or another instance holds a
+					// newer epoch (destination): not ours any more.
+					s.cfg.Logger.Warn("fenced: standby", "error", err)
+					s.lease.lose()
+				case Classify(err) == FullResync:
+					s.cfg.Logger.Info("full resync of all sources", "reason", err)
+					s.mu.Lock()
+					srcs := s.sources
+					s.mu.Unlock()
+					for _, src := range srcs {
+						src.setError(err, false)
+					}
+				default:
+					s.cfg.Logger.Error("sync stopped", "error", err)
+					s.markStopped()
+				}
+				break events
 			}
 		}
 	}
+}
+
+// tookOver runs when this instance became active: it resumes from the
+// checkpoints, with the source list the previous holder wrote when that
+// was another instance.
+func (s *Supervisor) tookOver(ctx context.Context) {
+	s.mu.Lock()
+	s.took++
+	first := s.took == 1
+	if !first {
+		s.tryResume = true
+	}
+	s.mu.Unlock()
+	s.cfg.Logger.Info("took the destination's lease: active")
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	writer, srcs, ok, err := readSources(rctx, s.cfg.Destination)
+	cancel()
+	switch {
+	case err != nil:
+		s.cfg.Logger.Warn("reading the source list from the destination failed; keeping this instance's", "error", err)
+	case ok && writer != s.cfg.Lease.ID:
+		if fingerprintOf(srcs) != fingerprintOf(s.Sources()) || !sameSourceList(srcs, s.Sources()) {
+			s.cfg.Logger.Info("adopting the source list of the previous active instance", "sources", len(srcs))
+			s.setSources(srcs)
+			if s.cfg.OnSourcesAdopted != nil {
+				s.cfg.OnSourcesAdopted(srcs)
+			}
+		}
+	}
+	// A stop on the previous holder does not carry over: the new active
+	// syncs. The first run of the process keeps NoResume; a takeover
+	// always resumes (tryResume set above).
+	s.mu.Lock()
+	s.stopped = false
+	for _, src := range s.sources {
+		src.clearError()
+	}
+	s.mu.Unlock()
+}
+
+func fingerprintOf(srcs []config.Source) string {
+	ss := make([]*source, len(srcs))
+	for i, c := range srcs {
+		ss[i] = &source{cfg: c}
+	}
+	return fingerprint(ss)
+}
+
+// sameSourceList compares everything a source's definition holds.
+func sameSourceList(a, b []config.Source) bool {
+	ea, erra := config.MarshalSources(a)
+	eb, errb := config.MarshalSources(b)
+	return erra == nil && errb == nil && string(ea) == string(eb)
 }
 
 func (s *Supervisor) handle(r request) {
@@ -751,6 +896,9 @@ func (s *Supervisor) runPart(ctx context.Context, src *source, p *part, dial dia
 		h.release()
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, apply.ErrFenced) {
+			return err // not the source's fault: Run hands over
 		}
 		class := Classify(err)
 		if class == FullResync && !h.streamed.Load() {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -152,7 +155,30 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("replica_of.%w", err)
 	}
+	id, err := instanceID(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	defer adminLn.Close()
+	saveSources := func(srcs []config.Source) error {
+		if path == "" {
+			return nil
+		}
+		next := *cfg
+		next.ReplicaOf.Sources = srcs
+		return next.WriteFile(path)
+	}
 	sup, err := syncer.New(syncer.Config{Sources: cfg.ReplicaOf.Sources, Destination: dest, Logger: log,
+		Lease: &syncer.LeaseConfig{ID: id, Addr: advertised(adminLn.Addr()), Duration: cfg.ReplicaOf.LeaseTime()},
+		OnSourcesAdopted: func(srcs []config.Source) {
+			if err := saveSources(srcs); err != nil {
+				log.Error("saving the adopted sources", "error", err)
+			}
+		},
 		SpoolDir: filepath.Join(cfg.StateDir, "spool"), ApplyOptions: apply.Options{
 			Observer:        m.Shards(),
 			CrossShard:      crossShard,
@@ -190,19 +216,6 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		return admin.ListenURL(cfg.Proxy.Listen, prox.Addr(), proxyTLS != nil, os.Hostname)
 	}
 
-	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		prox.Close()
-		return fmt.Errorf("admin listener: %w", err)
-	}
-	saveSources := func(srcs []config.Source) error {
-		if path == "" {
-			return nil
-		}
-		next := *cfg
-		next.ReplicaOf.Sources = srcs
-		return next.WriteFile(path)
-	}
 	hs := &http.Server{
 		Handler: admin.New(admin.Config{
 			Controller: sup, Token: string(cfg.Admin.Token), Logger: log.With("component", "admin"),
@@ -311,5 +324,42 @@ type supervisorStatus struct{ sup *syncer.Supervisor }
 
 func (s *supervisorStatus) Status() syncer.Status { return s.sup.Status() }
 func (s *supervisorStatus) Flushes() int          { return s.sup.Flushes() }
+
+// instanceID is this deployment's id for the destination's lease, kept in
+// state_dir so a restarted process takes its own lease back at once.
+func instanceID(stateDir string) (string, error) {
+	path := filepath.Join(stateDir, "instance-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" && !strings.ContainsAny(id, " \t") {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("state_dir: %w", err)
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("state_dir: %w", err)
+	}
+	return id, nil
+}
+
+// advertised is the admin address standbys show for this instance: the
+// listener's, with the host name in place of an unspecified address.
+func advertised(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -84,6 +84,13 @@ func watchStatus(ctx context.Context, out io.Writer, ac *adminClient, interval t
 // until its snapshot flows, then a progress bar (or the bytes received,
 // when a diskless transfer has no size).
 func renderStatus(w io.Writer, st syncer.Status, now time.Time) {
+	if st.Role == syncer.RoleStandby {
+		active := st.Active
+		if active == "" {
+			active = "none reachable"
+		}
+		fmt.Fprintf(w, "this instance is a STANDBY (active: %s): it does not sync\n", active)
+	}
 	fmt.Fprintf(w, "destination: %s   (%d sources, %s)\n\n", st.Status, len(st.Sources), now.Format("15:04:05"))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "UID\tNAME\tURI\tSTATE\tPROGRESS\tLAG\tLAST UPDATE\tLAST ERROR")

@@ -21,3 +21,16 @@ func TestRenderStatusUnsupportedKeys(t *testing.T) {
 		t.Fatalf("status:\n%s\nwant the line %q", b.String(), want)
 	}
 }
+
+func TestRenderStatusStandby(t *testing.T) {
+	var b strings.Builder
+	renderStatus(&b, syncer.Status{Status: syncer.StateSyncing, Role: syncer.RoleStandby, Active: "http://other:8380"}, time.Now())
+	if !strings.Contains(b.String(), "STANDBY (active: http://other:8380)") {
+		t.Fatalf("status:\n%s", b.String())
+	}
+	b.Reset()
+	renderStatus(&b, syncer.Status{Status: syncer.StateSynced, Role: syncer.RoleActive}, time.Now())
+	if strings.Contains(b.String(), "STANDBY") {
+		t.Fatalf("active shown as standby:\n%s", b.String())
+	}
+}

@@ -163,6 +163,13 @@ func (b *batch) send(ctx context.Context, d *Destination) error {
 	if len(calls) == 0 {
 		return nil
 	}
+	epoch, err := d.fenceEpoch()
+	if err != nil {
+		return err
+	}
+	if epoch > 0 && bytes.HasPrefix(b.buf, multiReq) {
+		return b.sendGuarded(ctx, d, calls, epoch)
+	}
 	d.Backend(b.shard, b.db).Pipeline(ctx, calls)
 	return b.check(d)
 }

@@ -133,7 +133,12 @@ func BenchmarkApplyStream(b *testing.B) {
 			script = append(script, replica.Command{Args: bytesArgs("SET", fmt.Sprintf("key:%d", i%50000), "value-0123456789"), Offset: off()})
 		}
 	}
-	run := func(b *testing.B, per int, checkpoint bool) time.Duration {
+	run := func(b *testing.B, per int, checkpoint, fenced bool) time.Duration {
+		if fenced {
+			// An HA instance: every transaction behind the epoch guard.
+			c.dest.SetFence(&testFence{epoch: 1})
+			defer c.dest.SetFence(nil)
+		}
 		var total time.Duration
 		for range b.N {
 			b.StopTimer()
@@ -163,13 +168,20 @@ func BenchmarkApplyStream(b *testing.B) {
 		return each
 	}
 	for _, per := range []int{64, 4} {
-		var plain time.Duration
-		b.Run(fmt.Sprintf("batch=%d/plain", per), func(b *testing.B) { plain = run(b, per, false) })
+		var plain, ckpt time.Duration
+		b.Run(fmt.Sprintf("batch=%d/plain", per), func(b *testing.B) { plain = run(b, per, false, false) })
 		b.Run(fmt.Sprintf("batch=%d/checkpoint", per), func(b *testing.B) {
-			d := run(b, per, true)
+			ckpt = run(b, per, true, false)
 			if plain > 0 {
-				b.ReportMetric(float64(d)/float64(plain), "x_plain")
-				b.Logf("checkpoints: %v vs %v plain (%.2fx)", d, plain, float64(d)/float64(plain))
+				b.ReportMetric(float64(ckpt)/float64(plain), "x_plain")
+				b.Logf("checkpoints: %v vs %v plain (%.2fx)", ckpt, plain, float64(ckpt)/float64(plain))
+			}
+		})
+		b.Run(fmt.Sprintf("batch=%d/checkpoint+fence", per), func(b *testing.B) {
+			d := run(b, per, true, true)
+			if ckpt > 0 {
+				b.ReportMetric(float64(d)/float64(ckpt), "x_checkpoint")
+				b.Logf("fenced checkpoints (HA): %v vs %v unfenced (%.2fx)", d, ckpt, float64(d)/float64(ckpt))
 			}
 		})
 	}

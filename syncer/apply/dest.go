@@ -49,6 +49,7 @@ type Destination struct {
 	info     []ShardInfo // nil until Info succeeded
 	marker   string      // the value Mark set
 	closed   bool
+	fence    Fence // nil: no lease (fence.go)
 }
 
 type beKey struct{ shard, db int }
@@ -167,6 +168,14 @@ func (d *Destination) each(fn func(shard int) error) error {
 // do sends one command to (shard, db) and turns error replies into a
 // *WriteError.
 func (d *Destination) do(ctx context.Context, shard, db int, args ...string) ([]byte, error) {
+	if _, err := d.fenceEpoch(); err != nil {
+		return nil, err
+	}
+	return d.doRaw(ctx, shard, db, args...)
+}
+
+// doRaw is do without the fence check.
+func (d *Destination) doRaw(ctx context.Context, shard, db int, args ...string) ([]byte, error) {
 	req := resp.AppendCommandString(nil, args...)
 	reply, err := d.Backend(shard, db).Do(ctx, req, nil)
 	if err != nil {
@@ -186,8 +195,25 @@ func (d *Destination) FlushAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	epoch, err := d.fenceEpoch()
+	if err != nil {
+		return err
+	}
 	return d.each(func(shard int) error {
-		if _, err := d.do(ctx, shard, 0, "FLUSHALL"); err != nil {
+		if epoch > 0 {
+			// The fence key goes with the flush, in one transaction.
+			b := &batch{}
+			b.reset(shard, 0)
+			b.commandString("MULTI")
+			b.commandString("FLUSHALL")
+			b.commandString("SET", FenceKey, strconv.FormatInt(epoch, 10))
+			d.restoreCommands(b, shard)
+			b.commandString("EXEC")
+			b.markExec(1)
+			if err := b.sendGuarded(ctx, d, b.seal(), epoch); err != nil {
+				return err
+			}
+		} else if _, err := d.do(ctx, shard, 0, "FLUSHALL"); err != nil {
 			return err
 		}
 		if infos[shard].Functions {

@@ -63,7 +63,9 @@
 // them) are fatal (Fatal
 // reports it): sync must stop. Errors
 // wrapping router.ErrShardDown are retryable; ErrCheckpointLost needs a
-// flush and full resync of every source.
+// flush and full resync of every source. ErrFenced means this instance
+// no longer holds the destination's lease (Destination.SetFence,
+// fence.go): nothing was written.
 //
 // Usage:
 //

@@ -560,6 +560,11 @@ func (s *streamState) seal(offset int64) {
 		b.commandString("SET", c.key, string(c.value(offset)))
 		if b.keyless {
 			b.commandString("SET", markerKey, s.a.d.markerValue())
+			if e, _ := s.a.d.fenceEpoch(); e > 0 {
+				// The keyless command (FLUSHALL…) deleted the fence too.
+				b.commandString("SET", FenceKey, strconv.FormatInt(e, 10))
+				s.a.d.restoreCommands(b, shard)
+			}
 		}
 		b.commandString("EXEC")
 		b.markExec(1)
