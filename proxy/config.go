@@ -84,6 +84,28 @@ type Config struct {
 	// Shards' own Observer (router.BackendConfig) is separate.
 	Observer Observer
 
+	// ReadFrom says which nodes serve reads (replicas.go): ReadPrimary
+	// (the default) sends every read to the shard's primary, as without
+	// replicas; the others also read from the shard's replicas, found in
+	// the primary's INFO replication and in Replicas. Writes, MULTI/EXEC,
+	// WATCH, blocking commands, scripts other than EVAL_RO and FCALL_RO,
+	// and Pub/Sub always go to the primary.
+	ReadFrom ReadFrom
+	// Replicas lists, per shard (same order as Shards), replica addresses
+	// to read from besides those the primary reports, for replicas the
+	// primary reports under an address the proxy cannot reach (NAT,
+	// containers). Each replica is reached like its shard (the shard's
+	// BackendConfig with Addr replaced).
+	Replicas [][]string
+	// MaxReplicaLag: a replica whose offset trails its primary's by more
+	// than this (measured as time) gets no reads until it catches up
+	// (default 1s).
+	MaxReplicaLag time.Duration
+	// ReplicaRefresh is how often the proxy asks every primary and
+	// replica for INFO replication (default 2s); each round is bounded
+	// by Timeout and by the period.
+	ReplicaRefresh time.Duration
+
 	// idleAfter is how long a client waits for its next command holding
 	// its read buffer before it gives the buffer back (defaultIdleAfter
 	// when 0); tests shorten it.
@@ -131,6 +153,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBlocking <= 0 {
 		c.MaxBlocking = DefaultMaxBlocking
+	}
+	if c.MaxReplicaLag <= 0 {
+		c.MaxReplicaLag = DefaultMaxReplicaLag
+	}
+	if c.ReplicaRefresh <= 0 {
+		c.ReplicaRefresh = DefaultReplicaRefresh
 	}
 	if c.idleAfter <= 0 {
 		c.idleAfter = defaultIdleAfter
@@ -185,6 +213,19 @@ func (c Config) Validate() error {
 	for i, s := range c.Shards {
 		if s.Addr == "" {
 			return fmt.Errorf("proxy: shard %d has no address", i)
+		}
+	}
+	if c.ReadFrom > ReadAny {
+		return fmt.Errorf("proxy: read_from %v unknown", c.ReadFrom)
+	}
+	if len(c.Replicas) > len(c.Shards) {
+		return fmt.Errorf("proxy: replicas listed for %d shards, there are %d", len(c.Replicas), len(c.Shards))
+	}
+	for i, rs := range c.Replicas {
+		for _, a := range rs {
+			if a == "" {
+				return fmt.Errorf("proxy: shard %d has a replica with no address", i)
+			}
 		}
 	}
 	if c.Databases < 0 || c.Databases > 1<<16 {
