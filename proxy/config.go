@@ -91,12 +91,13 @@ type Config struct {
 	// WATCH, blocking commands, scripts other than EVAL_RO and FCALL_RO,
 	// and Pub/Sub always go to the primary.
 	ReadFrom ReadFrom
-	// Replicas lists, per shard (same order as Shards), replica addresses
-	// to read from besides those the primary reports, for replicas the
-	// primary reports under an address the proxy cannot reach (NAT,
-	// containers). Each replica is reached like its shard (the shard's
-	// BackendConfig with Addr replaced).
-	Replicas [][]string
+	// Replicas lists, per shard (same order as Shards; may be shorter),
+	// replicas to read from besides those the primary reports, for
+	// replicas the primary reports under an address the proxy cannot
+	// reach (NAT, containers). Zero fields take the defaults of Shards.
+	// A replica the primary reports is reached like its shard (the
+	// shard's BackendConfig, AUTH and TLS included, with Addr replaced).
+	Replicas [][]router.BackendConfig
 	// MaxReplicaLag: a replica whose offset trails its primary's by more
 	// than this (measured as time) gets no reads until it catches up
 	// (default 1s).
@@ -170,8 +171,22 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c.Limits = c.Limits.WithDefaults()
-	shards := make([]router.BackendConfig, len(c.Shards))
-	for i, s := range c.Shards {
+	c.Shards = c.backendDefaults(c.Shards)
+	reps := make([][]router.BackendConfig, len(c.Replicas))
+	for i, rs := range c.Replicas {
+		reps[i] = c.backendDefaults(rs)
+		for j := range reps[i] {
+			reps[i][j].Shard = i
+		}
+	}
+	c.Replicas = reps
+	return c
+}
+
+// backendDefaults fills the zero fields of shard backend configs.
+func (c Config) backendDefaults(in []router.BackendConfig) []router.BackendConfig {
+	shards := make([]router.BackendConfig, len(in))
+	for i, s := range in {
 		if s.DialTimeout <= 0 {
 			s.DialTimeout = c.Timeout
 		}
@@ -195,8 +210,7 @@ func (c Config) withDefaults() Config {
 		s.Shard = i // the label of s.Observer
 		shards[i] = s
 	}
-	c.Shards = shards
-	return c
+	return shards
 }
 
 // ErrNoShards is returned by New for a Config without shards.
@@ -222,8 +236,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("proxy: replicas listed for %d shards, there are %d", len(c.Replicas), len(c.Shards))
 	}
 	for i, rs := range c.Replicas {
-		for _, a := range rs {
-			if a == "" {
+		for _, r := range rs {
+			if r.Addr == "" {
 				return fmt.Errorf("proxy: shard %d has a replica with no address", i)
 			}
 		}

@@ -207,8 +207,8 @@ func newReplicas(s *Server) *replicas {
 		sn := &shardNodes{shard: i, cfg: cfg}
 		var nodes []*rnode
 		if i < len(s.cfg.Replicas) {
-			for _, a := range s.cfg.Replicas[i] {
-				nodes = append(nodes, sn.newNode(a, true))
+			for _, rc := range s.cfg.Replicas[i] {
+				nodes = append(nodes, &rnode{addr: rc.Addr, static: true, cfg: rc})
 			}
 		}
 		sn.nodes.Store(&nodes)
@@ -217,10 +217,11 @@ func newReplicas(s *Server) *replicas {
 	return r
 }
 
-func (sn *shardNodes) newNode(addr string, static bool) *rnode {
+// newNode is a replica the primary reported, reached like the primary.
+func (sn *shardNodes) newNode(addr string) *rnode {
 	cfg := sn.cfg
 	cfg.Addr = addr
-	return &rnode{addr: addr, static: static, cfg: cfg}
+	return &rnode{addr: addr, cfg: cfg}
 }
 
 // run checks the nodes every ReplicaRefresh until ctx ends, then closes
@@ -355,7 +356,7 @@ func (r *replicas) checkShard(ctx context.Context, sn *shardNodes) {
 			if n := byAddr[a]; n != nil {
 				nodes = append(nodes, n)
 			} else {
-				nodes = append(nodes, sn.newNode(a, false))
+				nodes = append(nodes, sn.newNode(a))
 			}
 		}
 		for _, n := range old {

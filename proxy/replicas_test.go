@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -341,5 +343,42 @@ func TestParseReadFrom(t *testing.T) {
 	}
 	if _, err := ParseReadFrom("slave"); err == nil {
 		t.Error("ParseReadFrom(slave) did not fail")
+	}
+}
+
+// A replica the primary reports under a wrong address is reached at the
+// one the config lists; the wrong one never gets into rotation.
+func TestStaticReplica(t *testing.T) {
+	c := &cluster{t: t}
+	p := integration.StartRedis(t, "--repl-diskless-sync-delay", "0")
+	wrong, err := redisproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := integration.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(p.Port),
+		"--replica-announce-port", strconv.Itoa(wrong))
+	c.shards = []*integration.Redis{p}
+	c.m, _ = router.NewShardMap(1)
+	r := &replicated{cluster: c, replicas: [][]*integration.Redis{{rep}}}
+	c.start(func(cfg *Config) {
+		cfg.Timeout = time.Second
+		cfg.ReplicaRefresh = 100 * time.Millisecond
+		cfg.ReadFrom = ReadReplica
+		cfg.Replicas = [][]router.BackendConfig{{{Addr: rep.Addr}}}
+	})
+	keys := r.fill("k", 100)
+	r.waitReplica(rep.Addr, true)
+	g0 := getCalls(t, rep)
+	gets(t, r.client(nil), keys, 1000)
+	if g := getCalls(t, rep) - g0; g < 900 {
+		t.Errorf("configured replica served %d of 1000 GETs", g)
+	}
+	for _, n := range r.srv.Nodes() {
+		if n.Addr == rep.Addr && !n.Static {
+			t.Errorf("configured replica not marked static: %+v", n)
+		}
+		if n.Addr == net.JoinHostPort("127.0.0.1", strconv.Itoa(wrong)) && n.Up {
+			t.Errorf("wrongly reported address in rotation: %+v", n)
+		}
 	}
 }

@@ -119,6 +119,10 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	readFrom, replicas, err := replicaReads(cfg)
+	if err != nil {
+		return err
+	}
 	// Metrics come first: the proxy, the destination's backends and the
 	// appliers report to it. Its syncer series read the supervisor, made
 	// below, at each scrape of /metrics (served only once it is set).
@@ -204,6 +208,9 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		Logger:             log.With("component", "proxy"),
 		Observer:           m.Proxy(),
 		TTLGrace:           cfg.ReplicaOf.Grace(),
+		ReadFrom:           readFrom,
+		MaxReplicaLag:      cfg.Proxy.MaxReplicaLag,
+		Replicas:           replicas,
 	})
 	if err != nil {
 		return err
@@ -316,6 +323,24 @@ func shardConfigs(d config.Destination) ([]router.BackendConfig, error) {
 		out = append(out, bc)
 	}
 	return out, nil
+}
+
+// replicaReads is the proxy's read_from and the configured replicas of
+// each destination shard, reached like the shards.
+func replicaReads(cfg *config.Config) (proxy.ReadFrom, [][]router.BackendConfig, error) {
+	readFrom, err := proxy.ParseReadFrom(cfg.Proxy.ReadFrom)
+	if err != nil {
+		return 0, nil, fmt.Errorf("proxy.%w", err)
+	}
+	var out [][]router.BackendConfig
+	for _, reps := range cfg.Destination.Replicas {
+		bcs, err := shardConfigs(config.Destination{Shards: reps, TLS: cfg.Destination.TLS})
+		if err != nil {
+			return 0, nil, err
+		}
+		out = append(out, bcs)
+	}
+	return readFrom, out, nil
 }
 
 // supervisorStatus is the metrics' Source: the supervisor, set once it
