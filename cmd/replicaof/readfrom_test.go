@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,4 +54,15 @@ state_dir: %q
 		s, _ := rc.Info(ctx, "commandstats").Result()
 		return strings.Contains(s, "cmdstat_get:")
 	})
+	// The metrics show the reads per node and role.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", adminPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<22))
+	resp.Body.Close()
+	want := fmt.Sprintf(`replicaof_proxy_node_reads_total{addr=%q,role="replica",shard="0"} `, rep.Addr)
+	if !strings.Contains(string(body), want) || !strings.Contains(string(body), "replicaof_proxy_replica_lag_seconds{") {
+		t.Errorf("no node series %s in /metrics:\n%s", want, body)
+	}
 }

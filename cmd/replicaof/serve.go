@@ -215,6 +215,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	m.SetNodes(func() []metrics.Node { return metricNodes(prox.Nodes()) })
 	adminPW.OnRotate(func() {
 		n := prox.DropAdmin()
 		log.Info("admin password rotated; closed the connections that used the old one", "closed", n)
@@ -341,6 +342,17 @@ func replicaReads(cfg *config.Config) (proxy.ReadFrom, [][]router.BackendConfig,
 		out = append(out, bcs)
 	}
 	return readFrom, out, nil
+}
+
+// metricNodes converts the proxy's view of the destination nodes for the
+// metrics.
+func metricNodes(ns []proxy.NodeStatus) []metrics.Node {
+	out := make([]metrics.Node, len(ns))
+	for i, n := range ns {
+		out[i] = metrics.Node{Shard: n.Shard, Addr: n.Addr, Role: n.Role, Up: n.Up, Lag: n.Lag,
+			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors}
+	}
+	return out
 }
 
 // supervisorStatus is the metrics' Source: the supervisor, set once it
