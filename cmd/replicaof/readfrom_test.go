@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,5 +65,28 @@ state_dir: %q
 	want := fmt.Sprintf(`replicaof_proxy_node_reads_total{addr=%q,role="replica",shard="0"} `, rep.Addr)
 	if !strings.Contains(string(body), want) || !strings.Contains(string(body), "replicaof_proxy_replica_lag_seconds{") {
 		t.Errorf("no node series %s in /metrics:\n%s", want, body)
+	}
+
+	// GET /v1/status lists the nodes.
+	resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/status", adminPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Status           string `json:"status"`
+		DestinationNodes []struct {
+			Shard int    `json:"shard"`
+			Addr  string `json:"addr"`
+			Role  string `json:"role"`
+			Up    bool   `json:"up"`
+			Reads int64  `json:"reads"`
+		} `json:"destination_nodes"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || st.Status == "" || len(st.DestinationNodes) != 2 ||
+		st.DestinationNodes[0].Role != "primary" || st.DestinationNodes[0].Addr != shard.Addr ||
+		st.DestinationNodes[1].Role != "replica" || st.DestinationNodes[1].Addr != rep.Addr || st.DestinationNodes[1].Reads == 0 {
+		t.Errorf("/v1/status nodes: %+v %v", st, err)
 	}
 }

@@ -231,6 +231,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			Extra:            map[string]http.Handler{"/metrics": m.Handler(), "/": ui.Handler()},
 			AdminPassword:    adminPW,
 			ProxyURL:         proxyURL,
+			Nodes:            func() []admin.DestinationNode { return statusNodes(prox.Nodes()) },
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -350,6 +351,17 @@ func metricNodes(ns []proxy.NodeStatus) []metrics.Node {
 	out := make([]metrics.Node, len(ns))
 	for i, n := range ns {
 		out[i] = metrics.Node{Shard: n.Shard, Addr: n.Addr, Role: n.Role, Up: n.Up, Lag: n.Lag,
+			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors}
+	}
+	return out
+}
+
+// statusNodes converts the proxy's view of the destination nodes for
+// GET /v1/status.
+func statusNodes(ns []proxy.NodeStatus) []admin.DestinationNode {
+	out := make([]admin.DestinationNode, len(ns))
+	for i, n := range ns {
+		out[i] = admin.DestinationNode{Shard: n.Shard, Addr: n.Addr, Role: n.Role, Up: n.Up, LagSeconds: n.Lag.Seconds(),
 			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors}
 	}
 	return out
