@@ -37,6 +37,7 @@ import (
 
 func newServe() *cobra.Command {
 	var path, logFormat, logLevel string
+	var proxyOnly bool
 	c := &cobra.Command{
 		Use:   "serve -c FILE",
 		Short: "Run the proxy, the syncer and the admin API from a config file",
@@ -55,10 +56,14 @@ func newServe() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if proxyOnly {
+				return serveProxyOnly(ctx, cfg, logger, nil)
+			}
 			return serve(ctx, path, cfg, logger, nil)
 		},
 	}
 	c.Flags().StringVarP(&path, "config", "c", "", "YAML config file")
+	c.Flags().BoolVar(&proxyOnly, "proxy-only", false, "run only the proxy and the admin API: never write to the destination (no syncer, flush or checkpoints)")
 	c.Flags().StringVar(&logFormat, "log-format", "", "text or json (default: the config's log.format, else text)")
 	c.Flags().StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default: the config's log.level, else info)")
 	return c
