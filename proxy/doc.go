@@ -126,7 +126,9 @@
 // replication each Config.ReplicaRefresh, every node at once and the
 // round bounded by Timeout and the period. A replica is in rotation
 // while its last check answered, its master_link_status is up and its
-// lag is within Config.MaxReplicaLag; the lag is time, measured against
+// lag is within Config.MaxReplicaLag (while the primary is down, which
+// takes the replicas' links down too, a replica that answers serves
+// rather than every read failing); the lag is time, measured against
 // samples of the primary's master_repl_offset taken at each check (the
 // age of the oldest sample the replica's offset has not reached, as the
 // syncer measures source lag). Which reads qualify is replicaRead: read-only

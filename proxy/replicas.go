@@ -99,6 +99,7 @@ type rnode struct {
 	cfg    router.BackendConfig // the shard's, with addr
 
 	inRotation atomic.Bool
+	reachable  atomic.Bool  // the last check answered (whatever its lag)
 	state      atomic.Int32 // the last check's nodeState
 	lag        atomic.Int64 // ns
 	reads      atomic.Int64
@@ -157,6 +158,7 @@ const (
 // it is nodeOK; entering another state is counted once per episode.
 func (n *rnode) setState(st int32) {
 	n.inRotation.Store(st == nodeOK)
+	n.reachable.Store(st != nodeFailed)
 	if n.state.Swap(st) == st {
 		return
 	}
@@ -456,6 +458,16 @@ func (r *replicas) pick(shard int, except *rnode, primaryFailed bool) *rnode {
 		}
 		if n := nodes[j]; n != except && n.inRotation.Load() {
 			return n
+		}
+	}
+	if !primaryUp {
+		// The primary is down too, which also takes its replicas' links
+		// down: a replica that answers serves, possibly stale, rather
+		// than every read failing.
+		for i := 0; i < k; i++ {
+			if n := nodes[(start+i)%k]; n != except && n.reachable.Load() {
+				return n
+			}
 		}
 	}
 	return nil

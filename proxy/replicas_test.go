@@ -382,3 +382,52 @@ func TestStaticReplica(t *testing.T) {
 		}
 	}
 }
+
+// prefer-primary reads from the primary while it is up; when it dies,
+// from the replica, whose link is then down too: reads keep succeeding
+// (possibly stale, here not, since nothing was written).
+func TestPreferPrimary(t *testing.T) {
+	r := newReplicated(t, 1, 1, func(c *Config) { c.ReadFrom = ReadPreferPrimary })
+	keys := r.fill("k", 200)
+	rep := r.replicas[0][0]
+	r.waitReplica(rep.Addr, true)
+	cl := r.client(nil)
+	g0 := getCalls(t, rep)
+	gets(t, cl, keys, 2000)
+	if g := getCalls(t, rep) - g0; g != 0 {
+		t.Errorf("replica served %d GETs while the primary is up", g)
+	}
+	r.shards[0].Kill()
+	gets(t, cl, keys, 2000) // no error across the primary's death
+	// Once the proxy has seen the replica's link down, it still serves.
+	r.waitReplica(rep.Addr, false)
+	gets(t, cl, keys, 2000)
+	if g := getCalls(t, rep) - g0; g < 4000 {
+		t.Errorf("replica served %d of 4000 GETs with the primary down", g)
+	}
+	for _, n := range r.srv.Nodes() {
+		if n.Addr == rep.Addr && n.LinkDown == 0 {
+			t.Errorf("link down not counted: %+v", n)
+		}
+	}
+}
+
+// any spreads reads over the primary and its replicas.
+func TestReadFromAny(t *testing.T) {
+	r := newReplicated(t, 1, 2, func(c *Config) { c.ReadFrom = ReadAny })
+	keys := r.fill("k", 200)
+	for _, rp := range r.replicas[0] {
+		r.waitReplica(rp.Addr, true)
+	}
+	nodes := append([]*integration.Redis{r.shards[0]}, r.replicas[0]...)
+	var before []int64
+	for _, n := range nodes {
+		before = append(before, getCalls(t, n))
+	}
+	gets(t, r.client(nil), keys, 3000)
+	for i, n := range nodes {
+		if g := getCalls(t, n) - before[i]; g < 600 {
+			t.Errorf("node %d (%s) served %d of 3000 GETs, want about a third", i, n.Addr, g)
+		}
+	}
+}
