@@ -307,7 +307,7 @@ func parseReplInfo(text []byte) (map[string]string, []string) {
 					state = string(b)
 				}
 			}
-			if p, err := strconv.Atoi(port); err == nil && p > 0 && p < 65536 && ip != "" && state == "online" {
+			if p, err := strconv.Atoi(port); err == nil && p > 0 && p < 65536 && validHost(ip) && state == "online" {
 				online = append(online, net.JoinHostPort(ip, port))
 			}
 			continue
@@ -315,6 +315,24 @@ func parseReplInfo(text []byte) (map[string]string, []string) {
 		fields[key] = string(v)
 	}
 	return fields, online
+}
+
+// validHost accepts what a primary may report as a replica's ip: an IP
+// address, or a host name (replica-announce-ip may hold one).
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	for i := 0; i < len(h); i++ {
+		ch := h[i]
+		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '.' || ch == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *replicas) checkShard(ctx context.Context, sn *shardNodes) {

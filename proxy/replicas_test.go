@@ -321,6 +321,8 @@ func TestParseReplInfo(t *testing.T) {
 		"slave1:ip=10.0.0.2,port=7002,state=wait_bgsave,offset=0,lag=0\r\n" +
 		"slave2:ip=::1,port=7003,state=online,offset=10,lag=1\r\n" +
 		"slave3:ip=h,port=99999,state=online\r\n" +
+		"slave4:ip=[:1,port=7004,state=online\r\n" +
+		"slave5:ip=a b,port=7005,state=online\r\n" +
 		"master_repl_offset:10\r\n"
 	f, online := parseReplInfo([]byte(text))
 	if f["role"] != "master" || f["master_repl_offset"] != "10" {
@@ -430,4 +432,30 @@ func TestReadFromAny(t *testing.T) {
 			t.Errorf("node %d (%s) served %d of 3000 GETs, want about a third", i, n.Addr, g)
 		}
 	}
+}
+
+// FuzzParseReplInfo: any INFO text parses without panicking, and every
+// replica address it yields is a valid host:port with a port in range.
+func FuzzParseReplInfo(f *testing.F) {
+	for _, s := range []string{
+		"# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=7001,state=online,offset=10,lag=0\r\nmaster_repl_offset:10\r\n",
+		"role:slave\r\nmaster_link_status:down\r\nslave_repl_offset:-1\r\n",
+		"slave0:ip=,port=,state=online\r\nslave1:port=1\r\nslave99:ip=::1,port=65535,state=online",
+		"slave0:ip=a,port=-1,state=online\nslave1:ip=b,port=70000,state=online\n:\n::\nslave",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, online := parseReplInfo(b)
+		for _, a := range online {
+			_, port, err := net.SplitHostPort(a)
+			if err != nil {
+				t.Fatalf("%q: %v", a, err)
+			}
+			if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+				t.Fatalf("%q: port %q", a, port)
+			}
+		}
+	})
 }
