@@ -450,7 +450,7 @@ func (c *client) retryReads(from int) {
 	again := false
 	for i := from; i < c.ncalls; i++ {
 		rd := &c.callrd[i]
-		if !rd.read || rd.retried || c.calls[i].Err == nil || c.s.ctx.Err() != nil {
+		if !rd.read || rd.retried || c.calls[i].Err == nil || c.s.ctx.Err() != nil || overLimit(c.calls[i].Err) {
 			continue
 		}
 		rd.retried = true
@@ -486,6 +486,13 @@ func (c *client) retryReads(from int) {
 		}
 	}
 	c.sendGroups()
+}
+
+// overLimit tells a reply over the proxy's reply limits, read whole and
+// dropped: the node is fine and any other would answer the same.
+func overLimit(err error) bool {
+	var le *resp.LimitError
+	return errors.As(err, &le)
 }
 
 // runCalls sends calls[from:], pipelined per backend, the backends in

@@ -459,3 +459,37 @@ func FuzzParseReplInfo(f *testing.F) {
 		}
 	})
 }
+
+// A reply over the proxy's limits fails that read only: the replica that
+// sent it stays in rotation and the read is not retried elsewhere.
+func TestReplicaReplyOverLimit(t *testing.T) {
+	r := newReplicated(t, 1, 1, func(c *Config) {
+		for i := range c.Shards {
+			c.Shards[i].Limits.MaxBulk = 1024
+		}
+	})
+	ctx := context.Background()
+	r.put(ctx, "big", strings.Repeat("x", 4096))
+	keys := r.fill("k", 50)
+	rep := r.replicas[0][0]
+	r.waitReplica(rep.Addr, true)
+	cl := r.client(nil)
+	p0, g0 := getCalls(t, r.shards[0]), getCalls(t, rep)
+	for i := 0; i < 20; i++ {
+		if err := cl.Get(ctx, "big").Err(); err == nil || !strings.Contains(err.Error(), "reply too large") {
+			t.Fatalf("GET big: %v", err)
+		}
+	}
+	gets(t, cl, keys, 500)
+	if p := getCalls(t, r.shards[0]) - p0; p != 0 {
+		t.Errorf("primary served %d GETs: reads were retried or the replica left rotation", p)
+	}
+	if g := getCalls(t, rep) - g0; g != 520 {
+		t.Errorf("replica served %d GETs, want 520", g)
+	}
+	for _, n := range r.srv.Nodes() {
+		if n.Addr == rep.Addr && (n.Errors != 0 || !n.Up) {
+			t.Errorf("replica marked failed by an oversized reply: %+v", n)
+		}
+	}
+}
