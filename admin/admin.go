@@ -44,6 +44,29 @@ type Config struct {
 	// builds it). The source URL is it with admin:<password>. Needed
 	// with AdminPassword.
 	ProxyURL func() (*url.URL, error)
+	// Nodes, when set, reports the destination nodes as the proxy sees
+	// them; GET /v1/status then carries them as destination_nodes.
+	Nodes func() []DestinationNode
+}
+
+// DestinationNode is one destination node in GET /v1/status: a shard's
+// primary, or a replica the proxy reads from (proxy.read_from).
+type DestinationNode struct {
+	Shard int    `json:"shard"`
+	Addr  string `json:"addr"`
+	Role  string `json:"role"` // primary or replica
+	// Up: the primary answered its last check; a replica is in read
+	// rotation.
+	Up bool `json:"up"`
+	// LagSeconds is a replica's lag as the proxy measures it.
+	LagSeconds float64 `json:"lag_seconds"`
+	Reads      int64   `json:"reads"`
+	// Stale, LinkDown and Errors count a replica's exits from rotation:
+	// lag over proxy.max_replica_lag, master link down, failed check or
+	// read.
+	Stale    int64 `json:"stale"`
+	LinkDown int64 `json:"link_down"`
+	Errors   int64 `json:"errors"`
 }
 
 // Handler is the admin HTTP handler.
@@ -86,7 +109,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, h.cfg.Controller.Status())
+	if h.cfg.Nodes == nil {
+		writeJSON(w, http.StatusOK, h.cfg.Controller.Status())
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		syncer.Status
+		DestinationNodes []DestinationNode `json:"destination_nodes"`
+	}{h.cfg.Controller.Status(), h.cfg.Nodes()})
 }
 
 func (h *Handler) control(fn func(context.Context) error, what string) http.HandlerFunc {

@@ -87,7 +87,20 @@ type Proxy struct {
 	// TLS, when set with a certificate, makes the client listener TLS
 	// only; nil (or no certificate) means plain TCP.
 	TLS *ProxyTLS
+	// ReadFrom says which nodes of each destination shard serve reads:
+	// ReadFromNames lists the values; "" means "primary". Writes always go
+	// to the primaries.
+	ReadFrom string
+	// MaxReplicaLag: a replica further behind its primary than this gets
+	// no reads; DefaultMaxReplicaLag when 0. YAML takes a duration.
+	MaxReplicaLag time.Duration
 }
+
+// ReadFromNames are the values of proxy.read_from.
+var ReadFromNames = []string{"primary", "prefer-primary", "replica", "prefer-replica", "any"}
+
+// DefaultMaxReplicaLag is proxy.max_replica_lag's default.
+const DefaultMaxReplicaLag = time.Second
 
 // Admin configures the REST / metrics / dashboard listener.
 type Admin struct {
@@ -98,6 +111,11 @@ type Admin struct {
 // Destination is the sharded Redis set that receives the data.
 type Destination struct {
 	Shards []Endpoint // at least one
+	// Replicas, when set, has one entry per shard (same order): replicas
+	// of that shard the proxy reads from besides those its primary
+	// reports (for addresses the primary reports wrongly: NAT,
+	// containers). YAML: a shard given as {uri: …, replicas: [uri, …]}.
+	Replicas [][]Endpoint
 	// TLS applies to every rediss:// shard; nil means system roots.
 	TLS *TLSFiles
 }
@@ -261,6 +279,12 @@ func (c *Config) Validate() error {
 	if v.Proxy.Timeout < 0 {
 		add("proxy.timeout", "must not be negative")
 	}
+	if v.Proxy.ReadFrom != "" && !slices.Contains(ReadFromNames, v.Proxy.ReadFrom) {
+		add("proxy.read_from", fmt.Sprintf("%q: want one of %s", v.Proxy.ReadFrom, strings.Join(ReadFromNames, ", ")))
+	}
+	if v.Proxy.MaxReplicaLag < 0 {
+		add("proxy.max_replica_lag", "must not be negative")
+	}
 	v.Proxy.TLS.validate(func(f, msg string) { add("proxy.tls."+f, msg) })
 
 	shards := make(map[string]int)
@@ -279,6 +303,23 @@ func (c *Config) Validate() error {
 			add(p, fmt.Sprintf("%s: same address as destination.shards[%d]", sh.Redacted(), j))
 		}
 		shards[sh.key()] = i
+	}
+	if len(v.Destination.Replicas) > len(v.Destination.Shards) {
+		add("destination.shards", "more replica lists than shards")
+	}
+	for i, reps := range v.Destination.Replicas {
+		for k, r := range reps {
+			p := fmt.Sprintf("destination.shards[%d].replicas[%d]", i, k)
+			if r.Host == "" {
+				add(p, "missing host")
+				continue
+			}
+			anyTLS = anyTLS || r.TLS
+			if j, ok := shards[r.key()]; ok {
+				add(p, fmt.Sprintf("%s: same address as destination.shards[%d]", r.Redacted(), j))
+			}
+			shards[r.key()] = i
+		}
 	}
 	if v.Destination.TLS != nil {
 		if !anyTLS {

@@ -265,8 +265,10 @@ func (d *decoder) proxy(n *yaml.Node, path string) {
 			}
 			p.MaxInline = int(v)
 		},
-		"timeout": func(n *yaml.Node, path string) { p.Timeout = d.duration(n, path) },
-		"tls":     func(n *yaml.Node, path string) { p.TLS = d.proxyTLS(n, path) },
+		"timeout":         func(n *yaml.Node, path string) { p.Timeout = d.duration(n, path) },
+		"tls":             func(n *yaml.Node, path string) { p.TLS = d.proxyTLS(n, path) },
+		"read_from":       func(n *yaml.Node, path string) { p.ReadFrom, _ = d.str(n, path) },
+		"max_replica_lag": func(n *yaml.Node, path string) { p.MaxReplicaLag = d.duration(n, path) },
 	})
 }
 
@@ -298,20 +300,61 @@ func (d *decoder) destination(n *yaml.Node, path string) {
 	d.mapping(n, path, map[string]fieldFunc{
 		"shards": func(n *yaml.Node, path string) {
 			d.sequence(n, path, func(n *yaml.Node, path string) {
-				s, ok := d.str(n, path)
+				ep, reps, ok := d.shard(n, path)
 				if !ok {
 					return
 				}
-				ep, err := ParseURL(s)
-				if err != nil {
-					d.fail(n, path, err)
-					return
+				if len(reps) > 0 {
+					for len(dst.Replicas) < len(dst.Shards) {
+						dst.Replicas = append(dst.Replicas, nil)
+					}
+					dst.Replicas = append(dst.Replicas, reps)
 				}
 				dst.Shards = append(dst.Shards, ep)
 			})
 		},
 		"tls": func(n *yaml.Node, path string) { dst.TLS = d.tls(n, path) },
 	})
+}
+
+// shard decodes one destination shard: a URL, or a mapping
+// {uri: URL, replicas: [URL, …]}.
+func (d *decoder) shard(n *yaml.Node, path string) (Endpoint, []Endpoint, bool) {
+	url := func(n *yaml.Node, path string) (Endpoint, bool) {
+		s, ok := d.str(n, path)
+		if !ok {
+			return Endpoint{}, false
+		}
+		ep, err := ParseURL(s)
+		if err != nil {
+			d.fail(n, path, err)
+			return Endpoint{}, false
+		}
+		return ep, true
+	}
+	if n.Kind != yaml.MappingNode {
+		ep, ok := url(n, path)
+		return ep, nil, ok
+	}
+	var ep Endpoint
+	var reps []Endpoint
+	var hasURI bool
+	ok := true
+	d.mapping(n, path, map[string]fieldFunc{
+		"uri": func(n *yaml.Node, path string) { ep, hasURI = url(n, path); ok = ok && hasURI },
+		"replicas": func(n *yaml.Node, path string) {
+			d.sequence(n, path, func(n *yaml.Node, path string) {
+				if r, good := url(n, path); good {
+					reps = append(reps, r)
+				}
+			})
+		},
+	})
+	if !hasURI && ok {
+		d.failf(n, path, "a shard given as a mapping needs uri")
+		return Endpoint{}, nil, false
+	}
+	return ep, reps, ok && hasURI
 }
 
 func (d *decoder) replicaOf(n *yaml.Node, path string) {

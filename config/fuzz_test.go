@@ -81,6 +81,7 @@ func FuzzParse(f *testing.F) {
 		"destination: { shards: [redis://d:1] }\nreplica_of: { sources: [\"a: redis://h:1\", { uri: \"rediss://h:2\", compression: 3, tls: { ca: x } }] }",
 		"proxy: { listen: \":0\", timeout: 30, max_bulk: 1gb }\nadmin: { listen: \":0\" }\ndestination: { shards: [redis://d:1] }",
 		"proxy: { tls: { cert: p.pem, key: p.key, client_ca: ca.pem, min_version: \"1.3\" } }\ndestination: { shards: [redis://d:1] }",
+		"proxy: { read_from: any, max_replica_lag: 2s }\ndestination: { shards: [redis://d:1, { uri: redis://d:2, replicas: [redis://r:2] }] }",
 		"a: &x [1]\nb: *x",
 		"- a",
 		"proxy: {",

@@ -30,6 +30,8 @@ type (
 		MaxBlocking int           `yaml:"max_blocking,omitempty"`
 		Timeout     string        `yaml:"timeout,omitempty"`
 		TLS         *fileProxyTLS `yaml:"tls,omitempty"`
+		ReadFrom    string        `yaml:"read_from,omitempty"`
+		MaxLag      string        `yaml:"max_replica_lag,omitempty"`
 	}
 	fileProxyTLS struct {
 		Cert       string `yaml:"cert,omitempty"`
@@ -43,8 +45,12 @@ type (
 		Token  string `yaml:"token,omitempty"`
 	}
 	fileDestination struct {
-		Shards []string `yaml:"shards"`
+		Shards []any    `yaml:"shards"` // string or fileShard
 		TLS    *fileTLS `yaml:"tls,omitempty"`
+	}
+	fileShard struct {
+		URI      string   `yaml:"uri"`
+		Replicas []string `yaml:"replicas"`
 	}
 	fileReplicaOf struct {
 		Sources         []any  `yaml:"sources"` // string or fileSource
@@ -95,9 +101,10 @@ func (c *Config) Marshal() ([]byte, error) {
 			MaxArgs:     c.Proxy.MaxArgs,
 			MaxInline:   c.Proxy.MaxInline,
 			MaxBlocking: c.Proxy.MaxBlocking,
+			ReadFrom:    c.Proxy.ReadFrom,
 		},
 		Admin:       fileAdmin{Listen: c.Admin.Listen, Token: string(c.Admin.Token)},
-		Destination: fileDestination{Shards: []string{}, TLS: toFileTLS(c.Destination.TLS)},
+		Destination: fileDestination{Shards: []any{}, TLS: toFileTLS(c.Destination.TLS)},
 		ReplicaOf:   fileReplicaOf{Sources: []any{}, CrossShard: c.ReplicaOf.CrossShard, UnsupportedKeys: c.ReplicaOf.UnsupportedKeys},
 		StateDir:    c.StateDir,
 		Log:         fileLog(c.Log),
@@ -114,7 +121,18 @@ func (c *Config) Marshal() ([]byte, error) {
 	if c.Proxy.Timeout != 0 {
 		f.Proxy.Timeout = c.Proxy.Timeout.String()
 	}
-	for _, s := range c.Destination.Shards {
+	if c.Proxy.MaxReplicaLag != 0 {
+		f.Proxy.MaxLag = c.Proxy.MaxReplicaLag.String()
+	}
+	for i, s := range c.Destination.Shards {
+		if i < len(c.Destination.Replicas) && len(c.Destination.Replicas[i]) > 0 {
+			fs := fileShard{URI: s.URI()}
+			for _, r := range c.Destination.Replicas[i] {
+				fs.Replicas = append(fs.Replicas, r.URI())
+			}
+			f.Destination.Shards = append(f.Destination.Shards, fs)
+			continue
+		}
 		f.Destination.Shards = append(f.Destination.Shards, s.URI())
 	}
 	f.ReplicaOf.Sources = fileSources(c.ReplicaOf.Sources)

@@ -37,6 +37,15 @@
 //	replicaof_shard_pipeline_failures_total{shard}, replicaof_shard_up{shard}
 //	replicaof_syncer_commands_applied_total{source,shard}
 //
+// Destination nodes as the proxy sees them (with proxy.read_from, its
+// replicas too) are read at each scrape from the function given to
+// Provider.SetNodes:
+//
+//	replicaof_proxy_node_reads_total{shard,addr,role}   reads sent to a node (role primary or replica)
+//	replicaof_proxy_node_up{shard,addr,role}            1 while it serves reads
+//	replicaof_proxy_replica_lag_seconds{shard,addr}     a replica's lag, measured as time
+//	replicaof_proxy_replica_out_of_rotation_total{shard,addr,reason}  stale, link_down or error
+//
 // The Go runtime's and the process's collectors are registered too.
 //
 // Use:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,8 @@ type Provider struct {
 	proxy    *proxyObserver
 	shards   *shardObserver
 	shutdown sync.Once
+	nodes    atomic.Pointer[func() []Node]
+	nodeCB   metric.Registration
 }
 
 // meterName is the instrumentation scope of every instrument.
@@ -87,6 +90,9 @@ func New(cfg Config) (*Provider, error) {
 	meter := mp.Meter(meterName)
 	if p.proxy, err = newProxyObserver(meter); err == nil {
 		p.shards, err = newShardObserver(meter)
+	}
+	if err == nil {
+		err = p.registerNodes(meter)
 	}
 	if err == nil && cfg.Source != nil {
 		err = p.registerSyncer(meter)
@@ -122,6 +128,9 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 	p.shutdown.Do(func() {
 		if p.cb != nil {
 			err = p.cb.Unregister()
+		}
+		if p.nodeCB != nil {
+			err = errors.Join(err, p.nodeCB.Unregister())
 		}
 		err = errors.Join(err, p.mp.Shutdown(ctx))
 	})

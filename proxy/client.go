@@ -76,6 +76,7 @@ type client struct {
 	calls   []*router.Call // pooled; calls[:ncalls] belong to this batch
 	callsh  []int          // shard of each call
 	callbk  []*router.Backend
+	callrd  []readTarget // reads that may go to a replica, with Config.ReadFrom
 	ncalls  int
 	ran     int    // calls[:ran] have been sent
 	local   []byte // local replies, spans in ops
@@ -89,6 +90,15 @@ type client struct {
 	// and start go to the first op it adds, ops[mark].
 	cur  op
 	mark int
+}
+
+// readTarget marks a read planned with Config.ReadFrom: node is the
+// replica it went to, nil for the primary; retried says it already failed
+// once.
+type readTarget struct {
+	read    bool
+	retried bool
+	node    *rnode
 }
 
 type group struct {
@@ -425,23 +435,93 @@ func (c *client) run() {
 	if c.ran == c.ncalls {
 		return
 	}
-	c.groups = c.groups[:0]
-outer:
-	for i := c.ran; i < c.ncalls; i++ {
-		bk := c.callbk[i]
-		for g := range c.groups {
-			if c.groups[g].bk == bk {
-				c.groups[g].calls = append(c.groups[g].calls, c.calls[i])
-				continue outer
+	from := c.ran
+	c.runCalls(from)
+	if c.s.rep != nil {
+		c.retryReads(from)
+	}
+}
+
+// retryReads sends each read among calls[from:] that failed (no reply: its
+// node died, stalled or was closed) once more, to another node of its
+// shard: reads are idempotent, so the client sees no error. The failed
+// node leaves rotation until its next good check.
+func (c *client) retryReads(from int) {
+	again := false
+	for i := from; i < c.ncalls; i++ {
+		rd := &c.callrd[i]
+		if !rd.read || rd.retried || c.calls[i].Err == nil || c.s.ctx.Err() != nil || overLimit(c.calls[i].Err) {
+			continue
+		}
+		rd.retried = true
+		failed := rd.node
+		sn := c.s.rep.shards[c.callsh[i]]
+		if failed != nil {
+			failed.down()
+		} else if !sn.primaryDown.Swap(true) {
+			sn.primaryErrs.Add(1)
+		}
+		rd.node = c.s.rep.pick(c.callsh[i], failed, failed == nil)
+		if rd.node == nil {
+			if failed == nil {
+				continue // the primary failed and no replica is in rotation
 			}
+			c.callbk[i] = c.bk[c.callsh[i]]
+			sn.primaryRead.Add(1)
+		} else {
+			c.callbk[i] = rd.node.backend(c.db)
+			rd.node.reads.Add(1)
 		}
-		var calls []*router.Call
-		if g := len(c.groups); g < cap(c.groups) {
-			calls = c.groups[:g+1][g].calls[:0]
+		again = true
+	}
+	if !again {
+		return
+	}
+	// Only the retried calls go out: the others keep their replies.
+	c.groups = c.groups[:0]
+	for i := from; i < c.ncalls; i++ {
+		rd := c.callrd[i]
+		if rd.retried && c.calls[i].Err != nil {
+			c.addToGroup(i)
 		}
-		c.groups = append(c.groups, group{bk: bk, calls: append(calls, c.calls[i])})
+	}
+	c.sendGroups()
+}
+
+// overLimit tells a reply over the proxy's reply limits, read whole and
+// dropped: the node is fine and any other would answer the same.
+func overLimit(err error) bool {
+	var le *resp.LimitError
+	return errors.As(err, &le)
+}
+
+// runCalls sends calls[from:], pipelined per backend, the backends in
+// parallel, and waits for all replies.
+func (c *client) runCalls(from int) {
+	c.groups = c.groups[:0]
+	for i := from; i < c.ncalls; i++ {
+		c.addToGroup(i)
 	}
 	c.ran = c.ncalls
+	c.sendGroups()
+}
+
+func (c *client) addToGroup(i int) {
+	bk := c.callbk[i]
+	for g := range c.groups {
+		if c.groups[g].bk == bk {
+			c.groups[g].calls = append(c.groups[g].calls, c.calls[i])
+			return
+		}
+	}
+	var calls []*router.Call
+	if g := len(c.groups); g < cap(c.groups) {
+		calls = c.groups[:g+1][g].calls[:0]
+	}
+	c.groups = append(c.groups, group{bk: bk, calls: append(calls, c.calls[i])})
+}
+
+func (c *client) sendGroups() {
 	// Every shard's block is queued before waiting on any, so the shards
 	// work in parallel without a goroutine per shard, and the writes are
 	// left to Wait, so other clients' calls can join them.
@@ -451,6 +531,25 @@ outer:
 	c.bt.Wait()
 }
 
+// readCall is call for a read that may go to a replica of shard (see
+// Config.ReadFrom); without replicas configured it is call.
+func (c *client) readCall(shard int) *router.Call {
+	cl := c.call(c.bk, shard)
+	if c.s.rep == nil || c.watching != nil {
+		return cl
+	}
+	i := c.ncalls - 1
+	n := c.s.rep.pick(shard, nil, false)
+	c.callrd[i] = readTarget{read: true, node: n}
+	if n != nil {
+		c.callbk[i] = n.backend(c.db)
+		n.reads.Add(1)
+	} else {
+		c.s.rep.shards[shard].primaryRead.Add(1)
+	}
+	return cl
+}
+
 // call adds a call for shard to the batch and returns it; its Req is
 // empty and ready to append to.
 func (c *client) call(bk []*router.Backend, shard int) *router.Call {
@@ -458,11 +557,13 @@ func (c *client) call(bk []*router.Backend, shard int) *router.Call {
 		c.calls = append(c.calls, &router.Call{})
 		c.callsh = append(c.callsh, 0)
 		c.callbk = append(c.callbk, nil)
+		c.callrd = append(c.callrd, readTarget{})
 	}
 	cl := c.calls[c.ncalls]
 	cl.Req = cl.Req[:0]
 	c.callsh[c.ncalls] = shard
 	c.callbk[c.ncalls] = bk[shard]
+	c.callrd[c.ncalls] = readTarget{}
 	c.ncalls++
 	return cl
 }

@@ -99,9 +99,9 @@ func init() {
 		"flushdb":      {hFanout, "needs allow_writes; keeps replicaof's own keys (one atomic script per shard)", func(c *client, n string, a [][]byte) { c.flushCmd(n, a) }},
 		"flushall":     {hFanout, "needs allow_writes; keeps replicaof's own keys (one atomic script per shard)", func(c *client, n string, a [][]byte) { c.flushCmd(n, a) }},
 		"time":         {hShard0, "one clock for every client", func(c *client, _ string, a [][]byte) { c.timeCmd(a) }},
-		"eval":         {hRouted, "runs as EVAL_RO without allow_writes", nil},
+		"eval":         {hRouted, "runs as EVAL_RO without allow_writes, which proxy.read_from may send to a replica", nil},
 		"evalsha":      {hRouted, "runs as EVALSHA_RO without allow_writes", nil},
-		"fcall":        {hRouted, "runs as FCALL_RO without allow_writes", nil},
+		"fcall":        {hRouted, "runs as FCALL_RO without allow_writes, which proxy.read_from may send to a replica", nil},
 
 		"client":          {hLocal, "", sub},
 		"client|setname":  {hLocal, "", func(c *client, _ string, a [][]byte) { c.clientSetName(a) }},
@@ -232,14 +232,23 @@ How each command of Redis ` + router.BuiltinVersion + ` is served:
 
 Writes answer -READONLY without allow_writes. Keys starting with ` + "`__replicaof:`" + ` are replicaof's own: reads see them absent, writes are refused.
 
-| command | handling | notes |
-|---|---|---|
+The replicas column marks the reads proxy.read_from may send to a shard's replicas (docs/configuration.md, Reading from replicas); every other command runs on the primary: writes, MULTI/EXEC, WATCH, blocking commands, Pub/Sub, fan-outs and EVALSHA_RO (SCRIPT LOAD reaches the primaries only).
+
+| command | handling | replicas | notes |
+|---|---|---|---|
 `)
 	var rows []string
 	done := map[string]bool{}
 	row := func(name string, how handling, note string) {
 		done[name] = true
-		rows = append(rows, fmt.Sprintf("| %s | %s | %s |", strings.ToUpper(strings.ReplaceAll(name, "|", " ")), handlingNames[how], note))
+		rep := ""
+		if cmd := table.Lookup([][]byte{[]byte(name)}); cmd != nil && cmd.Name == name && replicaRead(cmd) && (how == hRouted || how == hSplit) &&
+			(specials[name].run == nil || replicaSpecials[name]) {
+			rep = "yes"
+		} else if name == "xread" {
+			rep = "without BLOCK"
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s |", strings.ToUpper(strings.ReplaceAll(name, "|", " ")), handlingNames[how], rep, note))
 	}
 	for _, cmd := range table.Commands() {
 		if len(cmd.Subcommands) > 0 {
@@ -284,6 +293,14 @@ Writes answer -READONLY without allow_writes. Keys starting with ` + "`__replica
 	b.WriteString(strings.Join(rows, "\n"))
 	b.WriteString("\n")
 	return b.String()
+}
+
+// replicaSpecials are the specials whose run takes the read path of the
+// default rule (route or split), so read_from applies to them.
+var replicaSpecials = map[string]bool{
+	"ttl": true, "pttl": true, "expiretime": true, "pexpiretime": true,
+	"httl": true, "hpttl": true, "hexpiretime": true, "hpexpiretime": true,
+	"mget": true, "exists": true, "touch": true,
 }
 
 // inTable reports whether a specials name is a command of table.

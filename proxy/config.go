@@ -84,6 +84,29 @@ type Config struct {
 	// Shards' own Observer (router.BackendConfig) is separate.
 	Observer Observer
 
+	// ReadFrom says which nodes serve reads (replicas.go): ReadPrimary
+	// (the default) sends every read to the shard's primary, as without
+	// replicas; the others also read from the shard's replicas, found in
+	// the primary's INFO replication and in Replicas. Writes, MULTI/EXEC,
+	// WATCH, blocking commands, scripts other than EVAL_RO and FCALL_RO,
+	// and Pub/Sub always go to the primary.
+	ReadFrom ReadFrom
+	// Replicas lists, per shard (same order as Shards; may be shorter),
+	// replicas to read from besides those the primary reports, for
+	// replicas the primary reports under an address the proxy cannot
+	// reach (NAT, containers). Zero fields take the defaults of Shards.
+	// A replica the primary reports is reached like its shard (the
+	// shard's BackendConfig, AUTH and TLS included, with Addr replaced).
+	Replicas [][]router.BackendConfig
+	// MaxReplicaLag: a replica whose offset trails its primary's by more
+	// than this (measured as time) gets no reads until it catches up
+	// (default 1s).
+	MaxReplicaLag time.Duration
+	// ReplicaRefresh is how often the proxy asks every primary and
+	// replica for INFO replication (default 2s); each round is bounded
+	// by Timeout and by the period.
+	ReplicaRefresh time.Duration
+
 	// idleAfter is how long a client waits for its next command holding
 	// its read buffer before it gives the buffer back (defaultIdleAfter
 	// when 0); tests shorten it.
@@ -132,6 +155,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxBlocking <= 0 {
 		c.MaxBlocking = DefaultMaxBlocking
 	}
+	if c.MaxReplicaLag <= 0 {
+		c.MaxReplicaLag = DefaultMaxReplicaLag
+	}
+	if c.ReplicaRefresh <= 0 {
+		c.ReplicaRefresh = DefaultReplicaRefresh
+	}
 	if c.idleAfter <= 0 {
 		c.idleAfter = defaultIdleAfter
 	}
@@ -142,8 +171,22 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c.Limits = c.Limits.WithDefaults()
-	shards := make([]router.BackendConfig, len(c.Shards))
-	for i, s := range c.Shards {
+	c.Shards = c.backendDefaults(c.Shards)
+	reps := make([][]router.BackendConfig, len(c.Replicas))
+	for i, rs := range c.Replicas {
+		reps[i] = c.backendDefaults(rs)
+		for j := range reps[i] {
+			reps[i][j].Shard = i
+		}
+	}
+	c.Replicas = reps
+	return c
+}
+
+// backendDefaults fills the zero fields of shard backend configs.
+func (c Config) backendDefaults(in []router.BackendConfig) []router.BackendConfig {
+	shards := make([]router.BackendConfig, len(in))
+	for i, s := range in {
 		if s.DialTimeout <= 0 {
 			s.DialTimeout = c.Timeout
 		}
@@ -167,8 +210,7 @@ func (c Config) withDefaults() Config {
 		s.Shard = i // the label of s.Observer
 		shards[i] = s
 	}
-	c.Shards = shards
-	return c
+	return shards
 }
 
 // ErrNoShards is returned by New for a Config without shards.
@@ -185,6 +227,19 @@ func (c Config) Validate() error {
 	for i, s := range c.Shards {
 		if s.Addr == "" {
 			return fmt.Errorf("proxy: shard %d has no address", i)
+		}
+	}
+	if c.ReadFrom > ReadAny {
+		return fmt.Errorf("proxy: read_from %v unknown", c.ReadFrom)
+	}
+	if len(c.Replicas) > len(c.Shards) {
+		return fmt.Errorf("proxy: replicas listed for %d shards, there are %d", len(c.Replicas), len(c.Shards))
+	}
+	for i, rs := range c.Replicas {
+		for _, r := range rs {
+			if r.Addr == "" {
+				return fmt.Errorf("proxy: shard %d has a replica with no address", i)
+			}
 		}
 	}
 	if c.Databases < 0 || c.Databases > 1<<16 {

@@ -177,7 +177,26 @@ func (c *client) route(args [][]byte, cmd *router.Command) {
 	if shard < 0 {
 		shard = 0
 	}
-	c.forward(shard, args)
+	c.forwardCmd(cmd, shard, args)
+}
+
+// forwardCmd is forward, to a replica when cmd is a read one may serve.
+func (c *client) forwardCmd(cmd *router.Command, shard int, args [][]byte) {
+	if !replicaRead(cmd) {
+		c.forward(shard, args)
+		return
+	}
+	cl := c.readCall(shard)
+	cl.Req = resp.AppendCommand(cl.Req, args...)
+	c.ops = append(c.ops, op{kind: opForward, first: c.ncalls - 1, n: 1})
+}
+
+// replicaRead tells the commands a replica may serve under
+// Config.ReadFrom: read-only ones, less EVALSHA_RO (SCRIPT LOAD reaches
+// the primaries only, so a replica may not have the script). EVAL_RO
+// carries its script and FCALL_RO's libraries replicate.
+func replicaRead(cmd *router.Command) bool {
+	return cmd.Flags&router.FlagReadonly != 0 && !cmd.Write() && cmd.Name != "evalsha_ro"
 }
 
 // nonBlockingRead tells XREAD and XREADGROUP without BLOCK, which never
@@ -250,7 +269,7 @@ func (c *client) split(args [][]byte) {
 		if len(parts) == 1 {
 			shard = parts[0].Shard
 		}
-		c.forward(shard, args)
+		c.forwardCmd(cmd, shard, args)
 		return
 	}
 	o := op{first: c.ncalls, n: len(parts), lo: len(c.ords)}
@@ -262,8 +281,14 @@ func (c *client) split(args [][]byte) {
 	default:
 		o.kind = opOK
 	}
+	read := replicaRead(cmd)
 	for _, p := range parts {
-		cl := c.call(c.bk, p.Shard)
+		var cl *router.Call
+		if read {
+			cl = c.readCall(p.Shard)
+		} else {
+			cl = c.call(c.bk, p.Shard)
+		}
 		cl.Req = resp.AppendCommand(cl.Req, p.Args...)
 		if o.kind == opArray {
 			c.ords = append(c.ords, p.Keys...)

@@ -117,6 +117,32 @@
 // a key that never exists in the same slot (so they answer as if absent),
 // writes to them are refused.
 //
+// # Reading from replicas
+//
+// With Config.ReadFrom other than ReadPrimary (replicas.go), reads may go
+// to each shard's replicas: those the primary lists in INFO replication
+// (online ones) and Config.Replicas. A goroutine Serve starts (and
+// shutdown waits for) asks every primary and replica for INFO
+// replication each Config.ReplicaRefresh, every node at once and the
+// round bounded by Timeout and the period. A replica is in rotation
+// while its last check answered, its master_link_status is up and its
+// lag is within Config.MaxReplicaLag (while the primary is down, which
+// takes the replicas' links down too, a replica that answers serves
+// rather than every read failing); the lag is time, measured against
+// samples of the primary's master_repl_offset taken at each check (the
+// age of the oldest sample the replica's offset has not reached, as the
+// syncer measures source lag). Which reads qualify is replicaRead: read-only
+// commands of the default rule and of split (MGET, EXISTS, TOUCH), TTL
+// reads, EVAL_RO and FCALL_RO, not EVALSHA_RO (SCRIPT LOAD reaches the
+// primaries only), and nothing from a client holding a WATCH; MULTI/EXEC,
+// blocking commands, Pub/Sub and fan-outs stay on the primaries. Each
+// replica has its own pooled backends per database. A read that fails
+// without a reply (the node died, stalled past Timeout, or was dropped
+// from the list) takes the node out of rotation and is sent once more,
+// in the same batch, to another node of the shard: the client sees no
+// error. Server.Nodes reports every node with its role, state, lag and
+// counts of reads, lag and link-down episodes and errors.
+//
 // # One client cannot hurt another
 //
 // Shard replies are framed without recursion, so replies nested as deep

@@ -45,6 +45,7 @@ type Server struct {
 	relays   atomic.Int64 // replication relays running
 
 	hidden hiddenCache
+	rep    *replicas // nil with ReadPrimary
 
 	blockSem chan struct{} // a token per blocking command running (MaxBlocking)
 	blocked  atomic.Int64  // blocking commands waiting on a shard
@@ -83,6 +84,9 @@ func New(cfg Config) (*Server, error) {
 		blockSem: make(chan struct{}, cfg.MaxBlocking),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.ReadFrom != ReadPrimary {
+		s.rep = newReplicas(s)
+	}
 	return s, nil
 }
 
@@ -99,6 +103,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
+	if s.rep != nil {
+		go s.rep.run(s.ctx) // stopped and waited for by shutdown
+	}
 	var err error
 	for {
 		var nc net.Conn
@@ -134,6 +141,9 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.ln.Close()
+	if s.rep != nil {
+		close(s.rep.done) // never ran, so it opened no backend
+	}
 	s.shutdown()
 	return nil
 }
@@ -200,6 +210,9 @@ func (s *Server) shutdown() {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	if s.rep != nil {
+		<-s.rep.done // it closed the replicas' backends
+	}
 	s.pool.close() // fails calls in flight at once
 	s.wg.Wait()
 }

@@ -6,6 +6,9 @@
 // loads, lag, last update, last error), Stop and Restart buttons (with a
 // confirmation; they POST /v1/sync/stop and /v1/sync/restart) and a chart
 // of every source's lag over the last five minutes, kept in the browser.
+// When the status carries destination_nodes (admin.Config.Nodes), a table
+// lists them: shard, address, role, up or in/out of read rotation, a
+// replica's lag, reads, and its exits from rotation.
 //
 // When the admin API wants a token, the page asks for it once, keeps it in
 // the tab's sessionStorage and sends it as a bearer token.

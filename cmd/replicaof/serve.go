@@ -37,6 +37,7 @@ import (
 
 func newServe() *cobra.Command {
 	var path, logFormat, logLevel string
+	var proxyOnly bool
 	c := &cobra.Command{
 		Use:   "serve -c FILE",
 		Short: "Run the proxy, the syncer and the admin API from a config file",
@@ -55,10 +56,14 @@ func newServe() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if proxyOnly {
+				return serveProxyOnly(ctx, cfg, logger, nil)
+			}
 			return serve(ctx, path, cfg, logger, nil)
 		},
 	}
 	c.Flags().StringVarP(&path, "config", "c", "", "YAML config file")
+	c.Flags().BoolVar(&proxyOnly, "proxy-only", false, "run only the proxy and the admin API: never write to the destination (no syncer, flush or checkpoints)")
 	c.Flags().StringVar(&logFormat, "log-format", "", "text or json (default: the config's log.format, else text)")
 	c.Flags().StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default: the config's log.level, else info)")
 	return c
@@ -116,6 +121,10 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		return err
 	}
 	proxyTLS, err := proxyTLSConfig(cfg.Proxy.TLS)
+	if err != nil {
+		return err
+	}
+	readFrom, replicas, err := replicaReads(cfg)
 	if err != nil {
 		return err
 	}
@@ -204,10 +213,14 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		Logger:             log.With("component", "proxy"),
 		Observer:           m.Proxy(),
 		TTLGrace:           cfg.ReplicaOf.Grace(),
+		ReadFrom:           readFrom,
+		MaxReplicaLag:      cfg.Proxy.MaxReplicaLag,
+		Replicas:           replicas,
 	})
 	if err != nil {
 		return err
 	}
+	m.SetNodes(func() []metrics.Node { return metricNodes(prox.Nodes()) })
 	adminPW.OnRotate(func() {
 		n := prox.DropAdmin()
 		log.Info("admin password rotated; closed the connections that used the old one", "closed", n)
@@ -223,6 +236,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			Extra:            map[string]http.Handler{"/metrics": m.Handler(), "/": ui.Handler()},
 			AdminPassword:    adminPW,
 			ProxyURL:         proxyURL,
+			Nodes:            func() []admin.DestinationNode { return statusNodes(prox.Nodes()) },
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -316,6 +330,46 @@ func shardConfigs(d config.Destination) ([]router.BackendConfig, error) {
 		out = append(out, bc)
 	}
 	return out, nil
+}
+
+// replicaReads is the proxy's read_from and the configured replicas of
+// each destination shard, reached like the shards.
+func replicaReads(cfg *config.Config) (proxy.ReadFrom, [][]router.BackendConfig, error) {
+	readFrom, err := proxy.ParseReadFrom(cfg.Proxy.ReadFrom)
+	if err != nil {
+		return 0, nil, fmt.Errorf("proxy.%w", err)
+	}
+	var out [][]router.BackendConfig
+	for _, reps := range cfg.Destination.Replicas {
+		bcs, err := shardConfigs(config.Destination{Shards: reps, TLS: cfg.Destination.TLS})
+		if err != nil {
+			return 0, nil, err
+		}
+		out = append(out, bcs)
+	}
+	return readFrom, out, nil
+}
+
+// metricNodes converts the proxy's view of the destination nodes for the
+// metrics.
+func metricNodes(ns []proxy.NodeStatus) []metrics.Node {
+	out := make([]metrics.Node, len(ns))
+	for i, n := range ns {
+		out[i] = metrics.Node{Shard: n.Shard, Addr: n.Addr, Role: n.Role, Up: n.Up, Lag: n.Lag,
+			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors}
+	}
+	return out
+}
+
+// statusNodes converts the proxy's view of the destination nodes for
+// GET /v1/status.
+func statusNodes(ns []proxy.NodeStatus) []admin.DestinationNode {
+	out := make([]admin.DestinationNode, len(ns))
+	for i, n := range ns {
+		out[i] = admin.DestinationNode{Shard: n.Shard, Addr: n.Addr, Role: n.Role, Up: n.Up, LagSeconds: n.Lag.Seconds(),
+			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors}
+	}
+	return out
 }
 
 // supervisorStatus is the metrics' Source: the supervisor, set once it

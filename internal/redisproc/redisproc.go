@@ -158,3 +158,15 @@ func (p *Proc) Log() string {
 	b, _ := os.ReadFile(p.LogPath())
 	return string(b)
 }
+
+// Signal sends sig to the server (SIGSTOP and SIGCONT pause and resume
+// it in fault tests).
+func (p *Proc) Signal(sig os.Signal) error {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		return errors.New("redisproc: not running")
+	}
+	return cmd.Process.Signal(sig)
+}

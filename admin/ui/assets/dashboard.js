@@ -179,6 +179,32 @@
     body.replaceChildren(...rows);
   }
 
+  // renderNodes shows the destination's nodes as the proxy sees them
+  // (destination_nodes: primaries, and replicas with proxy.read_from).
+  function renderNodes(st) {
+    const nodes = st.destination_nodes || [];
+    $("nodes-section").hidden = nodes.length === 0;
+    const rows = [];
+    for (const n of nodes) {
+      const tr = el("tr");
+      tr.dataset.node = n.addr;
+      tr.dataset.role = n.role;
+      tr.appendChild(el("td", "shard", String(n.shard)));
+      tr.appendChild(el("td", "uri", n.addr));
+      tr.appendChild(el("td", "role", n.role));
+      const stTd = el("td", "status");
+      stTd.appendChild(el("span", "badge " + (n.up ? "synced" : "stopped"),
+        n.up ? (n.role === "replica" ? "in rotation" : "up") : (n.role === "replica" ? "out of rotation" : "down")));
+      tr.appendChild(stTd);
+      tr.appendChild(el("td", "lag", n.role === "replica" ? fmtLag(Math.round(n.lag_seconds * 1000)) : "—"));
+      tr.appendChild(el("td", "reads", (n.reads || 0).toLocaleString()));
+      tr.appendChild(el("td", "detail", n.role === "replica"
+        ? "stale " + n.stale + " · link down " + n.link_down + " · errors " + n.errors : ""));
+      rows.push(tr);
+    }
+    $("node-rows").replaceChildren(...rows);
+  }
+
   function record(st, now) {
     const seen = new Set();
     for (const s of st.sources || []) {
@@ -266,6 +292,7 @@
       const now = Date.now();
       renderAggregate(st);
       renderSources(st);
+      renderNodes(st);
       record(st, now);
       drawChart(now);
       $("updated").textContent = "updated " + new Date(now).toLocaleTimeString();

@@ -56,7 +56,12 @@ func serve(ctx context.Context, args []string) error {
 	password := fs.String("password", "", "client password")
 	conns := fs.Int("conns", 0, "connections per shard (0: router default)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	readFrom := fs.String("read-from", "", "proxy.read_from: primary, prefer-primary, replica, prefer-replica or any")
 	fs.Parse(args)
+	rf, err := proxy.ParseReadFrom(*readFrom)
+	if err != nil {
+		return err
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -68,7 +73,7 @@ func serve(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	cfg := proxy.Config{Listen: *listen, AllowWrites: *writes, Password: *password}
+	cfg := proxy.Config{Listen: *listen, AllowWrites: *writes, Password: *password, ReadFrom: rf}
 	for _, a := range strings.Split(*shards, ",") {
 		if a != "" {
 			cfg.Shards = append(cfg.Shards, router.BackendConfig{Addr: a, Conns: *conns})

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/replicaof/replicaof/admin"
+	"github.com/replicaof/replicaof/admin/ui"
+	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/metrics"
+	"github.com/replicaof/replicaof/proxy"
+	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/syncer"
+)
+
+// errProxyOnly answers the admin API's sync controls on a --proxy-only
+// instance.
+var errProxyOnly = errors.New("this instance runs with --proxy-only: it has no syncer; use the syncing instance")
+
+// proxyOnlyController is the admin API's view of a --proxy-only
+// instance: no sources, no sync to drive.
+type proxyOnlyController struct{}
+
+func (proxyOnlyController) Status() syncer.Status {
+	return syncer.Status{Status: "proxy-only", Role: "proxy-only", Sources: []syncer.SourceStatus{}}
+}
+func (proxyOnlyController) Sources() []config.Source                          { return nil }
+func (proxyOnlyController) Stop(context.Context) error                        { return errProxyOnly }
+func (proxyOnlyController) Restart(context.Context) error                     { return errProxyOnly }
+func (proxyOnlyController) SetSources(context.Context, []config.Source) error { return errProxyOnly }
+
+// serveProxyOnly runs a proxy and the admin API over the destination and
+// never writes to it: no flush, no checkpoints, no lease, no syncer.
+// Several such instances can serve one destination beside the one that
+// syncs. The config's sources, if any, are ignored. Replication through
+// this proxy (the internal admin user) is off: it keeps no state_dir.
+func serveProxyOnly(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(running)) error {
+	shards, err := shardConfigs(cfg.Destination)
+	if err != nil {
+		return err
+	}
+	proxyTLS, err := proxyTLSConfig(cfg.Proxy.TLS)
+	if err != nil {
+		return err
+	}
+	readFrom, replicas, err := replicaReads(cfg)
+	if err != nil {
+		return err
+	}
+	m, err := metrics.New(metrics.Config{Version: versionString()})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	for i := range shards {
+		shards[i].Observer, shards[i].Shard = m.Shards(), i
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return err
+	}
+	defer adminLn.Close()
+	prox, err := proxy.New(proxy.Config{
+		Listen:             cfg.Proxy.Listen,
+		Password:           string(cfg.Proxy.Password),
+		AllowWrites:        cfg.Proxy.AllowWrites,
+		IdleTimeout:        cfg.Proxy.Timeout,
+		MaxBlocking:        cfg.Proxy.MaxBlocking,
+		Limits:             resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
+		Shards:             shards,
+		TLS:                proxyTLS,
+		TLSReplicationOnly: cfg.Proxy.TLS.ReplicationOnly(),
+		Logger:             log.With("component", "proxy"),
+		Observer:           m.Proxy(),
+		TTLGrace:           cfg.ReplicaOf.Grace(),
+		ReadFrom:           readFrom,
+		MaxReplicaLag:      cfg.Proxy.MaxReplicaLag,
+		Replicas:           replicas,
+	})
+	if err != nil {
+		return err
+	}
+	m.SetNodes(func() []metrics.Node { return metricNodes(prox.Nodes()) })
+	hs := &http.Server{
+		Handler: admin.New(admin.Config{
+			Controller: proxyOnlyController{}, Token: string(cfg.Admin.Token), Logger: log.With("component", "admin"),
+			Extra: map[string]http.Handler{"/metrics": m.Handler(), "/": ui.Handler()},
+			Nodes: func() []admin.DestinationNode { return statusNodes(prox.Nodes()) },
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return prox.Serve(gctx) })
+	g.Go(func() error {
+		if err := hs.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+	log.Info("replicaof serving the proxy only (no syncer)", "proxy", prox.Addr().String(),
+		"admin", "http://"+adminLn.Addr().String(), "shards", len(shards), "read_from", readFrom.String())
+	if ready != nil {
+		ready(running{ProxyAddr: prox.Addr().String(), AdminURL: "http://" + adminLn.Addr().String()})
+	}
+	return g.Wait()
+}

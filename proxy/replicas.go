@@ -1,0 +1,518 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
+)
+
+// ReadFrom says which nodes of a shard serve reads (Config.ReadFrom).
+type ReadFrom uint8
+
+// ReadFrom values; the zero value is ReadPrimary.
+const (
+	// ReadPrimary sends every read to the shard's primary.
+	ReadPrimary ReadFrom = iota
+	// ReadPreferPrimary reads from the primary, from replicas only while
+	// the primary is down.
+	ReadPreferPrimary
+	// ReadReplica reads from the replicas in rotation, from the primary
+	// when none is.
+	ReadReplica
+	// ReadPreferReplica is ReadReplica: on a standalone destination the
+	// two behave the same (a replica first, the primary as the fallback).
+	ReadPreferReplica
+	// ReadAny spreads reads over the primary and the replicas in rotation.
+	ReadAny
+)
+
+var readFromNames = [...]string{
+	ReadPrimary: "primary", ReadPreferPrimary: "prefer-primary", ReadReplica: "replica",
+	ReadPreferReplica: "prefer-replica", ReadAny: "any",
+}
+
+func (r ReadFrom) String() string {
+	if int(r) < len(readFromNames) {
+		return readFromNames[r]
+	}
+	return "ReadFrom(" + strconv.Itoa(int(r)) + ")"
+}
+
+// ParseReadFrom parses a proxy.read_from value ("" is primary).
+func ParseReadFrom(s string) (ReadFrom, error) {
+	if s == "" {
+		return ReadPrimary, nil
+	}
+	for i, n := range readFromNames {
+		if n == s {
+			return ReadFrom(i), nil
+		}
+	}
+	return 0, fmt.Errorf("read_from %q: want primary, prefer-primary, replica, prefer-replica or any", s)
+}
+
+// Replica defaults.
+const (
+	DefaultMaxReplicaLag  = time.Second
+	DefaultReplicaRefresh = 2 * time.Second
+	// maxLagSamples bounds a shard's primary offset samples: at the
+	// default refresh they reach back two minutes, and a replica further
+	// behind has the oldest sample's age as its lag (a lower bound).
+	maxLagSamples = 64
+)
+
+// NodeStatus is one destination node as the proxy sees it (Server.Nodes).
+type NodeStatus struct {
+	Shard int
+	Addr  string
+	Role  string // "primary" or "replica"
+	// Up: the primary answered its last check; a replica is in rotation
+	// (answered, link up, within MaxReplicaLag).
+	Up bool
+	// Lag is a replica's replication lag at its last check, measured as
+	// time against samples of the primary's offset; 0 for the primary.
+	Lag time.Duration
+	// Reads counts reads the proxy sent to the node (only while ReadFrom
+	// is not primary).
+	Reads int64
+	// Stale and LinkDown count the checks that took the replica out of
+	// rotation for lag over MaxReplicaLag, and for master_link_status
+	// down; Errors counts failed checks and failed reads.
+	Stale, LinkDown, Errors int64
+	// Static is true for a replica listed in the config (Config.Replicas)
+	// rather than found in the primary's INFO replication.
+	Static bool
+}
+
+// rnode is one replica of a shard.
+type rnode struct {
+	addr   string
+	static bool
+	cfg    router.BackendConfig // the shard's, with addr
+
+	inRotation atomic.Bool
+	reachable  atomic.Bool  // the last check answered (whatever its lag)
+	state      atomic.Int32 // the last check's nodeState
+	lag        atomic.Int64 // ns
+	reads      atomic.Int64
+	stale      atomic.Int64
+	linkDown   atomic.Int64
+	errors     atomic.Int64
+
+	mu     sync.Mutex
+	closed bool
+	bks    map[int]*router.Backend // by database
+}
+
+// backend returns the node's backend of database db.
+func (n *rnode) backend(db int) *router.Backend {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if b := n.bks[db]; b != nil {
+		return b
+	}
+	cfg := n.cfg
+	if db != 0 {
+		cfg.Init = resp.AppendCommandString(append([]byte(nil), cfg.Init...), "SELECT", strconv.Itoa(db))
+	}
+	cfg.Observer = nil // shard metrics are the primary's
+	b := router.NewBackend(cfg)
+	if n.closed {
+		b.Close()
+	}
+	if n.bks == nil {
+		n.bks = make(map[int]*router.Backend)
+	}
+	n.bks[db] = b
+	return b
+}
+
+func (n *rnode) close() {
+	n.mu.Lock()
+	n.closed = true
+	bks := n.bks
+	n.mu.Unlock()
+	for _, b := range bks {
+		b.Close()
+	}
+}
+
+// A node's state after its last check.
+const (
+	nodeUnknown int32 = iota
+	nodeOK
+	nodeStale    // lag over MaxReplicaLag
+	nodeLinkDown // master_link_status down, or not a replica
+	nodeFailed   // the check or a read failed
+)
+
+// setState records a check's outcome: the node is in rotation only when
+// it is nodeOK; entering another state is counted once per episode.
+func (n *rnode) setState(st int32) {
+	n.inRotation.Store(st == nodeOK)
+	n.reachable.Store(st != nodeFailed)
+	if n.state.Swap(st) == st {
+		return
+	}
+	switch st {
+	case nodeStale:
+		n.stale.Add(1)
+	case nodeLinkDown:
+		n.linkDown.Add(1)
+	case nodeFailed:
+		n.errors.Add(1)
+	}
+}
+
+// down takes the node out of rotation after a failed read; the next
+// successful check puts it back.
+func (n *rnode) down() { n.setState(nodeFailed) }
+
+type lagSample struct {
+	offset int64
+	at     time.Time
+}
+
+// shardNodes is one shard's replicas and the primary's health.
+type shardNodes struct {
+	shard       int
+	cfg         router.BackendConfig
+	nodes       atomic.Pointer[[]*rnode]
+	primaryDown atomic.Bool
+	primaryRead atomic.Int64
+	primaryErrs atomic.Int64
+	rr          atomic.Uint32
+
+	samples []lagSample // monitor goroutine only; offsets ascending
+}
+
+// replicas finds and checks every shard's replicas and picks the node of
+// each read. It exists only when Config.ReadFrom is not ReadPrimary.
+type replicas struct {
+	s      *Server
+	mode   ReadFrom
+	shards []*shardNodes
+	done   chan struct{}
+}
+
+func newReplicas(s *Server) *replicas {
+	r := &replicas{s: s, mode: s.cfg.ReadFrom, done: make(chan struct{})}
+	for i, cfg := range s.cfg.Shards {
+		sn := &shardNodes{shard: i, cfg: cfg}
+		var nodes []*rnode
+		if i < len(s.cfg.Replicas) {
+			for _, rc := range s.cfg.Replicas[i] {
+				nodes = append(nodes, &rnode{addr: rc.Addr, static: true, cfg: rc})
+			}
+		}
+		sn.nodes.Store(&nodes)
+		r.shards = append(r.shards, sn)
+	}
+	return r
+}
+
+// newNode is a replica the primary reported, reached like the primary.
+func (sn *shardNodes) newNode(addr string) *rnode {
+	cfg := sn.cfg
+	cfg.Addr = addr
+	return &rnode{addr: addr, cfg: cfg}
+}
+
+// run checks the nodes every ReplicaRefresh until ctx ends, then closes
+// the replicas' backends. It closes r.done when it returns.
+func (r *replicas) run(ctx context.Context) {
+	defer close(r.done)
+	defer func() {
+		for _, sn := range r.shards {
+			for _, n := range *sn.nodes.Load() {
+				n.close()
+			}
+		}
+	}()
+	t := time.NewTicker(r.s.cfg.ReplicaRefresh)
+	defer t.Stop()
+	for {
+		r.check(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// check runs one round: every shard at once, each bounded by the
+// refresh period and Config.Timeout.
+func (r *replicas) check(ctx context.Context) {
+	timeout := min(r.s.cfg.Timeout, r.s.cfg.ReplicaRefresh)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, sn := range r.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.checkShard(ctx, sn)
+		}()
+	}
+	wg.Wait()
+}
+
+var infoReplication = resp.AppendCommandString(nil, "INFO", "replication")
+
+// infoRepl asks b for INFO replication and returns its fields, the
+// slaveN lines' addresses of online replicas separately.
+func infoRepl(ctx context.Context, b *router.Backend) (map[string]string, []string, error) {
+	reply, err := b.Do(ctx, infoReplication, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(reply) == 0 || reply[0] != '$' {
+		return nil, nil, fmt.Errorf("INFO replication: %s", bytes.TrimSpace(reply))
+	}
+	fields, online := parseReplInfo(reply)
+	return fields, online, nil
+}
+
+// parseReplInfo reads INFO replication text (the raw bulk reply or its
+// body): its fields, and the addresses of slaveN lines in state online.
+func parseReplInfo(text []byte) (map[string]string, []string) {
+	fields := make(map[string]string)
+	var online []string
+	for _, line := range bytes.Split(text, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok || len(k) == 0 || k[0] == '#' {
+			continue
+		}
+		key := string(k)
+		if len(key) > 5 && key[:5] == "slave" && key[5] >= '0' && key[5] <= '9' {
+			var ip, port, state string
+			for _, kv := range bytes.Split(v, []byte(",")) {
+				a, b, _ := bytes.Cut(kv, []byte("="))
+				switch string(a) {
+				case "ip":
+					ip = string(b)
+				case "port":
+					port = string(b)
+				case "state":
+					state = string(b)
+				}
+			}
+			if p, err := strconv.Atoi(port); err == nil && p > 0 && p < 65536 && validHost(ip) && state == "online" {
+				online = append(online, net.JoinHostPort(ip, port))
+			}
+			continue
+		}
+		fields[key] = string(v)
+	}
+	return fields, online
+}
+
+// validHost accepts what a primary may report as a replica's ip: an IP
+// address, or a host name (replica-announce-ip may hold one).
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	for i := 0; i < len(h); i++ {
+		ch := h[i]
+		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '.' || ch == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *replicas) checkShard(ctx context.Context, sn *shardNodes) {
+	fields, online, err := infoRepl(ctx, r.s.pool.db(0)[sn.shard])
+	now := time.Now()
+	if err != nil {
+		if !sn.primaryDown.Swap(true) {
+			sn.primaryErrs.Add(1)
+		}
+		r.s.log.Debug("proxy: primary check", "shard", sn.shard, "err", err)
+	} else {
+		sn.primaryDown.Store(false)
+		if off, err := strconv.ParseInt(fields["master_repl_offset"], 10, 64); err == nil {
+			sn.sample(off, now)
+		}
+	}
+	// The node list: the config's, plus the online replicas the primary
+	// reports (kept as they were while the primary cannot be asked).
+	old := *sn.nodes.Load()
+	byAddr := make(map[string]*rnode, len(old))
+	for _, n := range old {
+		byAddr[n.addr] = n
+	}
+	var nodes []*rnode
+	var gone []*rnode
+	if err != nil {
+		nodes = old
+	} else {
+		seen := make(map[string]bool)
+		for _, n := range old {
+			if n.static {
+				nodes = append(nodes, n)
+				seen[n.addr] = true
+			}
+		}
+		for _, a := range online {
+			if seen[a] {
+				continue
+			}
+			seen[a] = true
+			if n := byAddr[a]; n != nil {
+				nodes = append(nodes, n)
+			} else {
+				nodes = append(nodes, sn.newNode(a))
+			}
+		}
+		for _, n := range old {
+			if !seen[n.addr] {
+				gone = append(gone, n)
+			}
+		}
+		sn.nodes.Store(&nodes)
+	}
+	for _, n := range gone {
+		n.inRotation.Store(false)
+		n.close() // reads in flight on it fail and are retried elsewhere
+	}
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.checkNode(ctx, sn, n)
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *replicas) checkNode(ctx context.Context, sn *shardNodes, n *rnode) {
+	fields, _, err := infoRepl(ctx, n.backend(0))
+	if err != nil {
+		n.down()
+		r.s.log.Debug("proxy: replica check", "shard", sn.shard, "addr", n.addr, "err", err)
+		return
+	}
+	if fields["role"] != "slave" || fields["master_link_status"] != "up" {
+		n.setState(nodeLinkDown)
+		return
+	}
+	off, err := strconv.ParseInt(fields["slave_repl_offset"], 10, 64)
+	if err != nil {
+		n.down()
+		return
+	}
+	lag := sn.lagOf(off, time.Now())
+	n.lag.Store(int64(lag))
+	if lag > r.s.cfg.MaxReplicaLag {
+		n.setState(nodeStale)
+		return
+	}
+	n.setState(nodeOK)
+}
+
+// sample records the primary's offset at time at.
+func (sn *shardNodes) sample(offset int64, at time.Time) {
+	if k := len(sn.samples); k > 0 && sn.samples[k-1].offset >= offset {
+		return
+	}
+	if len(sn.samples) == maxLagSamples {
+		copy(sn.samples, sn.samples[1:])
+		sn.samples = sn.samples[:maxLagSamples-1]
+	}
+	sn.samples = append(sn.samples, lagSample{offset, at})
+}
+
+// lagOf is the lag of a replica at offset off: the age of the oldest
+// primary sample it has not reached (every write up to that sample's
+// offset had reached the primary by then), 0 when it has reached them
+// all.
+func (sn *shardNodes) lagOf(off int64, now time.Time) time.Duration {
+	for _, s := range sn.samples {
+		if s.offset > off {
+			return max(now.Sub(s.at), 0)
+		}
+	}
+	return 0
+}
+
+// pick chooses the node for one read on shard: nil means the primary.
+// except is a node that just failed the read, not to be chosen again.
+func (r *replicas) pick(shard int, except *rnode, primaryFailed bool) *rnode {
+	sn := r.shards[shard]
+	nodes := *sn.nodes.Load()
+	primaryUp := !sn.primaryDown.Load() && !primaryFailed
+	if r.mode == ReadPreferPrimary && primaryUp {
+		return nil
+	}
+	k := len(nodes)
+	if k == 0 {
+		return nil
+	}
+	start := int(sn.rr.Add(1))
+	slots := k
+	if r.mode == ReadAny && primaryUp {
+		slots = k + 1 // slot k is the primary
+	}
+	for i := 0; i < slots; i++ {
+		j := (start + i) % slots
+		if j == k {
+			return nil
+		}
+		if n := nodes[j]; n != except && n.inRotation.Load() {
+			return n
+		}
+	}
+	if !primaryUp {
+		// The primary is down too, which also takes its replicas' links
+		// down: a replica that answers serves, possibly stale, rather
+		// than every read failing.
+		for i := 0; i < k; i++ {
+			if n := nodes[(start+i)%k]; n != except && n.reachable.Load() {
+				return n
+			}
+		}
+	}
+	return nil
+}
+
+// Nodes reports every destination node the proxy reads from: each
+// shard's primary, then its replicas. Without Config.ReadFrom set it
+// lists the primaries only.
+func (s *Server) Nodes() []NodeStatus {
+	var out []NodeStatus
+	for i, cfg := range s.cfg.Shards {
+		ns := NodeStatus{Shard: i, Addr: cfg.Addr, Role: "primary", Up: true}
+		if s.rep != nil {
+			sn := s.rep.shards[i]
+			ns.Up = !sn.primaryDown.Load()
+			ns.Reads = sn.primaryRead.Load()
+			ns.Errors = sn.primaryErrs.Load()
+		}
+		out = append(out, ns)
+		if s.rep == nil {
+			continue
+		}
+		for _, n := range *s.rep.shards[i].nodes.Load() {
+			out = append(out, NodeStatus{Shard: i, Addr: n.addr, Role: "replica", Up: n.inRotation.Load(),
+				Lag: time.Duration(n.lag.Load()), Reads: n.reads.Load(), Stale: n.stale.Load(),
+				LinkDown: n.linkDown.Load(), Errors: n.errors.Load(), Static: n.static})
+		}
+	}
+	return out
+}
