@@ -212,25 +212,10 @@ func TestCrossShardExactAcrossCrashes(t *testing.T) {
 	stopWorkload := sync.OnceValue(func() error { close(stop); return <-werr })
 	t.Cleanup(func() { _ = stopWorkload() })
 
-	var children []*child
-	t.Cleanup(func() {
-		for _, c := range children {
-			c.kill()
-		}
-		if t.Failed() {
-			for i, c := range children {
-				l := c.log.String()
-				if len(l) > 6000 {
-					l = "…" + l[len(l)-6000:]
-				}
-				t.Logf("replicaof run %d:\n%s", i, l)
-			}
-		}
-	})
+	runs := newChildRuns(t, sources, shards)
 	t.Setenv(childDebug, "1") // the children log every emulated command
 	for i := 0; i < 8; i++ {
-		c := startChild(t, sources, shards)
-		children = append(children, c)
+		c := runs.start()
 		WaitFor(t, time.Minute, "link streaming", func() bool {
 			l := c.log.String()
 			return strings.Contains(l, "replica: snapshot loaded") || strings.Contains(l, "replica: partial resync")
@@ -253,14 +238,13 @@ func TestCrossShardExactAcrossCrashes(t *testing.T) {
 	if err := stopWorkload(); err != nil {
 		t.Fatal(err)
 	}
-	final := startChild(t, sources, shards)
-	children = append(children, final)
+	runs.start() // the final run, which must converge
 	waitEqual(t, ctx, map[int][]*redis.Client{0: {src.Client()}}, map[int][]*redis.Client{0: d.clients(0)}, 2*time.Minute)
 	if n := stagingKeys(t, ctx, d); n != 0 {
 		t.Errorf("%d staging keys left", n)
 	}
 	resumed, staged := 0, 0
-	for _, c := range children[1:] {
+	for _, c := range runs.all[1:] {
 		l := c.log.String()
 		if strings.Contains(l, resumedLogLine) {
 			resumed++
@@ -269,8 +253,8 @@ func TestCrossShardExactAcrossCrashes(t *testing.T) {
 		staged += strings.Count(l, "resumed=true")
 	}
 	t.Logf("%d rounds; %d of %d restarts resumed from checkpoints; %d staged jobs finished after a kill",
-		rounds.Load(), resumed, len(children)-1, staged)
-	if resumed < len(children)-1 {
-		t.Fatalf("only %d of %d restarts resumed from checkpoints: a restart flushed", resumed, len(children)-1)
+		rounds.Load(), resumed, len(runs.all)-1, staged)
+	if resumed < len(runs.all)-1 {
+		t.Fatalf("only %d of %d restarts resumed from checkpoints: a restart flushed", resumed, len(runs.all)-1)
 	}
 }

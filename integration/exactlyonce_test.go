@@ -110,6 +110,41 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// childRuns are the replicaof children of one test: each is killed (-9)
+// when the test ends, and their logs are shown when it failed.
+type childRuns struct {
+	t               *testing.T
+	sources, shards string
+	all             []*child
+}
+
+func newChildRuns(t *testing.T, sources, shards string) *childRuns {
+	r := &childRuns{t: t, sources: sources, shards: shards}
+	t.Cleanup(func() {
+		for _, c := range r.all {
+			c.kill()
+		}
+		if t.Failed() {
+			for i, c := range r.all {
+				l := c.log.String()
+				if len(l) > 6000 {
+					l = "…" + l[len(l)-6000:]
+				}
+				t.Logf("replicaof run %d:\n%s", i, l)
+			}
+		}
+	})
+	return r
+}
+
+// start starts one more child.
+func (r *childRuns) start() *child {
+	r.t.Helper()
+	c := startChild(r.t, r.sources, r.shards)
+	r.all = append(r.all, c)
+	return c
+}
+
 func startChild(t *testing.T, sources, shards string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -200,24 +235,9 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 	stopWorkload := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	t.Cleanup(stopWorkload)
 
-	var children []*child
-	t.Cleanup(func() {
-		for _, c := range children {
-			c.kill()
-		}
-		if t.Failed() {
-			for i, c := range children {
-				l := c.log.String()
-				if len(l) > 6000 {
-					l = "…" + l[len(l)-6000:]
-				}
-				t.Logf("replicaof run %d:\n%s", i, l)
-			}
-		}
-	})
+	runs := newChildRuns(t, sources, shards)
 	for i := 0; i < 10; i++ {
-		c := startChild(t, sources, shards)
-		children = append(children, c)
+		c := runs.start()
 		// A kill point: a third very early (handshake, snapshot, resume),
 		// the others once both links stream, after a random number of
 		// source writes.
@@ -243,8 +263,7 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	final := startChild(t, sources, shards)
-	children = append(children, final)
+	runs.start() // the final run, which must converge
 	waitEqual(t, ctx,
 		map[int][]*redis.Client{0: {a.Client(), b.Client()}, 3: {a.ClientDB(3)}},
 		map[int][]*redis.Client{0: d.clients(0), 3: d.clients(3)}, 2*time.Minute)
@@ -256,7 +275,7 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 	}
 	resumed := 0
 	var how []string
-	for _, c := range children {
+	for _, c := range runs.all {
 		l := c.log.String()
 		switch {
 		case strings.Contains(l, resumedLogLine):
@@ -269,7 +288,7 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		}
 	}
 	t.Logf("runs: %s", strings.Join(how, " "))
-	t.Logf("%d of %d runs resumed from checkpoints, %d writes", resumed, len(children), ops.Load())
+	t.Logf("%d of %d runs resumed from checkpoints, %d writes", resumed, len(runs.all), ops.Load())
 	if resumed < 3 {
 		t.Fatal("fewer than 3 runs resumed from checkpoints: restarts flush")
 	}

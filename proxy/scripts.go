@@ -41,6 +41,20 @@ func (c *client) everyShard(args [][]byte) ([][]byte, bool) {
 	return replies, true
 }
 
+// everyShardNoError is everyShard that also answers the first error
+// reply a shard gave, if any, and then reports false.
+func (c *client) everyShardNoError(args [][]byte) ([][]byte, bool) {
+	replies, ok := c.everyShard(args)
+	if !ok {
+		return nil, false
+	}
+	if e := firstError(replies); e != nil {
+		c.replyRaw(e)
+		return nil, false
+	}
+	return replies, true
+}
+
 // agree answers the shards' common reply, or names the first shard whose
 // reply differs from shard 0's.
 func (c *client) agree(args [][]byte) {
@@ -84,12 +98,8 @@ func firstError(replies [][]byte) []byte {
 // scriptExists answers 1 for a script every shard has: only then does
 // EVALSHA work for keys of any shard.
 func (c *client) scriptExists(args [][]byte) {
-	replies, ok := c.everyShard(args)
+	replies, ok := c.everyShardNoError(args)
 	if !ok {
-		return
-	}
-	if e := firstError(replies); e != nil {
-		c.replyRaw(e)
 		return
 	}
 	var all []int64
@@ -154,12 +164,8 @@ func field(v resp.Value, key string) (resp.Value, bool) {
 // functionList merges the shards' libraries by name: a library loaded
 // through the proxy is on every shard and is listed once.
 func (c *client) functionList(args [][]byte) {
-	replies, ok := c.everyShard(args)
+	replies, ok := c.everyShardNoError(args)
 	if !ok {
-		return
-	}
-	if e := firstError(replies); e != nil {
-		c.replyRaw(e)
 		return
 	}
 	seen := map[string]bool{}
@@ -195,12 +201,8 @@ func (c *client) functionList(args [][]byte) {
 // functionStats answers the stats of the shard running a function, or
 // shard 0's when none is: the libraries are the same on every shard.
 func (c *client) functionStats(args [][]byte) {
-	replies, ok := c.everyShard(args)
+	replies, ok := c.everyShardNoError(args)
 	if !ok {
-		return
-	}
-	if e := firstError(replies); e != nil {
-		c.replyRaw(e)
 		return
 	}
 	for _, r := range replies {

@@ -15,7 +15,6 @@ import (
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/metrics"
 	"github.com/replicaof/replicaof/proxy"
-	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/syncer"
 )
 
@@ -66,23 +65,7 @@ func serveProxyOnly(ctx context.Context, cfg *config.Config, log *slog.Logger, r
 		return err
 	}
 	defer adminLn.Close()
-	prox, err := proxy.New(proxy.Config{
-		Listen:             cfg.Proxy.Listen,
-		Password:           string(cfg.Proxy.Password),
-		AllowWrites:        cfg.Proxy.AllowWrites,
-		IdleTimeout:        cfg.Proxy.Timeout,
-		MaxBlocking:        cfg.Proxy.MaxBlocking,
-		Limits:             resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
-		Shards:             shards,
-		TLS:                proxyTLS,
-		TLSReplicationOnly: cfg.Proxy.TLS.ReplicationOnly(),
-		Logger:             log.With("component", "proxy"),
-		Observer:           m.Proxy(),
-		TTLGrace:           cfg.ReplicaOf.Grace(),
-		ReadFrom:           readFrom,
-		MaxReplicaLag:      cfg.Proxy.MaxReplicaLag,
-		Replicas:           replicas,
-	})
+	prox, err := proxy.New(proxyConfig(cfg, shards, proxyTLS, readFrom, replicas, log, m))
 	if err != nil {
 		return err
 	}

@@ -199,24 +199,9 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	}
 	status.sup = sup
 
-	prox, err := proxy.New(proxy.Config{
-		Listen:             cfg.Proxy.Listen,
-		Password:           string(cfg.Proxy.Password),
-		AdminPassword:      adminPW.Password,
-		AllowWrites:        cfg.Proxy.AllowWrites,
-		IdleTimeout:        cfg.Proxy.Timeout,
-		MaxBlocking:        cfg.Proxy.MaxBlocking,
-		Limits:             resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
-		Shards:             shards,
-		TLS:                proxyTLS,
-		TLSReplicationOnly: cfg.Proxy.TLS.ReplicationOnly(),
-		Logger:             log.With("component", "proxy"),
-		Observer:           m.Proxy(),
-		TTLGrace:           cfg.ReplicaOf.Grace(),
-		ReadFrom:           readFrom,
-		MaxReplicaLag:      cfg.Proxy.MaxReplicaLag,
-		Replicas:           replicas,
-	})
+	pc := proxyConfig(cfg, shards, proxyTLS, readFrom, replicas, log, m)
+	pc.AdminPassword = adminPW.Password
+	prox, err := proxy.New(pc)
 	if err != nil {
 		return err
 	}
@@ -334,6 +319,29 @@ func shardConfigs(d config.Destination) ([]router.BackendConfig, error) {
 
 // replicaReads is the proxy's read_from and the configured replicas of
 // each destination shard, reached like the shards.
+// proxyConfig is the proxy's configuration from the file, for serve and
+// serve --proxy-only alike (only serve adds the internal admin user).
+func proxyConfig(cfg *config.Config, shards []router.BackendConfig, proxyTLS *tls.Config, readFrom proxy.ReadFrom,
+	replicas [][]router.BackendConfig, log *slog.Logger, m *metrics.Provider) proxy.Config {
+	return proxy.Config{
+		Listen:             cfg.Proxy.Listen,
+		Password:           string(cfg.Proxy.Password),
+		AllowWrites:        cfg.Proxy.AllowWrites,
+		IdleTimeout:        cfg.Proxy.Timeout,
+		MaxBlocking:        cfg.Proxy.MaxBlocking,
+		Limits:             resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
+		Shards:             shards,
+		TLS:                proxyTLS,
+		TLSReplicationOnly: cfg.Proxy.TLS.ReplicationOnly(),
+		Logger:             log.With("component", "proxy"),
+		Observer:           m.Proxy(),
+		TTLGrace:           cfg.ReplicaOf.Grace(),
+		ReadFrom:           readFrom,
+		MaxReplicaLag:      cfg.Proxy.MaxReplicaLag,
+		Replicas:           replicas,
+	}
+}
+
 func replicaReads(cfg *config.Config) (proxy.ReadFrom, [][]router.BackendConfig, error) {
 	readFrom, err := proxy.ParseReadFrom(cfg.Proxy.ReadFrom)
 	if err != nil {
