@@ -33,6 +33,22 @@ func (c Class) String() string {
 // every source.
 var ErrNeedFullResync = errors.New("syncer: full resync of all sources required")
 
+// ErrSnapshotLoop means a source kept dropping the link during snapshots.
+var ErrSnapshotLoop = errors.New("syncer: the source keeps dropping the link during the snapshot")
+
+// errFatalConfig marks a source configuration sync cannot use (its TLS
+// files).
+var errFatalConfig = errors.New("syncer: source configuration")
+
+// SourceError ties an error that ended a sync run to its source.
+type SourceError struct {
+	Source string
+	Err    error
+}
+
+func (e *SourceError) Error() string { return e.Source + ": " + e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
+
 // Classify maps an error from a link or the applier to its class.
 func Classify(err error) Class {
 	switch {

@@ -74,8 +74,6 @@ func adminClient(src config.Source, addr string, dial dialFunc) *redis.Client {
 	return sourceClient(src, func() string { return addr }, dial, discoverTimeout, nil)
 }
 
-type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
-
 // Link is one replication link of a discovered source.
 type Link struct {
 	Addr  string   // what it dials

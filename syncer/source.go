@@ -136,6 +136,13 @@ func (p *part) setLink(l *replica.Link, a *apply.Applier) {
 	p.mu.Unlock()
 }
 
+// dropCount is how many snapshots in a row the source has dropped.
+func (p *part) dropCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.drops
+}
+
 // snapshotDropped counts a snapshot the source dropped and returns how
 // many in a row it has dropped.
 func (p *part) snapshotDropped() int {
