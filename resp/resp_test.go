@@ -244,7 +244,7 @@ func TestValueErr(t *testing.T) {
 		t.Fatal(err)
 	}
 	var re Error
-	if !errors.As(v.Err(), &re) || re.Prefix() != "READONLY" {
+	if !errors.As(v.Err(), &re) || re.Code() != "READONLY" {
 		t.Fatalf("got %v", v.Err())
 	}
 	if _, _, err := ParseValue([]byte("*2\r\n:1\r\n"), Limits{}); err != ErrIncomplete {

@@ -16,21 +16,6 @@ type Value struct {
 	Null  bool    // $-1, *-1 or _
 }
 
-// Error is an error reply from a server (`-ERR …`), as opposed to an I/O or
-// protocol error.
-type Error string
-
-func (e Error) Error() string { return string(e) }
-
-// Prefix returns the error code, e.g. "READONLY" or "MOVED".
-func (e Error) Prefix() string {
-	s := string(e)
-	if i := bytes.IndexByte([]byte(s), ' '); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
-
 // Err returns the reply as an Error when it is an error reply, else nil.
 func (v Value) Err() error {
 	if v.Type == TypeError || v.Type == TypeBlobError {
