@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
 
@@ -162,17 +163,27 @@ func discover(ctx context.Context, cfg config.Source, dial dialFunc) (string, []
 
 // discoveryErr makes authentication failures fatal like the link's own.
 func discoveryErr(err error) error {
-	msg := err.Error()
-	for _, code := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR invalid password", "ERR AUTH"} {
-		if strings.HasPrefix(msg, code) {
-			return fmt.Errorf("%w: %s", replica.ErrAuth, msg)
-		}
+	if e, ok := serverReply(err); ok && e.Auth() {
+		return fmt.Errorf("%w: %s", replica.ErrAuth, err.Error())
 	}
 	return err
 }
 
+// isNoPerm reports a NOPERM reply: the source's ACL does not let us run
+// INFO, which a plain server's replication user need not.
 func isNoPerm(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOPERM")
+	e, ok := serverReply(err)
+	return ok && e.Code() == "NOPERM"
+}
+
+// serverReply returns the error reply go-redis returned err for, as a
+// resp.Error.
+func serverReply(err error) (resp.Error, bool) {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return "", false
+	}
+	return resp.Error(re.Error()), true
 }
 
 // clusterTopology reads CLUSTER SLOTS through c. Nodes announcing no IP

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -24,17 +25,32 @@ func TestTopologyRanges(t *testing.T) {
 	}
 }
 
+// replyErr is an error reply as go-redis returns it (a redis.Error).
+type replyErr string
+
+func (e replyErr) Error() string { return string(e) }
+func (replyErr) RedisError()     {}
+
 func TestDiscoveryErrClass(t *testing.T) {
-	for msg, fatal := range map[string]bool{
-		"WRONGPASS invalid username-password pair or user is disabled.": true,
-		"NOAUTH Authentication required.":                               true,
-		"ERR invalid password":                                          true,
-		"dial tcp 127.0.0.1:1: connect: connection refused":             false,
-		"LOADING Redis is loading the dataset in memory":                false,
+	for _, c := range []struct {
+		err   error
+		fatal bool
+	}{
+		{replyErr("WRONGPASS invalid username-password pair or user is disabled."), true},
+		{replyErr("NOAUTH Authentication required."), true},
+		{replyErr("ERR invalid password"), true},
+		{fmt.Errorf("redis: wrapped: %w", replyErr("NOPERM no permissions")), true},
+		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), false},
+		{replyErr("LOADING Redis is loading the dataset in memory"), false},
+		{errors.New("NOAUTH but not a reply"), false},
 	} {
-		err := discoveryErr(errors.New(msg))
-		if got := errors.Is(err, replica.ErrAuth); got != fatal {
-			t.Errorf("%q: authentication error %v, want %v", msg, got, fatal)
+		err := discoveryErr(c.err)
+		if got := errors.Is(err, replica.ErrAuth); got != c.fatal {
+			t.Errorf("%q: authentication error %v, want %v", c.err, got, c.fatal)
 		}
+	}
+	if !isNoPerm(replyErr("NOPERM User u has no permissions to run the 'info' command")) ||
+		isNoPerm(replyErr("NOAUTH Authentication required.")) || isNoPerm(nil) {
+		t.Error("isNoPerm")
 	}
 }

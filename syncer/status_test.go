@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -49,8 +50,8 @@ func TestClassify(t *testing.T) {
 		{io.ErrUnexpectedEOF, Retry},
 		{fmt.Errorf("%w: cause", replica.ErrFullResync), FullResync},
 		{ErrNeedFullResync, FullResync},
-		{&replica.SourceError{Cmd: "PSYNC", Msg: "LOADING loading"}, Retry},
-		{&replica.SourceError{Cmd: "PSYNC", Msg: "OOM command not allowed"}, Fatal},
+		{fmt.Errorf("replica: source answered PSYNC with -%w", resp.Error("LOADING loading")), Retry},
+		{fmt.Errorf("replica: source answered PSYNC with -%w", resp.Error("OOM command not allowed")), Fatal},
 		{errors.New("something unknown"), Fatal},
 	}
 	for _, c := range cases {

@@ -24,7 +24,7 @@ type Config struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Handshake holds more commands sent after REPLCONF capa and before
 	// PSYNC, each expecting a non-error reply; an error reply ends the Run
-	// (wrapping ErrAuth for NOAUTH, NOPERM and WRONGPASS). The supervisor
+	// (wrapping the resp.Error, and ErrAuth when resp.Error.Auth). The supervisor
 	// uses it with a replicaof proxy as the source: REPLCONF rof-shard to
 	// pick the shard, REPLCONF rof-compress to ask for gzip.
 	Handshake [][]string

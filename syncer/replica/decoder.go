@@ -181,7 +181,7 @@ func (d *decoder) rdbEnd() event {
 // reply handles the answer to PSYNC.
 func (d *decoder) reply(line []byte) (event, error) {
 	if line[0] == resp.TypeError {
-		return event{}, &SourceError{Cmd: "PSYNC", Msg: string(line[1:])}
+		return event{}, sourceReply("PSYNC", resp.Error(line[1:]))
 	}
 	f := bytes.Fields(line)
 	switch {
@@ -211,7 +211,7 @@ func (d *decoder) reply(line []byte) (event, error) {
 func (d *decoder) header(line []byte) (event, error) {
 	switch {
 	case line[0] == resp.TypeError:
-		return event{}, &SourceError{Cmd: "PSYNC", Msg: string(line[1:])}
+		return event{}, sourceReply("PSYNC", resp.Error(line[1:]))
 	case bytes.HasPrefix(line, []byte("$EOF:")):
 		if len(line) != 5+markLen {
 			return event{}, d.fail("bad $EOF: mark", line)

@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"syscall"
+
+	"github.com/replicaof/replicaof/resp"
 )
 
 var (
@@ -92,34 +94,16 @@ func (e *SnapshotDroppedError) Error() string {
 
 func (e *SnapshotDroppedError) Unwrap() []error { return []error{ErrSnapshotDropped, e.Err} }
 
-// SourceError is an error reply from the source during the handshake or
-// instead of a snapshot, e.g. "LOADING Redis is loading the dataset in
-// memory" in answer to PSYNC.
-type SourceError struct {
-	Cmd string // the command it answered: PING, AUTH, REPLCONF, PSYNC
-	Msg string // the reply without its leading '-'
-}
-
-func (e *SourceError) Error() string {
-	return fmt.Sprintf("replica: source answered %s with -%s", e.Cmd, e.Msg)
-}
-
-// Code returns the error's first word ("ERR", "LOADING", "NOAUTH"...).
-func (e *SourceError) Code() string {
-	code, _, _ := strings.Cut(e.Msg, " ")
-	return code
-}
-
-// Is makes errors.Is(err, ErrAuth) hold for authentication replies.
-func (e *SourceError) Is(target error) bool {
-	if target != ErrAuth {
-		return false
+// sourceReply is the error for the source's error reply e to cmd (PING,
+// AUTH, REPLCONF, PSYNC): e wrapped with the command it answered, so
+// errors.As finds the resp.Error and its Code. A reply refusing our
+// credentials (to AUTH, or any resp.Error.Auth reply) wraps ErrAuth too.
+func sourceReply(cmd string, e resp.Error) error {
+	err := fmt.Errorf("replica: source answered %s with -%w", cmd, e)
+	if cmd == "AUTH" || e.Auth() {
+		return fmt.Errorf("%w: %w", ErrAuth, err)
 	}
-	switch e.Code() {
-	case "NOAUTH", "WRONGPASS", "NOPERM":
-		return true
-	}
-	return e.Cmd == "AUTH"
+	return err
 }
 
 // ParseError reports bytes from the source that break the protocol. It
@@ -175,7 +159,7 @@ func (c Class) String() string {
 // ErrHandler) and anything unknown are Fatal, so a supervisor should
 // classify its own handler errors before calling Classify.
 func Classify(err error) Class {
-	var se *SourceError
+	var se resp.Error
 	switch {
 	case err == nil:
 		return Retry

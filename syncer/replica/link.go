@@ -281,13 +281,8 @@ func (s *session) handshake(br *bufio.Reader) error {
 	if err != nil {
 		return err
 	}
-	if e, ok := reply.(*SourceError); ok {
-		switch {
-		case e.Code() == "NOAUTH", e.Code() == "NOPERM", e.Msg == "ERR operation not permitted":
-			// alive; authentication comes next
-		default:
-			return e
-		}
+	if reply != nil && !errors.Is(reply, ErrAuth) {
+		return reply // a refusal to authenticate means alive: AUTH comes next
 	}
 	if cfg.Password != "" {
 		args := []string{"AUTH", cfg.Password}
@@ -298,8 +293,8 @@ func (s *session) handshake(br *bufio.Reader) error {
 		if err != nil {
 			return err
 		}
-		if e, ok := reply.(*SourceError); ok {
-			return fmt.Errorf("%w: %w", ErrAuth, e)
+		if reply != nil {
+			return reply // wraps ErrAuth
 		}
 	}
 	port := cfg.ListeningPort
@@ -316,12 +311,13 @@ func (s *session) handshake(br *bufio.Reader) error {
 		if err != nil {
 			return err
 		}
-		if e, ok := reply.(*SourceError); ok {
-			if errors.Is(e, ErrAuth) {
-				return e
+		var e resp.Error
+		if errors.As(reply, &e) {
+			if errors.Is(reply, ErrAuth) {
+				return reply
 			}
 			// Redis replicas go on too: old masters did not know these.
-			s.link.log.Warn("replica: source refused "+args[1], "reply", e.Msg)
+			s.link.log.Warn("replica: source refused "+args[1], "reply", string(e))
 		}
 	}
 	for _, args := range cfg.Handshake {
@@ -329,11 +325,8 @@ func (s *session) handshake(br *bufio.Reader) error {
 		if err != nil {
 			return err
 		}
-		if e, ok := reply.(*SourceError); ok {
-			if errors.Is(e, ErrAuth) {
-				return fmt.Errorf("%w: %w", ErrAuth, e)
-			}
-			return e
+		if reply != nil {
+			return reply
 		}
 	}
 	id, off := "?", int64(-1)
@@ -348,9 +341,10 @@ func (s *session) handshake(br *bufio.Reader) error {
 	return nil
 }
 
-// call sends one handshake command and reads its reply: nil for a status
-// or other non-error reply, a *SourceError for an error reply.
-func (s *session) call(br *bufio.Reader, args ...string) (any, error) {
+// call sends one handshake command and reads its reply: reply is nil for
+// a status or other non-error reply, the sourceReply error for an error
+// reply; err is an I/O or protocol error.
+func (s *session) call(br *bufio.Reader, args ...string) (reply, err error) {
 	if err := s.write(resp.AppendCommandString(nil, args...)); err != nil {
 		return nil, err
 	}
@@ -376,7 +370,7 @@ func (s *session) call(br *bufio.Reader, args ...string) (any, error) {
 		return nil, fmt.Errorf("replica: reading reply to %s: %w", args[0], err)
 	}
 	if raw[0] == resp.TypeError {
-		return &SourceError{Cmd: args[0], Msg: string(bytes.TrimRight(raw[1:], "\r\n"))}, nil
+		return sourceReply(args[0], resp.Error(bytes.TrimRight(raw[1:], "\r\n"))), nil
 	}
 	return nil, nil
 }
