@@ -267,7 +267,7 @@ func dialShard(ctx context.Context, cfg router.BackendConfig) (net.Conn, *bufio.
 			}
 			if len(reply) > 0 && reply[0] == resp.TypeError {
 				nc.Close()
-				return nil, nil, fmt.Errorf("%s refused %q: %s", cfg.Addr, cmd.Name(), bytes.TrimSpace(reply[1:]))
+				return nil, nil, fmt.Errorf("%s refused %q: %w", cfg.Addr, cmd.Name(), resp.Error(bytes.TrimSpace(reply[1:])))
 			}
 		}
 		_ = nc.SetDeadline(time.Time{})

@@ -351,7 +351,7 @@ func (c *client) dialShard(req *replRequest) (net.Conn, *bufio.Reader, error) {
 			return fail(err)
 		}
 		if len(reply) > 0 && reply[0] == resp.TypeError {
-			return fail(errors.New(string(bytes.TrimRight(reply[1:], "\r\n"))))
+			return fail(resp.Error(bytes.TrimRight(reply[1:], "\r\n")))
 		}
 	}
 	if _, err := up.Write(resp.AppendCommand(nil, req.args...)); err != nil {

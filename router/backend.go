@@ -441,7 +441,7 @@ func (cn *conn) handshake(init []byte) error {
 			return err
 		}
 		if len(reply) > 0 && reply[0] == resp.TypeError {
-			return fmt.Errorf("router: %s refused %q: %s", cn.cfg.Addr, cmd.Name(), reply[1:len(reply)-2])
+			return fmt.Errorf("router: %s refused %q: %w", cn.cfg.Addr, cmd.Name(), resp.Error(reply[1:len(reply)-2]))
 		}
 	}
 }

@@ -183,7 +183,7 @@ func (b *batch) check(d *Destination) error {
 		if c.Err != nil {
 			return fmt.Errorf("apply: shard %d (%s) db %d: %w", b.shard, d.Addr(b.shard), b.db, c.Err)
 		}
-		if e := replyError(c.Reply); e != nil {
+		if e := resp.ReplyError(c.Reply); e != nil {
 			return writeError(d, b.shard, b.db, c.Req, e.Error())
 		}
 		for ex < len(b.execs) && b.execs[ex].exec < i {
@@ -221,29 +221,14 @@ func (b *batch) checkExec(d *Destination, reply []byte, m execMark) error {
 	return nil
 }
 
-// replyError returns the error carried by a raw reply, or nil.
-func replyError(reply []byte) error {
-	if len(reply) == 0 {
-		return nil
-	}
-	switch reply[0] {
-	case resp.TypeError:
-		return resp.Error(bytes.TrimRight(reply[1:], "\r\n"))
-	case resp.TypeBlobError:
-		v, _, err := resp.ParseValue(reply, resp.Limits{})
-		if err != nil {
-			return resp.Error("ERR " + err.Error())
-		}
-		return resp.Error(v.Str)
-	}
-	return nil
-}
+// replyError is resp.ReplyError, under the name dest.go calls it by.
+var replyError = resp.ReplyError
 
 // writeError builds the *WriteError for an error reply to req, naming the
 // command and its first key.
 func writeError(d *Destination, shard, db int, req []byte, reply string) error {
-	e := &WriteError{Shard: shard, Addr: d.Addr(shard), DB: db, Reply: reply, Err: ErrRejected}
-	if len(reply) >= 3 && reply[:3] == "OOM" {
+	e := &WriteError{Shard: shard, Addr: d.Addr(shard), DB: db, Reply: resp.Error(reply), Err: ErrRejected}
+	if e.Reply.Code() == "OOM" {
 		e.Err = ErrOOM
 	}
 	e.Command, e.Key = describeReq(req)

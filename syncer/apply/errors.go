@@ -3,6 +3,8 @@ package apply
 import (
 	"errors"
 	"fmt"
+
+	"github.com/replicaof/replicaof/resp"
 )
 
 // Sentinel errors. Test for them with errors.Is; the typed errors below
@@ -44,22 +46,23 @@ func (e *CrossSlotError) Error() string {
 func (e *CrossSlotError) Unwrap() error { return ErrCrossSlot }
 
 // WriteError reports an error reply from a destination shard. It wraps
-// ErrOOM for -OOM replies and ErrRejected for every other error reply.
+// the reply (a resp.Error) and ErrOOM for -OOM replies, ErrRejected for
+// every other error reply.
 type WriteError struct {
 	Shard   int
 	Addr    string
 	DB      int
-	Command string // the command name as sent
-	Key     string // its first key, "" if none
-	Reply   string // the error reply without the leading '-' and CRLF
-	Err     error  // ErrOOM or ErrRejected
+	Command string     // the command name as sent
+	Key     string     // its first key, "" if none
+	Reply   resp.Error // the error reply (or why the reply was unusable)
+	Err     error      // ErrOOM or ErrRejected
 }
 
 func (e *WriteError) Error() string {
 	return fmt.Sprintf("apply: shard %d (%s) db %d: %s %q: %s", e.Shard, e.Addr, e.DB, e.Command, e.Key, e.Reply)
 }
 
-func (e *WriteError) Unwrap() error { return e.Err }
+func (e *WriteError) Unwrap() []error { return []error{e.Err, e.Reply} }
 
 // Fatal reports whether err must stop sync (cross-slot, rejected write,
 // OOM, unsupported data) rather than be retried after reconnecting.

@@ -167,7 +167,7 @@ func (b *batch) sendGuarded(ctx context.Context, d *Destination, calls []*router
 			return fmt.Errorf("apply: shard %d (%s): %w", b.shard, d.Addr(b.shard), c.Err)
 		}
 	}
-	if e := replyError(guard.Reply); e != nil {
+	if e := resp.ReplyError(guard.Reply); e != nil {
 		if bytes.Contains(guard.Reply, []byte("FENCED")) {
 			return fmt.Errorf("%w: shard %d (%s): %v", ErrFenced, b.shard, d.Addr(b.shard), e)
 		}

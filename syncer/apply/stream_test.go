@@ -249,7 +249,7 @@ func TestApplyErrors(t *testing.T) {
 		if !errors.As(err, &we) || !errors.Is(err, ErrRejected) || !Fatal(err) {
 			t.Fatalf("err %v, want ErrRejected", err)
 		}
-		if we.Key != "w" || we.Shard != m.ShardOf([]byte("w")) || !strings.HasPrefix(we.Reply, "WRONGTYPE") || we.Command != "LPUSH" {
+		if we.Key != "w" || we.Shard != m.ShardOf([]byte("w")) || we.Reply.Code() != "WRONGTYPE" || we.Command != "LPUSH" {
 			t.Errorf("error %+v", we)
 		}
 		t.Log(err)

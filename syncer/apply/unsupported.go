@@ -309,7 +309,7 @@ func (d *Destination) probeModule(ctx context.Context, shard int, payload []byte
 	if err != nil {
 		return false, fmt.Errorf("apply: shard %d (%s): %w", shard, d.Addr(shard), err)
 	}
-	if e := replyError(reply); e != nil {
+	if e := resp.ReplyError(reply); e != nil {
 		if isBadFormat(e.Error()) {
 			return false, nil
 		}

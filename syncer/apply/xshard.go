@@ -596,7 +596,7 @@ func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []ShardInfo, stage
 				if c.Err != nil {
 					return nil, fmt.Errorf("apply: shard %d (%s) db %d: %w", g.shard, a.d.Addr(g.shard), g.db, c.Err)
 				}
-				if e := replyError(c.Reply); e != nil {
+				if e := resp.ReplyError(c.Reply); e != nil {
 					return nil, writeError(a.d, g.shard, g.db, c.Req, e.Error())
 				}
 			}
