@@ -58,7 +58,7 @@ func Classify(err error) Class {
 		errors.Is(err, apply.ErrCheckpointLost):
 		return FullResync
 	case errors.Is(err, replica.ErrAuth),
-		errors.Is(err, apply.ErrCrossSlot),
+		errors.Is(err, router.ErrCrossShard),
 		errors.Is(err, apply.ErrOOM),
 		errors.Is(err, apply.ErrRejected),
 		errors.Is(err, errFatalConfig):

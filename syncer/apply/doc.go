@@ -58,7 +58,7 @@
 // MaxSkippedKeys) so that the stream's commands on it are dropped
 // (Stats.DroppedCommands).
 //
-// Errors: *CrossSlotError and *EmulateError (ErrCrossSlot), *WriteError
+// Errors: *CrossSlotError and *EmulateError (router.ErrCrossShard), *WriteError
 // (ErrRejected, ErrOOM) and ErrUnsupported (*UnsupportedKeyError among
 // them) are fatal (Fatal
 // reports it): sync must stop. Errors

@@ -5,15 +5,12 @@ import (
 	"fmt"
 
 	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
 )
 
 // Sentinel errors. Test for them with errors.Is; the typed errors below
 // carry the details.
 var (
-	// ErrCrossSlot means a replicated command (or a MULTI/EXEC block) touches
-	// keys on more than one destination shard and cannot be split. Sync
-	// must stop: the destination cannot reproduce it atomically.
-	ErrCrossSlot = errors.New("apply: cross-slot command on a sharded destination")
 	// ErrRejected means a destination shard answered a replicated write
 	// with an error reply (a payload it cannot load, WRONGTYPE, ...).
 	ErrRejected = errors.New("apply: destination rejected a write")
@@ -29,8 +26,10 @@ var (
 	ErrClosed = errors.New("apply: destination closed")
 )
 
-// CrossSlotError names the command that broke the cross-slot rule. It
-// wraps ErrCrossSlot.
+// CrossSlotError names a replicated command (or a MULTI/EXEC block) whose
+// keys are on more than one destination shard and that cannot be split:
+// sync must stop, as the destination cannot reproduce it atomically. It
+// wraps router.ErrCrossShard.
 type CrossSlotError struct {
 	Command string // the command name, or "MULTI" for a block
 	Keys    []string
@@ -43,7 +42,7 @@ func (e *CrossSlotError) Error() string {
 	return fmt.Sprintf("apply: %s: keys %q span destination shards (cross-slot)", e.Command, e.Keys)
 }
 
-func (e *CrossSlotError) Unwrap() error { return ErrCrossSlot }
+func (e *CrossSlotError) Unwrap() error { return router.ErrCrossShard }
 
 // WriteError reports an error reply from a destination shard. It wraps
 // the reply (a resp.Error) and ErrOOM for -OOM replies, ErrRejected for
@@ -69,6 +68,6 @@ func (e *WriteError) Unwrap() []error { return []error{e.Err, e.Reply} }
 // Connection errors (router.ErrShardDown) and context cancellation are not
 // fatal.
 func Fatal(err error) bool {
-	return errors.Is(err, ErrCrossSlot) || errors.Is(err, ErrRejected) ||
+	return errors.Is(err, router.ErrCrossShard) || errors.Is(err, ErrRejected) ||
 		errors.Is(err, ErrOOM) || errors.Is(err, ErrUnsupported) || errors.Is(err, ErrTooLarge)
 }

@@ -199,14 +199,14 @@ func TestApplyCrossSlot(t *testing.T) {
 		a := New(c.dest, stop)
 		err := a.Apply(ctx, cmds("SET before 1", "MULTI", "SET "+k[0]+" 1", "SET "+k[1]+" 1", "EXEC", "SET after 1"))
 		var ce *CrossSlotError
-		if !errors.As(err, &ce) || !errors.Is(err, ErrCrossSlot) || !Fatal(err) {
+		if !errors.As(err, &ce) || !errors.Is(err, router.ErrCrossShard) || !Fatal(err) {
 			t.Fatalf("err %v, want *CrossSlotError", err)
 		}
 		t.Log(err)
 		if !strings.Contains(ce.Command, "MULTI") || ce.Offset != 5 {
 			t.Errorf("error %+v does not name the block", ce)
 		}
-		if err2 := a.Apply(ctx, cmds("SET later 1")); !errors.Is(err2, ErrCrossSlot) {
+		if err2 := a.Apply(ctx, cmds("SET later 1")); !errors.Is(err2, router.ErrCrossShard) {
 			t.Errorf("error not sticky: %v", err2)
 		}
 		expectKeys(t, ctx, c, map[string]bool{"before": true, k[0]: false, k[1]: false, "after": false, "later": false})

@@ -90,7 +90,7 @@ const xsPrefix = KeyPrefix + "x:"
 
 // EmulateError names a command whose keys span destination shards and
 // that cannot be emulated (docs: README, Semantics). It wraps
-// ErrCrossSlot: sync stops as it would with cross_shard: stop.
+// router.ErrCrossShard: sync stops as it would with cross_shard: stop.
 type EmulateError struct {
 	Command string
 	Keys    []string
@@ -103,7 +103,7 @@ func (e *EmulateError) Error() string {
 		e.Command, e.Keys, e.Reason)
 }
 
-func (e *EmulateError) Unwrap() error { return ErrCrossSlot }
+func (e *EmulateError) Unwrap() error { return router.ErrCrossShard }
 
 // xjob is one command, or one MULTI/EXEC block, to emulate.
 type xjob struct {
