@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/syncer/replica"
 	"github.com/replicaof/replicaof/tlsutil"
 )
@@ -157,8 +158,8 @@ func TestReplicationNeedsAdmin(t *testing.T) {
 			l = replica.New(replica.Config{Addr: c.addr, Handshake: [][]string{{"REPLCONF", "rof-shard", "0"}}}, h)
 		}
 		_, err := l.Run(ctx, replica.Position{})
-		if !errors.Is(err, replica.ErrAuth) || replica.Classify(err) != replica.Fatal {
-			t.Errorf("password %q: %v (class %v), want a fatal authentication error", pw, err, replica.Classify(err))
+		if !errors.Is(err, replica.ErrAuth) || errclass.Classify(err) != errclass.Fatal {
+			t.Errorf("password %q: %v (class %v), want a fatal authentication error", pw, err, errclass.Classify(err))
 		}
 	}
 	// Without rof-shard a proxy of several shards cannot choose.
@@ -190,7 +191,7 @@ func TestReplicationNeedsAdmin(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if replica.Classify(err) != replica.Retry {
+		if errclass.Classify(err) != errclass.Retry {
 			t.Errorf("relay dropped: %v, want a retryable connection error", err)
 		}
 	case <-time.After(20 * time.Second):

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -99,9 +100,9 @@ func (c BackendConfig) withDefaults() BackendConfig {
 	return c
 }
 
-// Errors a Backend returns.
+// Errors a Backend returns. ErrShardDown is retried (errclass.Retry).
 var (
-	ErrShardDown = errors.New("router: shard is down")
+	ErrShardDown = errclass.New(errclass.Retry, "router: shard is down")
 	ErrClosed    = errors.New("router: backend closed")
 )
 

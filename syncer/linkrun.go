@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -76,7 +77,7 @@ func (s *Supervisor) runPart(ctx context.Context, src *source, p *part, dial dia
 		case linkHandOver:
 			return v.err // not the source's fault: Run hands over
 		case linkEnd:
-			src.setError(v.err, v.class == Fatal)
+			src.setError(v.err, v.class == errclass.Fatal)
 			log.Error("source failed", "class", v.class.String(), "error", v.err)
 			return &SourceError{src.cfg.Name, v.err}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
 
@@ -39,7 +40,7 @@ func (p retryPolicy) delay(attempt int) time.Duration {
 // (authentication, a TLS failure) stops it; anything else is retried after
 // delay(attempt).
 func (p retryPolicy) discovery(err error, attempt int) (wait time.Duration, stop bool) {
-	if Classify(err) == Fatal {
+	if errclass.Classify(err) == errclass.Fatal {
 		return 0, true
 	}
 	return p.delay(attempt), false
@@ -74,10 +75,10 @@ type linkFailure struct {
 // linkVerdict is the policy's answer to a linkFailure.
 type linkVerdict struct {
 	action  linkAction
-	class   Class // the error's class, after escalation
-	err     error // the failure, explained when escalated
-	dropped bool  // the failure counts as one more snapshot dropped in a row
-	attempt int   // linkRetry: the attempt number of this retry
+	class   errclass.Class // the error's class, after escalation
+	err     error          // the failure, explained when escalated
+	dropped bool           // the failure counts as one more snapshot dropped in a row
+	attempt int            // linkRetry: the attempt number of this retry
 	wait    time.Duration
 }
 
@@ -95,23 +96,23 @@ type linkVerdict struct {
 //     when the link made progress since the last retry.
 func (p retryPolicy) link(f linkFailure) linkVerdict {
 	if errors.Is(f.err, apply.ErrFenced) {
-		return linkVerdict{action: linkHandOver, class: Fatal, err: f.err}
+		return linkVerdict{action: linkHandOver, class: errclass.Fatal, err: f.err}
 	}
-	v := linkVerdict{action: linkEnd, class: Classify(f.err), err: f.err}
-	if v.class == FullResync && !f.streamed {
+	v := linkVerdict{action: linkEnd, class: errclass.Classify(f.err), err: f.err}
+	if v.class == errclass.FullResync && !f.streamed {
 		v.dropped = true
 		if n := f.drops + 1; n >= p.maxDrops {
 			v.err = fmt.Errorf("%w (%d snapshots in a row): its client-output-buffer-limit for replicas is probably "+
 				"too small for the writes it buffers while a snapshot loads; raise it on the source, e.g. "+
 				"CONFIG SET client-output-buffer-limit \"replica 0 0 0\" (spool: %v): %w",
 				ErrSnapshotLoop, n, p.spool, f.err)
-			v.class = Fatal
+			v.class = errclass.Fatal
 		}
 	}
-	if f.loading && v.class == Retry {
-		v.class, v.err = FullResync, fmt.Errorf("%w: snapshot interrupted: %w", ErrNeedFullResync, f.err)
+	if f.loading && v.class == errclass.Retry {
+		v.class, v.err = errclass.FullResync, fmt.Errorf("%w: snapshot interrupted: %w", ErrNeedFullResync, f.err)
 	}
-	if v.class != Retry {
+	if v.class != errclass.Retry {
 		return v
 	}
 	v.action, v.attempt = linkRetry, f.attempt

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -66,29 +67,29 @@ func TestLinkPolicy(t *testing.T) {
 		is   []error // the verdict's error wraps each
 	}{
 		{"fenced hands over", linkFailure{err: fenced, streamed: true},
-			linkVerdict{action: linkHandOver, class: Fatal}, []error{apply.ErrFenced}},
+			linkVerdict{action: linkHandOver, class: errclass.Fatal}, []error{apply.ErrFenced}},
 		{"fenced while loading still hands over", linkFailure{err: fenced, loading: true},
-			linkVerdict{action: linkHandOver, class: Fatal}, []error{apply.ErrFenced}},
+			linkVerdict{action: linkHandOver, class: errclass.Fatal}, []error{apply.ErrFenced}},
 		{"a lost link retries", linkFailure{err: lost, attempt: 2, streamed: true},
-			linkVerdict{action: linkRetry, class: Retry, attempt: 2, wait: 400 * time.Millisecond}, []error{io.ErrUnexpectedEOF}},
+			linkVerdict{action: linkRetry, class: errclass.Retry, attempt: 2, wait: 400 * time.Millisecond}, []error{io.ErrUnexpectedEOF}},
 		{"progress restarts the backoff", linkFailure{err: lost, attempt: 5, progressed: true, streamed: true},
-			linkVerdict{action: linkRetry, class: Retry, attempt: 0, wait: 100 * time.Millisecond}, nil},
+			linkVerdict{action: linkRetry, class: errclass.Retry, attempt: 0, wait: 100 * time.Millisecond}, nil},
 		{"a lost link under a snapshot escalates", linkFailure{err: lost, attempt: 1, loading: true, streamed: true},
-			linkVerdict{action: linkEnd, class: FullResync}, []error{ErrNeedFullResync, io.ErrUnexpectedEOF}},
+			linkVerdict{action: linkEnd, class: errclass.FullResync}, []error{ErrNeedFullResync, io.ErrUnexpectedEOF}},
 		{"a full resync after streaming ends the run", linkFailure{err: resync, streamed: true, drops: 2},
-			linkVerdict{action: linkEnd, class: FullResync}, []error{replica.ErrFullResync}},
+			linkVerdict{action: linkEnd, class: errclass.FullResync}, []error{replica.ErrFullResync}},
 		{"a full resync without streaming is a drop", linkFailure{err: resync, drops: 0},
-			linkVerdict{action: linkEnd, class: FullResync, dropped: true}, []error{replica.ErrFullResync}},
+			linkVerdict{action: linkEnd, class: errclass.FullResync, dropped: true}, []error{replica.ErrFullResync}},
 		{"the drop before the limit", linkFailure{err: resync, drops: 1},
-			linkVerdict{action: linkEnd, class: FullResync, dropped: true}, nil},
+			linkVerdict{action: linkEnd, class: errclass.FullResync, dropped: true}, nil},
 		{"the drop at the limit is a loop", linkFailure{err: resync, drops: 2},
-			linkVerdict{action: linkEnd, class: Fatal, dropped: true}, []error{ErrSnapshotLoop, replica.ErrFullResync}},
+			linkVerdict{action: linkEnd, class: errclass.Fatal, dropped: true}, []error{ErrSnapshotLoop, replica.ErrFullResync}},
 		{"loading does not soften a loop", linkFailure{err: resync, drops: 7, loading: true},
-			linkVerdict{action: linkEnd, class: Fatal, dropped: true}, []error{ErrSnapshotLoop}},
+			linkVerdict{action: linkEnd, class: errclass.Fatal, dropped: true}, []error{ErrSnapshotLoop}},
 		{"a fatal error ends the run", linkFailure{err: fmt.Errorf("x: %w", replica.ErrAuth), attempt: 3},
-			linkVerdict{action: linkEnd, class: Fatal}, []error{replica.ErrAuth}},
+			linkVerdict{action: linkEnd, class: errclass.Fatal}, []error{replica.ErrAuth}},
 		{"a fatal error while loading stays fatal", linkFailure{err: fmt.Errorf("%w: %w", replica.ErrHandler, apply.ErrOOM), loading: true},
-			linkVerdict{action: linkEnd, class: Fatal}, []error{apply.ErrOOM}},
+			linkVerdict{action: linkEnd, class: errclass.Fatal}, []error{apply.ErrOOM}},
 	}
 	for _, c := range cases {
 		got := p.link(c.f)

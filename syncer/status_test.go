@@ -1,18 +1,10 @@
 package syncer
 
 import (
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"io"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
-	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
 
@@ -34,46 +26,6 @@ func TestAggregate(t *testing.T) {
 		if got := aggregate(srcs); got != c.want {
 			t.Errorf("%v: %s, want %s", c.states, got, c.want)
 		}
-	}
-}
-
-func TestClassify(t *testing.T) {
-	cases := []struct {
-		err  error
-		want Class
-	}{
-		{fmt.Errorf("x: %w", replica.ErrAuth), Fatal},
-		{fmt.Errorf("%w: %w", replica.ErrHandler, &apply.CrossSlotError{Command: "EVAL"}), Fatal},
-		{fmt.Errorf("%w: %w", replica.ErrHandler, apply.ErrOOM), Fatal},
-		{fmt.Errorf("%w: %w", replica.ErrHandler, &apply.UnsupportedKeyError{Key: "k", Type: "module X"}), Fatal},
-		{fmt.Errorf("%w: %w", replica.ErrHandler, router.ErrShardDown), Retry},
-		{io.ErrUnexpectedEOF, Retry},
-		{fmt.Errorf("%w: cause", replica.ErrFullResync), FullResync},
-		{ErrNeedFullResync, FullResync},
-		{fmt.Errorf("replica: source answered PSYNC with -%w", resp.Error("LOADING loading")), Retry},
-		{fmt.Errorf("replica: source answered PSYNC with -%w", resp.Error("OOM command not allowed")), Fatal},
-		{errors.New("something unknown"), Fatal},
-	}
-	for _, c := range cases {
-		if got := Classify(c.err); got != c.want {
-			t.Errorf("Classify(%v) = %v, want %v", c.err, got, c.want)
-		}
-	}
-}
-
-func TestClassifyTLS(t *testing.T) {
-	remote := &net.OpError{Op: "remote error", Err: errors.New("tls: unknown certificate authority")}
-	for _, err := range []error{
-		fmt.Errorf("replica: read: %w", remote),
-		fmt.Errorf("replica: dial x: %w", errors.New("tls: server selected unsupported protocol version 302")),
-		fmt.Errorf("dial: %w", x509.UnknownAuthorityError{}),
-	} {
-		if got := Classify(err); got != Fatal {
-			t.Errorf("Classify(%v) = %v, want fatal", err, got)
-		}
-	}
-	if got := Classify(&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}); got != Retry {
-		t.Errorf("a reset is %v, want retry", got)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
 
@@ -73,9 +74,6 @@ type request struct {
 	sources []config.Source
 	done    chan error
 }
-
-// ErrNotRunning is returned by control calls when Run is not running.
-var ErrNotRunning = errors.New("syncer: supervisor is not running")
 
 // New returns a supervisor for cfg. It starts nothing: call Run.
 func New(cfg Config) (*Supervisor, error) {
@@ -275,7 +273,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 					// newer epoch (destination): not ours any more.
 					s.cfg.Logger.Warn("fenced: standby", "error", err)
 					s.lease.lose()
-				case Classify(err) == FullResync:
+				case errclass.Classify(err) == errclass.FullResync:
 					s.cfg.Logger.Info("full resync of all sources", "reason", err)
 					s.mu.Lock()
 					srcs := s.sources

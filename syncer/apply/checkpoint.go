@@ -56,6 +56,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -79,7 +80,7 @@ var (
 	// ErrCheckpointLost means a shard no longer holds what its checkpoint
 	// said (it restarted, or was flushed behind our back): only a flush
 	// and full resync of every source repairs it.
-	ErrCheckpointLost = errors.New("apply: destination shard lost its checkpoint")
+	ErrCheckpointLost = errclass.New(errclass.FullResync, "apply: destination shard lost its checkpoint")
 )
 
 // Checkpoint is what one shard holds of one source.

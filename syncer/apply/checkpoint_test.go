@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/errclass"
 )
 
 func internalKey(k string) bool { return strings.HasPrefix(k, KeyPrefix) }
@@ -138,7 +139,7 @@ func TestCheckpointExactlyOnce(t *testing.T) {
 		}
 		c.servers[1].Kill()
 		err := a.Apply(ctx, more)
-		if err == nil || Fatal(err) {
+		if err == nil || errclass.IsFatal(err) {
 			t.Fatalf("err %v, want a retryable error", err)
 		}
 		c.servers[1].Restart() // empty: its counters start over

@@ -58,12 +58,13 @@
 // MaxSkippedKeys) so that the stream's commands on it are dropped
 // (Stats.DroppedCommands).
 //
-// Errors: *CrossSlotError and *EmulateError (router.ErrCrossShard), *WriteError
-// (ErrRejected, ErrOOM) and ErrUnsupported (*UnsupportedKeyError among
-// them) are fatal (Fatal
-// reports it): sync must stop. Errors
-// wrapping router.ErrShardDown are retryable; ErrCheckpointLost needs a
-// flush and full resync of every source. ErrFenced means this instance
+// Errors carry their class (internal/errclass): *CrossSlotError and
+// *EmulateError (both wrap router.ErrCrossShard), *WriteError (ErrRejected,
+// ErrOOM; it wraps the shard's reply as a resp.Error), ErrUnsupported
+// (*UnsupportedKeyError among them) and ErrTooLarge are Fatal
+// (errclass.IsFatal): sync must stop. Errors wrapping router.ErrShardDown
+// are retryable; ErrCheckpointLost (FullResync) needs a flush and full
+// resync of every source. ErrFenced means this instance
 // no longer holds the destination's lease (Destination.SetFence,
 // fence.go): nothing was written.
 //

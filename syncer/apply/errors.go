@@ -4,24 +4,26 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
 
 // Sentinel errors. Test for them with errors.Is; the typed errors below
-// carry the details.
+// carry the details. Those that stop sync carry errclass.Fatal
+// (errclass.IsFatal reports them); ErrCheckpointLost carries FullResync.
 var (
 	// ErrRejected means a destination shard answered a replicated write
 	// with an error reply (a payload it cannot load, WRONGTYPE, ...).
-	ErrRejected = errors.New("apply: destination rejected a write")
+	ErrRejected = errclass.New(errclass.Fatal, "apply: destination rejected a write")
 	// ErrOOM means a destination shard is out of memory (-OOM).
-	ErrOOM = errors.New("apply: destination out of memory")
+	ErrOOM = errclass.New(errclass.Fatal, "apply: destination out of memory")
 	// ErrUnsupported means the source holds something the destination
 	// cannot be given: a module value it cannot RESTORE, a pre-GA function
 	// library, a command whose keys cannot be located.
-	ErrUnsupported = errors.New("apply: unsupported value or command")
+	ErrUnsupported = errclass.New(errclass.Fatal, "apply: unsupported value or command")
 	// ErrTooLarge means a MULTI/EXEC block exceeds Options.MaxBlockBytes.
-	ErrTooLarge = errors.New("apply: transaction block over limit")
+	ErrTooLarge = errclass.New(errclass.Fatal, "apply: transaction block over limit")
 	// ErrClosed is returned after the Destination was closed.
 	ErrClosed = errors.New("apply: destination closed")
 )
@@ -44,6 +46,9 @@ func (e *CrossSlotError) Error() string {
 
 func (e *CrossSlotError) Unwrap() error { return router.ErrCrossShard }
 
+// Class makes a CrossSlotError Fatal (errclass).
+func (e *CrossSlotError) Class() errclass.Class { return errclass.Fatal }
+
 // WriteError reports an error reply from a destination shard. It wraps
 // the reply (a resp.Error) and ErrOOM for -OOM replies, ErrRejected for
 // every other error reply.
@@ -62,12 +67,3 @@ func (e *WriteError) Error() string {
 }
 
 func (e *WriteError) Unwrap() []error { return []error{e.Err, e.Reply} }
-
-// Fatal reports whether err must stop sync (cross-slot, rejected write,
-// OOM, unsupported data) rather than be retried after reconnecting.
-// Connection errors (router.ErrShardDown) and context cancellation are not
-// fatal.
-func Fatal(err error) bool {
-	return errors.Is(err, router.ErrCrossShard) || errors.Is(err, ErrRejected) ||
-		errors.Is(err, ErrOOM) || errors.Is(err, ErrUnsupported) || errors.Is(err, ErrTooLarge)
-}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -77,7 +78,7 @@ func routeOnce(t *testing.T, d *Destination, data []byte, ckpt bool) {
 	for i, line := range bytes.Split(data, []byte("\n")) {
 		cmd := replica.Command{Args: bytes.Fields(line), Offset: int64(i)}
 		if err := s.route(&cmd); err != nil {
-			if !Fatal(err) {
+			if !errclass.IsFatal(err) {
 				t.Fatalf("routing error %v is not fatal", err)
 			}
 			break
@@ -148,7 +149,7 @@ func checkJob(t *testing.T, a *Applier, j *xjob) {
 	t.Helper()
 	p, err := a.xs.prepare(j)
 	if err != nil {
-		if !Fatal(err) {
+		if !errclass.IsFatal(err) {
 			t.Fatalf("job refused with a non-fatal error: %v", err)
 		}
 		return

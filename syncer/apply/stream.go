@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -75,7 +76,7 @@ func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
 		}
 		err = s.execute(ctx, offset)
 	}
-	if err != nil && a.ckpt.on && Fatal(err) {
+	if err != nil && a.ckpt.on && errclass.IsFatal(err) {
 		// A shard that restarted empty under a reconnected backend
 		// rejects writes (NOGROUP, WRONGTYPE…) that are not the
 		// source's fault: name the real cause.
@@ -86,7 +87,7 @@ func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
 	if err == nil {
 		err = routeErr
 	}
-	if err != nil && !Fatal(err) {
+	if err != nil && !errclass.IsFatal(err) {
 		s.restore(saved)
 		a.skips.undo()
 		return err
@@ -617,7 +618,7 @@ func (s *streamState) execute(ctx context.Context, offset int64) error {
 	}
 	var first error
 	for _, err := range errs {
-		if err != nil && Fatal(err) {
+		if err != nil && errclass.IsFatal(err) {
 			return err
 		}
 		if first == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -199,7 +200,7 @@ func TestApplyCrossSlot(t *testing.T) {
 		a := New(c.dest, stop)
 		err := a.Apply(ctx, cmds("SET before 1", "MULTI", "SET "+k[0]+" 1", "SET "+k[1]+" 1", "EXEC", "SET after 1"))
 		var ce *CrossSlotError
-		if !errors.As(err, &ce) || !errors.Is(err, router.ErrCrossShard) || !Fatal(err) {
+		if !errors.As(err, &ce) || !errors.Is(err, router.ErrCrossShard) || !errclass.IsFatal(err) {
 			t.Fatalf("err %v, want *CrossSlotError", err)
 		}
 		t.Log(err)
@@ -246,7 +247,7 @@ func TestApplyErrors(t *testing.T) {
 		a := New(c.dest, Options{})
 		err := a.Apply(ctx, cmds("SET w 1", "LPUSH w x", "SET z 1"))
 		var we *WriteError
-		if !errors.As(err, &we) || !errors.Is(err, ErrRejected) || !Fatal(err) {
+		if !errors.As(err, &we) || !errors.Is(err, ErrRejected) || !errclass.IsFatal(err) {
 			t.Fatalf("err %v, want ErrRejected", err)
 		}
 		if we.Key != "w" || we.Shard != m.ShardOf([]byte("w")) || we.Reply.Code() != "WRONGTYPE" || we.Command != "LPUSH" {
@@ -271,7 +272,7 @@ func TestApplyErrors(t *testing.T) {
 		defer s.Client().ConfigSet(ctx, "maxmemory", "0")
 		a := New(c.dest, Options{})
 		err := a.Apply(ctx, cmds("SET "+key+" v"))
-		if !errors.Is(err, ErrOOM) || !Fatal(err) {
+		if !errors.Is(err, ErrOOM) || !errclass.IsFatal(err) {
 			t.Fatalf("err %v, want ErrOOM", err)
 		}
 	})
@@ -288,7 +289,7 @@ func TestApplyErrors(t *testing.T) {
 		defer c.servers[2].Restart()
 		a := New(c.dest, Options{})
 		_, err := a.LoadSnapshot(ctx, mustOpen(t, fixtures(t)[0]))
-		if !errors.Is(err, router.ErrShardDown) || Fatal(err) {
+		if !errors.Is(err, router.ErrShardDown) || errclass.IsFatal(err) {
 			t.Fatalf("err %v, want router.ErrShardDown (retryable)", err)
 		}
 	})
@@ -301,7 +302,7 @@ func TestApplyErrors(t *testing.T) {
 		c.servers[1].Kill()
 		batch := cmds("SET "+k[0]+" 2", "MULTI", "SET "+k[1]+" 2", "EXEC", "SELECT 4", "SET "+k[2]+" 2")
 		err := a.Apply(ctx, batch)
-		if !errors.Is(err, router.ErrShardDown) || Fatal(err) {
+		if !errors.Is(err, router.ErrShardDown) || errclass.IsFatal(err) {
 			t.Fatalf("err %v, want router.ErrShardDown (retryable)", err)
 		}
 		// The applier's state rolled back: once the shard is back, the same

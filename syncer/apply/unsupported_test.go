@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/syncer/rdb"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -101,7 +102,7 @@ func TestUnsupportedKeys(t *testing.T) {
 				a := New(c.dest, Options{Table: table})
 				err := a.FullSync(ctx, "replid", 0, int64(len(file)), bytes.NewReader(file))
 				var ue *UnsupportedKeyError
-				if !errors.As(err, &ue) || ue.Key != "json:1" || ue.DB != 0 || ue.Type != rejson || !Fatal(err) {
+				if !errors.As(err, &ue) || ue.Key != "json:1" || ue.DB != 0 || ue.Type != rejson || !errclass.IsFatal(err) {
 					t.Fatalf("FullSync: %v, want an UnsupportedKeyError for json:1", err)
 				}
 				for _, want := range []string{`"json:1"`, "ReJSON-RL", "unsupported_keys: skip"} {
@@ -221,7 +222,7 @@ func FuzzRouteSkipped(f *testing.F) {
 		for i, line := range bytes.Split(data, []byte("\n")) {
 			cmd := replica.Command{Args: bytes.Fields(line), Offset: int64(i)}
 			if err := s.route(&cmd); err != nil {
-				if !Fatal(err) {
+				if !errclass.IsFatal(err) {
 					t.Fatalf("routing error %v is not fatal", err)
 				}
 				break

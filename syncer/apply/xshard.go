@@ -50,6 +50,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -104,6 +105,9 @@ func (e *EmulateError) Error() string {
 }
 
 func (e *EmulateError) Unwrap() error { return router.ErrCrossShard }
+
+// Class makes an EmulateError Fatal (errclass).
+func (e *EmulateError) Class() errclass.Class { return errclass.Fatal }
 
 // xjob is one command, or one MULTI/EXEC block, to emulate.
 type xjob struct {

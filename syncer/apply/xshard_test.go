@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -241,7 +242,7 @@ func TestCrossShardRefused(t *testing.T) {
 			a := New(c.dest, Options{})
 			err := a.Apply(ctx, cmds(append([]string{"SET before-" + tc.name + " 1"}, tc.script...)...))
 			var ee *EmulateError
-			if !errors.As(err, &ee) || !errors.Is(err, router.ErrCrossShard) || !Fatal(err) || !strings.Contains(err.Error(), tc.why) {
+			if !errors.As(err, &ee) || !errors.Is(err, router.ErrCrossShard) || !errclass.IsFatal(err) || !strings.Contains(err.Error(), tc.why) {
 				t.Fatalf("err %v, want an EmulateError saying %q", err, tc.why)
 			}
 			t.Log(err)

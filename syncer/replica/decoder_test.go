@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -349,7 +350,7 @@ func TestDecoderErrorSticks(t *testing.T) {
 		t.Fatalf("errors %v, %v", err1, err2)
 	}
 	var pe *ParseError
-	if !errors.As(err1, &pe) || Classify(err1) != Retry {
-		t.Fatalf("%T %v", err1, Classify(err1))
+	if !errors.As(err1, &pe) || errclass.Classify(err1) != errclass.Retry {
+		t.Fatalf("%T %v", err1, errclass.Classify(err1))
 	}
 }

@@ -24,17 +24,21 @@
 // parser and offset accountant) and yields events.
 //
 // Run runs one connection and returns the Position reached; a supervisor
-// retries with backoff and resumes from it:
+// retries with backoff and resumes from it. Run's errors carry their class
+// (internal/errclass: ErrAuth and ErrSpool Fatal, ErrFullResync
+// FullResync, ErrProtocol Retry; a source's error reply is a resp.Error
+// wrapped with the command it answered; a Handler's error is wrapped in
+// ErrHandler, a boundary that makes it Fatal unless it carries a class):
 //
 //	link := replica.New(replica.Config{Addr: "127.0.0.1:6379", Password: pw}, applier)
 //	var pos replica.Position
 //	for ctx.Err() == nil {
 //		var err error
 //		pos, err = link.Run(ctx, pos)
-//		switch replica.Classify(err) {
-//		case replica.Fatal:
+//		switch errclass.Classify(err) {
+//		case errclass.Fatal:
 //			return err
-//		case replica.FullResync:
+//		case errclass.FullResync:
 //			flushDestination()
 //			pos = replica.Position{}
 //		}

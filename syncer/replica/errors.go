@@ -1,38 +1,42 @@
 package replica
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
-	"syscall"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 )
 
+// Run's errors carry their class (internal/errclass): a supervisor calls
+// errclass.Classify on them. ErrHandler is a boundary: a Handler's error
+// is classified by the classes it carries, and is Fatal without one.
 var (
 	// ErrAuth means the source refused our credentials (AUTH failed, or it
-	// requires authentication we did not give). Fatal: retrying cannot help.
-	ErrAuth = errors.New("replica: authentication failed")
+	// requires authentication we did not give, or resp.Error.Auth). Fatal:
+	// retrying cannot help.
+	ErrAuth = errclass.New(errclass.Fatal, "replica: authentication failed")
 	// ErrProtocol is wrapped by every *ParseError: the source sent bytes
-	// that are not the replication protocol.
-	ErrProtocol = errors.New("replica: protocol error")
+	// that are not the replication protocol. Retry: a new connection starts
+	// a new stream.
+	ErrProtocol = errclass.New(errclass.Retry, "replica: protocol error")
 	// ErrFullResync means the destination must be resynchronized from
 	// scratch: the source refused a partial resynchronization (it answered
 	// +FULLRESYNC to PSYNC <replid> <offset>), or the link broke while a
 	// snapshot was being loaded. It wraps the cause when there is one.
-	ErrFullResync = errors.New("replica: full resynchronization required")
+	// FullResync.
+	ErrFullResync = errclass.New(errclass.FullResync, "replica: full resynchronization required")
 	// ErrHandler marks an error returned by the Handler; Run wraps it as
 	// fmt.Errorf("%w: %w", ErrHandler, err) so callers can tell it from a
-	// source-side failure and classify the handler's error themselves.
-	ErrHandler = errors.New("replica: handler")
+	// source-side failure. A boundary (errclass.NewBoundary): the handler's
+	// error is classified by the classes it carries, and is Fatal without.
+	ErrHandler = errclass.NewBoundary("replica: handler")
 	// ErrRunning is returned by Run when the Link is already running.
 	ErrRunning = errors.New("replica: link already running")
 	// ErrSpool wraps a failure of the spool file (creating, writing or
 	// reading it: a missing permission, a full disk). Fatal.
-	ErrSpool = errors.New("replica: spool")
+	ErrSpool = errclass.New(errclass.Fatal, "replica: spool")
 	// ErrSnapshotDropped is wrapped by every *SnapshotDroppedError.
 	ErrSnapshotDropped = errors.New("replica: source dropped the link during the snapshot")
 )
@@ -126,69 +130,4 @@ func parseErr(stage string, off int64, msg string, snippet []byte) *ParseError {
 		snippet = snippet[:32]
 	}
 	return &ParseError{Stage: stage, Offset: off, Msg: msg, Snippet: string(snippet)}
-}
-
-// Class is what a supervisor should do after Run returned an error.
-type Class int
-
-const (
-	// Retry: reconnect with backoff and resume from the returned Position
-	// (a zero Position means PSYNC ? -1 and a fresh FullSync).
-	Retry Class = iota
-	// FullResync: flush the destination and sync from scratch.
-	FullResync
-	// Fatal: stop and report the error (bad credentials, the source out of
-	// memory, an unknown failure).
-	Fatal
-)
-
-func (c Class) String() string {
-	switch c {
-	case Retry:
-		return "retry"
-	case FullResync:
-		return "full-resync"
-	case Fatal:
-		return "fatal"
-	}
-	return fmt.Sprintf("Class(%d)", int(c))
-}
-
-// Classify maps an error returned by Run to a Class. It knows this
-// package's errors and network errors; errors of the Handler (wrapped with
-// ErrHandler) and anything unknown are Fatal, so a supervisor should
-// classify its own handler errors before calling Classify.
-func Classify(err error) Class {
-	var se resp.Error
-	switch {
-	case err == nil:
-		return Retry
-	case errors.Is(err, ErrAuth), errors.Is(err, ErrSpool):
-		return Fatal
-	case errors.As(err, &se):
-		switch se.Code() {
-		case "LOADING", "NOMASTERLINK", "MASTERDOWN", "BUSY", "TRYAGAIN":
-			return Retry
-		}
-		return Fatal // OOM and anything else the source refuses with
-	case errors.Is(err, ErrHandler):
-		return Fatal
-	case errors.Is(err, ErrFullResync):
-		return FullResync
-	case errors.Is(err, ErrProtocol),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, context.DeadlineExceeded):
-		return Retry
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return Retry
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return Retry
-	}
-	return Fatal
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/syncer/rdb"
 )
 
@@ -220,8 +221,8 @@ func TestIntegrationPartialResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := wait(t, res)
-	if Classify(r.err) != Retry || r.pos.IsZero() {
-		t.Fatalf("after the cut: %+v (%v)", r, Classify(r.err))
+	if errclass.Classify(r.err) != errclass.Retry || r.pos.IsZero() {
+		t.Fatalf("after the cut: %+v (%v)", r, errclass.Classify(r.err))
 	}
 	write(100) // while disconnected: served from the backlog
 
@@ -266,7 +267,7 @@ func TestIntegrationAuth(t *testing.T) {
 		cfg := integrationConfig(t, src.Addr)
 		cfg.Password = "wrong"
 		_, err := New(cfg, &rdbRecorder{}).Run(ctx, Position{})
-		if !errors.Is(err, ErrAuth) || Classify(err) != Fatal {
+		if !errors.Is(err, ErrAuth) || errclass.Classify(err) != errclass.Fatal {
 			t.Fatalf("wrong password: %v", err)
 		}
 		cfg.Password = ""
@@ -290,7 +291,7 @@ func TestIntegrationAuth(t *testing.T) {
 		cfg := integrationConfig(t, src.Addr)
 		cfg.Username, cfg.Password = "repl", "nope"
 		_, err := New(cfg, &rdbRecorder{}).Run(ctx, Position{})
-		if !errors.Is(err, ErrAuth) || Classify(err) != Fatal {
+		if !errors.Is(err, ErrAuth) || errclass.Classify(err) != errclass.Fatal {
 			t.Fatalf("wrong password: %v", err)
 		}
 		cfg.Password = "pw"

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -329,8 +330,8 @@ func TestLinkDisklessMarkStraddles(t *testing.T) {
 	}
 	c.c.Close()
 	r := wait(t, res)
-	if Classify(r.err) != Retry || r.pos != (Position{replA, int64(len(set))}) {
-		t.Fatalf("Run returned %+v (%v)", r, Classify(r.err))
+	if errclass.Classify(r.err) != errclass.Retry || r.pos != (Position{replA, int64(len(set))}) {
+		t.Fatalf("Run returned %+v (%v)", r, errclass.Classify(r.err))
 	}
 }
 
@@ -356,7 +357,7 @@ func TestLinkContinueNewID(t *testing.T) {
 	}
 	c.c.Close()
 	r := wait(t, res)
-	if r.pos != (Position{replB, int64(100 + len(set))}) || Classify(r.err) != Retry {
+	if r.pos != (Position{replB, int64(100 + len(set))}) || errclass.Classify(r.err) != errclass.Retry {
 		t.Fatalf("Run returned %+v", r)
 	}
 }
@@ -368,61 +369,61 @@ func TestLinkErrors(t *testing.T) {
 		user     string
 		resume   Position
 		master   func(c *mconn)
-		class    Class
+		class    errclass.Class
 		is       error
 		pos      Position
 	}{
 		{name: "loading", resume: Position{replA, 5}, master: func(c *mconn) {
 			c.handshake()
 			c.send("\n-LOADING Redis is loading the dataset in memory\r\n")
-		}, class: Retry, pos: Position{replA, 5}},
+		}, class: errclass.Retry, pos: Position{replA, 5}},
 		{name: "nomasterlink", master: func(c *mconn) {
 			c.handshake()
 			c.send("-NOMASTERLINK Can't SYNC while not connected with my master\r\n")
-		}, class: Retry},
+		}, class: errclass.Retry},
 		{name: "oom", master: func(c *mconn) {
 			c.handshake()
 			c.send("-OOM command not allowed when used memory > 'maxmemory'.\r\n")
-		}, class: Fatal},
+		}, class: errclass.Fatal},
 		{name: "wrong password", password: "bad", master: func(c *mconn) {
 			c.expect("PING")
 			c.send("-NOAUTH Authentication required.\r\n")
 			c.expect("AUTH bad")
 			c.send("-WRONGPASS invalid username-password pair or user is disabled.\r\n")
-		}, class: Fatal, is: ErrAuth},
+		}, class: errclass.Fatal, is: ErrAuth},
 		{name: "acl user refused", user: "u", password: "p", master: func(c *mconn) {
 			c.expect("PING")
 			c.send("-NOPERM this user has no permissions\r\n")
 			c.expect("AUTH u p")
 			c.send("-WRONGPASS nope\r\n")
-		}, class: Fatal, is: ErrAuth},
+		}, class: errclass.Fatal, is: ErrAuth},
 		{name: "no password given", master: func(c *mconn) {
 			c.expect("PING")
 			c.send("-NOAUTH Authentication required.\r\n")
 			c.next()
 			c.send("-NOAUTH Authentication required.\r\n")
-		}, class: Fatal, is: ErrAuth},
+		}, class: errclass.Fatal, is: ErrAuth},
 		{name: "ping refused", master: func(c *mconn) {
 			c.expect("PING")
 			c.send("-ERR something else\r\n")
-		}, class: Fatal},
+		}, class: errclass.Fatal},
 		{name: "fullresync on resume", resume: Position{replA, 10}, master: func(c *mconn) {
 			c.handshake()
 			c.send("+FULLRESYNC " + replB + " 0\r\n")
-		}, class: FullResync, is: ErrFullResync},
+		}, class: errclass.FullResync, is: ErrFullResync},
 		{name: "cut during snapshot", master: func(c *mconn) {
 			c.handshake()
 			c.send("+FULLRESYNC " + replB + " 0\r\n$100\r\nREDIS")
 			c.c.Close()
-		}, class: FullResync, is: ErrFullResync},
+		}, class: errclass.FullResync, is: ErrFullResync},
 		{name: "garbage stream", master: func(c *mconn) {
 			c.handshake()
 			c.send("+FULLRESYNC " + replB + " 0\r\n$1\r\nX" + "GET k\r\n")
-		}, class: Retry, is: ErrProtocol, pos: Position{replB, 0}},
+		}, class: errclass.Retry, is: ErrProtocol, pos: Position{replB, 0}},
 		{name: "closed before reply", resume: Position{replA, 7}, master: func(c *mconn) {
 			c.handshake()
 			c.c.Close()
-		}, class: Retry, pos: Position{replA, 7}},
+		}, class: errclass.Retry, pos: Position{replA, 7}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -433,8 +434,8 @@ func TestLinkErrors(t *testing.T) {
 			res, _ := startLink(t, l, tc.resume)
 			tc.master(m.accept())
 			r := wait(t, res)
-			if r.err == nil || Classify(r.err) != tc.class || (tc.is != nil && !errors.Is(r.err, tc.is)) || r.pos != tc.pos {
-				t.Fatalf("Run returned %+v, class %v", r, Classify(r.err))
+			if r.err == nil || errclass.Classify(r.err) != tc.class || (tc.is != nil && !errors.Is(r.err, tc.is)) || r.pos != tc.pos {
+				t.Fatalf("Run returned %+v, class %v", r, errclass.Classify(r.err))
 			}
 			if tc.password != "" && strings.Contains(r.err.Error(), tc.password+" ") {
 				t.Fatalf("password in error: %v", r.err)
@@ -452,7 +453,7 @@ func TestLinkHandlerErrors(t *testing.T) {
 	c.handshake()
 	c.send("+CONTINUE\r\n" + string(resp.AppendCommandString(nil, "SET", "k", "v")))
 	r := wait(t, res)
-	if !errors.Is(r.err, boom) || !errors.Is(r.err, ErrHandler) || Classify(r.err) != Fatal || r.pos != (Position{replA, 0}) {
+	if !errors.Is(r.err, boom) || !errors.Is(r.err, ErrHandler) || errclass.Classify(r.err) != errclass.Fatal || r.pos != (Position{replA, 0}) {
 		t.Fatalf("Run returned %+v", r)
 	}
 
@@ -520,7 +521,7 @@ func TestLinkReadTimeout(t *testing.T) {
 	c.send("+FULLRESYNC " + replA + " 0\r\n$0\r\n")
 	r := wait(t, res) // the master says nothing more
 	var ne net.Error
-	if !errors.As(r.err, &ne) || !ne.Timeout() || Classify(r.err) != Retry || r.pos != (Position{replA, 0}) {
+	if !errors.As(r.err, &ne) || !ne.Timeout() || errclass.Classify(r.err) != errclass.Retry || r.pos != (Position{replA, 0}) {
 		t.Fatalf("Run returned %+v", r)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/errclass"
 )
 
 // slowHandler loads a snapshot at about rate bytes per second and waits
@@ -140,8 +141,8 @@ func TestIntegrationSpool(t *testing.T) {
 		if !errors.As(r.err, &de) || !errors.Is(r.err, ErrSnapshotDropped) || de.Spool {
 			t.Fatalf("Run returned %v", r.err)
 		}
-		if de.Loading && (Classify(r.err) != FullResync || de.Size <= 0 || de.Transferred >= de.Size) {
-			t.Fatalf("Run returned %v (%v)", r.err, Classify(r.err))
+		if de.Loading && (errclass.Classify(r.err) != errclass.FullResync || de.Size <= 0 || de.Transferred >= de.Size) {
+			t.Fatalf("Run returned %v (%v)", r.err, errclass.Classify(r.err))
 		}
 		t.Logf("as expected: %v", r.err)
 	})

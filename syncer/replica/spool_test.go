@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -171,7 +172,7 @@ func TestLinkSnapshotDropped(t *testing.T) {
 			r := wait(t, res)
 			var de *SnapshotDroppedError
 			if !errors.Is(r.err, ErrFullResync) || !errors.Is(r.err, ErrSnapshotDropped) || !errors.As(r.err, &de) ||
-				Classify(r.err) != FullResync || r.pos != (Position{}) {
+				errclass.Classify(r.err) != errclass.FullResync || r.pos != (Position{}) {
 				t.Fatalf("Run returned %+v", r)
 			}
 			if !de.Loading || de.Transferred != 5 || de.Size != 100 || de.Spool != spool || !errors.Is(de, io.EOF) {
@@ -193,13 +194,13 @@ func TestLinkSnapshotDropped(t *testing.T) {
 		c.c.Close()
 		r := wait(t, res)
 		var de *SnapshotDroppedError
-		if errors.Is(r.err, ErrFullResync) || !errors.As(r.err, &de) || de.Loading || Classify(r.err) != Retry {
+		if errors.Is(r.err, ErrFullResync) || !errors.As(r.err, &de) || de.Loading || errclass.Classify(r.err) != errclass.Retry {
 			t.Fatalf("Run returned %+v", r)
 		}
 	})
 }
 
-// A spool directory that cannot be created is a Fatal ErrSpool.
+// A spool directory that cannot be created is a errclass.Fatal ErrSpool.
 func TestLinkSpoolDirError(t *testing.T) {
 	file := t.TempDir() + "/file"
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -208,7 +209,7 @@ func TestLinkSpoolDirError(t *testing.T) {
 	cfg := testConfig(t, "127.0.0.1:1")
 	cfg.SpoolDir = file + "/sub"
 	_, err := New(cfg, &recorder{}).Run(context.Background(), Position{})
-	if !errors.Is(err, ErrSpool) || Classify(err) != Fatal {
+	if !errors.Is(err, ErrSpool) || errclass.Classify(err) != errclass.Fatal {
 		t.Fatalf("Run: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -100,7 +101,7 @@ func TestStreamParserLimits(t *testing.T) {
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
 			_, err := newStreamParser(0, lim).parse([]byte(in))
-			if err == nil || Classify(err) != Retry {
+			if err == nil || errclass.Classify(err) != errclass.Retry {
 				t.Fatalf("err %v", err)
 			}
 		})

@@ -1,4 +1,4 @@
-package syncer
+package errclass
 
 import (
 	"crypto/tls"
