@@ -12,13 +12,26 @@
 // time. Watches run beside the links: every shard's run_id and marker key
 // (a shard that restarted empty), and a cluster source's slot map.
 //
-// Errors are classified by Classify: Retry (reconnect with backoff, resume
-// by partial resync), FullResync (end the run; the next one flushes and
-// fully syncs every source) or Fatal (stop sync for every source, the
-// error kept on the source that caused it). Stop, Restart and SetSources
-// are requests Run handles between runs; Status reads every source's
-// counters and the measured lag (lag.go) from any goroutine. The package
-// parses no bytes itself: the link and the applier do.
+// Errors carry their class (internal/errclass; this package's own are in
+// errors.go) and errclass.Classify reads it: Retry (reconnect with backoff,
+// resume by partial resync), FullResync (end the run; the next one
+// flushes and fully syncs every source) or Fatal (stop sync for every
+// source, the error kept on the source that caused it, as a
+// *SourceError). Stop, Restart and SetSources are requests Run handles
+// between runs; Status reads every source's counters and the measured lag
+// (lag.go) from any goroutine. The package parses no bytes itself: the
+// link and the applier do.
+//
+// The files follow the jobs: supervisor.go is the control loop (requests,
+// lease changes, what a run's end means); run.go is one sync run, whose
+// errgroup owns every goroutine of the run (links, lag samplers, shard and
+// topology watches) and waits for them; the decisions are pure functions
+// with table tests: resume.go (resume from the checkpoints or flush, and
+// from where) and policy.go (backoff, discovery retry, and what a link's
+// failure means: retry after a wait, end the run, a snapshot loop);
+// linkrun.go drives one link by that policy and handler.go adapts it to
+// its applier; shards.go, discover.go and sample.go are the watches and
+// the lag sampler; dial.go dials sources (TCP or TLS).
 //
 // With Config.Lease (serve always sets it), Run syncs only while this
 // instance holds the destination's lease (lease.go): a goroutine Run owns
