@@ -37,113 +37,196 @@ const (
 // I/O error) leaves the stream out of sync; the returned slice then holds
 // what was read so far.
 func ReadReply(r *bufio.Reader, dst []byte, lim Limits) ([]byte, error) {
-	lim = lim.WithDefaults()
+	f := replyFrame{lim: lim.WithDefaults(), pending: 1}
+	var stack [16]int64
+	levels := stack[:0]
 	start := len(dst)
-	var over *LimitError // set once a limit is passed: skip from then on
-	// pending counts the elements still to read at each open nesting level;
-	// a flat counter suffices because an aggregate's elements are read
-	// before the elements that follow it.
-	var pending int64 = 1
-	depth := 0
-	var levels []int64 // remaining element counts per open aggregate
-	for pending > 0 {
-		line, long, err := replyLine(r, lim.MaxInline)
+	for f.pending > 0 {
+		line, long, err := replyLine(r, f.lim.MaxInline)
 		if err != nil {
 			return dst, err
 		}
-		if len(line) == 0 {
-			return dst, protoErr("empty reply line", nil)
-		}
-		typ := line[0]
-		if long {
-			switch typ {
-			case TypeSimple, TypeError, TypeDouble, TypeBigNumber:
-			default:
-				return dst, protoErr("line too long", line)
-			}
-			if over == nil {
-				over = &LimitError{Msg: "a line longer than " + itoa(int64(lim.MaxInline)) + " bytes"}
-			}
-		}
-		if over == nil {
+		if len(line) > 0 && !long && f.over == nil {
 			dst = append(dst, line...)
 			dst = append(dst, '\r', '\n')
 		}
-		pending--
-		switch typ {
-		case TypeSimple, TypeError, TypeInteger, TypeNull, TypeBool, TypeDouble, TypeBigNumber:
-			// complete on one line
-		case TypeBulk, TypeVerbatim, TypeBlobError:
-			n, ok := ParseInt(line[1:])
-			if !ok || n < -1 || n > skipMaxBulk {
-				return dst, protoErr("invalid bulk length", line)
-			}
-			if over == nil && n > lim.MaxBulk {
-				over = &LimitError{Msg: "a string of " + itoa(n) + " bytes, over " + itoa(lim.MaxBulk)}
-			}
-			if over == nil && n >= 0 && int64(len(dst)-start)+n+2 > lim.MaxReply {
-				over = &LimitError{Msg: "over " + itoa(lim.MaxReply) + " bytes"}
-			}
-			if n < 0 {
-				break
-			}
-			if over != nil {
-				if err := skipN(r, n); err != nil {
-					return dst[:start], err
-				}
-				break
-			}
-			dst, err = readN(r, dst, int(n)+2)
-			if err != nil {
-				return dst, err
-			}
-			if dst[len(dst)-2] != '\r' || dst[len(dst)-1] != '\n' {
-				return dst, protoErr("bulk not terminated by CRLF", nil)
-			}
-		case TypeArray, TypeMap, TypeSet, TypeAttribute, TypePush:
-			n, ok := ParseInt(line[1:])
-			if !ok || n < -1 || n > skipMaxCount {
-				return dst, protoErr("invalid aggregate length", line)
-			}
-			if over == nil && n > lim.MaxArray {
-				over = &LimitError{Msg: "an aggregate of " + itoa(n) + " elements, over " + itoa(lim.MaxArray)}
-			}
-			if n <= 0 {
-				break
-			}
-			if typ == TypeMap || typ == TypeAttribute {
-				n *= 2
-			}
-			if typ == TypeAttribute {
-				n++ // the attribute is followed by the reply it annotates
-			}
-			depth++
-			if over == nil && depth > lim.MaxDepth {
-				over = &LimitError{Msg: "nested more than " + itoa(int64(lim.MaxDepth)) + " levels deep"}
-			}
-			if depth > skipMaxDepth {
-				return dst, protoErr("replies nested too deeply", line)
-			}
-			levels = append(levels, n)
-			pending += n
-			continue
-		default:
-			return dst, protoErr("unknown reply type", line)
+		var body int64
+		levels, body, err = f.line(levels, line, long)
+		if err != nil {
+			return dst, err
 		}
-		// One element finished: close every aggregate it completes.
-		for len(levels) > 0 {
-			levels[len(levels)-1]--
-			if levels[len(levels)-1] > 0 {
-				break
+		if body < 0 {
+			continue
+		}
+		if f.over != nil {
+			if err := skipN(r, body-2); err != nil {
+				return dst[:start], err
 			}
-			levels = levels[:len(levels)-1]
-			depth--
+			continue
+		}
+		dst, err = readN(r, dst, int(body))
+		if err != nil {
+			return dst, err
+		}
+		if dst[len(dst)-2] != '\r' || dst[len(dst)-1] != '\n' {
+			return dst, protoErr("bulk not terminated by CRLF", nil)
 		}
 	}
-	if over != nil {
-		return dst[:start], over
+	if f.over != nil {
+		return dst[:start], f.over
 	}
 	return dst, nil
+}
+
+// ReplyLen frames the reply b starts with, of any type and nesting, with
+// the checks ReadReply makes. It returns the reply's length once b holds
+// all of it, ErrIncomplete while it does not (an unterminated line is
+// incomplete however long: the caller bounds what it buffers), or a
+// *ProtocolError. A reply over lim is framed to its end all the same: its
+// length comes with a *LimitError.
+func ReplyLen(b []byte, lim Limits) (int, error) {
+	f := replyFrame{lim: lim.WithDefaults(), pending: 1}
+	var stack [16]int64
+	levels := stack[:0]
+	p := 0
+	for f.pending > 0 {
+		i := bytes.IndexByte(b[p:], '\n')
+		if i < 0 {
+			return 0, ErrIncomplete
+		}
+		line := b[p : p+i+1]
+		p += i + 1
+		// As replyLine: a line over MaxInline is long, whatever its end.
+		long := len(line) > f.lim.MaxInline+2
+		switch {
+		case long:
+			line = line[:min(len(line), 32)]
+		case i == 0 || line[i-1] != '\r':
+			return 0, protoErr("line not terminated by CRLF", line)
+		default:
+			line = line[:i-1]
+		}
+		var body int64
+		var err error
+		levels, body, err = f.line(levels, line, long)
+		if err != nil {
+			return 0, err
+		}
+		if body < 0 {
+			continue
+		}
+		if int64(len(b)-p) < body {
+			return 0, ErrIncomplete
+		}
+		p += int(body)
+		if b[p-2] != '\r' || b[p-1] != '\n' {
+			return 0, protoErr("bulk not terminated by CRLF", nil)
+		}
+	}
+	if f.over != nil {
+		return p, f.over
+	}
+	return p, nil
+}
+
+// replyFrame is the state of framing one reply, line by line, that
+// ReadReply and ReplyLen share. Nesting costs 8 bytes per level, no
+// recursion.
+type replyFrame struct {
+	lim Limits
+	// pending counts the elements still to frame at every open level; a
+	// flat counter suffices because an aggregate's elements come before
+	// the elements that follow it.
+	pending int64
+	depth   int
+	size    int64       // bytes of the reply so far, while under the limits
+	over    *LimitError // set once a limit is passed: skip from then on
+}
+
+// line takes the reply's next line, without its CRLF (long: it was over
+// MaxInline, and is only its start). levels holds the remaining element
+// counts of the open aggregates (the caller's, so they can live on its
+// stack); line returns it updated, with the bytes of the payload that
+// follows the line, CRLF included, or -1 for none.
+func (f *replyFrame) line(levels []int64, line []byte, long bool) ([]int64, int64, error) {
+	if len(line) == 0 {
+		return levels, -1, protoErr("empty reply line", nil)
+	}
+	typ := line[0]
+	if long {
+		switch typ {
+		case TypeSimple, TypeError, TypeDouble, TypeBigNumber:
+		default:
+			return levels, -1, protoErr("line too long", line)
+		}
+		if f.over == nil {
+			f.over = &LimitError{Msg: "a line longer than " + itoa(int64(f.lim.MaxInline)) + " bytes"}
+		}
+	}
+	if f.over == nil {
+		f.size += int64(len(line)) + 2
+	}
+	f.pending--
+	body := int64(-1)
+	switch typ {
+	case TypeSimple, TypeError, TypeInteger, TypeNull, TypeBool, TypeDouble, TypeBigNumber:
+		// complete on one line
+	case TypeBulk, TypeVerbatim, TypeBlobError:
+		n, ok := ParseInt(line[1:])
+		if !ok || n < -1 || n > skipMaxBulk {
+			return levels, -1, protoErr("invalid bulk length", line)
+		}
+		if f.over == nil && n > f.lim.MaxBulk {
+			f.over = &LimitError{Msg: "a string of " + itoa(n) + " bytes, over " + itoa(f.lim.MaxBulk)}
+		}
+		if f.over == nil && n >= 0 && f.size+n+2 > f.lim.MaxReply {
+			f.over = &LimitError{Msg: "over " + itoa(f.lim.MaxReply) + " bytes"}
+		}
+		if n >= 0 {
+			body = n + 2
+			f.size += body
+		}
+	case TypeArray, TypeMap, TypeSet, TypeAttribute, TypePush:
+		n, ok := ParseInt(line[1:])
+		if !ok || n < -1 || n > skipMaxCount {
+			return levels, -1, protoErr("invalid aggregate length", line)
+		}
+		if f.over == nil && n > f.lim.MaxArray {
+			f.over = &LimitError{Msg: "an aggregate of " + itoa(n) + " elements, over " + itoa(f.lim.MaxArray)}
+		}
+		if n <= 0 {
+			break
+		}
+		if typ == TypeMap || typ == TypeAttribute {
+			n *= 2
+		}
+		if typ == TypeAttribute {
+			n++ // the attribute is followed by the reply it annotates
+		}
+		f.depth++
+		if f.over == nil && f.depth > f.lim.MaxDepth {
+			f.over = &LimitError{Msg: "nested more than " + itoa(int64(f.lim.MaxDepth)) + " levels deep"}
+		}
+		if f.depth > skipMaxDepth {
+			return levels, -1, protoErr("replies nested too deeply", line)
+		}
+		levels = append(levels, n)
+		f.pending += n
+		return levels, -1, nil
+	default:
+		return levels, -1, protoErr("unknown reply type", line)
+	}
+	// One element finished (its payload is the caller's to take): close
+	// every aggregate it completes.
+	for len(levels) > 0 {
+		levels[len(levels)-1]--
+		if levels[len(levels)-1] > 0 {
+			break
+		}
+		levels = levels[:len(levels)-1]
+		f.depth--
+	}
+	return levels, body, nil
 }
 
 // replyLine is readLine for replies: a line longer than max is read to its
