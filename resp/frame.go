@@ -14,7 +14,8 @@ import "bytes"
 // end (an unterminated line is incomplete however long: the caller bounds
 // what it buffers, as a bufio.Reader does).
 func CommandLen(b []byte, lim Limits) (int, error) {
-	f := CommandFramer{lim: lim.WithDefaults(), inline: true}
+	f := CommandFramer{inline: true}
+	f.lim.set(lim)
 	return f.Next(b)
 }
 
@@ -28,8 +29,8 @@ func CommandLen(b []byte, lim Limits) (int, error) {
 // unterminated line longer than MaxInline, and a command whose lengths add
 // up to more than MaxReply, are errors at once.
 type CommandFramer struct {
-	lim    Limits
-	inline bool // CommandLen: inline lines are commands; args are not recorded
+	lim    Limits // with its defaults set
+	inline bool   // CommandLen: inline lines are commands; args are not recorded
 
 	state frameState
 	off   int      // bytes of the current command framed so far
@@ -52,7 +53,9 @@ const (
 // NewCommandFramer returns a framer for a command stream, checking lengths
 // against lim.
 func NewCommandFramer(lim Limits) *CommandFramer {
-	return &CommandFramer{lim: lim.WithDefaults()}
+	f := &CommandFramer{}
+	f.lim.set(lim)
+	return f
 }
 
 // Next frames on through b, which holds the bytes of the current command
@@ -143,19 +146,9 @@ func (f *CommandFramer) Next(b []byte) (int, error) {
 // length; f.off moves past the line.
 func (f *CommandFramer) line(b []byte, typ byte) (int64, error) {
 	p := b[f.off:]
-	// Fast path: the whole line is here, 1 to 18 digits and no sign.
-	if f.scan == 0 && len(p) >= 4 && p[0] == typ {
-		var v int64
-		i := 1
-		for ; i < len(p) && i <= 18; i++ {
-			c := p[i]
-			if c < '0' || c > '9' {
-				break
-			}
-			v = v*10 + int64(c-'0')
-		}
-		if i > 1 && i+1 < len(p) && p[i] == '\r' && p[i+1] == '\n' && i+2 <= f.lim.MaxInline+2 {
-			f.off += i + 2
+	if f.scan == 0 {
+		if v, n := quickLen(p, typ); n > 0 && n <= f.lim.MaxInline+2 {
+			f.off += n
 			return v, nil
 		}
 	}
@@ -187,6 +180,28 @@ func (f *CommandFramer) line(b []byte, typ byte) (int64, error) {
 	}
 	f.off += n
 	return v, nil
+}
+
+// quickLen is the fast path of framing a "<typ><length>\r\n" line: one
+// wholly in p, of 1 to 18 digits and no sign. It returns the length and
+// the line's size, or n == 0 for anything else, which the general path
+// then frames (or rejects).
+func quickLen(p []byte, typ byte) (v int64, n int) {
+	if len(p) < 4 || p[0] != typ {
+		return 0, 0
+	}
+	i := 1
+	for ; i < len(p) && i <= 18; i++ {
+		c := p[i]
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if i == 1 || i+1 >= len(p) || p[i] != '\r' || p[i+1] != '\n' {
+		return 0, 0
+	}
+	return v, i + 2
 }
 
 func (f *CommandFramer) reset() {

@@ -37,7 +37,8 @@ const (
 // I/O error) leaves the stream out of sync; the returned slice then holds
 // what was read so far.
 func ReadReply(r *bufio.Reader, dst []byte, lim Limits) ([]byte, error) {
-	f := replyFrame{lim: lim.WithDefaults(), pending: 1}
+	f := replyFrame{pending: 1}
+	f.lim.set(lim)
 	var stack [16]int64
 	levels := stack[:0]
 	start := len(dst)
@@ -85,9 +86,17 @@ func ReadReply(r *bufio.Reader, dst []byte, lim Limits) ([]byte, error) {
 // *ProtocolError. A reply over lim is framed to its end all the same: its
 // length comes with a *LimitError.
 func ReplyLen(b []byte, lim Limits) (int, error) {
-	f := replyFrame{lim: lim.WithDefaults(), pending: 1}
-	var stack [16]int64
-	levels := stack[:0]
+	var f replyFrame
+	f.lim.set(lim)
+	// Fast path: a bulk string within the limits, the usual element.
+	if v, n := quickLen(b, TypeBulk); n > 0 && n <= f.lim.MaxInline+2 && v <= f.lim.MaxBulk &&
+		int64(n)+v+2 <= min(f.lim.MaxReply, int64(len(b))) {
+		if end := n + int(v) + 2; b[end-2] == '\r' && b[end-1] == '\n' {
+			return end, nil
+		}
+	}
+	f.pending = 1
+	var levels []int64
 	p := 0
 	for f.pending > 0 {
 		i := bytes.IndexByte(b[p:], '\n')
@@ -133,7 +142,7 @@ func ReplyLen(b []byte, lim Limits) (int, error) {
 // ReadReply and ReplyLen share. Nesting costs 8 bytes per level, no
 // recursion.
 type replyFrame struct {
-	lim Limits
+	lim Limits // with its defaults set
 	// pending counts the elements still to frame at every open level; a
 	// flat counter suffices because an aggregate's elements come before
 	// the elements that follow it.
