@@ -14,8 +14,9 @@ import "bytes"
 // end (an unterminated line is incomplete however long: the caller bounds
 // what it buffers, as a bufio.Reader does).
 func CommandLen(b []byte, lim Limits) (int, error) {
-	f := CommandFramer{inline: true}
-	f.lim.set(lim)
+	var f CommandFramer
+	f.inline = true
+	f.lim.set(&lim)
 	return f.Next(b)
 }
 
@@ -54,7 +55,7 @@ const (
 // against lim.
 func NewCommandFramer(lim Limits) *CommandFramer {
 	f := &CommandFramer{}
-	f.lim.set(lim)
+	f.lim.set(&lim)
 	return f
 }
 

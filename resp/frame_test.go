@@ -326,3 +326,36 @@ func FuzzReplyLen(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFramers measures the sans-I/O framers on the shapes the proxy
+// and the replication stream see most: a short command, and a bulk
+// string element.
+func BenchmarkFramers(b *testing.B) {
+	cmd := AppendCommandString(nil, "GET", "key:000001")
+	bulk := AppendBulkString(nil, "value:0000000001")
+	lim := Limits{}.WithDefaults()
+	b.Run("CommandLen", func(b *testing.B) {
+		for b.Loop() {
+			if n, err := CommandLen(cmd, lim); n != len(cmd) || err != nil {
+				b.Fatal(n, err)
+			}
+		}
+	})
+	b.Run("CommandFramer", func(b *testing.B) {
+		f := NewCommandFramer(lim)
+		var args [][]byte
+		for b.Loop() {
+			if n, err := f.Next(cmd); n != len(cmd) || err != nil {
+				b.Fatal(n, err)
+			}
+			args = f.Args(cmd, args[:0])
+		}
+	})
+	b.Run("ReplyLen", func(b *testing.B) {
+		for b.Loop() {
+			if n, err := ReplyLen(bulk, lim); n != len(bulk) || err != nil {
+				b.Fatal(n, err)
+			}
+		}
+	})
+}

@@ -38,7 +38,7 @@ const (
 // what was read so far.
 func ReadReply(r *bufio.Reader, dst []byte, lim Limits) ([]byte, error) {
 	f := replyFrame{pending: 1}
-	f.lim.set(lim)
+	f.lim.set(&lim)
 	var stack [16]int64
 	levels := stack[:0]
 	start := len(dst)
@@ -87,7 +87,7 @@ func ReadReply(r *bufio.Reader, dst []byte, lim Limits) ([]byte, error) {
 // length comes with a *LimitError.
 func ReplyLen(b []byte, lim Limits) (int, error) {
 	var f replyFrame
-	f.lim.set(lim)
+	f.lim.set(&lim)
 	// Fast path: a bulk string within the limits, the usual element.
 	if v, n := quickLen(b, TypeBulk); n > 0 && n <= f.lim.MaxInline+2 && v <= f.lim.MaxBulk &&
 		int64(n)+v+2 <= min(f.lim.MaxReply, int64(len(b))) {

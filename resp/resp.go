@@ -84,7 +84,7 @@ func (l *Limits) setDefaults() {
 // set makes l src with its defaults, field by field: the framers' own
 // copy. (A struct copy of src, whose fields were just stored, costs more
 // than framing a short command.)
-func (l *Limits) set(src Limits) {
+func (l *Limits) set(src *Limits) {
 	l.MaxBulk, l.MaxArray, l.MaxInline, l.MaxDepth, l.MaxReply = src.MaxBulk, src.MaxArray, src.MaxInline, src.MaxDepth, src.MaxReply
 	l.setDefaults()
 }
