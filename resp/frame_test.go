@@ -37,33 +37,8 @@ func TestCommandLenSplits(t *testing.T) {
 			}
 		}
 	}
-}
-
-func TestCommandLenMalformed(t *testing.T) {
-	lim := Limits{MaxBulk: 1 << 20, MaxArray: 1 << 10, MaxInline: 100}
-	for name, in := range map[string]string{
-		"huge bulk":      "*1\r\n$9223372036854775807\r\n",
-		"huge array":     "*9223372036854775807\r\n",
-		"negative bulk":  "*1\r\n$-5\r\n",
-		"non numeric":    "*x\r\n",
-		"not bulk":       "*1\r\n:1\r\n",
-		"long inline":    strings.Repeat("a", 200) + "\r\n",
-		"long header":    "*1\r\n$" + strings.Repeat("1", 120) + "\r\n",
-		"bad terminator": "*1\r\n$1\r\nab\r\n",
-		"no CR":          "*1\n",
-		"bulk no CR":     "*1\r\n$1\nx\r\n",
-		"empty header":   "*1\r\n\r\n",
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := CommandLen([]byte(in), lim)
-			var pe *ProtocolError
-			if !errors.As(err, &pe) {
-				t.Fatalf("got %v, want a protocol error", err)
-			}
-		})
-	}
 	// Unterminated lines wait, however long: the caller bounds its buffer.
-	if _, err := CommandLen([]byte(strings.Repeat("a", 200)), lim); err != ErrIncomplete {
+	if _, err := CommandLen([]byte(strings.Repeat("a", 200)), Limits{MaxInline: 100}); err != ErrIncomplete {
 		t.Fatalf("open inline line: %v", err)
 	}
 }
