@@ -109,6 +109,25 @@ func (f *CommandFramer) Next(b []byte) (int, error) {
 			f.left = v
 			f.state = frameBulkLine
 		case frameBulkLine:
+			// Fast path: whole arguments, framed in a tight loop; anything
+			// else (split, malformed, over a limit) goes the general way.
+			for off, left := f.off, f.left; f.scan == 0; {
+				v, n := quickLen(b[off:], TypeBulk)
+				end := off + n + int(v) + 2
+				if n == 0 || n > f.lim.MaxInline+2 || v > f.lim.MaxBulk || int64(end) > int64(len(b)) ||
+					!f.inline && int64(off+n)+v+2 > f.lim.MaxReply || b[end-2] != '\r' || b[end-1] != '\n' {
+					f.off, f.left = off, left
+					break
+				}
+				if !f.inline {
+					f.spans = append(f.spans, [2]int{off + n, end - 2})
+				}
+				off = end
+				if left--; left == 0 {
+					f.reset()
+					return end, nil
+				}
+			}
 			at := f.off
 			v, err := f.line(b, TypeBulk)
 			if err != nil {
