@@ -49,14 +49,24 @@ func sourceURL(base *url.URL, pw string) string {
 	return u.String()
 }
 
-func (h *Handler) getSourceURL(w http.ResponseWriter, r *http.Request) {
+// sourceBase is the proxy URL a source URL is made of, or false once it
+// answered w why there is none.
+func (h *Handler) sourceBase(w http.ResponseWriter) (*url.URL, bool) {
 	if h.cfg.AdminPassword == nil {
 		writeError(w, http.StatusNotFound, errNoAdminPassword)
-		return
+		return nil, false
 	}
 	base, err := h.proxyURL()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
+		return nil, false
+	}
+	return base, true
+}
+
+func (h *Handler) getSourceURL(w http.ResponseWriter, r *http.Request) {
+	base, ok := h.sourceBase(w)
+	if !ok {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -64,15 +74,10 @@ func (h *Handler) getSourceURL(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) rotatePassword(w http.ResponseWriter, r *http.Request) {
-	if h.cfg.AdminPassword == nil {
-		writeError(w, http.StatusNotFound, errNoAdminPassword)
-		return
-	}
 	// The URL's base comes first: a rotation whose new URL cannot be
 	// told locks every replica out for nothing.
-	base, err := h.proxyURL()
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+	base, ok := h.sourceBase(w)
+	if !ok {
 		return
 	}
 	pw, err := h.cfg.AdminPassword.Rotate()

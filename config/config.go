@@ -292,33 +292,28 @@ func (c *Config) Validate() error {
 		add("destination.shards", "at least one shard is required")
 	}
 	anyTLS := false
-	for i, sh := range v.Destination.Shards {
-		p := fmt.Sprintf("destination.shards[%d]", i)
-		if sh.Host == "" {
+	// node checks the endpoint at p, of shard i: a host, and an address
+	// no other shard or replica has.
+	node := func(p string, e Endpoint, i int) {
+		if e.Host == "" {
 			add(p, "missing host")
-			continue
+			return
 		}
-		anyTLS = anyTLS || sh.TLS
-		if j, ok := shards[sh.key()]; ok {
-			add(p, fmt.Sprintf("%s: same address as destination.shards[%d]", sh.Redacted(), j))
+		anyTLS = anyTLS || e.TLS
+		if j, ok := shards[e.key()]; ok {
+			add(p, fmt.Sprintf("%s: same address as destination.shards[%d]", e.Redacted(), j))
 		}
-		shards[sh.key()] = i
+		shards[e.key()] = i
+	}
+	for i, sh := range v.Destination.Shards {
+		node(fmt.Sprintf("destination.shards[%d]", i), sh, i)
 	}
 	if len(v.Destination.Replicas) > len(v.Destination.Shards) {
 		add("destination.shards", "more replica lists than shards")
 	}
 	for i, reps := range v.Destination.Replicas {
 		for k, r := range reps {
-			p := fmt.Sprintf("destination.shards[%d].replicas[%d]", i, k)
-			if r.Host == "" {
-				add(p, "missing host")
-				continue
-			}
-			anyTLS = anyTLS || r.TLS
-			if j, ok := shards[r.key()]; ok {
-				add(p, fmt.Sprintf("%s: same address as destination.shards[%d]", r.Redacted(), j))
-			}
-			shards[r.key()] = i
+			node(fmt.Sprintf("destination.shards[%d].replicas[%d]", i, k), r, i)
 		}
 	}
 	if v.Destination.TLS != nil {

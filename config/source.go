@@ -265,21 +265,35 @@ func (t *TLSFiles) ClientOptions() tlsutil.ClientOptions {
 }
 
 func (t *TLSFiles) MinTLSVersion() uint16 {
-	if t != nil && t.MinVersion == "1.3" {
+	if t == nil {
+		return tls.VersionTLS12
+	}
+	return minTLSVersion(t.MinVersion)
+}
+
+// minTLSVersion is a min_version setting ("1.2", the default, or "1.3")
+// as a crypto/tls version.
+func minTLSVersion(v string) uint16 {
+	if v == "1.3" {
 		return tls.VersionTLS13
 	}
 	return tls.VersionTLS12
+}
+
+// validateMinVersion checks a min_version setting.
+func validateMinVersion(v string, add func(field, msg string)) {
+	switch v {
+	case "", "1.2", "1.3":
+	default:
+		add("min_version", fmt.Sprintf(`unsupported TLS version %q (want "1.2" or "1.3")`, v))
+	}
 }
 
 func (t *TLSFiles) validate(add func(field, msg string)) {
 	if t == nil {
 		return
 	}
-	switch t.MinVersion {
-	case "", "1.2", "1.3":
-	default:
-		add("min_version", fmt.Sprintf(`unsupported TLS version %q (want "1.2" or "1.3")`, t.MinVersion))
-	}
+	validateMinVersion(t.MinVersion, add)
 	if (t.Cert == "") != (t.Key == "") {
 		add("cert", "cert and key must be set together")
 	}
@@ -323,22 +337,14 @@ func (t *ProxyTLS) ServerOptions() tlsutil.ServerOptions {
 	if t == nil {
 		return tlsutil.ServerOptions{}
 	}
-	minVer := uint16(tls.VersionTLS12)
-	if t.MinVersion == "1.3" {
-		minVer = tls.VersionTLS13
-	}
-	return tlsutil.ServerOptions{CertFile: t.Cert, KeyFile: t.Key, ClientCAFile: t.ClientCA, MinVersion: minVer}
+	return tlsutil.ServerOptions{CertFile: t.Cert, KeyFile: t.Key, ClientCAFile: t.ClientCA, MinVersion: minTLSVersion(t.MinVersion)}
 }
 
 func (t *ProxyTLS) validate(add func(field, msg string)) {
 	if t == nil {
 		return
 	}
-	switch t.MinVersion {
-	case "", "1.2", "1.3":
-	default:
-		add("min_version", fmt.Sprintf(`unsupported TLS version %q (want "1.2" or "1.3")`, t.MinVersion))
-	}
+	validateMinVersion(t.MinVersion, add)
 	switch t.Mode {
 	case "", TLSModeAll, TLSModeReplication:
 	default:

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -589,48 +588,6 @@ func (c *client) close() {
 // ReadCommand will reject without reading further. It is conservative:
 // false only ends the batch early.
 func complete(b []byte, lim resp.Limits) bool {
-	if len(b) == 0 {
-		return false
-	}
-	if b[0] != '*' {
-		return bytes.IndexByte(b, '\n') >= 0
-	}
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return false
-	}
-	n, ok := resp.ParseInt(trimCR(b[1:i]))
-	if !ok || n > lim.MaxArray || i == 0 || b[i-1] != '\r' {
-		return true // malformed: ReadCommand fails on it
-	}
-	p := i + 1
-	for ; n > 0; n-- {
-		if p >= len(b) {
-			return false
-		}
-		if b[p] != '$' {
-			return true
-		}
-		j := bytes.IndexByte(b[p:], '\n')
-		if j < 0 {
-			return false
-		}
-		l, ok := resp.ParseInt(trimCR(b[p+1 : p+j]))
-		if !ok || l < 0 || l > lim.MaxBulk {
-			return true
-		}
-		p += j + 1
-		if int64(len(b)-p) < l+2 {
-			return false
-		}
-		p += int(l) + 2
-	}
-	return true
-}
-
-func trimCR(b []byte) []byte {
-	if len(b) > 0 && b[len(b)-1] == '\r' {
-		return b[:len(b)-1]
-	}
-	return b
+	_, err := resp.CommandLen(b, lim)
+	return err != resp.ErrIncomplete
 }

@@ -304,7 +304,7 @@ func (c *client) info(args [][]byte) {
 				c.replyRaw(cl.Reply)
 				return
 			}
-			shards = append(shards, parseInfo(bulkBody(cl.Reply)))
+			shards = append(shards, parseInfo(resp.BulkBody(cl.Reply)))
 		}
 	}
 	var b strings.Builder
@@ -492,7 +492,7 @@ func (c *client) randomKey(args [][]byte) {
 		case len(cl.Reply) > 0 && cl.Reply[0] == resp.TypeError:
 			c.replyRaw(cl.Reply)
 			return
-		case bulkBody(cl.Reply) != nil:
+		case resp.BulkBody(cl.Reply) != nil:
 			found = append(found, cl.Reply)
 		}
 	}
@@ -636,7 +636,7 @@ func (s *Server) keyspace() (string, error) {
 		if cl.Err != nil {
 			return "", fmt.Errorf("%s", shardErr(i, cl.Err))
 		}
-		for _, line := range bytes.Split(bulkBody(cl.Reply), []byte("\n")) {
+		for _, line := range bytes.Split(resp.BulkBody(cl.Reply), []byte("\n")) {
 			line = bytes.TrimSpace(line)
 			rest, ok := bytes.CutPrefix(line, []byte("db"))
 			if !ok {

@@ -118,13 +118,13 @@ func (c *client) mergeArray(out []byte, o *op) []byte {
 	at := 0
 	for i := o.first; i < o.first+o.n; i++ {
 		b := c.calls[i].Reply
-		n, p, ok := aggHeader(b)
+		n, p, ok := resp.AggregateHeader(b)
 		if !ok || at+n > nkeys {
 			return resp.AppendError(out, "ERR unexpected reply from shard")
 		}
 		for j := 0; j < n; j++ {
-			l := replyLen(b[p:])
-			if l < 0 {
+			l, err := resp.ReplyLen(b[p:], relayed)
+			if err != nil {
 				return resp.AppendError(out, "ERR unexpected reply from shard")
 			}
 			elems[ords[at]] = b[p : p+l]
@@ -152,16 +152,16 @@ func (c *client) mergeKeys(out []byte, o *op) []byte {
 		}
 		for i := o.first; i < o.first+o.n; i++ {
 			b := c.calls[i].Reply
-			n, p, ok := aggHeader(b)
+			n, p, ok := resp.AggregateHeader(b)
 			if !ok {
 				return resp.AppendError(out[:base], "ERR unexpected reply from shard")
 			}
 			for j := 0; j < n; j++ {
-				l := replyLen(b[p:])
-				if l < 0 {
+				l, err := resp.ReplyLen(b[p:], relayed)
+				if err != nil {
 					return resp.AppendError(out[:base], "ERR unexpected reply from shard")
 				}
-				if e := b[p : p+l]; !isHidden(bulkBody(e)) {
+				if e := b[p : p+l]; !isHidden(resp.BulkBody(e)) {
 					if pass == 0 {
 						total++
 					} else {
@@ -216,90 +216,8 @@ func intReply(b []byte) (int64, bool) {
 	return resp.ParseInt(b[1 : len(b)-2])
 }
 
-// aggHeader parses an aggregate header: its element count and where the
-// elements start. A nil array has no elements.
-func aggHeader(b []byte) (n, at int, ok bool) {
-	if len(b) == 0 || (b[0] != resp.TypeArray && b[0] != resp.TypeSet && b[0] != resp.TypePush) {
-		return 0, 0, false
-	}
-	i := bytes.IndexByte(b, '\n')
-	if i < 2 {
-		return 0, 0, false
-	}
-	v, ok := resp.ParseInt(b[1 : i-1])
-	if !ok {
-		return 0, 0, false
-	}
-	if v < 0 {
-		return 0, i + 1, true
-	}
-	return int(v), i + 1, true
-}
-
-// replyLen is the length of the complete reply b starts with, or -1. The
-// replies it sees were framed by resp.ReadReply already.
-func replyLen(b []byte) int {
-	return replyLenDepth(b, 0)
-}
-
-func replyLenDepth(b []byte, depth int) int {
-	if len(b) == 0 || depth > 64 {
-		return -1
-	}
-	i := bytes.IndexByte(b, '\n')
-	if i < 2 {
-		return -1
-	}
-	switch b[0] {
-	case resp.TypeBulk, resp.TypeVerbatim, resp.TypeBlobError:
-		n, ok := resp.ParseInt(b[1 : i-1])
-		if !ok {
-			return -1
-		}
-		if n < 0 {
-			return i + 1
-		}
-		if int64(len(b)-i-1) < n+2 {
-			return -1
-		}
-		return i + 1 + int(n) + 2
-	case resp.TypeArray, resp.TypeSet, resp.TypePush, resp.TypeMap, resp.TypeAttribute:
-		n, ok := resp.ParseInt(b[1 : i-1])
-		if !ok {
-			return -1
-		}
-		if b[0] == resp.TypeMap || b[0] == resp.TypeAttribute {
-			n *= 2
-		}
-		p := i + 1
-		for ; n > 0; n-- {
-			l := replyLenDepth(b[p:], depth+1)
-			if l < 0 {
-				return -1
-			}
-			p += l
-		}
-		if b[0] == resp.TypeAttribute {
-			l := replyLenDepth(b[p:], depth+1)
-			if l < 0 {
-				return -1
-			}
-			p += l
-		}
-		return p
-	default:
-		return i + 1
-	}
-}
-
-// bulkBody returns the payload of a raw bulk string reply, or nil.
-func bulkBody(b []byte) []byte {
-	if len(b) == 0 || b[0] != resp.TypeBulk {
-		return nil
-	}
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 || len(b) < i+3 {
-		return nil
-	}
-	return b[i+1 : len(b)-2]
-}
+// relayed are the limits a shard's reply is framed again with: none it
+// could be over, since resp.ReadReply framed it whole under the shard's
+// limits already (their MaxDepth, at the most resp.DefaultLimits', in
+// particular).
+var relayed = resp.Limits{MaxBulk: 1 << 62, MaxArray: 1 << 62, MaxInline: 1 << 30, MaxDepth: 1 << 20, MaxReply: 1 << 62}

@@ -75,7 +75,7 @@ func (c *client) agree(args [][]byte) {
 // brief is a reply made fit for an error line: its first line or bulk,
 // printable, at most 64 bytes.
 func brief(r []byte) string {
-	if b := bulkBody(r); b != nil {
+	if b := resp.BulkBody(r); b != nil {
 		return printable(b)
 	}
 	r = bytes.TrimRight(r, "\r\n")
@@ -104,15 +104,15 @@ func (c *client) scriptExists(args [][]byte) {
 	}
 	var all []int64
 	for i, r := range replies {
-		n, at, ok := aggHeader(r)
+		n, at, ok := resp.AggregateHeader(r)
 		if !ok || (i > 0 && n != len(all)) {
 			c.replyErr("ERR shard " + fmt.Sprint(i) + " answered SCRIPT EXISTS unexpectedly")
 			return
 		}
 		for j := 0; j < n; j++ {
-			l := replyLen(r[at:])
-			v, ok := intReply(r[at : at+max(l, 0)])
-			if l < 0 || !ok {
+			l, err := resp.ReplyLen(r[at:], relayed)
+			v, ok := intReply(r[at : at+l])
+			if err != nil || !ok {
 				c.replyErr("ERR shard " + fmt.Sprint(i) + " answered SCRIPT EXISTS unexpectedly")
 				return
 			}
@@ -134,14 +134,14 @@ func (c *client) scriptExists(args [][]byte) {
 
 // elems splits a raw array reply into its raw elements.
 func elems(r []byte) ([][]byte, bool) {
-	n, at, ok := aggHeader(r)
+	n, at, ok := resp.AggregateHeader(r)
 	if !ok {
 		return nil, false
 	}
 	out := make([][]byte, 0, n)
 	for j := 0; j < n; j++ {
-		l := replyLen(r[at:])
-		if l < 0 {
+		l, err := resp.ReplyLen(r[at:], relayed)
+		if err != nil {
 			return nil, false
 		}
 		out = append(out, r[at:at+l])

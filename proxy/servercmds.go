@@ -120,7 +120,7 @@ func (c *client) pubsubChannels(args [][]byte) {
 			return
 		}
 		for _, e := range es {
-			ch := string(bulkBody(e))
+			ch := string(resp.BulkBody(e))
 			if !seen[ch] {
 				seen[ch] = true
 				all = append(all, ch)

@@ -84,7 +84,7 @@ func (c *client) ttlReply(out, reply []byte, mode ttlMode) []byte {
 		}
 		return resp.AppendInt(out, ungrace(v, grace, mode))
 	}
-	n, p, ok := aggHeader(reply)
+	n, p, ok := resp.AggregateHeader(reply)
 	if !ok || reply[0] != resp.TypeArray {
 		return append(out, reply...)
 	}
@@ -94,8 +94,8 @@ func (c *client) ttlReply(out, reply []byte, mode ttlMode) []byte {
 	start := len(out)
 	out = append(out, reply[:p]...)
 	for range n {
-		l := replyLen(reply[p:])
-		if l < 0 {
+		l, err := resp.ReplyLen(reply[p:], relayed)
+		if err != nil {
 			return resp.AppendError(out[:start], "ERR unexpected reply from shard")
 		}
 		e := reply[p : p+l]
@@ -157,15 +157,15 @@ func (c *client) ttlExec(t *txState, reply []byte) []byte {
 	if len(t.ttls) == 0 {
 		return reply
 	}
-	n, p, ok := aggHeader(reply)
+	n, p, ok := resp.AggregateHeader(reply)
 	if !ok || reply[0] != resp.TypeArray || n != len(t.ends) {
 		return reply // EXECABORT, a nil reply (WATCH is refused), …
 	}
 	out := append([]byte(nil), reply[:p]...)
 	marks := t.ttls
 	for i := range n {
-		l := replyLen(reply[p:])
-		if l < 0 {
+		l, err := resp.ReplyLen(reply[p:], relayed)
+		if err != nil {
 			return resp.AppendError(nil, "ERR unexpected reply from shard")
 		}
 		e := reply[p : p+l]

@@ -58,6 +58,12 @@ var DefaultLimits = Limits{
 
 // WithDefaults returns l with every zero field set from DefaultLimits.
 func (l Limits) WithDefaults() Limits {
+	l.setDefaults()
+	return l
+}
+
+// setDefaults is WithDefaults in place.
+func (l *Limits) setDefaults() {
 	if l.MaxBulk <= 0 {
 		l.MaxBulk = DefaultLimits.MaxBulk
 	}
@@ -73,7 +79,14 @@ func (l Limits) WithDefaults() Limits {
 	if l.MaxReply <= 0 {
 		l.MaxReply = DefaultLimits.MaxReply
 	}
-	return l
+}
+
+// set makes l src with its defaults, field by field: the framers' own
+// copy. (A struct copy of src, whose fields were just stored, costs more
+// than framing a short command.)
+func (l *Limits) set(src *Limits) {
+	l.MaxBulk, l.MaxArray, l.MaxInline, l.MaxDepth, l.MaxReply = src.MaxBulk, src.MaxArray, src.MaxInline, src.MaxDepth, src.MaxReply
+	l.setDefaults()
 }
 
 // ProtocolError reports malformed or over-limit input. The connection it

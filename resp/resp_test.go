@@ -208,16 +208,25 @@ func TestReadCommandHostile(t *testing.T) {
 		"non numeric":    "*x\r\n",
 		"not bulk":       "*1\r\n:1\r\n",
 		"long inline":    strings.Repeat("a", 200) + "\r\n",
+		"long header":    "*1\r\n$" + strings.Repeat("1", 120) + "\r\n",
 		"bad terminator": "*1\r\n$1\r\nab\r\n",
+		"no CR":          "*1\n",
+		"bulk no CR":     "*1\r\n$1\nx\r\n",
+		"empty header":   "*1\r\n\r\n",
 	}
+	lim := Limits{MaxBulk: 1 << 20, MaxArray: 1 << 10, MaxInline: 100}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
 			r := bufio.NewReader(strings.NewReader(in))
 			var cmd Command
-			err := ReadCommand(r, &cmd, Limits{MaxBulk: 1 << 20, MaxArray: 1 << 10, MaxInline: 100})
+			err := ReadCommand(r, &cmd, lim)
 			var pe *ProtocolError
 			if !errors.As(err, &pe) {
 				t.Fatalf("got %v, want a protocol error", err)
+			}
+			// The sans-I/O framer rejects the same bytes.
+			if _, err := CommandLen([]byte(in), lim); !errors.As(err, &pe) {
+				t.Fatalf("CommandLen: got %v, want a protocol error", err)
 			}
 		})
 	}

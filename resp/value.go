@@ -32,7 +32,7 @@ func (v Value) Text() string {
 	return string(v.Str)
 }
 
-// ErrIncomplete means the input ends before the reply does.
+// ErrIncomplete means the input ends before the reply (or command) does.
 var ErrIncomplete = errors.New("resp: incomplete reply")
 
 // ParseValue decodes the first reply in b and returns it with the bytes that

@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/bench/internal/benchenv"
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/proxy"
@@ -92,11 +92,10 @@ func main() {
 // bench holds what lives for the whole run: the redis-server processes
 // and deployment A.
 type bench struct {
-	o     options
-	dir   string
-	rbin  string
-	log   *slog.Logger
-	procs []*redisproc.Proc
+	o       options
+	dir     string
+	servers *benchenv.Servers
+	log     *slog.Logger
 
 	src     *redisproc.Proc
 	srcKeys int64
@@ -108,15 +107,7 @@ type bench struct {
 }
 
 func (b *bench) start(name string, extra ...string) (*redisproc.Proc, error) {
-	d := filepath.Join(b.dir, name)
-	if err := os.MkdirAll(d, 0o700); err != nil {
-		return nil, err
-	}
-	p, err := redisproc.Start(b.rbin, d, extra...)
-	if err == nil {
-		b.procs = append(b.procs, p)
-	}
-	return p, err
+	return b.servers.Start(name, extra...)
 }
 
 func client(addr string) *redis.Client {
@@ -135,25 +126,16 @@ type result struct {
 }
 
 func run(ctx context.Context, o options) error {
-	rbin, err := redisproc.Binary()
+	servers, err := benchenv.NewServers("compressbench-")
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "compressbench-")
-	if err != nil {
-		return err
-	}
+	defer servers.Close()
 	lvl := slog.LevelWarn
 	if o.verbose {
 		lvl = slog.LevelInfo
 	}
-	b := &bench{o: o, dir: dir, rbin: rbin, log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))}
-	defer func() {
-		for _, p := range b.procs {
-			p.Kill()
-		}
-		os.RemoveAll(dir)
-	}()
+	b := &bench{o: o, dir: servers.Dir, servers: servers, log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))}
 
 	// The source. No diskless delay anywhere: it would add 5s to every sync.
 	if b.src, err = b.start("source", "--repl-diskless-sync-delay", "0"); err != nil {
@@ -208,17 +190,11 @@ func run(ctx context.Context, o options) error {
 		o.aShards, aDur.Round(time.Millisecond), formatBytes(aSt.BytesReceived), b.proxy, o.tls, o.rdbCompression)
 
 	// Deployment B, once per link and level.
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := benchenv.CPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	var results []result
 	for _, link := range o.limits {
 		for _, level := range o.levels {
@@ -380,7 +356,7 @@ func (b *bench) runB(ctx context.Context, level int, link int64) (result, error)
 	r.dur = time.Since(t0)
 	r.cpu = cpuTime() - cpu0
 	if rssOK {
-		r.rss = peakRSS()
+		r.rss = benchenv.PeakRSS(0)
 	}
 	cancel()
 	if rerr := <-done; rerr != nil && err == nil {
@@ -538,19 +514,4 @@ func cpuTime() time.Duration {
 func resetPeakRSS() bool {
 	debug.FreeOSMemory() // or the previous run's garbage counts as this run's peak
 	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
-}
-
-// peakRSS reads VmHWM (peak resident set) of this process, in bytes.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

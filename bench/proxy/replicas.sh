@@ -20,24 +20,8 @@ KEYSPACE=100000
 for bin in redis-server redis-benchmark redis-cli go; do
 	command -v "$bin" >/dev/null || { echo "bench-replicas: $bin not found" >&2; exit 1; }
 done
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_port() { # port
-	for _ in $(seq 1 200); do
-		redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
-		sleep 0.05
-	done
-	echo "bench-replicas: nothing answers on port $1" >&2
-	exit 1
-}
+NAME=bench-replicas
+. "$(dirname "$0")/lib.sh"
 
 PRIMARIES=($BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)))
 REPLICAS=($((BASE_PORT + 3)) $((BASE_PORT + 4)) $((BASE_PORT + 5)))

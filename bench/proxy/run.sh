@@ -28,27 +28,11 @@ for bin in redis-server redis-benchmark redis-cli nutcracker go; do
 	command -v "$bin" >/dev/null || { echo "bench-proxy: $bin not found (apt-get install -y redis-server redis-tools nutcracker)" >&2; exit 1; }
 done
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+NAME=bench-proxy
+. "$(dirname "$0")/lib.sh"
 
 S1=$BASE_PORT S2=$((BASE_PORT + 1)) S3=$((BASE_PORT + 2))
 PROXY=$((BASE_PORT + 3)) TWEM=$((BASE_PORT + 4))
-
-wait_port() { # port
-	for _ in $(seq 1 200); do
-		redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
-		sleep 0.05
-	done
-	echo "bench-proxy: nothing answers on port $1" >&2
-	exit 1
-}
 
 for p in $S1 $S2 $S3; do
 	redis-server --bind 127.0.0.1 --port "$p" --save '' --appendonly no --dir "$WORK" \

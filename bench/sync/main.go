@@ -34,6 +34,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/bench/internal/benchenv"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
 )
@@ -63,22 +64,13 @@ func main() {
 }
 
 type bench struct {
-	bin   string
-	dir   string
-	rbin  string
-	procs []*redisproc.Proc
+	bin     string
+	dir     string
+	servers *benchenv.Servers
 }
 
 func (b *bench) start(name string, extra ...string) (*redisproc.Proc, error) {
-	d := filepath.Join(b.dir, name)
-	if err := os.MkdirAll(d, 0o700); err != nil {
-		return nil, err
-	}
-	p, err := redisproc.Start(b.rbin, d, extra...)
-	if err == nil {
-		b.procs = append(b.procs, p)
-	}
-	return p, err
+	return b.servers.Start(name, extra...)
 }
 
 func client(addr string) *redis.Client {
@@ -86,21 +78,12 @@ func client(addr string) *redis.Client {
 }
 
 func run(bin string, sizes []int, dataset string, valueSize, setN int) error {
-	rbin, err := redisproc.Binary()
+	servers, err := benchenv.NewServers("syncbench-")
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "syncbench-")
-	if err != nil {
-		return err
-	}
-	b := &bench{bin: bin, dir: dir, rbin: rbin}
-	defer func() {
-		for _, p := range b.procs {
-			p.Kill()
-		}
-		os.RemoveAll(dir)
-	}()
+	defer servers.Close()
+	b := &bench{bin: bin, dir: servers.Dir, servers: servers}
 	ctx := context.Background()
 	// No diskless delay: it would add 5s to both native and ours.
 	src, err := b.start("source", "--repl-diskless-sync-delay", "0")
@@ -290,7 +273,7 @@ func (b *bench) replicaof(ctx context.Context, src *redisproc.Proc, n, keys int)
 		time.Sleep(5 * time.Millisecond)
 	}
 	r.took = time.Since(t0)
-	r.rss = peakRSS(cmd.Process.Pid)
+	r.rss = benchenv.PeakRSS(cmd.Process.Pid)
 	r.serveCPU = processCPU(cmd.Process.Pid)
 	for _, c := range clients {
 		cpu, err := serverCPU(ctx, c)
@@ -363,21 +346,6 @@ func status(adminURL string) (syncer.Status, error) {
 	defer resp.Body.Close()
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	return st, err
-}
-
-// peakRSS reads VmHWM (peak resident set) of pid, in bytes.
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func infoValue(info, name string) string {

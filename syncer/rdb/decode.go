@@ -115,6 +115,17 @@ func (d *decoder) readElem() error {
 	return nil
 }
 
+// readItem reads an item of k strings (an element, a field and its value)
+// and closes it.
+func (d *decoder) readItem(k int) error {
+	for ; k > 0; k-- {
+		if err := d.readElem(); err != nil {
+			return err
+		}
+	}
+	return d.item()
+}
+
 // item closes one item (element, pair, ...) and hands the chunk over when
 // it is full.
 func (d *decoder) item() error {
@@ -187,10 +198,7 @@ func (d *decoder) value(t byte) error {
 			return err
 		}
 		for ; n > 0; n-- {
-			if err := d.readElem(); err != nil {
-				return err
-			}
-			if err := d.item(); err != nil {
+			if err := d.readItem(1); err != nil {
 				return err
 			}
 		}
@@ -200,13 +208,7 @@ func (d *decoder) value(t byte) error {
 			return err
 		}
 		for ; n > 0; n-- {
-			if err := d.readElem(); err != nil {
-				return err
-			}
-			if err := d.readElem(); err != nil {
-				return err
-			}
-			if err := d.item(); err != nil {
+			if err := d.readItem(2); err != nil {
 				return err
 			}
 		}
@@ -262,13 +264,7 @@ func (d *decoder) value(t byte) error {
 				exp = ttl + minExp - 1
 			}
 			d.ttls = append(d.ttls, int64(exp&math.MaxInt64))
-			if err := d.readElem(); err != nil {
-				return err
-			}
-			if err := d.readElem(); err != nil {
-				return err
-			}
-			if err := d.item(); err != nil {
+			if err := d.readItem(2); err != nil {
 				return err
 			}
 		}
@@ -299,10 +295,7 @@ func (d *decoder) value(t byte) error {
 			}
 			switch container {
 			case 1:
-				if err := d.readElem(); err != nil {
-					return err
-				}
-				if err := d.item(); err != nil {
+				if err := d.readItem(1); err != nil {
 					return err
 				}
 			case 2:

@@ -158,13 +158,7 @@ func (p *Parser) decodeStream(t byte, d *decoder) error {
 func (p *Parser) streamGroup(t byte, d *decoder, readID func() (StreamID, error)) error {
 	var err error
 	g := StreamGroup{EntriesRead: -1}
-	if d == nil {
-		err = p.skipString()
-	} else {
-		d.name, err = p.readString(d.name[:0])
-		g.Name = d.name
-	}
-	if err != nil {
+	if g.Name, err = p.streamName(d, false); err != nil {
 		return err
 	}
 	if g.LastID, err = readID(); err != nil {
@@ -222,13 +216,7 @@ func (p *Parser) streamGroup(t byte, d *decoder, readID func() (StreamID, error)
 	}
 	for ; consumers > 0; consumers-- {
 		c := StreamConsumer{ActiveTimeMs: -1}
-		if d == nil {
-			err = p.skipString()
-		} else {
-			d.cname, err = p.readString(d.cname[:0])
-			c.Name = d.cname
-		}
-		if err != nil {
+		if c.Name, err = p.streamName(d, true); err != nil {
 			return err
 		}
 		b, err := p.in.readN(8)
@@ -278,6 +266,21 @@ func (p *Parser) streamGroup(t byte, d *decoder, readID func() (StreamID, error)
 		d.c.Group = nil
 	}
 	return nil
+}
+
+// streamName reads a group's name (or a consumer's) into the decoder's
+// buffer for it, or skips it when only validating (d == nil).
+func (p *Parser) streamName(d *decoder, consumer bool) ([]byte, error) {
+	if d == nil {
+		return nil, p.skipString()
+	}
+	buf := &d.name
+	if consumer {
+		buf = &d.cname
+	}
+	var err error
+	*buf, err = p.readString((*buf)[:0])
+	return *buf, err
 }
 
 func (d *decoder) flushPending() error {

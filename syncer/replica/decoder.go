@@ -252,3 +252,42 @@ func validReplID(b []byte) bool {
 	}
 	return true
 }
+
+// lineBuf finds line ends across inputs. A line that fits in one input is
+// returned as a view of it; one that straddles is copied, up to max+2 bytes.
+type lineBuf struct {
+	b   []byte
+	max int
+}
+
+func (l *lineBuf) pending() bool { return len(l.b) > 0 }
+
+// take scans p for '\n'. It returns the n bytes consumed and, when ok, the
+// whole line including its '\n' (valid until the next take or until p
+// changes).
+func (l *lineBuf) take(p []byte) (line []byte, n int, ok bool, err error) {
+	idx := bytes.IndexByte(p, '\n')
+	if idx < 0 {
+		if len(l.b)+len(p) > l.max+2 {
+			return nil, 0, false, errLineTooLong
+		}
+		l.b = append(l.b, p...)
+		return nil, len(p), false, nil
+	}
+	if len(l.b)+idx+1 > l.max+2 {
+		return nil, 0, false, errLineTooLong
+	}
+	if len(l.b) == 0 {
+		return p[:idx+1], idx + 1, true, nil
+	}
+	l.b = append(l.b, p[:idx+1]...)
+	line = l.b
+	l.b = l.b[:0]
+	return line, idx + 1, true, nil
+}
+
+type lineError string
+
+func (e lineError) Error() string { return string(e) }
+
+const errLineTooLong = lineError("line too long")

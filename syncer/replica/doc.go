@@ -21,7 +21,8 @@
 // change; a supervisor counts those to stop a full-resync loop. The
 // protocol work is sans-I/O: a decoder consumes the bytes after PSYNC in
 // any split (reply line, payload framing with the end-mark scanner, stream
-// parser and offset accountant) and yields events.
+// parser and offset accountant, whose framing is resp.CommandFramer's) and
+// yields events.
 //
 // Run runs one connection and returns the Position reached; a supervisor
 // retries with backoff and resumes from it. Run's errors carry their class

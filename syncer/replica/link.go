@@ -541,7 +541,7 @@ func (s *session) consume(ctx context.Context) error {
 			}
 			s.pos.Offset = b.Offset
 			l.appliedOff.Store(b.Offset)
-			l.readOff.Store(d.stream.read)
+			l.readOff.Store(d.stream.read())
 			s.ackOff.Store(b.Offset)
 			if b.GetAck {
 				s.ack()

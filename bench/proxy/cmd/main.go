@@ -16,11 +16,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/replicaof/replicaof/bench/internal/benchenv"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/router"
 )
@@ -62,17 +62,11 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := benchenv.CPUProfile(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	cfg := proxy.Config{Listen: *listen, AllowWrites: *writes, Password: *password, ReadFrom: rf}
 	for _, a := range strings.Split(*shards, ",") {
 		if a != "" {
