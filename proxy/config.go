@@ -40,7 +40,7 @@ type Config struct {
 	// and for writes to clients.
 	Timeout time.Duration
 	// Shards are the destination shards, in shard-map order: shard i owns
-	// the slot range router.NewShardMap(len(Shards)).Range(i). Init may
+	// the slot range router.EvenSlotMap(len(Shards)).Range(i). Init may
 	// hold AUTH; the proxy appends SELECT per database itself. Conns
 	// defaults to 1 here (one pipelined connection per shard and database).
 	Shards []router.BackendConfig

@@ -1,7 +1,7 @@
 // Package proxy is the RESP endpoint applications use to read the
 // destination: any Redis client connects to it as if it were one Redis
 // server, and every command goes to the shard the router places its keys
-// on (router.ShardMap; the proxy has no placement logic of its own).
+// on (router.SlotMap; the proxy has no placement logic of its own).
 //
 //	srv, err := proxy.New(proxy.Config{
 //		Listen: "127.0.0.1:6380",
@@ -25,7 +25,7 @@
 // (BackendConfig.Conns), shared by every client, so one write to a shard
 // carries many clients' commands (router.Backend lets callers that are
 // runnable queue theirs before it writes). MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
-// router.ShardMap.Split and merged; DBSIZE, KEYS and RANDOMKEY ask every
+// router.SlotMap.Split and merged; DBSIZE, KEYS and RANDOMKEY ask every
 // shard; SCAN walks the shards one after another, its cursor being
 // shardCursor<<b | shard (b bits hold a shard index), so MATCH, COUNT and
 // TYPE pass through and every key is visited once. PING, ECHO, QUIT,

@@ -368,8 +368,7 @@ func (c *client) info(args [][]byte) {
 		fmt.Fprintf(&b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
 			c.s.shards.Len(), b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
 		for i, sh := range c.s.cfg.Shards {
-			lo, hi := c.s.shards.Range(i)
-			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%d-%d\r\n", i, sh.Addr, lo, hi-1)
+			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%s\r\n", i, sh.Addr, router.FormatSlotRanges(c.s.shards.Ranges(i)))
 		}
 		b.WriteString("\r\n")
 	}

@@ -18,7 +18,7 @@ import (
 type cluster struct {
 	t      *testing.T
 	shards []*integration.Redis
-	m      *router.ShardMap
+	m      *router.SlotMap
 	srv    *Server
 	addr   string
 }
@@ -40,7 +40,7 @@ func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 	for i := 0; i < 3; i++ {
 		c.shards = append(c.shards, integration.StartRedis(t, redisArgs...))
 	}
-	c.m, _ = router.NewShardMap(3)
+	c.m, _ = router.EvenSlotMap(3)
 	c.start(mut)
 	return c
 }

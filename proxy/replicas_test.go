@@ -36,7 +36,7 @@ func newReplicated(t *testing.T, shards, perShard int, mut func(*Config)) *repli
 		}
 		r.replicas = append(r.replicas, reps)
 	}
-	c.m, _ = router.NewShardMap(shards)
+	c.m, _ = router.EvenSlotMap(shards)
 	for _, reps := range r.replicas {
 		for _, rp := range reps {
 			cl := rp.Client()
@@ -360,7 +360,7 @@ func TestStaticReplica(t *testing.T) {
 	rep := integration.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(p.Port),
 		"--replica-announce-port", strconv.Itoa(wrong))
 	c.shards = []*integration.Redis{p}
-	c.m, _ = router.NewShardMap(1)
+	c.m, _ = router.EvenSlotMap(1)
 	r := &replicated{cluster: c, replicas: [][]*integration.Redis{{rep}}}
 	c.start(func(cfg *Config) {
 		cfg.Timeout = time.Second

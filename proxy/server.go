@@ -22,7 +22,7 @@ import (
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	shards *router.ShardMap
+	shards *router.SlotMap
 	pool   *pool
 	ln     net.Listener
 	start  time.Time
@@ -59,7 +59,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	m, err := router.NewShardMap(len(cfg.Shards))
+	m, err := router.EvenSlotMap(len(cfg.Shards))
 	if err != nil {
 		return nil, err
 	}

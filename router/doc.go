@@ -3,10 +3,13 @@
 // it, so reads and replicated writes agree.
 //
 // Placement: Slot is CRC16-XMODEM of the key (or of its {hash tag}) mod
-// 16384, as Redis Cluster computes it; a ShardMap gives each of N
-// standalone shards one contiguous slot range, split the way
-// `redis-cli --cluster create` splits N masters (3 shards: 0-5460,
-// 5461-10922, 10923-16383).
+// 16384, as Redis Cluster computes it. A SlotRange is a run of slots, lo
+// to hi inclusive, written "lo-hi" as CLUSTER SLOTS does; it is the one
+// way slot ranges are held anywhere in replicaof. A SlotMap is an
+// immutable slot → shard table; EvenSlotMap gives each of N standalone
+// shards one contiguous range, split the way `redis-cli --cluster create`
+// splits N masters (3 shards: 0-5460, 5461-10922, 10923-16383), and
+// NewSlotMap takes any ranges that cover every slot once.
 //
 // Commands: a Table says, per command, which arguments are keys, whether it
 // writes, and its flags. Builtin is generated from a real server's COMMAND
@@ -25,7 +28,7 @@
 // the pool reconnects on its own. The package knows nothing of sources or
 // clients.
 //
-//	m, err := router.NewShardMap(3)
+//	m, err := router.EvenSlotMap(3)
 //	if err != nil { ... }
 //	b := router.NewBackend(router.BackendConfig{Addr: "127.0.0.1:7001"})
 //	defer b.Close()

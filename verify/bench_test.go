@@ -78,7 +78,7 @@ func BenchmarkVerify(b *testing.B) {
 
 // fill writes the same n keys to src and, placed by slot, to shards.
 func fill(ctx context.Context, src *redis.Client, shards []*redis.Client, n int) error {
-	sm, err := router.NewShardMap(len(shards))
+	sm, err := router.EvenSlotMap(len(shards))
 	if err != nil {
 		return err
 	}

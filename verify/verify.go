@@ -39,7 +39,7 @@ type Endpoint struct {
 	// Slots, when set, are the hash slot ranges (inclusive) the endpoint
 	// serves: a Redis Cluster master. Keys of other slots are not asked
 	// of it (it would answer MOVED); they count as not held there.
-	Slots [][2]int
+	Slots []router.SlotRange
 }
 
 // serves reports whether e holds key's slot.
@@ -47,13 +47,7 @@ func (e Endpoint) serves(key string) bool {
 	if e.Slots == nil {
 		return true
 	}
-	s := int(router.Slot([]byte(key)))
-	for _, r := range e.Slots {
-		if r[0] <= s && s <= r[1] {
-			return true
-		}
-	}
-	return false
+	return router.SlotsContain(e.Slots, router.Slot([]byte(key)))
 }
 
 func (e Endpoint) label() string {
@@ -69,7 +63,7 @@ type Config struct {
 	// destination. May be empty: then every destination key is extra.
 	Sources []Endpoint
 	// Shards are the destination; a key belongs to shard
-	// router.NewShardMap(len(Shards)).ShardOf(key). At least one.
+	// router.EvenSlotMap(len(Shards)).ShardOf(key). At least one.
 	Shards []Endpoint
 	// DBs limits the databases compared; nil means every database that
 	// holds keys on any side (INFO keyspace).
@@ -160,7 +154,7 @@ const firstChunk = 128
 // verifier is one run.
 type verifier struct {
 	cfg    Config
-	shards *router.ShardMap
+	shards *router.SlotMap
 	rd     reader
 
 	cmu     sync.Mutex
@@ -194,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if len(cfg.Shards) == 0 {
 		return nil, ErrNoShards
 	}
-	sm, err := router.NewShardMap(len(cfg.Shards))
+	sm, err := router.EvenSlotMap(len(cfg.Shards))
 	if err != nil {
 		return nil, err
 	}

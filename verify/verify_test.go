@@ -15,11 +15,11 @@ import (
 )
 
 // fixture is two sources copied key by key (DUMP/RESTORE with their TTL)
-// onto a 3-shard destination placed by router.ShardMap.
+// onto a 3-shard destination placed by router.SlotMap.
 type fixture struct {
 	srcs   []*integration.Redis
 	shards []*integration.Redis
-	sm     *router.ShardMap
+	sm     *router.SlotMap
 }
 
 func newFixture(t *testing.T, ctx context.Context) *fixture {
@@ -31,7 +31,7 @@ func newFixture(t *testing.T, ctx context.Context) *fixture {
 	for range 3 {
 		f.shards = append(f.shards, integration.StartRedis(t))
 	}
-	f.sm, _ = router.NewShardMap(3)
+	f.sm, _ = router.EvenSlotMap(3)
 	a, b := f.srcs[0].Client(), f.srcs[1].Client()
 	must(t, integration.LoadDataset(ctx, a, "a:", 1, 2000))
 	must(t, integration.LoadDataset(ctx, b, "b:", 2, 1000))

@@ -28,8 +28,8 @@ type Shard struct {
 // documented defaults.
 type DestinationConfig struct {
 	Shards []Shard
-	// Map places keys on Shards; nil means router.NewShardMap(len(Shards)).
-	Map *router.ShardMap
+	// Map places keys on Shards; nil means router.EvenSlotMap(len(Shards)).
+	Map *router.SlotMap
 	// Backend is the template for every (shard, db) backend: its Addr,
 	// Dial, Init and Shard are filled in per shard (its Observer is
 	// shared). Conns defaults to 4.
@@ -42,7 +42,7 @@ type DestinationConfig struct {
 // use.
 type Destination struct {
 	cfg DestinationConfig
-	m   *router.ShardMap
+	m   *router.SlotMap
 
 	mu       sync.Mutex
 	backends map[beKey]*router.Backend
@@ -81,7 +81,7 @@ func NewDestination(cfg DestinationConfig) (*Destination, error) {
 	m := cfg.Map
 	if m == nil {
 		var err error
-		if m, err = router.NewShardMap(len(cfg.Shards)); err != nil {
+		if m, err = router.EvenSlotMap(len(cfg.Shards)); err != nil {
 			return nil, err
 		}
 	}
@@ -95,7 +95,7 @@ func NewDestination(cfg DestinationConfig) (*Destination, error) {
 }
 
 // Map is the placement of keys on shards.
-func (d *Destination) Map() *router.ShardMap { return d.m }
+func (d *Destination) Map() *router.SlotMap { return d.m }
 
 // Len is the number of shards.
 func (d *Destination) Len() int { return len(d.cfg.Shards) }

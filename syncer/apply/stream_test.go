@@ -173,7 +173,7 @@ func testApplyStreamMatchesReference(t *testing.T, checkpoint bool) {
 }
 
 // keysOnShards returns one key name per shard, in shard order.
-func keysOnShards(m *router.ShardMap, prefix string) []string {
+func keysOnShards(m *router.SlotMap, prefix string) []string {
 	out := make([]string, m.Len())
 	found := 0
 	for i := 0; found < m.Len(); i++ {
