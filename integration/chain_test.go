@@ -13,8 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/tlsutil"
 )
@@ -40,9 +40,9 @@ func startDeployment(t *testing.T, shards int, certs tlsutil.Files, srcs ...conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bs []router.BackendConfig
+	var bs []pool.Config
 	for _, s := range a.d.shards {
-		bs = append(bs, router.BackendConfig{Addr: s.Addr})
+		bs = append(bs, pool.Config{Addr: s.Addr})
 	}
 	a.srv, err = proxy.New(proxy.Config{
 		Listen: "127.0.0.1:0", Shards: bs, TLS: tcfg,

@@ -16,8 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 )
 
@@ -127,9 +127,9 @@ func TestFaultProxyManyClientsDuringSync(t *testing.T) {
 	sup := runSupervisor(t, d, source(t, "src", src, ""))
 	waitState(t, sup, syncer.StateSynced, time.Minute)
 
-	var shards []router.BackendConfig
+	var shards []pool.Config
 	for _, s := range d.shards {
-		shards = append(shards, router.BackendConfig{Addr: s.Addr})
+		shards = append(shards, pool.Config{Addr: s.Addr})
 	}
 	p, err := proxy.New(proxy.Config{Listen: "127.0.0.1:0", Shards: shards, MaxClients: 20000})
 	if err != nil {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
@@ -18,9 +18,9 @@ import (
 // startProxy serves d's shards with the grace taken off TTL reads.
 func startProxy(t *testing.T, d *destination, grace time.Duration) *redis.Client {
 	t.Helper()
-	var shards []router.BackendConfig
+	var shards []pool.Config
 	for _, s := range d.shards {
-		shards = append(shards, router.BackendConfig{Addr: s.Addr})
+		shards = append(shards, pool.Config{Addr: s.Addr})
 	}
 	p, err := proxy.New(proxy.Config{Listen: "127.0.0.1:0", Shards: shards, TTLGrace: grace})
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // A blocking command (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
@@ -49,7 +49,7 @@ func (s *Server) dialDedicated(shard, db int) (*dedicated, error) {
 	if db != 0 {
 		cfg.Init = resp.AppendCommandString(append([]byte(nil), cfg.Init...), "SELECT", strconv.Itoa(db))
 	}
-	nc, br, err := dialShard(s.ctx, cfg)
+	nc, br, err := pool.Dial(s.ctx, cfg, dedicatedBufSize)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (c *client) blocking(name string, args [][]byte, keys []int) {
 	case gone:
 		c.closeNow = true
 	case err != nil && c.s.ctx.Err() != nil:
-		c.replyErr(shardErr(shard, router.ErrClosed))
+		c.replyErr(shardErr(shard, pool.ErrClosed))
 	case err != nil:
 		c.replyErr(shardErr(shard, err))
 	default:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -43,7 +44,7 @@ type Config struct {
 	// the slot range router.EvenSlotMap(len(Shards)).Range(i). Init may
 	// hold AUTH; the proxy appends SELECT per database itself. Conns
 	// defaults to 1 here (one pipelined connection per shard and database).
-	Shards []router.BackendConfig
+	Shards []pool.Config
 	// IdleTimeout closes a client that sent nothing for this long, like
 	// Redis' timeout setting; 0 never closes idle clients. Subscribed
 	// clients are not closed.
@@ -81,7 +82,7 @@ type Config struct {
 	TTLGrace time.Duration
 	// Observer, when set, is told about client connections and commands
 	// (metrics.ProxyObserver fits); nil reports nothing and costs nothing.
-	// Shards' own Observer (router.BackendConfig) is separate.
+	// Shards' own Observer (pool.Config) is separate.
 	Observer Observer
 
 	// ReadFrom says which nodes serve reads (replicas.go): ReadPrimary
@@ -97,7 +98,7 @@ type Config struct {
 	// reach (NAT, containers). Zero fields take the defaults of Shards.
 	// A replica the primary reports is reached like its shard (the
 	// shard's BackendConfig, AUTH and TLS included, with Addr replaced).
-	Replicas [][]router.BackendConfig
+	Replicas [][]pool.Config
 	// MaxReplicaLag: a replica whose offset trails its primary's by more
 	// than this (measured as time) gets no reads until it catches up
 	// (default 1s).
@@ -172,7 +173,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Limits = c.Limits.WithDefaults()
 	c.Shards = c.backendDefaults(c.Shards)
-	reps := make([][]router.BackendConfig, len(c.Replicas))
+	reps := make([][]pool.Config, len(c.Replicas))
 	for i, rs := range c.Replicas {
 		reps[i] = c.backendDefaults(rs)
 		for j := range reps[i] {
@@ -184,8 +185,8 @@ func (c Config) withDefaults() Config {
 }
 
 // backendDefaults fills the zero fields of shard backend configs.
-func (c Config) backendDefaults(in []router.BackendConfig) []router.BackendConfig {
-	shards := make([]router.BackendConfig, len(in))
+func (c Config) backendDefaults(in []pool.Config) []pool.Config {
+	shards := make([]pool.Config, len(in))
 	for i, s := range in {
 		if s.DialTimeout <= 0 {
 			s.DialTimeout = c.Timeout

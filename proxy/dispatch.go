@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -283,7 +284,7 @@ func (c *client) split(args [][]byte) {
 	}
 	read := replicaRead(cmd)
 	for _, p := range parts {
-		var cl *router.Call
+		var cl *pool.Call
 		if read {
 			cl = c.readCall(p.Shard)
 		} else {

@@ -14,8 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // echoShard is a fake shard for the isolation property: EVAL_RO answers
@@ -154,9 +154,9 @@ func FuzzIsolation(f *testing.F) {
 	f.Add([]byte{3, 250}, uint8(3))
 	f.Add([]byte{9, 100, 5, 11, 4, 1, 4, 2, 4, 3, 4, 4, 4, 5, 4, 6, 4, 7, 4, 8, 4, 9, 4, 10, 4, 11}, uint8(5))
 	f.Add([]byte{8, 5, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1}, uint8(1))
-	var shards []router.BackendConfig
+	var shards []pool.Config
 	for i := 0; i < 3; i++ {
-		shards = append(shards, router.BackendConfig{Addr: startEchoShard(f), Limits: shardLimits})
+		shards = append(shards, pool.Config{Addr: startEchoShard(f), Limits: shardLimits})
 	}
 	srv := startFakeProxy(f, func(cfg *Config) { cfg.Shards = shards })
 	addr := srv.Addr().String()

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -191,7 +192,7 @@ func (c *client) selectDB(args [][]byte) {
 		return
 	}
 	c.db = db
-	c.bk = c.s.pool.db(db)
+	c.bk = c.s.pools.db(db)
 	c.replyOK()
 }
 
@@ -503,7 +504,7 @@ func (c *client) randomKey(args [][]byte) {
 }
 
 // each sends one request to every backend in parallel.
-func (s *Server) each(bk []*router.Backend, req []byte) []router.Call {
+func (s *Server) each(bk []*pool.Backend, req []byte) []pool.Call {
 	reqs := make([][]byte, len(bk))
 	for i := range reqs {
 		reqs[i] = req
@@ -512,10 +513,10 @@ func (s *Server) each(bk []*router.Backend, req []byte) []router.Call {
 }
 
 // eachReq sends reqs[i] to bk[i], all in parallel.
-func (s *Server) eachReq(bk []*router.Backend, reqs [][]byte) []router.Call {
-	calls := make([]router.Call, len(bk))
-	ptrs := make([]*router.Call, len(bk))
-	var bt router.Batch
+func (s *Server) eachReq(bk []*pool.Backend, reqs [][]byte) []pool.Call {
+	calls := make([]pool.Call, len(bk))
+	ptrs := make([]*pool.Call, len(bk))
+	var bt pool.Batch
 	for i := range bk {
 		calls[i].Req = reqs[i]
 		ptrs[i] = &calls[i]
@@ -561,7 +562,7 @@ func (s *Server) hiddenNames(db int) ([][]string, error) {
 	if e, ok := s.hidden.m[db]; ok && time.Since(e.at) < hiddenTTL {
 		return e.names, nil
 	}
-	bk := s.pool.db(db)
+	bk := s.pools.db(db)
 	names := make([][]string, len(bk))
 	errs := make([]error, len(bk))
 	var wg sync.WaitGroup
@@ -588,7 +589,7 @@ func (s *Server) hiddenNames(db int) ([][]string, error) {
 	return names, nil
 }
 
-func (s *Server) listHidden(b *router.Backend) ([]string, error) {
+func (s *Server) listHidden(b *pool.Backend) ([]string, error) {
 	cursor := "0"
 	var names []string
 	seen := map[string]bool{}
@@ -628,7 +629,7 @@ func (s *Server) listHidden(b *router.Backend) ([]string, error) {
 
 // keyspace sums every shard's INFO keyspace, less hidden keys.
 func (s *Server) keyspace() (string, error) {
-	calls := s.each(s.pool.db(0), resp.AppendCommandString(nil, "INFO", "keyspace"))
+	calls := s.each(s.pools.db(0), resp.AppendCommandString(nil, "INFO", "keyspace"))
 	type sums struct{ keys, expires int64 }
 	dbs := map[int]*sums{}
 	for i, cl := range calls {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -49,7 +50,7 @@ func (c *cluster) start(mut func(*Config)) {
 	t := c.t
 	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: testLogger(t)}
 	for _, s := range c.shards {
-		cfg.Shards = append(cfg.Shards, router.BackendConfig{Addr: s.Addr, RetryBackoff: 20 * time.Millisecond})
+		cfg.Shards = append(cfg.Shards, pool.Config{Addr: s.Addr, RetryBackoff: 20 * time.Millisecond})
 	}
 	if mut != nil {
 		mut(&cfg)
@@ -586,7 +587,7 @@ func TestDeadShard(t *testing.T) {
 
 func TestShutdownClosesClients(t *testing.T) {
 	shard := integration.StartRedis(t)
-	srv, err := New(Config{Listen: "127.0.0.1:0", Shards: []router.BackendConfig{{Addr: shard.Addr}}})
+	srv, err := New(Config{Listen: "127.0.0.1:0", Shards: []pool.Config{{Addr: shard.Addr}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // ReadFrom says which nodes of a shard serve reads (Config.ReadFrom).
@@ -96,7 +96,7 @@ type NodeStatus struct {
 type rnode struct {
 	addr   string
 	static bool
-	cfg    router.BackendConfig // the shard's, with addr
+	cfg    pool.Config // the shard's, with addr
 
 	inRotation atomic.Bool
 	reachable  atomic.Bool  // the last check answered (whatever its lag)
@@ -109,11 +109,11 @@ type rnode struct {
 
 	mu     sync.Mutex
 	closed bool
-	bks    map[int]*router.Backend // by database
+	bks    map[int]*pool.Backend // by database
 }
 
 // backend returns the node's backend of database db.
-func (n *rnode) backend(db int) *router.Backend {
+func (n *rnode) backend(db int) *pool.Backend {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if b := n.bks[db]; b != nil {
@@ -124,12 +124,12 @@ func (n *rnode) backend(db int) *router.Backend {
 		cfg.Init = resp.AppendCommandString(append([]byte(nil), cfg.Init...), "SELECT", strconv.Itoa(db))
 	}
 	cfg.Observer = nil // shard metrics are the primary's
-	b := router.NewBackend(cfg)
+	b := pool.NewBackend(cfg)
 	if n.closed {
 		b.Close()
 	}
 	if n.bks == nil {
-		n.bks = make(map[int]*router.Backend)
+		n.bks = make(map[int]*pool.Backend)
 	}
 	n.bks[db] = b
 	return b
@@ -184,7 +184,7 @@ type lagSample struct {
 // shardNodes is one shard's replicas and the primary's health.
 type shardNodes struct {
 	shard       int
-	cfg         router.BackendConfig
+	cfg         pool.Config
 	nodes       atomic.Pointer[[]*rnode]
 	primaryDown atomic.Bool
 	primaryRead atomic.Int64
@@ -270,7 +270,7 @@ var infoReplication = resp.AppendCommandString(nil, "INFO", "replication")
 
 // infoRepl asks b for INFO replication and returns its fields, the
 // slaveN lines' addresses of online replicas separately.
-func infoRepl(ctx context.Context, b *router.Backend) (map[string]string, []string, error) {
+func infoRepl(ctx context.Context, b *pool.Backend) (map[string]string, []string, error) {
 	reply, err := b.Do(ctx, infoReplication, nil)
 	if err != nil {
 		return nil, nil, err
@@ -336,7 +336,7 @@ func validHost(h string) bool {
 }
 
 func (r *replicas) checkShard(ctx context.Context, sn *shardNodes) {
-	fields, online, err := infoRepl(ctx, r.s.pool.db(0)[sn.shard])
+	fields, online, err := infoRepl(ctx, r.s.pools.db(0)[sn.shard])
 	now := time.Now()
 	if err != nil {
 		if !sn.primaryDown.Swap(true) {

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/redisproc"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -366,7 +367,7 @@ func TestStaticReplica(t *testing.T) {
 		cfg.Timeout = time.Second
 		cfg.ReplicaRefresh = 100 * time.Millisecond
 		cfg.ReadFrom = ReadReplica
-		cfg.Replicas = [][]router.BackendConfig{{{Addr: rep.Addr}}}
+		cfg.Replicas = [][]pool.Config{{{Addr: rep.Addr}}}
 	})
 	keys := r.fill("k", 100)
 	r.waitReplica(rep.Addr, true)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -23,7 +24,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	shards *router.SlotMap
-	pool   *pool
+	pools  *shardPools
 	ln     net.Listener
 	start  time.Time
 
@@ -75,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		shards:  m,
-		pool:    newPool(cfg.Shards, cfg.Databases),
+		pools:   newShardPools(cfg.Shards, cfg.Databases),
 		ln:      ln,
 		start:   time.Now(),
 		clients: make(map[*client]struct{}),
@@ -213,43 +214,43 @@ func (s *Server) shutdown() {
 	if s.rep != nil {
 		<-s.rep.done // it closed the replicas' backends
 	}
-	s.pool.close() // fails calls in flight at once
+	s.pools.close() // fails calls in flight at once
 	s.wg.Wait()
 }
 
-// pool holds the shard backends, one set per database, created on first
+// shardPools holds the shard backends, one set per database, created on first
 // use. The backends of a database send SELECT on every new connection.
-type pool struct {
-	cfgs []router.BackendConfig
+type shardPools struct {
+	cfgs []pool.Config
 
 	mu     sync.Mutex
 	closed bool
-	dbs    [][]*router.Backend // by database, then shard
+	dbs    [][]*pool.Backend // by database, then shard
 }
 
-func newPool(cfgs []router.BackendConfig, databases int) *pool {
-	return &pool{
+func newShardPools(cfgs []pool.Config, databases int) *shardPools {
+	return &shardPools{
 		cfgs: cfgs,
-		dbs:  make([][]*router.Backend, databases),
+		dbs:  make([][]*pool.Backend, databases),
 	}
 }
 
-func (p *pool) newBackends(db int) []*router.Backend {
-	bs := make([]*router.Backend, len(p.cfgs))
+func (p *shardPools) newBackends(db int) []*pool.Backend {
+	bs := make([]*pool.Backend, len(p.cfgs))
 	for i, cfg := range p.cfgs {
 		if db != 0 {
 			cfg.Init = resp.AppendCommandString(append([]byte(nil), cfg.Init...), "SELECT", fmt.Sprint(db))
 		}
-		bs[i] = router.NewBackend(cfg)
+		bs[i] = pool.NewBackend(cfg)
 		if p.closed {
-			bs[i].Close() // calls fail with router.ErrClosed
+			bs[i].Close() // calls fail with pool.ErrClosed
 		}
 	}
 	return bs
 }
 
 // db returns the backends of database db, one per shard.
-func (p *pool) db(db int) []*router.Backend {
+func (p *shardPools) db(db int) []*pool.Backend {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.dbs[db] == nil {
@@ -258,10 +259,10 @@ func (p *pool) db(db int) []*router.Backend {
 	return p.dbs[db]
 }
 
-func (p *pool) close() {
+func (p *shardPools) close() {
 	p.mu.Lock()
 	p.closed = true
-	var all []*router.Backend
+	var all []*pool.Backend
 	for _, bs := range p.dbs {
 		all = append(all, bs...)
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -47,7 +47,7 @@ func Classify(err error) Class {
 		errors.Is(err, apply.ErrRejected),
 		errors.Is(err, errFatalConfig):
 		return Fatal
-	case errors.Is(err, router.ErrShardDown), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, pool.ErrShardDown), errors.Is(err, context.DeadlineExceeded):
 		// The destination is unreachable: retry; the link resumes.
 		return Retry
 	}

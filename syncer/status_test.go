@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -45,7 +45,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("%w: %w", replica.ErrHandler, &apply.CrossSlotError{Command: "EVAL"}), Fatal},
 		{fmt.Errorf("%w: %w", replica.ErrHandler, apply.ErrOOM), Fatal},
 		{fmt.Errorf("%w: %w", replica.ErrHandler, &apply.UnsupportedKeyError{Key: "k", Type: "module X"}), Fatal},
-		{fmt.Errorf("%w: %w", replica.ErrHandler, router.ErrShardDown), Retry},
+		{fmt.Errorf("%w: %w", replica.ErrHandler, pool.ErrShardDown), Retry},
 		{io.ErrUnexpectedEOF, Retry},
 		{fmt.Errorf("%w: cause", replica.ErrFullResync), FullResync},
 		{ErrNeedFullResync, FullResync},

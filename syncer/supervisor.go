@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -30,7 +31,7 @@ type Config struct {
 	Sources []config.Source
 	// Destination receives every source's data; the supervisor flushes it
 	// at each start and restart, and does not close it.
-	Destination *apply.Destination
+	Destination *destination.Destination
 	Logger      *slog.Logger // default: discard
 
 	// MaxParallelSnapshots bounds the snapshots loading at once (default 4).
@@ -493,7 +494,7 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 	fp := fingerprint(srcs)
 	// The run ids come first: a shard restarting after this point is
 	// caught by watchShards whatever the checkpoints said.
-	var base []apply.ShardState
+	var base []destination.ShardState
 	if err := s.retry(ctx, srcs, "destination probe", func() (err error) {
 		base, err = s.cfg.Destination.Probe(ctx)
 		return err
@@ -724,7 +725,7 @@ func (s *Supervisor) resumePoints(ctx context.Context, srcs []*source, fp string
 // has none of this source list.
 func (s *Supervisor) resumePoint(ctx context.Context, i int, src *source, p *part, fp string) (replica.Position, error) {
 	{
-		cps, err := s.cfg.Destination.Checkpoints(ctx, checkpointKey(i, src.cfg, p.id))
+		cps, err := apply.Checkpoints(ctx, s.cfg.Destination, checkpointKey(i, src.cfg, p.id))
 		if err != nil {
 			return replica.Position{}, err
 		}
@@ -752,7 +753,7 @@ func (s *Supervisor) resumePoint(ctx context.Context, i int, src *source, p *par
 // restarted (run_id) or lost its data (marker key) since base was taken;
 // either ends the sync run with ErrNeedFullResync. A shard it cannot
 // reach is checked again next time (the links retry meanwhile).
-func (s *Supervisor) watchShards(ctx context.Context, base []apply.ShardState) error {
+func (s *Supervisor) watchShards(ctx context.Context, base []destination.ShardState) error {
 	t := time.NewTicker(s.cfg.ShardCheckInterval)
 	defer t.Stop()
 	failing := false
@@ -790,7 +791,7 @@ func (s *Supervisor) watchShards(ctx context.Context, base []apply.ShardState) e
 // flush empties every destination shard, retrying while it is unreachable.
 func (s *Supervisor) flush(ctx context.Context, srcs []*source) error {
 	for attempt := 0; ; attempt++ {
-		err := s.cfg.Destination.FlushAll(ctx)
+		err := apply.FlushAll(ctx, s.cfg.Destination)
 		if err == nil {
 			s.mu.Lock()
 			s.flushes++

@@ -25,11 +25,12 @@ import (
 	"github.com/replicaof/replicaof/admin"
 	"github.com/replicaof/replicaof/admin/ui"
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/internal/adminpw"
 	"github.com/replicaof/replicaof/metrics"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -140,12 +141,12 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	for i := range shards {
 		shards[i].Observer, shards[i].Shard = m.Shards(), i
 	}
-	var destShards []apply.Shard
+	var destShards []destination.Shard
 	for i, s := range cfg.Destination.Shards {
-		destShards = append(destShards, apply.Shard{Addr: s.Addr(), User: s.User, Password: string(s.Password), Dial: shards[i].Dial})
+		destShards = append(destShards, destination.Shard{Addr: s.Addr(), User: s.User, Password: string(s.Password), Dial: shards[i].Dial})
 	}
-	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: destShards,
-		Backend: router.BackendConfig{Observer: m.Shards()}})
+	dest, err := destination.New(destination.Config{Shards: destShards,
+		Pool: pool.Config{Observer: m.Shards()}})
 	if err != nil {
 		return err
 	}
@@ -294,10 +295,10 @@ func sameSources(a, b []config.Source) bool {
 
 // shardConfigs turns the destination's URLs into backend settings: AUTH in
 // Init, TLS in Dial.
-func shardConfigs(d config.Destination) ([]router.BackendConfig, error) {
-	var out []router.BackendConfig
+func shardConfigs(d config.Destination) ([]pool.Config, error) {
+	var out []pool.Config
 	for _, s := range d.Shards {
-		bc := router.BackendConfig{Addr: s.Addr()}
+		bc := pool.Config{Addr: s.Addr()}
 		if s.Password != "" {
 			if s.User != "" {
 				bc.Init = resp.AppendCommandString(nil, "AUTH", s.User, string(s.Password))
@@ -321,8 +322,8 @@ func shardConfigs(d config.Destination) ([]router.BackendConfig, error) {
 // each destination shard, reached like the shards.
 // proxyConfig is the proxy's configuration from the file, for serve and
 // serve --proxy-only alike (only serve adds the internal admin user).
-func proxyConfig(cfg *config.Config, shards []router.BackendConfig, proxyTLS *tls.Config, readFrom proxy.ReadFrom,
-	replicas [][]router.BackendConfig, log *slog.Logger, m *metrics.Provider) proxy.Config {
+func proxyConfig(cfg *config.Config, shards []pool.Config, proxyTLS *tls.Config, readFrom proxy.ReadFrom,
+	replicas [][]pool.Config, log *slog.Logger, m *metrics.Provider) proxy.Config {
 	return proxy.Config{
 		Listen:             cfg.Proxy.Listen,
 		Password:           string(cfg.Proxy.Password),
@@ -342,12 +343,12 @@ func proxyConfig(cfg *config.Config, shards []router.BackendConfig, proxyTLS *tl
 	}
 }
 
-func replicaReads(cfg *config.Config) (proxy.ReadFrom, [][]router.BackendConfig, error) {
+func replicaReads(cfg *config.Config) (proxy.ReadFrom, [][]pool.Config, error) {
 	readFrom, err := proxy.ParseReadFrom(cfg.Proxy.ReadFrom)
 	if err != nil {
 		return 0, nil, fmt.Errorf("proxy.%w", err)
 	}
-	var out [][]router.BackendConfig
+	var out [][]pool.Config
 	for _, reps := range cfg.Destination.Replicas {
 		bcs, err := shardConfigs(config.Destination{Shards: reps, TLS: cfg.Destination.TLS})
 		if err != nil {

@@ -3,6 +3,8 @@ package apply
 import (
 	"errors"
 	"fmt"
+
+	"github.com/replicaof/replicaof/destination"
 )
 
 // Sentinel errors. Test for them with errors.Is; the typed errors below
@@ -14,9 +16,9 @@ var (
 	ErrCrossSlot = errors.New("apply: cross-slot command on a sharded destination")
 	// ErrRejected means a destination shard answered a replicated write
 	// with an error reply (a payload it cannot load, WRONGTYPE, ...).
-	ErrRejected = errors.New("apply: destination rejected a write")
+	ErrRejected = destination.ErrRejected
 	// ErrOOM means a destination shard is out of memory (-OOM).
-	ErrOOM = errors.New("apply: destination out of memory")
+	ErrOOM = destination.ErrOOM
 	// ErrUnsupported means the source holds something the destination
 	// cannot be given: a module value it cannot RESTORE, a pre-GA function
 	// library, a command whose keys cannot be located.
@@ -43,27 +45,14 @@ func (e *CrossSlotError) Error() string {
 
 func (e *CrossSlotError) Unwrap() error { return ErrCrossSlot }
 
-// WriteError reports an error reply from a destination shard. It wraps
-// ErrOOM for -OOM replies and ErrRejected for every other error reply.
-type WriteError struct {
-	Shard   int
-	Addr    string
-	DB      int
-	Command string // the command name as sent
-	Key     string // its first key, "" if none
-	Reply   string // the error reply without the leading '-' and CRLF
-	Err     error  // ErrOOM or ErrRejected
-}
-
-func (e *WriteError) Error() string {
-	return fmt.Sprintf("apply: shard %d (%s) db %d: %s %q: %s", e.Shard, e.Addr, e.DB, e.Command, e.Key, e.Reply)
-}
-
-func (e *WriteError) Unwrap() error { return e.Err }
+// WriteError reports an error reply from a destination shard
+// (destination.WriteError): it wraps ErrOOM for -OOM replies and
+// ErrRejected for every other error reply.
+type WriteError = destination.WriteError
 
 // Fatal reports whether err must stop sync (cross-slot, rejected write,
 // OOM, unsupported data) rather than be retried after reconnecting.
-// Connection errors (router.ErrShardDown) and context cancellation are not
+// Connection errors (pool.ErrShardDown) and context cancellation are not
 // fatal.
 func Fatal(err error) bool {
 	return errors.Is(err, ErrCrossSlot) || errors.Is(err, ErrRejected) ||

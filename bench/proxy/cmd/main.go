@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
-	"github.com/replicaof/replicaof/router"
 )
 
 func main() {
@@ -76,7 +76,7 @@ func serve(ctx context.Context, args []string) error {
 	cfg := proxy.Config{Listen: *listen, AllowWrites: *writes, Password: *password, ReadFrom: rf}
 	for _, a := range strings.Split(*shards, ",") {
 		if a != "" {
-			cfg.Shards = append(cfg.Shards, router.BackendConfig{Addr: a, Conns: *conns})
+			cfg.Shards = append(cfg.Shards, pool.Config{Addr: a, Conns: *conns})
 		}
 	}
 	srv, err := proxy.New(cfg)
