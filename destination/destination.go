@@ -27,6 +27,11 @@ type Shard struct {
 // defaults.
 type Config struct {
 	Shards []Shard
+	// Replicas lists, per shard (same order as Shards; may be shorter),
+	// replicas of that shard to read from besides those its primary
+	// reports (the proxy's read_from), each reached with its own AUTH and
+	// dialer.
+	Replicas [][]Shard
 	// Map places keys on Shards; nil means router.EvenSlotMap(len(Shards)).
 	Map *router.SlotMap
 	// Pool is the template of the backends Backend returns (the syncer's
@@ -73,6 +78,16 @@ func New(cfg Config) (*Destination, error) {
 			return nil, fmt.Errorf("destination: shard %d has no address", i)
 		}
 	}
+	if len(cfg.Replicas) > len(cfg.Shards) {
+		return nil, fmt.Errorf("destination: replicas listed for %d shards, there are %d", len(cfg.Replicas), len(cfg.Shards))
+	}
+	for i, rs := range cfg.Replicas {
+		for _, r := range rs {
+			if r.Addr == "" {
+				return nil, fmt.Errorf("destination: shard %d has a replica with no address", i)
+			}
+		}
+	}
 	if cfg.Pool.Conns <= 0 {
 		cfg.Pool.Conns = 4
 	}
@@ -105,10 +120,21 @@ func (d *Destination) Addr(shard int) string { return d.cfg.Shards[shard].Addr }
 // Shard returns how to reach shard.
 func (d *Destination) Shard(shard int) Shard { return d.cfg.Shards[shard] }
 
+// Replicas returns the replicas Config.Replicas lists for shard.
+func (d *Destination) Replicas(shard int) []Shard {
+	if shard < len(d.cfg.Replicas) {
+		return d.cfg.Replicas[shard]
+	}
+	return nil
+}
+
 // Init returns the raw commands every connection to (shard, db) runs
 // first: AUTH when the shard has a password, SELECT when db is not 0.
-func (d *Destination) Init(shard, db int) []byte {
-	s := d.cfg.Shards[shard]
+func (d *Destination) Init(shard, db int) []byte { return d.cfg.Shards[shard].Init(db) }
+
+// Init returns the raw commands every connection to s in database db
+// runs first: AUTH when s has a password, SELECT when db is not 0.
+func (s Shard) Init(db int) []byte {
 	var init []byte
 	switch {
 	case s.Password != "" && s.User != "":
@@ -125,9 +151,15 @@ func (d *Destination) Init(shard, db int) []byte {
 // PoolConfig returns tmpl completed for (shard, db): the shard's address
 // and dialer, its Init (AUTH, SELECT) and its index as Shard.
 func (d *Destination) PoolConfig(shard, db int, tmpl pool.Config) pool.Config {
-	s := d.cfg.Shards[shard]
+	return d.cfg.Shards[shard].PoolConfig(shard, db, tmpl)
+}
+
+// PoolConfig returns tmpl completed for node s (a shard's primary or one
+// of its replicas) in database db: s's address, dialer and Init, and
+// shard as the Observer's label.
+func (s Shard) PoolConfig(shard, db int, tmpl pool.Config) pool.Config {
 	tmpl.Addr, tmpl.Dial, tmpl.Shard = s.Addr, s.Dial, shard
-	tmpl.Init = d.Init(shard, db)
+	tmpl.Init = s.Init(db)
 	return tmpl
 }
 

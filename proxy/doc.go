@@ -1,12 +1,15 @@
 // Package proxy is the RESP endpoint applications use to read the
 // destination: any Redis client connects to it as if it were one Redis
-// server, and every command goes to the shard the router places its keys
-// on (router.SlotMap; the proxy has no placement logic of its own).
+// server, and every command goes to the shard the destination's current
+// slot map places its keys on (Config.Destination, shared with the syncer
+// and verify: its router.SlotMap, its shards with their AUTH and TLS, and
+// the backends; the proxy has no placement logic of its own).
 //
-//	srv, err := proxy.New(proxy.Config{
-//		Listen: "127.0.0.1:6380",
-//		Shards: []pool.Config{{Addr: "127.0.0.1:7001"}, {Addr: "127.0.0.1:7002"}},
+//	dest, err := destination.New(destination.Config{
+//		Shards: []destination.Shard{{Addr: "127.0.0.1:7001"}, {Addr: "127.0.0.1:7002"}},
 //	})
+//	if err != nil { ... }
+//	srv, err := proxy.New(proxy.Config{Listen: "127.0.0.1:6380", Destination: dest})
 //	if err != nil { ... }
 //	go srv.Serve(ctx) // returns when ctx ends, every client closed
 //
@@ -22,7 +25,7 @@
 // included: the client goroutine queues one block per shard in a reused
 // pool.Batch and waits for all of them, with no goroutine per shard.
 // Each shard and database has one pipelined connection by default
-// (BackendConfig.Conns), shared by every client, so one write to a shard
+// (Config.Backend.Conns), shared by every client, so one write to a shard
 // carries many clients' commands (pool.Backend lets callers that are
 // runnable queue theirs before it writes). MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
 // router.SlotMap.Split and merged; DBSIZE, KEYS and RANDOMKEY ask every

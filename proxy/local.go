@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
@@ -367,9 +368,10 @@ func (c *client) info(args [][]byte) {
 	}
 	if all || want["proxy"] {
 		fmt.Fprintf(&b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
-			c.s.shards.Len(), b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
-		for i, sh := range c.s.cfg.Shards {
-			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%s\r\n", i, sh.Addr, router.FormatSlotRanges(c.s.shards.Ranges(i)))
+			c.s.shards().Len(), b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
+		m := c.s.shards()
+		for i := range m.Len() {
+			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%s\r\n", i, c.s.cfg.Destination.Addr(i), router.FormatSlotRanges(m.Ranges(i)))
 		}
 		b.WriteString("\r\n")
 	}
@@ -456,7 +458,7 @@ func (c *client) dbsize(args [][]byte) {
 // then the first such key a SCAN finds, so a shard holding mostly
 // hidden keys never makes RANDOMKEY answer nil by bad luck.
 const randomKeyScript = `
-local p = '` + hiddenPrefix + `'
+local p = '` + destination.KeyPrefix + `'
 for i = 1, 16 do
   local k = redis.call('RANDOMKEY')
   if not k then return false end
@@ -596,7 +598,7 @@ func (s *Server) listHidden(b *pool.Backend) ([]string, error) {
 	var reply []byte
 	for {
 		var err error
-		reply, err = b.Do(s.ctx, resp.AppendCommandString(nil, "SCAN", cursor, "MATCH", hiddenPrefix+"*", "COUNT", "1000"), reply)
+		reply, err = b.Do(s.ctx, resp.AppendCommandString(nil, "SCAN", cursor, "MATCH", destination.KeyPrefix+"*", "COUNT", "1000"), reply)
 		if err != nil {
 			return nil, err
 		}
@@ -616,7 +618,7 @@ func (s *Server) listHidden(b *pool.Backend) ([]string, error) {
 			}
 			seen[string(k.Str)] = true
 			if len(names) >= maxHiddenNames {
-				return nil, fmt.Errorf("more than %d keys named %s*", maxHiddenNames, hiddenPrefix)
+				return nil, fmt.Errorf("more than %d keys named %s*", maxHiddenNames, destination.KeyPrefix)
 			}
 			names = append(names, string(k.Str))
 		}

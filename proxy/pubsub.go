@@ -93,7 +93,7 @@ func (c *client) pubsub(name string, args [][]byte) {
 	defer c.flushLocked()
 	if c.sub == nil {
 		c.sub = &subState{c: c, channels: map[string]bool{}, patterns: map[string]bool{},
-			conns: make([]*subConn, c.s.shards.Len()), done: make(chan struct{})}
+			conns: make([]*subConn, c.s.shards().Len()), done: make(chan struct{})}
 	}
 	s := c.sub
 	set := s.channels
@@ -118,7 +118,7 @@ func (c *client) pubsub(name string, args [][]byte) {
 	}
 	// What each shard must be told: new names only for subscribe, known
 	// names only for unsubscribe.
-	perShard := make([][]string, c.s.shards.Len())
+	perShard := make([][]string, c.s.shards().Len())
 	seen := map[string]bool{}
 	s.mu.Lock()
 	for _, n := range names {
@@ -131,7 +131,7 @@ func (c *client) pubsub(name string, args [][]byte) {
 				perShard[i] = append(perShard[i], n)
 			}
 		} else {
-			sh := c.s.shards.ShardOf([]byte(n))
+			sh := c.s.shards().ShardOf([]byte(n))
 			perShard[sh] = append(perShard[sh], n)
 		}
 	}
@@ -216,7 +216,7 @@ func (s *subState) send(shard int, cmd string, names []string) error {
 // dial opens the subscribed-mode connection of one shard and starts its
 // reader.
 func (s *subState) dial(shard int) (*subConn, error) {
-	cfg := s.c.s.cfg.Shards[shard]
+	cfg := s.c.s.shardConfig(shard, 0)
 	nc, br, err := pool.Dial(s.c.s.ctx, cfg, dedicatedBufSize)
 	if err != nil {
 		return nil, err
@@ -297,7 +297,7 @@ func (s *subState) reconnect(sc *subConn) (*bufio.Reader, int) {
 		var chans, pats []string
 		s.mu.Lock()
 		for ch := range s.channels {
-			if s.c.s.shards.ShardOf([]byte(ch)) == sc.shard {
+			if s.c.s.shards().ShardOf([]byte(ch)) == sc.shard {
 				chans = append(chans, ch)
 			}
 		}

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/redisproc"
-	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -367,7 +367,13 @@ func TestStaticReplica(t *testing.T) {
 		cfg.Timeout = time.Second
 		cfg.ReplicaRefresh = 100 * time.Millisecond
 		cfg.ReadFrom = ReadReplica
-		cfg.Replicas = [][]pool.Config{{{Addr: rep.Addr}}}
+		d, err := destination.New(destination.Config{Shards: []destination.Shard{{Addr: p.Addr}},
+			Replicas: [][]destination.Shard{{{Addr: rep.Addr}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		cfg.Destination = d
 	})
 	keys := r.fill("k", 100)
 	r.waitReplica(rep.Addr, true)
@@ -465,9 +471,7 @@ func FuzzParseReplInfo(f *testing.F) {
 // sent it stays in rotation and the read is not retried elsewhere.
 func TestReplicaReplyOverLimit(t *testing.T) {
 	r := newReplicated(t, 1, 1, func(c *Config) {
-		for i := range c.Shards {
-			c.Shards[i].Limits.MaxBulk = 1024
-		}
+		c.Backend.Limits.MaxBulk = 1024
 	})
 	ctx := context.Background()
 	r.put(ctx, "big", strings.Repeat("x", 4096))

@@ -133,9 +133,9 @@ func (c *client) replconf(args [][]byte) {
 	switch {
 	case equalFold(args[1], "rof-shard"):
 		i, err := strconv.Atoi(string(args[2]))
-		if err != nil || i < 0 || i >= c.s.shards.Len() {
+		if err != nil || i < 0 || i >= c.s.shards().Len() {
 			c.replyErr(fmt.Sprintf("ERR rof-shard %s: this replicaof proxy has %d shards (0-%d)",
-				printable(args[2]), c.s.shards.Len(), c.s.shards.Len()-1))
+				printable(args[2]), c.s.shards().Len(), c.s.shards().Len()-1))
 			return
 		}
 		c.replShard = i
@@ -183,9 +183,9 @@ func (c *client) psync(name string, args [][]byte) {
 	}
 	shard := c.replShard
 	if shard < 0 {
-		if c.s.shards.Len() != 1 {
+		if c.s.shards().Len() != 1 {
 			c.replyErr(fmt.Sprintf("ERR this replicaof proxy has %d shards: send REPLCONF rof-shard <0-%d> before %s",
-				c.s.shards.Len(), c.s.shards.Len()-1, upper(name)))
+				c.s.shards().Len(), c.s.shards().Len()-1, upper(name)))
 			return
 		}
 		shard = 0
@@ -219,7 +219,7 @@ func (c *client) replSection() string {
 	if !c.s.cfg.AllowWrites {
 		role = "replica"
 	}
-	return fmt.Sprintf("# Replication\r\nrole:%s\r\nreplicaof_shards:%d\r\n\r\n", role, c.s.shards.Len())
+	return fmt.Sprintf("# Replication\r\nrole:%s\r\nreplicaof_shards:%d\r\n\r\n", role, c.s.shards().Len())
 }
 
 // relay serves req on the client's connection until either side ends.
@@ -313,7 +313,7 @@ func copyIdle(dst, src net.Conn, rd io.Reader, gz *gzip.Writer, bw *bufio.Writer
 // sends the handshake and the client's PSYNC; the shard's reply to PSYNC
 // is left unread in the returned reader.
 func (c *client) dialShard(req *replRequest) (net.Conn, *bufio.Reader, error) {
-	sh := c.s.cfg.Shards[req.shard]
+	sh := c.s.shardConfig(req.shard, 0)
 	// Init (AUTH…), then capa: one reply each, errors refuse the relay.
 	sh.DialTimeout, sh.ReadTimeout = c.s.cfg.Timeout, c.s.cfg.Timeout
 	sh.Init = resp.AppendCommandString(append([]byte(nil), sh.Init...), "REPLCONF", "capa", "eof", "capa", "psync2")

@@ -63,7 +63,7 @@ func (c *client) queue(name string, args [][]byte) {
 			t.dirty = true
 			return
 		}
-		shard, err := c.s.shards.Route(args, keys)
+		shard, err := c.s.shards().Route(args, keys)
 		if err != nil || (shard >= 0 && t.shard >= 0 && shard != t.shard) {
 			fail(router.ErrCrossShard.Error())
 			return
@@ -135,7 +135,7 @@ func (c *client) watch(args [][]byte) {
 	}
 	c.keys = keys
 	args, _ = c.hide(args, keys, false)
-	shard, err := c.s.shards.Route(args, keys)
+	shard, err := c.s.shards().Route(args, keys)
 	if err != nil || (c.watching != nil && c.watching.shard != shard) {
 		c.replyErr(router.ErrCrossShard.Error())
 		return

@@ -17,7 +17,8 @@
 //
 // The destination shards are then scanned for keys on no source (extra),
 // on several sources (duplicate), or on a shard their slot does not map to
-// (misplaced). Keys starting with InternalPrefix are ignored everywhere.
+// (misplaced). Keys starting with destination.KeyPrefix
+// (replicaof's own) are ignored everywhere.
 //
 // Keys may change while the run goes on (sync is live): every mismatch is
 // read again once, Config.RecheckDelay after it was found, and only those

@@ -26,7 +26,6 @@ import (
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/internal/redisproc"
-	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -240,10 +239,8 @@ func run(ctx context.Context, o options) error {
 func (b *bench) startA(ctx context.Context, wg *sync.WaitGroup) (time.Duration, syncer.SourceStatus, error) {
 	var none syncer.SourceStatus
 	var shards []destination.Shard
-	var backends []pool.Config
 	for _, p := range b.aShards {
 		shards = append(shards, destination.Shard{Addr: p.Addr})
-		backends = append(backends, pool.Config{Addr: p.Addr})
 	}
 	dest, err := destination.New(destination.Config{Shards: shards})
 	if err != nil {
@@ -283,7 +280,7 @@ func (b *bench) startA(ctx context.Context, wg *sync.WaitGroup) (time.Duration, 
 	}
 	b.adminPW = hex.EncodeToString(pw[:])
 	cfg := proxy.Config{
-		Listen: "127.0.0.1:0", Shards: backends,
+		Listen: "127.0.0.1:0", Destination: dest,
 		AdminPassword: func() string { return b.adminPW },
 		Logger:        b.log.With("deployment", "A", "component", "proxy"),
 	}

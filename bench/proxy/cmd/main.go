@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
 )
@@ -73,12 +74,19 @@ func serve(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	cfg := proxy.Config{Listen: *listen, AllowWrites: *writes, Password: *password, ReadFrom: rf}
+	var nodes []destination.Shard
 	for _, a := range strings.Split(*shards, ",") {
 		if a != "" {
-			cfg.Shards = append(cfg.Shards, pool.Config{Addr: a, Conns: *conns})
+			nodes = append(nodes, destination.Shard{Addr: a})
 		}
 	}
+	dest, err := destination.New(destination.Config{Shards: nodes})
+	if err != nil {
+		return err
+	}
+	defer dest.Close()
+	cfg := proxy.Config{Listen: *listen, AllowWrites: *writes, Password: *password, ReadFrom: rf,
+		Destination: dest, Backend: pool.Config{Conns: *conns}}
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		return err
