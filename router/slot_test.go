@@ -164,3 +164,26 @@ func BenchmarkShardOf(b *testing.B) {
 	}
 	_ = s
 }
+
+// FuzzParseSlotRanges: what parses is in range, formats back to itself
+// and round-trips.
+func FuzzParseSlotRanges(f *testing.F) {
+	for _, s := range []string{"0-5460", "5461-10922,10923-16383", "7", "0-16383", "5-4", "a-b", "", ",", "-1-3", "16384", "1-2-3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		rs, err := ParseSlotRanges(s)
+		if err != nil {
+			return
+		}
+		for _, r := range rs {
+			if r.Hi < r.Lo || int(r.Hi) >= SlotCount || !r.Contains(r.Lo) || !r.Contains(r.Hi) {
+				t.Fatalf("%q: bad range %v", s, r)
+			}
+		}
+		again, err := ParseSlotRanges(FormatSlotRanges(rs))
+		if err != nil || FormatSlotRanges(again) != FormatSlotRanges(rs) {
+			t.Fatalf("%q: %v does not round-trip (%v, %v)", s, rs, again, err)
+		}
+	})
+}
