@@ -14,7 +14,6 @@ import (
 
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/proxy"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/tlsutil"
 )
@@ -40,12 +39,8 @@ func startDeployment(t *testing.T, shards int, certs tlsutil.Files, srcs ...conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bs []router.BackendConfig
-	for _, s := range a.d.shards {
-		bs = append(bs, router.BackendConfig{Addr: s.Addr})
-	}
 	a.srv, err = proxy.New(proxy.Config{
-		Listen: "127.0.0.1:0", Shards: bs, TLS: tcfg,
+		Listen: "127.0.0.1:0", Destination: a.d.dest, TLS: tcfg,
 		AdminPassword: func() string { return *a.password.Load() },
 	})
 	if err != nil {

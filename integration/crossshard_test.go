@@ -20,12 +20,12 @@ import (
 
 // shardKeys names keys by the destination shard they land on.
 type shardKeys struct {
-	m     *router.ShardMap
+	m     *router.SlotMap
 	mu    sync.Mutex
 	cache map[string]string
 }
 
-func newShardKeys(m *router.ShardMap) *shardKeys {
+func newShardKeys(m *router.SlotMap) *shardKeys {
 	return &shardKeys{m: m, cache: map[string]string{}}
 }
 

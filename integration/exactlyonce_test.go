@@ -18,9 +18,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/router"
+	destpkg "github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/syncer"
-	"github.com/replicaof/replicaof/syncer/apply"
 )
 
 // The exactly-once test runs the supervisor in a child process (this test
@@ -59,12 +59,12 @@ func childMain() int {
 		}
 		srcs = append(srcs, src)
 	}
-	var shards []apply.Shard
+	var shards []destpkg.Shard
 	for _, a := range strings.Split(os.Getenv(childShards), ",") {
-		shards = append(shards, apply.Shard{Addr: a})
+		shards = append(shards, destpkg.Shard{Addr: a})
 	}
-	dest, err := apply.NewDestination(apply.DestinationConfig{
-		Shards: shards, Backend: router.BackendConfig{RetryBackoff: 20 * time.Millisecond},
+	dest, err := destpkg.New(destpkg.Config{
+		Shards: shards, Pool: pool.Config{RetryBackoff: 20 * time.Millisecond},
 	})
 	if err != nil {
 		log.Error("destination", "error", err)

@@ -12,7 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/router"
+	destpkg "github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
@@ -21,12 +22,12 @@ import (
 // the test ends.
 func startLeased(t *testing.T, id string, shards []string, lease time.Duration, srcs ...config.Source) *syncer.Supervisor {
 	t.Helper()
-	var sh []apply.Shard
+	var sh []destpkg.Shard
 	for _, a := range shards {
-		sh = append(sh, apply.Shard{Addr: a})
+		sh = append(sh, destpkg.Shard{Addr: a})
 	}
-	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: sh,
-		Backend: router.BackendConfig{RetryBackoff: 20 * time.Millisecond}})
+	dest, err := destpkg.New(destpkg.Config{Shards: sh,
+		Pool: pool.Config{RetryBackoff: 20 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/proxy"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 )
 
@@ -127,11 +126,7 @@ func TestFaultProxyManyClientsDuringSync(t *testing.T) {
 	sup := runSupervisor(t, d, source(t, "src", src, ""))
 	waitState(t, sup, syncer.StateSynced, time.Minute)
 
-	var shards []router.BackendConfig
-	for _, s := range d.shards {
-		shards = append(shards, router.BackendConfig{Addr: s.Addr})
-	}
-	p, err := proxy.New(proxy.Config{Listen: "127.0.0.1:0", Shards: shards, MaxClients: 20000})
+	p, err := proxy.New(proxy.Config{Listen: "127.0.0.1:0", Destination: d.dest, MaxClients: 20000})
 	if err != nil {
 		t.Fatal(err)
 	}

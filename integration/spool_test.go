@@ -12,8 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
+	destpkg "github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/syncer"
-	"github.com/replicaof/replicaof/syncer/apply"
 )
 
 // A source whose replica output buffer is too small for a slow
@@ -37,7 +37,7 @@ func TestFaultOutputBufferLoopAndSpool(t *testing.T) {
 			shard := StartRedis(t)
 			fp := NewFaultProxy(t, shard.Addr)
 			fp.SetLatency(15 * time.Millisecond)
-			dest, err := apply.NewDestination(apply.DestinationConfig{Shards: []apply.Shard{{Addr: fp.Addr}}})
+			dest, err := destpkg.New(destpkg.Config{Shards: []destpkg.Shard{{Addr: fp.Addr}}})
 			if err != nil {
 				t.Fatal(err)
 			}

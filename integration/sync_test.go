@@ -13,26 +13,27 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
+	destpkg "github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
 
-// destination is a set of real shards and the apply.Destination over them.
+// destination is a set of real shards and the destination.Destination over them.
 type destination struct {
 	shards []*Redis
-	dest   *apply.Destination
+	dest   *destpkg.Destination
 }
 
 func startDestination(t *testing.T, n int, extra ...string) *destination {
 	t.Helper()
 	d := &destination{}
-	var shards []apply.Shard
+	var shards []destpkg.Shard
 	for i := 0; i < n; i++ {
 		r := StartRedis(t, extra...)
 		d.shards = append(d.shards, r)
-		shards = append(shards, apply.Shard{Addr: r.Addr})
+		shards = append(shards, destpkg.Shard{Addr: r.Addr})
 	}
-	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: shards})
+	dest, err := destpkg.New(destpkg.Config{Shards: shards})
 	if err != nil {
 		t.Fatal(err)
 	}

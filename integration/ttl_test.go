@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/proxy"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
@@ -18,11 +17,7 @@ import (
 // startProxy serves d's shards with the grace taken off TTL reads.
 func startProxy(t *testing.T, d *destination, grace time.Duration) *redis.Client {
 	t.Helper()
-	var shards []router.BackendConfig
-	for _, s := range d.shards {
-		shards = append(shards, router.BackendConfig{Addr: s.Addr})
-	}
-	p, err := proxy.New(proxy.Config{Listen: "127.0.0.1:0", Shards: shards, TTLGrace: grace})
+	p, err := proxy.New(proxy.Config{Listen: "127.0.0.1:0", Destination: d.dest, TTLGrace: grace})
 	if err != nil {
 		t.Fatal(err)
 	}

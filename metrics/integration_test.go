@@ -13,11 +13,11 @@ import (
 
 	"github.com/replicaof/replicaof/admin"
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/metrics"
 	"github.com/replicaof/replicaof/metrics/metricstest"
 	"github.com/replicaof/replicaof/syncer"
-	"github.com/replicaof/replicaof/syncer/apply"
 )
 
 // TestScrapeDuringSync runs a real supervisor from a real source into a
@@ -38,7 +38,7 @@ func TestScrapeDuringSync(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: []apply.Shard{{Addr: shard.Addr}}})
+	dest, err := destination.New(destination.Config{Shards: []destination.Shard{{Addr: shard.Addr}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ type ProxyObserver interface {
 	Command(name string, d time.Duration, failed bool)
 }
 
-// ShardObserver is the hook the destination's backends (router.Backend)
+// ShardObserver is the hook the destination's backends (pool.Backend)
 // and the syncer's appliers report to. Methods are called concurrently;
 // they do not block. shard is the index of the destination shard.
 type ShardObserver interface {

@@ -16,7 +16,7 @@ import (
 // reference; it reports the proxy's time per request as a ratio.
 func BenchmarkPipelinedGet(b *testing.B) {
 	srv := startFakeProxy(b, nil)
-	shard := srv.cfg.Shards[0].Addr
+	shard := srv.cfg.Destination.Addr(0)
 	var batch strings.Builder
 	for i := 0; i < 16; i++ {
 		batch.WriteString("*2\r\n$3\r\nGET\r\n$5\r\nkey:" + string(rune('a'+i)) + "\r\n")

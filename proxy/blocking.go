@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // A blocking command (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
@@ -45,11 +45,8 @@ type dedicated struct {
 // dialDedicated opens a connection to shard in database db, running the
 // shard's Init commands and SELECT.
 func (s *Server) dialDedicated(shard, db int) (*dedicated, error) {
-	cfg := s.cfg.Shards[shard]
-	if db != 0 {
-		cfg.Init = resp.AppendCommandString(append([]byte(nil), cfg.Init...), "SELECT", strconv.Itoa(db))
-	}
-	nc, br, err := dialShard(s.ctx, cfg)
+	cfg := s.shardConfig(shard, db)
+	nc, br, err := pool.Dial(s.ctx, cfg, dedicatedBufSize)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +136,7 @@ func blockTimeout(name string, args [][]byte) (time.Duration, bool) {
 // keys' shard. Replies planned before it are written first, as Redis
 // writes them before the client blocks.
 func (c *client) blocking(name string, args [][]byte, keys []int) {
-	shard, err := c.s.shards.Route(args, keys)
+	shard, err := c.s.shards().Route(args, keys)
 	if err != nil {
 		c.replyErr(err.Error())
 		return
@@ -178,7 +175,7 @@ func (c *client) blocking(name string, args [][]byte, keys []int) {
 	case gone:
 		c.closeNow = true
 	case err != nil && c.s.ctx.Err() != nil:
-		c.replyErr(shardErr(shard, router.ErrClosed))
+		c.replyErr(shardErr(shard, pool.ErrClosed))
 	case err != nil:
 		c.replyErr(shardErr(shard, err))
 	default:

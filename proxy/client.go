@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // Batch bounds: a pipeline is forwarded in slices of at most this many
@@ -50,7 +50,7 @@ type client struct {
 
 	// Session state.
 	db        int
-	bk        []*router.Backend // backends of db
+	bk        []*pool.Backend // backends of db
 	authed    bool
 	name      string
 	libName   string
@@ -72,9 +72,9 @@ type client struct {
 
 	// The batch being planned.
 	ops     []op
-	calls   []*router.Call // pooled; calls[:ncalls] belong to this batch
-	callsh  []int          // shard of each call
-	callbk  []*router.Backend
+	calls   []*pool.Call // pooled; calls[:ncalls] belong to this batch
+	callsh  []int        // shard of each call
+	callbk  []*pool.Backend
 	callrd  []readTarget // reads that may go to a replica, with Config.ReadFrom
 	ncalls  int
 	ran     int    // calls[:ran] have been sent
@@ -82,7 +82,7 @@ type client struct {
 	ords    []int  // MGET key ordinals, spans in ops
 	keys    []int  // scratch for key positions
 	groups  []group
-	bt      router.Batch // reused by every run
+	bt      pool.Batch // reused by every run
 	scratch [][]byte
 
 	// The command being planned, while Config.Observer is set: its name
@@ -101,14 +101,14 @@ type readTarget struct {
 }
 
 type group struct {
-	bk    *router.Backend
-	calls []*router.Call
+	bk    *pool.Backend
+	calls []*pool.Call
 }
 
 func newClient(s *Server, nc net.Conn) *client {
 	c := &client{s: s, nc: nc, id: s.nextID.Add(1), lastActive: time.Now(), replShard: -1, silentFrom: -1}
 	c.authed = s.cfg.Password == ""
-	c.bk = s.pool.db(0)
+	c.bk = s.pools.db(0)
 	return c
 }
 
@@ -513,7 +513,7 @@ func (c *client) addToGroup(i int) {
 			return
 		}
 	}
-	var calls []*router.Call
+	var calls []*pool.Call
 	if g := len(c.groups); g < cap(c.groups) {
 		calls = c.groups[:g+1][g].calls[:0]
 	}
@@ -532,7 +532,7 @@ func (c *client) sendGroups() {
 
 // readCall is call for a read that may go to a replica of shard (see
 // Config.ReadFrom); without replicas configured it is call.
-func (c *client) readCall(shard int) *router.Call {
+func (c *client) readCall(shard int) *pool.Call {
 	cl := c.call(c.bk, shard)
 	if c.s.rep == nil || c.watching != nil {
 		return cl
@@ -551,9 +551,9 @@ func (c *client) readCall(shard int) *router.Call {
 
 // call adds a call for shard to the batch and returns it; its Req is
 // empty and ready to append to.
-func (c *client) call(bk []*router.Backend, shard int) *router.Call {
+func (c *client) call(bk []*pool.Backend, shard int) *pool.Call {
 	if c.ncalls == len(c.calls) {
-		c.calls = append(c.calls, &router.Call{})
+		c.calls = append(c.calls, &pool.Call{})
 		c.callsh = append(c.callsh, 0)
 		c.callbk = append(c.callbk, nil)
 		c.callrd = append(c.callrd, readTarget{})

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -39,11 +41,17 @@ type Config struct {
 	// default for every shard's DialTimeout, ReadTimeout and WriteTimeout,
 	// and for writes to clients.
 	Timeout time.Duration
-	// Shards are the destination shards, in shard-map order: shard i owns
-	// the slot range router.NewShardMap(len(Shards)).Range(i). Init may
-	// hold AUTH; the proxy appends SELECT per database itself. Conns
-	// defaults to 1 here (one pipelined connection per shard and database).
-	Shards []router.BackendConfig
+	// Destination is the sharded destination (package destination): its
+	// shards, their AUTH and TLS, its slot map (read per command, so a
+	// swapped map takes effect at once) and the configured replicas.
+	// Required.
+	Destination *destination.Destination
+	// Backend is the template of every shard and replica backend the
+	// proxy opens (destination.Shard.PoolConfig fills in address, dialer,
+	// AUTH and SELECT): timeouts, retry backoff, reply limits, Observer.
+	// Zero timeouts take Timeout; Conns defaults to 1 here (one pipelined
+	// connection per shard and database).
+	Backend pool.Config
 	// IdleTimeout closes a client that sent nothing for this long, like
 	// Redis' timeout setting; 0 never closes idle clients. Subscribed
 	// clients are not closed.
@@ -81,7 +89,7 @@ type Config struct {
 	TTLGrace time.Duration
 	// Observer, when set, is told about client connections and commands
 	// (metrics.ProxyObserver fits); nil reports nothing and costs nothing.
-	// Shards' own Observer (router.BackendConfig) is separate.
+	// Shards' own Observer (Backend.Observer) is separate.
 	Observer Observer
 
 	// ReadFrom says which nodes serve reads (replicas.go): ReadPrimary
@@ -91,13 +99,11 @@ type Config struct {
 	// WATCH, blocking commands, scripts other than EVAL_RO and FCALL_RO,
 	// and Pub/Sub always go to the primary.
 	ReadFrom ReadFrom
-	// Replicas lists, per shard (same order as Shards; may be shorter),
-	// replicas to read from besides those the primary reports, for
-	// replicas the primary reports under an address the proxy cannot
-	// reach (NAT, containers). Zero fields take the defaults of Shards.
 	// A replica the primary reports is reached like its shard (the
-	// shard's BackendConfig, AUTH and TLS included, with Addr replaced).
-	Replicas [][]router.BackendConfig
+	// shard's AUTH and TLS, with its address replaced); the replicas the
+	// destination lists (destination.Config.Replicas, for replicas the
+	// primary reports under an address the proxy cannot reach: NAT,
+	// containers) with their own.
 	// MaxReplicaLag: a replica whose offset trails its primary's by more
 	// than this (measured as time) gets no reads until it catches up
 	// (default 1s).
@@ -171,76 +177,45 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c.Limits = c.Limits.WithDefaults()
-	c.Shards = c.backendDefaults(c.Shards)
-	reps := make([][]router.BackendConfig, len(c.Replicas))
-	for i, rs := range c.Replicas {
-		reps[i] = c.backendDefaults(rs)
-		for j := range reps[i] {
-			reps[i][j].Shard = i
-		}
-	}
-	c.Replicas = reps
+	c.Backend = c.backendDefaults(c.Backend)
 	return c
 }
 
-// backendDefaults fills the zero fields of shard backend configs.
-func (c Config) backendDefaults(in []router.BackendConfig) []router.BackendConfig {
-	shards := make([]router.BackendConfig, len(in))
-	for i, s := range in {
-		if s.DialTimeout <= 0 {
-			s.DialTimeout = c.Timeout
-		}
-		if s.ReadTimeout <= 0 {
-			s.ReadTimeout = c.Timeout
-		}
-		if s.Conns <= 0 {
-			// One connection per shard and database: Redis serves a
-			// connection at a time anyway, and with every client's calls
-			// on one connection more of them share each write.
-			s.Conns = 1
-		}
-		if s.WriteTimeout <= 0 {
-			s.WriteTimeout = c.Timeout
-		}
-		if s.Limits.MaxArray <= 0 {
-			// Element counts cost nothing to frame; MaxReply bounds the
-			// memory a reply takes. An LRANGE of millions relays.
-			s.Limits.MaxArray = 1 << 31
-		}
-		s.Shard = i // the label of s.Observer
-		shards[i] = s
+// backendDefaults fills the zero fields of the shard backend template.
+func (c Config) backendDefaults(s pool.Config) pool.Config {
+	if s.DialTimeout <= 0 {
+		s.DialTimeout = c.Timeout
 	}
-	return shards
+	if s.ReadTimeout <= 0 {
+		s.ReadTimeout = c.Timeout
+	}
+	if s.Conns <= 0 {
+		// One connection per shard and database: Redis serves a
+		// connection at a time anyway, and with every client's calls
+		// on one connection more of them share each write.
+		s.Conns = 1
+	}
+	if s.WriteTimeout <= 0 {
+		s.WriteTimeout = c.Timeout
+	}
+	if s.Limits.MaxArray <= 0 {
+		// Element counts cost nothing to frame; MaxReply bounds the
+		// memory a reply takes. An LRANGE of millions relays.
+		s.Limits.MaxArray = 1 << 31
+	}
+	return s
 }
 
-// ErrNoShards is returned by New for a Config without shards.
+// ErrNoShards is returned by New for a Config without a destination.
 var ErrNoShards = errors.New("proxy: no destination shards")
 
 // Validate reports a configuration New would refuse.
 func (c Config) Validate() error {
-	if len(c.Shards) == 0 {
+	if c.Destination == nil {
 		return ErrNoShards
-	}
-	if len(c.Shards) > router.MaxShards {
-		return fmt.Errorf("proxy: %d shards, at most %d", len(c.Shards), router.MaxShards)
-	}
-	for i, s := range c.Shards {
-		if s.Addr == "" {
-			return fmt.Errorf("proxy: shard %d has no address", i)
-		}
 	}
 	if c.ReadFrom > ReadAny {
 		return fmt.Errorf("proxy: read_from %v unknown", c.ReadFrom)
-	}
-	if len(c.Replicas) > len(c.Shards) {
-		return fmt.Errorf("proxy: replicas listed for %d shards, there are %d", len(c.Replicas), len(c.Shards))
-	}
-	for i, rs := range c.Replicas {
-		for _, r := range rs {
-			if r.Addr == "" {
-				return fmt.Errorf("proxy: shard %d has a replica with no address", i)
-			}
-		}
 	}
 	if c.Databases < 0 || c.Databases > 1<<16 {
 		return fmt.Errorf("proxy: databases %d out of range", c.Databases)

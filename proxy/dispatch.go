@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -15,7 +17,7 @@ const (
 	errNoAuth    = "NOAUTH Authentication required."
 	errReadOnly  = "READONLY You can't write against a read only replica."
 	errWrongPass = "WRONGPASS invalid username-password pair or user is disabled."
-	errReserved  = "ERR keys starting with '" + hiddenPrefix + "' are reserved"
+	errReserved  = "ERR keys starting with '" + destination.KeyPrefix + "' are reserved"
 )
 
 // plan turns one command into an op of the batch: a local reply, or calls
@@ -80,7 +82,7 @@ func (c *client) publish(name string, args [][]byte) {
 		c.wrongArgs(name)
 		return
 	}
-	c.forward(c.s.shards.ShardOf(args[1]), args)
+	c.forward(c.s.shards().ShardOf(args[1]), args)
 }
 
 func (c *client) multi(args [][]byte) {
@@ -169,7 +171,7 @@ func (c *client) route(args [][]byte, cmd *router.Command) {
 		c.blocking(cmd.Name, args, keys)
 		return
 	}
-	shard, err := c.s.shards.Route(args, keys)
+	shard, err := c.s.shards().Route(args, keys)
 	if err != nil {
 		c.replyErr(err.Error())
 		return
@@ -240,7 +242,7 @@ func (c *client) hide(args [][]byte, keys []int, write bool) ([][]byte, bool) {
 
 // absentKey names a key in key's slot that replicaof never writes.
 func absentKey(key []byte) []byte {
-	k := append([]byte(hiddenPrefix+"absent{"), router.HashTag(key)...)
+	k := append([]byte(destination.KeyPrefix+"absent{"), router.HashTag(key)...)
 	return append(k, '}')
 }
 
@@ -263,7 +265,7 @@ func (c *client) split(args [][]byte) {
 	if args, ok = c.hide(args, keys, cmd.Write()); !ok {
 		return
 	}
-	merge, parts := c.s.shards.Split(args, false)
+	merge, parts := c.s.shards().Split(args, false)
 	if merge == router.MergeNone || len(parts) == 1 {
 		shard := 0
 		if len(parts) == 1 {
@@ -283,7 +285,7 @@ func (c *client) split(args [][]byte) {
 	}
 	read := replicaRead(cmd)
 	for _, p := range parts {
-		var cl *router.Call
+		var cl *pool.Call
 		if read {
 			cl = c.readCall(p.Shard)
 		} else {
@@ -342,7 +344,7 @@ func (c *client) scan(args [][]byte) {
 	c.ops = append(c.ops, op{kind: opScan, first: i, n: 1, arg: shard})
 }
 
-func (s *Server) scanBits() uint { return uint(bits.Len(uint(s.shards.Len() - 1))) }
+func (s *Server) scanBits() uint { return uint(bits.Len(uint(s.shards().Len() - 1))) }
 
 // scanSplit decodes a proxy SCAN cursor.
 func (s *Server) scanSplit(cur uint64) (shard int, sc uint64) {
@@ -354,7 +356,7 @@ func (s *Server) scanSplit(cur uint64) (shard int, sc uint64) {
 func (s *Server) scanCursor(shard int, sc uint64) (uint64, bool) {
 	b := s.scanBits()
 	if sc == 0 {
-		if shard+1 >= s.shards.Len() {
+		if shard+1 >= s.shards().Len() {
 			return 0, true
 		}
 		return uint64(shard + 1), true

@@ -1,12 +1,15 @@
 // Package proxy is the RESP endpoint applications use to read the
 // destination: any Redis client connects to it as if it were one Redis
-// server, and every command goes to the shard the router places its keys
-// on (router.ShardMap; the proxy has no placement logic of its own).
+// server, and every command goes to the shard the destination's current
+// slot map places its keys on (Config.Destination, shared with the syncer
+// and verify: its router.SlotMap, its shards with their AUTH and TLS, and
+// the backends; the proxy has no placement logic of its own).
 //
-//	srv, err := proxy.New(proxy.Config{
-//		Listen: "127.0.0.1:6380",
-//		Shards: []router.BackendConfig{{Addr: "127.0.0.1:7001"}, {Addr: "127.0.0.1:7002"}},
+//	dest, err := destination.New(destination.Config{
+//		Shards: []destination.Shard{{Addr: "127.0.0.1:7001"}, {Addr: "127.0.0.1:7002"}},
 //	})
+//	if err != nil { ... }
+//	srv, err := proxy.New(proxy.Config{Listen: "127.0.0.1:6380", Destination: dest})
 //	if err != nil { ... }
 //	go srv.Serve(ctx) // returns when ctx ends, every client closed
 //
@@ -20,12 +23,12 @@
 // Single-key commands go to the key's shard; a client's pipeline is
 // forwarded pipelined and answered in order, replies from different shards
 // included: the client goroutine queues one block per shard in a reused
-// router.Batch and waits for all of them, with no goroutine per shard.
+// pool.Batch and waits for all of them, with no goroutine per shard.
 // Each shard and database has one pipelined connection by default
-// (BackendConfig.Conns), shared by every client, so one write to a shard
-// carries many clients' commands (router.Backend lets callers that are
+// (Config.Backend.Conns), shared by every client, so one write to a shard
+// carries many clients' commands (pool.Backend lets callers that are
 // runnable queue theirs before it writes). MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
-// router.ShardMap.Split and merged; DBSIZE, KEYS and RANDOMKEY ask every
+// router.SlotMap.Split and merged; DBSIZE, KEYS and RANDOMKEY ask every
 // shard; SCAN walks the shards one after another, its cursor being
 // shardCursor<<b | shard (b bits hold a shard index), so MATCH, COUNT and
 // TYPE pass through and every key is visited once. PING, ECHO, QUIT,
@@ -44,7 +47,7 @@
 // Writes answer -READONLY unless Config.AllowWrites; then single-shard
 // writes, split DEL/UNLINK/MSET, scripts and MULTI/EXEC whose keys share
 // one shard are forwarded, others answer -CROSSSLOT. MULTI … EXEC is sent
-// as one router.Backend.Pipeline, which reaches the shared connection as
+// as one pool.Backend.Pipeline, which reaches the shared connection as
 // one block no other client's command can split. Without AllowWrites
 // EVAL, EVALSHA and FCALL run as their _RO variants, so a script cannot
 // write either. Admin commands and keyless commands the proxy does not
@@ -148,7 +151,7 @@
 // Shard replies are framed without recursion, so replies nested as deep
 // as Redis makes them (a Lua table thousands of levels deep) relay
 // verbatim. A reply over one of a shard's reply limits
-// (router.BackendConfig.Limits: depth, line length, bulk size, whole
+// (pool.Config.Limits: depth, line length, bulk size, whole
 // reply size) is read to its end and dropped, and only the command that
 // asked for it answers "-ERR shard N: reply too large for the proxy: …";
 // the shared connection stays in sync, so other clients' commands on it,

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // fakeShard is an in-process stand-in for a shard that answers every
@@ -126,11 +125,11 @@ func (f *fakeShard) serve(nc net.Conn) {
 }
 
 func startFakeProxy(t testing.TB, mut func(*Config)) *Server {
-	var shards []router.BackendConfig
+	var addrs []string
 	for i := 0; i < 3; i++ {
-		shards = append(shards, router.BackendConfig{Addr: startFakeShard(t).ln.Addr().String()})
+		addrs = append(addrs, startFakeShard(t).ln.Addr().String())
 	}
-	cfg := Config{Listen: "127.0.0.1:0", Shards: shards, Timeout: 2 * time.Second,
+	cfg := Config{Listen: "127.0.0.1:0", Destination: testDest(t, addrs...), Timeout: 2 * time.Second,
 		Limits: resp.Limits{MaxBulk: 1 << 20, MaxArray: 1 << 10, MaxInline: 1 << 10}}
 	if mut != nil {
 		mut(&cfg)

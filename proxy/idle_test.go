@@ -8,14 +8,13 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/integration"
-	"github.com/replicaof/replicaof/router"
 )
 
 // IdleTimeout closes clients that send nothing, keeps busy and subscribed
 // ones, and costs nothing when zero.
 func TestIdleTimeout(t *testing.T) {
 	shard := integration.StartRedis(t)
-	s, err := New(Config{Listen: "127.0.0.1:0", Shards: []router.BackendConfig{{Addr: shard.Addr}},
+	s, err := New(Config{Listen: "127.0.0.1:0", Destination: testDest(t, shard.Addr),
 		IdleTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

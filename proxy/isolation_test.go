@@ -15,7 +15,6 @@ import (
 
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // echoShard is a fake shard for the isolation property: EVAL_RO answers
@@ -154,11 +153,14 @@ func FuzzIsolation(f *testing.F) {
 	f.Add([]byte{3, 250}, uint8(3))
 	f.Add([]byte{9, 100, 5, 11, 4, 1, 4, 2, 4, 3, 4, 4, 4, 5, 4, 6, 4, 7, 4, 8, 4, 9, 4, 10, 4, 11}, uint8(5))
 	f.Add([]byte{8, 5, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1}, uint8(1))
-	var shards []router.BackendConfig
+	var addrs []string
 	for i := 0; i < 3; i++ {
-		shards = append(shards, router.BackendConfig{Addr: startEchoShard(f), Limits: shardLimits})
+		addrs = append(addrs, startEchoShard(f))
 	}
-	srv := startFakeProxy(f, func(cfg *Config) { cfg.Shards = shards })
+	srv := startFakeProxy(f, func(cfg *Config) {
+		cfg.Destination = testDest(f, addrs...)
+		cfg.Backend.Limits = shardLimits
+	})
 	addr := srv.Addr().String()
 	f.Fuzz(func(t *testing.T, data []byte, reps uint8) {
 		reply := genReply(data)
@@ -266,9 +268,7 @@ func nestScript(depth int) string {
 // pipelined GETs on every shard see no error meanwhile.
 func TestNestedReplyIsolation(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) {
-		for i := range cfg.Shards {
-			cfg.Shards[i].Limits.MaxDepth = 1000
-		}
+		cfg.Backend.Limits.MaxDepth = 1000
 	})
 	ctx := integration.Context(t, 2*time.Minute)
 	per := c.keysOnEveryShard("iso:", 20)

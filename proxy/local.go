@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -191,7 +193,7 @@ func (c *client) selectDB(args [][]byte) {
 		return
 	}
 	c.db = db
-	c.bk = c.s.pool.db(db)
+	c.bk = c.s.pools.db(db)
 	c.replyOK()
 }
 
@@ -366,10 +368,10 @@ func (c *client) info(args [][]byte) {
 	}
 	if all || want["proxy"] {
 		fmt.Fprintf(&b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
-			c.s.shards.Len(), b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
-		for i, sh := range c.s.cfg.Shards {
-			lo, hi := c.s.shards.Range(i)
-			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%d-%d\r\n", i, sh.Addr, lo, hi-1)
+			c.s.shards().Len(), b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
+		m := c.s.shards()
+		for i := range m.Len() {
+			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%s\r\n", i, c.s.cfg.Destination.Addr(i), router.FormatSlotRanges(m.Ranges(i)))
 		}
 		b.WriteString("\r\n")
 	}
@@ -456,7 +458,7 @@ func (c *client) dbsize(args [][]byte) {
 // then the first such key a SCAN finds, so a shard holding mostly
 // hidden keys never makes RANDOMKEY answer nil by bad luck.
 const randomKeyScript = `
-local p = '` + hiddenPrefix + `'
+local p = '` + destination.KeyPrefix + `'
 for i = 1, 16 do
   local k = redis.call('RANDOMKEY')
   if not k then return false end
@@ -504,7 +506,7 @@ func (c *client) randomKey(args [][]byte) {
 }
 
 // each sends one request to every backend in parallel.
-func (s *Server) each(bk []*router.Backend, req []byte) []router.Call {
+func (s *Server) each(bk []*pool.Backend, req []byte) []pool.Call {
 	reqs := make([][]byte, len(bk))
 	for i := range reqs {
 		reqs[i] = req
@@ -513,10 +515,10 @@ func (s *Server) each(bk []*router.Backend, req []byte) []router.Call {
 }
 
 // eachReq sends reqs[i] to bk[i], all in parallel.
-func (s *Server) eachReq(bk []*router.Backend, reqs [][]byte) []router.Call {
-	calls := make([]router.Call, len(bk))
-	ptrs := make([]*router.Call, len(bk))
-	var bt router.Batch
+func (s *Server) eachReq(bk []*pool.Backend, reqs [][]byte) []pool.Call {
+	calls := make([]pool.Call, len(bk))
+	ptrs := make([]*pool.Call, len(bk))
+	var bt pool.Batch
 	for i := range bk {
 		calls[i].Req = reqs[i]
 		ptrs[i] = &calls[i]
@@ -562,7 +564,7 @@ func (s *Server) hiddenNames(db int) ([][]string, error) {
 	if e, ok := s.hidden.m[db]; ok && time.Since(e.at) < hiddenTTL {
 		return e.names, nil
 	}
-	bk := s.pool.db(db)
+	bk := s.pools.db(db)
 	names := make([][]string, len(bk))
 	errs := make([]error, len(bk))
 	var wg sync.WaitGroup
@@ -589,14 +591,14 @@ func (s *Server) hiddenNames(db int) ([][]string, error) {
 	return names, nil
 }
 
-func (s *Server) listHidden(b *router.Backend) ([]string, error) {
+func (s *Server) listHidden(b *pool.Backend) ([]string, error) {
 	cursor := "0"
 	var names []string
 	seen := map[string]bool{}
 	var reply []byte
 	for {
 		var err error
-		reply, err = b.Do(s.ctx, resp.AppendCommandString(nil, "SCAN", cursor, "MATCH", hiddenPrefix+"*", "COUNT", "1000"), reply)
+		reply, err = b.Do(s.ctx, resp.AppendCommandString(nil, "SCAN", cursor, "MATCH", destination.KeyPrefix+"*", "COUNT", "1000"), reply)
 		if err != nil {
 			return nil, err
 		}
@@ -616,7 +618,7 @@ func (s *Server) listHidden(b *router.Backend) ([]string, error) {
 			}
 			seen[string(k.Str)] = true
 			if len(names) >= maxHiddenNames {
-				return nil, fmt.Errorf("more than %d keys named %s*", maxHiddenNames, hiddenPrefix)
+				return nil, fmt.Errorf("more than %d keys named %s*", maxHiddenNames, destination.KeyPrefix)
 			}
 			names = append(names, string(k.Str))
 		}
@@ -629,7 +631,7 @@ func (s *Server) listHidden(b *router.Backend) ([]string, error) {
 
 // keyspace sums every shard's INFO keyspace, less hidden keys.
 func (s *Server) keyspace() (string, error) {
-	calls := s.each(s.pool.db(0), resp.AppendCommandString(nil, "INFO", "keyspace"))
+	calls := s.each(s.pools.db(0), resp.AppendCommandString(nil, "INFO", "keyspace"))
 	type sums struct{ keys, expires int64 }
 	dbs := map[int]*sums{}
 	for i, cl := range calls {

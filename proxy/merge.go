@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -38,11 +39,9 @@ type op struct {
 	silent bool // CLIENT REPLY OFF/SKIP: not written
 }
 
-// hiddenPrefix starts every key replicaof keeps for itself on the
-// destination; clients never see them.
-const hiddenPrefix = "__replicaof:"
-
-func isHidden(key []byte) bool { return bytes.HasPrefix(key, []byte(hiddenPrefix)) }
+// isHidden reports a key replicaof keeps for itself on the destination
+// (destination.KeyPrefix): clients never see them.
+func isHidden(key []byte) bool { return bytes.HasPrefix(key, []byte(destination.KeyPrefix)) }
 
 // reply appends o's reply to out.
 func (c *client) reply(out []byte, o *op) []byte {

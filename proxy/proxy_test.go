@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/router"
 )
@@ -18,7 +19,7 @@ import (
 type cluster struct {
 	t      *testing.T
 	shards []*integration.Redis
-	m      *router.ShardMap
+	m      *router.SlotMap
 	srv    *Server
 	addr   string
 }
@@ -40,7 +41,7 @@ func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 	for i := 0; i < 3; i++ {
 		c.shards = append(c.shards, integration.StartRedis(t, redisArgs...))
 	}
-	c.m, _ = router.NewShardMap(3)
+	c.m, _ = router.EvenSlotMap(3)
 	c.start(mut)
 	return c
 }
@@ -48,9 +49,12 @@ func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 func (c *cluster) start(mut func(*Config)) {
 	t := c.t
 	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: testLogger(t)}
+	var addrs []string
 	for _, s := range c.shards {
-		cfg.Shards = append(cfg.Shards, router.BackendConfig{Addr: s.Addr, RetryBackoff: 20 * time.Millisecond})
+		addrs = append(addrs, s.Addr)
 	}
+	cfg.Destination = testDest(t, addrs...)
+	cfg.Backend.RetryBackoff = 20 * time.Millisecond
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -586,7 +590,7 @@ func TestDeadShard(t *testing.T) {
 
 func TestShutdownClosesClients(t *testing.T) {
 	shard := integration.StartRedis(t)
-	srv, err := New(Config{Listen: "127.0.0.1:0", Shards: []router.BackendConfig{{Addr: shard.Addr}}})
+	srv, err := New(Config{Listen: "127.0.0.1:0", Destination: testDest(t, shard.Addr)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,4 +609,18 @@ func TestShutdownClosesClients(t *testing.T) {
 			t.Fatal("client still open after shutdown")
 		}
 	}
+}
+
+// testDest is a destination of the shards at addrs.
+func testDest(t testing.TB, addrs ...string) *destination.Destination {
+	var shards []destination.Shard
+	for _, a := range addrs {
+		shards = append(shards, destination.Shard{Addr: a})
+	}
+	d, err := destination.New(destination.Config{Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }

@@ -2,17 +2,14 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"net"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // subState is a client's subscriptions. A channel is subscribed on the
@@ -62,7 +59,7 @@ func (s *subState) nPatterns() int {
 // subConn is one shard connection in subscribed mode.
 type subConn struct {
 	shard int
-	cfg   router.BackendConfig
+	cfg   pool.Config
 
 	mu sync.Mutex // guards nc, replaced on reconnect
 	nc net.Conn
@@ -96,7 +93,7 @@ func (c *client) pubsub(name string, args [][]byte) {
 	defer c.flushLocked()
 	if c.sub == nil {
 		c.sub = &subState{c: c, channels: map[string]bool{}, patterns: map[string]bool{},
-			conns: make([]*subConn, c.s.shards.Len()), done: make(chan struct{})}
+			conns: make([]*subConn, c.s.shards().Len()), done: make(chan struct{})}
 	}
 	s := c.sub
 	set := s.channels
@@ -121,7 +118,7 @@ func (c *client) pubsub(name string, args [][]byte) {
 	}
 	// What each shard must be told: new names only for subscribe, known
 	// names only for unsubscribe.
-	perShard := make([][]string, c.s.shards.Len())
+	perShard := make([][]string, c.s.shards().Len())
 	seen := map[string]bool{}
 	s.mu.Lock()
 	for _, n := range names {
@@ -134,7 +131,7 @@ func (c *client) pubsub(name string, args [][]byte) {
 				perShard[i] = append(perShard[i], n)
 			}
 		} else {
-			sh := c.s.shards.ShardOf([]byte(n))
+			sh := c.s.shards().ShardOf([]byte(n))
 			perShard[sh] = append(perShard[sh], n)
 		}
 	}
@@ -195,7 +192,7 @@ func (s *subState) send(shard int, cmd string, names []string) error {
 	nc := sc.nc
 	sc.mu.Unlock()
 	if nc == nil {
-		return router.ErrShardDown
+		return pool.ErrShardDown
 	}
 	timeout := s.c.s.cfg.Timeout
 	_ = nc.SetWriteDeadline(time.Now().Add(timeout))
@@ -210,7 +207,7 @@ func (s *subState) send(shard int, cmd string, names []string) error {
 		case <-t.C:
 			return errors.New("no confirmation in time")
 		case <-s.done:
-			return router.ErrClosed
+			return pool.ErrClosed
 		}
 	}
 	return nil
@@ -219,8 +216,8 @@ func (s *subState) send(shard int, cmd string, names []string) error {
 // dial opens the subscribed-mode connection of one shard and starts its
 // reader.
 func (s *subState) dial(shard int) (*subConn, error) {
-	cfg := s.c.s.cfg.Shards[shard]
-	nc, br, err := dialShard(s.c.s.ctx, cfg)
+	cfg := s.c.s.shardConfig(shard, 0)
+	nc, br, err := pool.Dial(s.c.s.ctx, cfg, dedicatedBufSize)
 	if err != nil {
 		return nil, err
 	}
@@ -234,46 +231,9 @@ func (s *subState) dial(shard int) (*subConn, error) {
 	return sc, nil
 }
 
-// dialShard connects to a shard and runs its Init commands.
-func dialShard(ctx context.Context, cfg router.BackendConfig) (net.Conn, *bufio.Reader, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-	defer cancel()
-	network := cfg.Network
-	if network == "" {
-		network = "tcp"
-	}
-	dial := cfg.Dial
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	nc, err := dial(ctx, network, cfg.Addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	br := bufio.NewReaderSize(nc, 4096)
-	if len(cfg.Init) > 0 {
-		_ = nc.SetDeadline(time.Now().Add(cfg.ReadTimeout))
-		if _, err := nc.Write(cfg.Init); err != nil {
-			nc.Close()
-			return nil, nil, err
-		}
-		cmds := bufio.NewReader(bytes.NewReader(cfg.Init))
-		var cmd resp.Command
-		for resp.ReadCommand(cmds, &cmd, resp.Limits{}) == nil {
-			reply, err := resp.ReadReply(br, nil, cfg.Limits)
-			if err != nil {
-				nc.Close()
-				return nil, nil, err
-			}
-			if len(reply) > 0 && reply[0] == resp.TypeError {
-				nc.Close()
-				return nil, nil, fmt.Errorf("%s refused %q: %w", cfg.Addr, cmd.Name(), resp.Error(bytes.TrimSpace(reply[1:])))
-			}
-		}
-		_ = nc.SetDeadline(time.Time{})
-	}
-	return nc, br, nil
-}
+// dedicatedBufSize is the read buffer of a subscribed-mode or dedicated
+// shard connection.
+const dedicatedBufSize = 4096
 
 // read forwards a shard's messages to the client and turns confirmations
 // into acks. When the connection drops it reconnects and resubscribes
@@ -330,14 +290,14 @@ func (s *subState) reconnect(sc *subConn) (*bufio.Reader, int) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 2*time.Second)
-		nc, br, err := dialShard(s.c.s.ctx, sc.cfg)
+		nc, br, err := pool.Dial(s.c.s.ctx, sc.cfg, dedicatedBufSize)
 		if err != nil {
 			continue
 		}
 		var chans, pats []string
 		s.mu.Lock()
 		for ch := range s.channels {
-			if s.c.s.shards.ShardOf([]byte(ch)) == sc.shard {
+			if s.c.s.shards().ShardOf([]byte(ch)) == sc.shard {
 				chans = append(chans, ch)
 			}
 		}

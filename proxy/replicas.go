@@ -10,8 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // ReadFrom says which nodes of a shard serve reads (Config.ReadFrom).
@@ -96,7 +97,9 @@ type NodeStatus struct {
 type rnode struct {
 	addr   string
 	static bool
-	cfg    router.BackendConfig // the shard's, with addr
+	shard  int
+	node   destination.Shard // how to reach it
+	tmpl   pool.Config       // the proxy's backend template
 
 	inRotation atomic.Bool
 	reachable  atomic.Bool  // the last check answered (whatever its lag)
@@ -109,27 +112,24 @@ type rnode struct {
 
 	mu     sync.Mutex
 	closed bool
-	bks    map[int]*router.Backend // by database
+	bks    map[int]*pool.Backend // by database
 }
 
 // backend returns the node's backend of database db.
-func (n *rnode) backend(db int) *router.Backend {
+func (n *rnode) backend(db int) *pool.Backend {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if b := n.bks[db]; b != nil {
 		return b
 	}
-	cfg := n.cfg
-	if db != 0 {
-		cfg.Init = resp.AppendCommandString(append([]byte(nil), cfg.Init...), "SELECT", strconv.Itoa(db))
-	}
+	cfg := n.node.PoolConfig(n.shard, db, n.tmpl)
 	cfg.Observer = nil // shard metrics are the primary's
-	b := router.NewBackend(cfg)
+	b := pool.NewBackend(cfg)
 	if n.closed {
 		b.Close()
 	}
 	if n.bks == nil {
-		n.bks = make(map[int]*router.Backend)
+		n.bks = make(map[int]*pool.Backend)
 	}
 	n.bks[db] = b
 	return b
@@ -184,7 +184,8 @@ type lagSample struct {
 // shardNodes is one shard's replicas and the primary's health.
 type shardNodes struct {
 	shard       int
-	cfg         router.BackendConfig
+	primary     destination.Shard // reported replicas are reached like it
+	tmpl        pool.Config
 	nodes       atomic.Pointer[[]*rnode]
 	primaryDown atomic.Bool
 	primaryRead atomic.Int64
@@ -205,13 +206,12 @@ type replicas struct {
 
 func newReplicas(s *Server) *replicas {
 	r := &replicas{s: s, mode: s.cfg.ReadFrom, done: make(chan struct{})}
-	for i, cfg := range s.cfg.Shards {
-		sn := &shardNodes{shard: i, cfg: cfg}
+	d := s.cfg.Destination
+	for i := range d.Len() {
+		sn := &shardNodes{shard: i, primary: d.Shard(i), tmpl: s.cfg.Backend}
 		var nodes []*rnode
-		if i < len(s.cfg.Replicas) {
-			for _, rc := range s.cfg.Replicas[i] {
-				nodes = append(nodes, &rnode{addr: rc.Addr, static: true, cfg: rc})
-			}
+		for _, rc := range d.Replicas(i) {
+			nodes = append(nodes, &rnode{addr: rc.Addr, static: true, shard: i, node: rc, tmpl: s.cfg.Backend})
 		}
 		sn.nodes.Store(&nodes)
 		r.shards = append(r.shards, sn)
@@ -221,9 +221,9 @@ func newReplicas(s *Server) *replicas {
 
 // newNode is a replica the primary reported, reached like the primary.
 func (sn *shardNodes) newNode(addr string) *rnode {
-	cfg := sn.cfg
-	cfg.Addr = addr
-	return &rnode{addr: addr, cfg: cfg}
+	node := sn.primary
+	node.Addr = addr
+	return &rnode{addr: addr, shard: sn.shard, node: node, tmpl: sn.tmpl}
 }
 
 // run checks the nodes every ReplicaRefresh until ctx ends, then closes
@@ -270,7 +270,7 @@ var infoReplication = resp.AppendCommandString(nil, "INFO", "replication")
 
 // infoRepl asks b for INFO replication and returns its fields, the
 // slaveN lines' addresses of online replicas separately.
-func infoRepl(ctx context.Context, b *router.Backend) (map[string]string, []string, error) {
+func infoRepl(ctx context.Context, b *pool.Backend) (map[string]string, []string, error) {
 	reply, err := b.Do(ctx, infoReplication, nil)
 	if err != nil {
 		return nil, nil, err
@@ -336,7 +336,7 @@ func validHost(h string) bool {
 }
 
 func (r *replicas) checkShard(ctx context.Context, sn *shardNodes) {
-	fields, online, err := infoRepl(ctx, r.s.pool.db(0)[sn.shard])
+	fields, online, err := infoRepl(ctx, r.s.pools.db(0)[sn.shard])
 	now := time.Now()
 	if err != nil {
 		if !sn.primaryDown.Swap(true) {
@@ -496,8 +496,8 @@ func (r *replicas) pick(shard int, except *rnode, primaryFailed bool) *rnode {
 // lists the primaries only.
 func (s *Server) Nodes() []NodeStatus {
 	var out []NodeStatus
-	for i, cfg := range s.cfg.Shards {
-		ns := NodeStatus{Shard: i, Addr: cfg.Addr, Role: "primary", Up: true}
+	for i := range s.cfg.Destination.Len() {
+		ns := NodeStatus{Shard: i, Addr: s.cfg.Destination.Addr(i), Role: "primary", Up: true}
 		if s.rep != nil {
 			sn := s.rep.shards[i]
 			ns.Up = !sn.primaryDown.Load()

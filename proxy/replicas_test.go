@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/router"
@@ -36,7 +37,7 @@ func newReplicated(t *testing.T, shards, perShard int, mut func(*Config)) *repli
 		}
 		r.replicas = append(r.replicas, reps)
 	}
-	c.m, _ = router.NewShardMap(shards)
+	c.m, _ = router.EvenSlotMap(shards)
 	for _, reps := range r.replicas {
 		for _, rp := range reps {
 			cl := rp.Client()
@@ -360,13 +361,19 @@ func TestStaticReplica(t *testing.T) {
 	rep := integration.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(p.Port),
 		"--replica-announce-port", strconv.Itoa(wrong))
 	c.shards = []*integration.Redis{p}
-	c.m, _ = router.NewShardMap(1)
+	c.m, _ = router.EvenSlotMap(1)
 	r := &replicated{cluster: c, replicas: [][]*integration.Redis{{rep}}}
 	c.start(func(cfg *Config) {
 		cfg.Timeout = time.Second
 		cfg.ReplicaRefresh = 100 * time.Millisecond
 		cfg.ReadFrom = ReadReplica
-		cfg.Replicas = [][]router.BackendConfig{{{Addr: rep.Addr}}}
+		d, err := destination.New(destination.Config{Shards: []destination.Shard{{Addr: p.Addr}},
+			Replicas: [][]destination.Shard{{{Addr: rep.Addr}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		cfg.Destination = d
 	})
 	keys := r.fill("k", 100)
 	r.waitReplica(rep.Addr, true)
@@ -464,9 +471,7 @@ func FuzzParseReplInfo(f *testing.F) {
 // sent it stays in rotation and the read is not retried elsewhere.
 func TestReplicaReplyOverLimit(t *testing.T) {
 	r := newReplicated(t, 1, 1, func(c *Config) {
-		for i := range c.Shards {
-			c.Shards[i].Limits.MaxBulk = 1024
-		}
+		c.Backend.Limits.MaxBulk = 1024
 	})
 	ctx := context.Background()
 	r.put(ctx, "big", strings.Repeat("x", 4096))

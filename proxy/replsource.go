@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/subtle"
 	"crypto/tls"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -133,9 +133,9 @@ func (c *client) replconf(args [][]byte) {
 	switch {
 	case equalFold(args[1], "rof-shard"):
 		i, err := strconv.Atoi(string(args[2]))
-		if err != nil || i < 0 || i >= c.s.shards.Len() {
+		if err != nil || i < 0 || i >= c.s.shards().Len() {
 			c.replyErr(fmt.Sprintf("ERR rof-shard %s: this replicaof proxy has %d shards (0-%d)",
-				printable(args[2]), c.s.shards.Len(), c.s.shards.Len()-1))
+				printable(args[2]), c.s.shards().Len(), c.s.shards().Len()-1))
 			return
 		}
 		c.replShard = i
@@ -183,9 +183,9 @@ func (c *client) psync(name string, args [][]byte) {
 	}
 	shard := c.replShard
 	if shard < 0 {
-		if c.s.shards.Len() != 1 {
+		if c.s.shards().Len() != 1 {
 			c.replyErr(fmt.Sprintf("ERR this replicaof proxy has %d shards: send REPLCONF rof-shard <0-%d> before %s",
-				c.s.shards.Len(), c.s.shards.Len()-1, upper(name)))
+				c.s.shards().Len(), c.s.shards().Len()-1, upper(name)))
 			return
 		}
 		shard = 0
@@ -219,7 +219,7 @@ func (c *client) replSection() string {
 	if !c.s.cfg.AllowWrites {
 		role = "replica"
 	}
-	return fmt.Sprintf("# Replication\r\nrole:%s\r\nreplicaof_shards:%d\r\n\r\n", role, c.s.shards.Len())
+	return fmt.Sprintf("# Replication\r\nrole:%s\r\nreplicaof_shards:%d\r\n\r\n", role, c.s.shards().Len())
 }
 
 // relay serves req on the client's connection until either side ends.
@@ -313,65 +313,25 @@ func copyIdle(dst, src net.Conn, rd io.Reader, gz *gzip.Writer, bw *bufio.Writer
 // sends the handshake and the client's PSYNC; the shard's reply to PSYNC
 // is left unread in the returned reader.
 func (c *client) dialShard(req *replRequest) (net.Conn, *bufio.Reader, error) {
-	sh := c.s.cfg.Shards[req.shard]
-	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.cfg.Timeout)
-	defer cancel()
-	dial := sh.Dial
-	if dial == nil {
-		var d net.Dialer
-		dial = d.DialContext
-	}
-	network := sh.Network
-	if network == "" {
-		network = "tcp"
-	}
-	up, err := dial(ctx, network, sh.Addr)
-	if err != nil {
+	sh := c.s.shardConfig(req.shard, 0)
+	// Init (AUTH…), then capa: one reply each, errors refuse the relay.
+	sh.DialTimeout, sh.ReadTimeout = c.s.cfg.Timeout, c.s.cfg.Timeout
+	sh.Init = resp.AppendCommandString(append([]byte(nil), sh.Init...), "REPLCONF", "capa", "eof", "capa", "psync2")
+	sh.Limits = resp.Limits{}
+	up, br, err := pool.Dial(c.s.ctx, sh, relayBufSize)
+	if ie := (*pool.InitError)(nil); errors.As(err, &ie) {
+		return nil, nil, fmt.Errorf("shard %d: %v", req.shard, ie.Reply)
+	} else if err != nil {
 		return nil, nil, fmt.Errorf("shard %d unavailable: %v", req.shard, err)
 	}
 	fail := func(err error) (net.Conn, *bufio.Reader, error) {
 		up.Close()
 		return nil, nil, fmt.Errorf("shard %d: %v", req.shard, err)
 	}
-	_ = up.SetDeadline(time.Now().Add(c.s.cfg.Timeout))
-	// Init (AUTH…), then capa: one reply each, errors refuse the relay.
-	n, err := countCommands(sh.Init)
-	if err != nil {
-		return fail(err)
-	}
-	hs := append([]byte(nil), sh.Init...)
-	hs = resp.AppendCommandString(hs, "REPLCONF", "capa", "eof", "capa", "psync2")
-	if _, err := up.Write(hs); err != nil {
-		return fail(err)
-	}
-	br := bufio.NewReaderSize(up, relayBufSize)
-	var reply []byte
-	for range n + 1 {
-		if reply, err = resp.ReadReply(br, reply[:0], resp.Limits{}); err != nil {
-			return fail(err)
-		}
-		if len(reply) > 0 && reply[0] == resp.TypeError {
-			return fail(resp.Error(bytes.TrimRight(reply[1:], "\r\n")))
-		}
-	}
+	_ = up.SetWriteDeadline(time.Now().Add(c.s.cfg.Timeout))
 	if _, err := up.Write(resp.AppendCommand(nil, req.args...)); err != nil {
 		return fail(err)
 	}
-	_ = up.SetDeadline(time.Time{})
+	_ = up.SetWriteDeadline(time.Time{})
 	return up, br, nil
-}
-
-func countCommands(b []byte) (int, error) {
-	br := bufio.NewReader(bytes.NewReader(b))
-	var cmd resp.Command
-	n := 0
-	for {
-		if _, err := br.Peek(1); err != nil {
-			return n, nil
-		}
-		if err := resp.ReadCommand(br, &cmd, resp.Limits{}); err != nil {
-			return 0, fmt.Errorf("shard init: %w", err)
-		}
-		n++
-	}
 }

@@ -224,7 +224,7 @@ func (c *client) functionStats(args [][]byte) {
 func (c *client) killScript(args [][]byte) {
 	c.run()
 	req := resp.AppendCommand(nil, args...)
-	n := c.s.shards.Len()
+	n := c.s.shards().Len()
 	replies := make([][]byte, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -20,12 +22,11 @@ import (
 // backends. Build it with New, run it with Serve; Serve returns when its
 // context ends, after every client and goroutine it started has stopped.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	shards *router.ShardMap
-	pool   *pool
-	ln     net.Listener
-	start  time.Time
+	cfg   Config
+	log   *slog.Logger
+	pools *shardPools
+	ln    net.Listener
+	start time.Time
 
 	ctx    context.Context // canceled when Serve stops
 	cancel context.CancelFunc
@@ -59,10 +60,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	m, err := router.NewShardMap(len(cfg.Shards))
-	if err != nil {
-		return nil, err
-	}
 	network, addr := "tcp", cfg.Listen
 	if p, ok := strings.CutPrefix(cfg.Listen, "unix:"); ok {
 		network, addr = "unix", p
@@ -74,8 +71,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		shards:  m,
-		pool:    newPool(cfg.Shards, cfg.Databases),
+		pools:   newShardPools(cfg.Destination.NewPools(cfg.Backend), cfg.Destination.Len(), cfg.Databases),
 		ln:      ln,
 		start:   time.Now(),
 		clients: make(map[*client]struct{}),
@@ -213,60 +209,48 @@ func (s *Server) shutdown() {
 	if s.rep != nil {
 		<-s.rep.done // it closed the replicas' backends
 	}
-	s.pool.close() // fails calls in flight at once
+	s.pools.close() // fails calls in flight at once
 	s.wg.Wait()
 }
 
-// pool holds the shard backends, one set per database, created on first
-// use. The backends of a database send SELECT on every new connection.
-type pool struct {
-	cfgs []router.BackendConfig
+// shards is the destination's current slot map. A command takes it once
+// and places all its keys with it.
+func (s *Server) shards() *router.SlotMap { return s.cfg.Destination.Map() }
 
-	mu     sync.Mutex
-	closed bool
-	dbs    [][]*router.Backend // by database, then shard
+// shardConfig is how the proxy reaches shard in database db.
+func (s *Server) shardConfig(shard, db int) pool.Config {
+	return s.cfg.Destination.PoolConfig(shard, db, s.cfg.Backend)
 }
 
-func newPool(cfgs []router.BackendConfig, databases int) *pool {
-	return &pool{
-		cfgs: cfgs,
-		dbs:  make([][]*router.Backend, databases),
-	}
+// shardPools holds the shard backends, one set per database, taken from
+// the destination on first use (their Init holds AUTH and SELECT) and
+// kept per database so a client's lookups take no lock.
+type shardPools struct {
+	set    *destination.Pools
+	shards int
+
+	mu  sync.Mutex
+	dbs [][]*pool.Backend // by database, then shard
 }
 
-func (p *pool) newBackends(db int) []*router.Backend {
-	bs := make([]*router.Backend, len(p.cfgs))
-	for i, cfg := range p.cfgs {
-		if db != 0 {
-			cfg.Init = resp.AppendCommandString(append([]byte(nil), cfg.Init...), "SELECT", fmt.Sprint(db))
-		}
-		bs[i] = router.NewBackend(cfg)
-		if p.closed {
-			bs[i].Close() // calls fail with router.ErrClosed
-		}
-	}
-	return bs
+func newShardPools(set *destination.Pools, shards, databases int) *shardPools {
+	return &shardPools{set: set, shards: shards, dbs: make([][]*pool.Backend, databases)}
 }
 
 // db returns the backends of database db, one per shard.
-func (p *pool) db(db int) []*router.Backend {
+func (p *shardPools) db(db int) []*pool.Backend {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.dbs[db] == nil {
-		p.dbs[db] = p.newBackends(db)
+		bs := make([]*pool.Backend, p.shards)
+		for i := range bs {
+			bs[i] = p.set.Get(i, db)
+		}
+		p.dbs[db] = bs
 	}
 	return p.dbs[db]
 }
 
-func (p *pool) close() {
-	p.mu.Lock()
-	p.closed = true
-	var all []*router.Backend
-	for _, bs := range p.dbs {
-		all = append(all, bs...)
-	}
-	p.mu.Unlock()
-	for _, b := range all {
-		b.Close()
-	}
-}
+// close closes the backends; calls in flight fail with pool.ErrClosed,
+// and backends asked for later are closed ones.
+func (p *shardPools) close() { p.set.Close() }

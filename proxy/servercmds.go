@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -16,7 +17,7 @@ import (
 const flushScript = `
 local keep = {}
 local function collect(db)
-  for _, k in ipairs(redis.call('KEYS', '` + hiddenPrefix + `*')) do
+  for _, k in ipairs(redis.call('KEYS', '` + destination.KeyPrefix + `*')) do
     keep[#keep+1] = {db, k, redis.call('DUMP', k), redis.call('PTTL', k)}
   end
 end

@@ -3,6 +3,7 @@ package proxy
 import (
 	"strconv"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -14,7 +15,7 @@ const (
 )
 
 // txState is an open MULTI: commands queued on the proxy, checked to live
-// on one shard, sent as MULTI … EXEC in one Pipeline: router.Backend
+// on one shard, sent as MULTI … EXEC in one Pipeline: pool.Backend
 // writes a Pipeline as one block no other client's command can split, so
 // the shared connections serve transactions too.
 type txState struct {
@@ -62,7 +63,7 @@ func (c *client) queue(name string, args [][]byte) {
 			t.dirty = true
 			return
 		}
-		shard, err := c.s.shards.Route(args, keys)
+		shard, err := c.s.shards().Route(args, keys)
 		if err != nil || (shard >= 0 && t.shard >= 0 && shard != t.shard) {
 			fail(router.ErrCrossShard.Error())
 			return
@@ -97,14 +98,14 @@ func (c *client) exec() {
 	}
 	c.run() // earlier commands of the batch go first
 	shard := max(t.shard, 0)
-	calls := make([]*router.Call, 0, len(t.ends)+2)
-	calls = append(calls, &router.Call{Req: resp.AppendCommandString(nil, "MULTI")})
+	calls := make([]*pool.Call, 0, len(t.ends)+2)
+	calls = append(calls, &pool.Call{Req: resp.AppendCommandString(nil, "MULTI")})
 	start := 0
 	for _, end := range t.ends {
-		calls = append(calls, &router.Call{Req: t.reqs[start:end]})
+		calls = append(calls, &pool.Call{Req: t.reqs[start:end]})
 		start = end
 	}
-	calls = append(calls, &router.Call{Req: resp.AppendCommandString(nil, "EXEC")})
+	calls = append(calls, &pool.Call{Req: resp.AppendCommandString(nil, "EXEC")})
 	c.bk[shard].Pipeline(c.s.ctx, calls)
 	for _, cl := range calls {
 		if cl.Err != nil {
@@ -134,7 +135,7 @@ func (c *client) watch(args [][]byte) {
 	}
 	c.keys = keys
 	args, _ = c.hide(args, keys, false)
-	shard, err := c.s.shards.Route(args, keys)
+	shard, err := c.s.shards().Route(args, keys)
 	if err != nil || (c.watching != nil && c.watching.shard != shard) {
 		c.replyErr(router.ErrCrossShard.Error())
 		return

@@ -1,12 +1,15 @@
-// Package router places keys on the destination's shards and carries
-// commands to them; the syncer, the proxy and verify all place keys with
-// it, so reads and replicated writes agree.
+// Package router places keys on the destination's shards; the syncer, the
+// proxy and verify all place keys with it, so reads and replicated writes
+// agree.
 //
 // Placement: Slot is CRC16-XMODEM of the key (or of its {hash tag}) mod
-// 16384, as Redis Cluster computes it; a ShardMap gives each of N
-// standalone shards one contiguous slot range, split the way
-// `redis-cli --cluster create` splits N masters (3 shards: 0-5460,
-// 5461-10922, 10923-16383).
+// 16384, as Redis Cluster computes it. A SlotRange is a run of slots, lo
+// to hi inclusive, written "lo-hi" as CLUSTER SLOTS does; it is the one
+// way slot ranges are held anywhere in replicaof. A SlotMap is an
+// immutable slot → shard table; EvenSlotMap gives each of N standalone
+// shards one contiguous range, split the way `redis-cli --cluster create`
+// splits N masters (3 shards: 0-5460, 5461-10922, 10923-16383), and
+// NewSlotMap takes any ranges that cover every slot once.
 //
 // Commands: a Table says, per command, which arguments are keys, whether it
 // writes, and its flags. Builtin is generated from a real server's COMMAND
@@ -16,19 +19,11 @@
 // MGET, MSET, DEL, UNLINK, EXISTS and TOUCH by shard and says how their
 // replies merge.
 //
-// Transport: a Backend is a pool of pipelined connections to one shard.
-// Requests and replies cross it as raw RESP (replies are framed by
-// resp.ReadReply, never decoded); many callers' requests share one write;
-// a Pipeline reaches one connection as one block no other caller's
-// command can split (MULTI … EXEC stays whole). A shard that cannot be
-// reached fails calls at once with ErrShardDown for a backoff period, and
-// the pool reconnects on its own. The package knows nothing of sources or
-// clients.
+// The package is pure placement: it opens no connection and imports no
+// network package. Connections are package pool's; the live map of a
+// running destination is package destination's.
 //
-//	m, err := router.NewShardMap(3)
+//	m, err := router.EvenSlotMap(3)
 //	if err != nil { ... }
-//	b := router.NewBackend(router.BackendConfig{Addr: "127.0.0.1:7001"})
-//	defer b.Close()
-//	reply, err := b.Do(ctx, resp.AppendCommandString(nil, "GET", "k"), nil)
-//	_ = m.ShardOf([]byte("k")) // which shard's Backend to ask
+//	shard := m.ShardOf([]byte("k")) // which shard's pool to ask
 package router

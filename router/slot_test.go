@@ -55,16 +55,20 @@ func TestSlot(t *testing.T) {
 	}
 }
 
-func TestShardMap(t *testing.T) {
+func TestEvenSlotMap(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 5, 7, 16, 16384} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			m, err := NewShardMap(n)
+			m, err := EvenSlotMap(n)
 			if err != nil {
 				t.Fatal(err)
 			}
 			prev := 0
 			for i := 0; i < n; i++ {
-				lo, hi := m.Range(i)
+				rs := m.Ranges(i)
+				if len(rs) != 1 {
+					t.Fatalf("shard %d has %d ranges", i, len(rs))
+				}
+				lo, hi := int(rs[0].Lo), int(rs[0].Hi)+1
 				if lo != prev || hi <= lo {
 					t.Fatalf("shard %d range [%d,%d) after %d", i, lo, hi, prev)
 				}
@@ -84,14 +88,55 @@ func TestShardMap(t *testing.T) {
 		})
 	}
 	// A 3-shard map splits like redis-cli --cluster create: 0-5460, 5461-10922, 10923-16383.
-	m, _ := NewShardMap(3)
-	for i, want := range [][2]int{{0, 5461}, {5461, 10923}, {10923, 16384}} {
-		if lo, hi := m.Range(i); lo != want[0] || hi != want[1] {
-			t.Errorf("shard %d: [%d,%d), want %v", i, lo, hi, want)
+	m, _ := EvenSlotMap(3)
+	for i, want := range []string{"0-5460", "5461-10922", "10923-16383"} {
+		if got := FormatSlotRanges(m.Ranges(i)); got != want {
+			t.Errorf("shard %d: %s, want %s", i, got, want)
 		}
 	}
-	if _, err := NewShardMap(0); err == nil {
-		t.Fatal("NewShardMap(0) succeeded")
+	if _, err := EvenSlotMap(0); err == nil {
+		t.Fatal("EvenSlotMap(0) succeeded")
+	}
+}
+
+func TestNewSlotMap(t *testing.T) {
+	rs := func(s string) []SlotRange {
+		r, err := ParseSlotRanges(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	m, err := NewSlotMap([][]SlotRange{rs("100-16383,0-9"), rs("10-99")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() != 2 || m.ShardOfSlot(5) != 0 || m.ShardOfSlot(10) != 1 || m.ShardOfSlot(99) != 1 || m.ShardOfSlot(100) != 0 {
+		t.Fatalf("wrong owners: %d %d %d %d", m.ShardOfSlot(5), m.ShardOfSlot(10), m.ShardOfSlot(99), m.ShardOfSlot(100))
+	}
+	if got := FormatSlotRanges(m.Ranges(0)); got != "0-9,100-16383" {
+		t.Fatalf("ranges of shard 0: %s", got)
+	}
+	for _, bad := range [][][]SlotRange{
+		nil,
+		{rs("0-16382")},                   // a slot unowned
+		{rs("0-16383"), rs("5-5")},        // a slot owned twice
+		{{{Lo: 5, Hi: 4}}, rs("0-16383")}, // backwards
+	} {
+		if _, err := NewSlotMap(bad); err == nil {
+			t.Errorf("NewSlotMap(%v) succeeded", bad)
+		}
+	}
+	for _, bad := range []string{"", "a-b", "5-4", "0-16384", "-1-3"} {
+		if _, err := ParseSlotRange(bad); err == nil {
+			t.Errorf("ParseSlotRange(%q) succeeded", bad)
+		}
+	}
+	if r, err := ParseSlotRange("7"); err != nil || r != (SlotRange{7, 7}) || !r.Contains(7) || r.Contains(8) || r.Len() != 1 {
+		t.Fatalf("ParseSlotRange(7) = %v, %v", r, err)
+	}
+	if !SlotsContain(rs("0-9,20-29"), 25) || SlotsContain(rs("0-9,20-29"), 15) {
+		t.Fatal("SlotsContain")
 	}
 }
 
@@ -107,7 +152,7 @@ func BenchmarkSlot(b *testing.B) {
 }
 
 func BenchmarkShardOf(b *testing.B) {
-	m, _ := NewShardMap(3)
+	m, _ := EvenSlotMap(3)
 	keys := make([][]byte, 1024)
 	for i := range keys {
 		keys[i] = []byte(fmt.Sprintf("key:%d", i))
@@ -118,4 +163,27 @@ func BenchmarkShardOf(b *testing.B) {
 		s ^= m.ShardOf(keys[i&1023])
 	}
 	_ = s
+}
+
+// FuzzParseSlotRanges: what parses is in range, formats back to itself
+// and round-trips.
+func FuzzParseSlotRanges(f *testing.F) {
+	for _, s := range []string{"0-5460", "5461-10922,10923-16383", "7", "0-16383", "5-4", "a-b", "", ",", "-1-3", "16384", "1-2-3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		rs, err := ParseSlotRanges(s)
+		if err != nil {
+			return
+		}
+		for _, r := range rs {
+			if r.Hi < r.Lo || int(r.Hi) >= SlotCount || !r.Contains(r.Lo) || !r.Contains(r.Hi) {
+				t.Fatalf("%q: bad range %v", s, r)
+			}
+		}
+		again, err := ParseSlotRanges(FormatSlotRanges(rs))
+		if err != nil || FormatSlotRanges(again) != FormatSlotRanges(rs) {
+			t.Fatalf("%q: %v does not round-trip (%v, %v)", s, rs, again, err)
+		}
+	})
 }

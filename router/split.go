@@ -12,7 +12,7 @@ var ErrCrossShard = errors.New("CROSSSLOT Keys in request don't hash to the same
 
 // Route returns the one shard that holds every key at the given positions,
 // -1 when there are none, or ErrCrossShard.
-func (m *ShardMap) Route(args [][]byte, keys []int) (int, error) {
+func (m *SlotMap) Route(args [][]byte, keys []int) (int, error) {
 	shard := -1
 	for _, k := range keys {
 		s := m.ShardOf(args[k])
@@ -92,7 +92,7 @@ func Splittable(args [][]byte, replicated bool) Merge {
 // live on one shard yields one part equal to the original. It returns
 // MergeNone and no parts for a command that cannot be split, or whose
 // arguments do not come in whole key groups (the server reports that error).
-func (m *ShardMap) Split(args [][]byte, replicated bool) (Merge, []Part) {
+func (m *SlotMap) Split(args [][]byte, replicated bool) (Merge, []Part) {
 	merge := Splittable(args, replicated)
 	if merge == MergeNone {
 		return MergeNone, nil

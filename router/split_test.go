@@ -7,7 +7,7 @@ import (
 )
 
 func TestRoute(t *testing.T) {
-	m, _ := NewShardMap(3)
+	m, _ := EvenSlotMap(3)
 	args := argv("MSET {a}1 x {a}2 y")
 	if s, err := m.Route(args, []int{1, 3}); err != nil || s != m.ShardOf([]byte("a")) {
 		t.Fatalf("hash-tagged keys: shard %d, %v", s, err)
@@ -22,7 +22,7 @@ func TestRoute(t *testing.T) {
 }
 
 func TestSplit(t *testing.T) {
-	m, _ := NewShardMap(3)
+	m, _ := EvenSlotMap(3)
 	// Find keys on known shards.
 	keyOn := map[int][]string{}
 	for i := 0; len(keyOn[0]) < 2 || len(keyOn[1]) < 2 || len(keyOn[2]) < 2; i++ {

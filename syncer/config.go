@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -16,7 +17,7 @@ type Config struct {
 	Sources []config.Source
 	// Destination receives every source's data; the supervisor flushes it
 	// at each start and restart, and does not close it.
-	Destination *apply.Destination
+	Destination *destination.Destination
 	Logger      *slog.Logger // default: discard
 
 	// MaxParallelSnapshots bounds the snapshots loading at once (default 4).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
 
@@ -77,8 +78,8 @@ func adminClient(src config.Source, addr string, dial dialFunc) *redis.Client {
 
 // Link is one replication link of a discovered source.
 type Link struct {
-	Addr  string   // what it dials
-	Slots [][2]int // a cluster master's slot ranges (inclusive); nil otherwise
+	Addr  string             // what it dials
+	Slots []router.SlotRange // a cluster master's slot ranges; nil otherwise
 }
 
 // Discover tells what the source is (KindRedis, KindCluster or
@@ -98,11 +99,8 @@ func Discover(ctx context.Context, src config.Source) (kind string, links []Link
 	for _, p := range parts {
 		l := Link{Addr: p.getAddr()}
 		if p.ranges != "" {
-			for _, r := range strings.Split(p.ranges, ",") {
-				lo, hi, _ := strings.Cut(r, "-")
-				a, _ := strconv.Atoi(lo)
-				b, _ := strconv.Atoi(hi)
-				l.Slots = append(l.Slots, [2]int{a, b})
+			if l.Slots, err = router.ParseSlotRanges(p.ranges); err != nil {
+				return "", nil, err
 			}
 		}
 		links = append(links, l)
@@ -195,7 +193,7 @@ func clusterTopology(ctx context.Context, c *redis.Client, host string) (topolog
 	}
 	type master struct {
 		addr   string
-		ranges [][2]int
+		ranges []router.SlotRange
 	}
 	byID := map[string]*master{}
 	for _, sl := range slots {
@@ -216,21 +214,16 @@ func clusterTopology(ctx context.Context, c *redis.Client, host string) (topolog
 			m = &master{addr: addr}
 			byID[id] = m
 		}
-		m.ranges = append(m.ranges, [2]int{int(sl.Start), int(sl.End)})
+		m.ranges = append(m.ranges, router.SlotRange{Lo: uint16(sl.Start), Hi: uint16(sl.End)})
 	}
 	var topo topology
 	covered := 0
 	for _, m := range byID {
-		slices.SortFunc(m.ranges, func(a, b [2]int) int { return a[0] - b[0] })
-		var sb strings.Builder
-		for i, r := range m.ranges {
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			fmt.Fprintf(&sb, "%d-%d", r[0], r[1])
-			covered += r[1] - r[0] + 1
+		slices.SortFunc(m.ranges, func(a, b router.SlotRange) int { return int(a.Lo) - int(b.Lo) })
+		for _, r := range m.ranges {
+			covered += r.Len()
 		}
-		topo = append(topo, clusterMaster{ranges: sb.String(), addr: m.addr})
+		topo = append(topo, clusterMaster{ranges: router.FormatSlotRanges(m.ranges), addr: m.addr})
 	}
 	if covered != 16384 {
 		return nil, fmt.Errorf("CLUSTER SLOTS covers %d of 16384 slots: the cluster is not ready", covered)

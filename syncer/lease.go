@@ -25,15 +25,16 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
 
 // Keys the lease uses on shard 0, db 0 (hidden by the proxy).
 const (
-	LeaseKey   = apply.KeyPrefix + "lease"
-	SourcesKey = apply.KeyPrefix + "sources"
-	epochKey   = apply.KeyPrefix + "epoch"
+	LeaseKey   = destination.KeyPrefix + "lease"
+	SourcesKey = destination.KeyPrefix + "sources"
+	epochKey   = destination.KeyPrefix + "epoch"
 )
 
 // Roles of an instance (GET /v1/status "role").
@@ -136,7 +137,7 @@ return 0`
 // concurrent use; loop runs in a goroutine Supervisor.Run owns.
 type lease struct {
 	cfg  LeaseConfig
-	dest *apply.Destination
+	dest *destination.Destination
 	// sources returns the current source list, encoded for SourcesKey.
 	sources func() string
 	changed chan struct{} // role may have changed; buffered 1
@@ -148,7 +149,7 @@ type lease struct {
 	floor int64
 }
 
-func newLease(cfg LeaseConfig, dest *apply.Destination, sources func() string) *lease {
+func newLease(cfg LeaseConfig, dest *destination.Destination, sources func() string) *lease {
 	if cfg.Duration <= 0 {
 		cfg.Duration = 10 * time.Second
 	}
@@ -244,7 +245,7 @@ func (l *lease) step(ctx context.Context, log func(msg string, args ...any)) {
 	defer cancel()
 	px := strconv.FormatInt(l.cfg.Duration.Milliseconds(), 10)
 	if st.next(now, l.cfg.Duration) {
-		reply, err := l.dest.DoLease(ctx, "EVAL", renewScript, "2", LeaseKey, SourcesKey, st.value, px, l.sources())
+		reply, err := l.dest.DoUnfenced(ctx, 0, 0, "EVAL", renewScript, "2", LeaseKey, SourcesKey, st.value, px, l.sources())
 		l.mu.Lock()
 		switch {
 		case err != nil:
@@ -262,7 +263,7 @@ func (l *lease) step(ctx context.Context, log func(msg string, args ...any)) {
 		l.mu.Lock()
 		floor := strconv.FormatInt(l.floor, 10)
 		l.mu.Unlock()
-		reply, err := l.dest.DoLease(ctx, "EVAL", acquireScript, "2", LeaseKey, epochKey, l.cfg.ID, l.cfg.Addr, px, floor)
+		reply, err := l.dest.DoUnfenced(ctx, 0, 0, "EVAL", acquireScript, "2", LeaseKey, epochKey, l.cfg.ID, l.cfg.Addr, px, floor)
 		if err == nil {
 			var ok bool
 			var val string
@@ -296,7 +297,7 @@ func (l *lease) took(ctx context.Context, now time.Time, val string) error {
 	if err != nil {
 		return fmt.Errorf("lease value %q: %w", val, err)
 	}
-	if err := l.dest.RaiseFence(ctx, epoch); err != nil {
+	if err := apply.RaiseFence(ctx, l.dest, epoch); err != nil {
 		var se *apply.StaleEpochError
 		if errors.As(err, &se) {
 			l.mu.Lock()
@@ -321,7 +322,7 @@ func (l *lease) release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout())
 	defer cancel()
-	_, _ = l.dest.DoLease(ctx, "EVAL", releaseScript, "1", LeaseKey, st.value)
+	_, _ = l.dest.DoUnfenced(ctx, 0, 0, "EVAL", releaseScript, "1", LeaseKey, st.value)
 }
 
 // parseAcquire reads the acquire script's reply: [1, value] taken, [0,
@@ -355,8 +356,8 @@ func encodeSources(id string, srcs []config.Source) string {
 
 // readSources reads SourcesKey: the list and the id of the instance that
 // wrote it; ok false when there is none.
-func readSources(ctx context.Context, d *apply.Destination) (writer string, srcs []config.Source, ok bool, err error) {
-	reply, err := d.DoLease(ctx, "GET", SourcesKey)
+func readSources(ctx context.Context, d *destination.Destination) (writer string, srcs []config.Source, ok bool, err error) {
+	reply, err := d.DoUnfenced(ctx, 0, 0, "GET", SourcesKey)
 	if err != nil {
 		return "", nil, false, err
 	}

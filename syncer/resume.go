@@ -62,7 +62,7 @@ func (s *Supervisor) resumePoints(ctx context.Context, srcs []*source, fp string
 // resumePoint reads one link's checkpoints: the zero Position when a shard
 // has none of this source list.
 func (s *Supervisor) resumePoint(ctx context.Context, i int, src *source, p *part, fp string) (replica.Position, error) {
-	cps, err := s.cfg.Destination.Checkpoints(ctx, checkpointKey(i, src.cfg, p.id))
+	cps, err := apply.Checkpoints(ctx, s.cfg.Destination, checkpointKey(i, src.cfg, p.id))
 	if err != nil {
 		return replica.Position{}, err
 	}

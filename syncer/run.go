@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -31,7 +32,7 @@ func (s *Supervisor) syncAll(ctx context.Context) error {
 	fp := fingerprint(srcs)
 	// The run ids come first: a shard restarting after this point is
 	// caught by watchShards whatever the checkpoints said.
-	var base []apply.ShardState
+	var base []destination.ShardState
 	if err := s.retry(ctx, srcs, "destination probe", func() (err error) {
 		base, err = s.cfg.Destination.Probe(ctx)
 		return err
@@ -220,7 +221,7 @@ func (s *Supervisor) retry(ctx context.Context, srcs []*source, what string, fn 
 // flush empties every destination shard, retrying while it is unreachable.
 func (s *Supervisor) flush(ctx context.Context, srcs []*source) error {
 	if err := s.retry(ctx, srcs, "destination flush", func() error {
-		return s.cfg.Destination.FlushAll(ctx)
+		return apply.FlushAll(ctx, s.cfg.Destination)
 	}); err != nil {
 		return err
 	}

@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/replicaof/replicaof/syncer/apply"
+	"github.com/replicaof/replicaof/destination"
 )
 
 // watchShards checks every ShardCheckInterval that no destination shard
 // restarted (run_id) or lost its data (marker key) since base was taken;
 // either ends the sync run with ErrNeedFullResync. A shard it cannot
 // reach is checked again next time (the links retry meanwhile).
-func (s *Supervisor) watchShards(ctx context.Context, base []apply.ShardState) error {
+func (s *Supervisor) watchShards(ctx context.Context, base []destination.ShardState) error {
 	t := time.NewTicker(s.cfg.ShardCheckInterval)
 	defer t.Stop()
 	failing := false

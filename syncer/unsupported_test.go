@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/rdb"
@@ -17,7 +18,7 @@ import (
 func TestStatusUnsupportedKeys(t *testing.T) {
 	ctx := integration.Context(t, time.Minute)
 	shard := integration.StartRedis(t)
-	d, err := apply.NewDestination(apply.DestinationConfig{Shards: []apply.Shard{{Addr: shard.Addr}}})
+	d, err := destination.New(destination.Config{Shards: []destination.Shard{{Addr: shard.Addr}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestStatusUnsupportedKeys(t *testing.T) {
 	var parts []*part
 	for _, id := range []string{"shard:0", "shard:1"} {
 		a := apply.New(d, apply.Options{SkipUnsupported: true})
-		if err := d.FlushAll(ctx); err != nil {
+		if err := apply.FlushAll(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 		if err := a.FullSync(ctx, "id", 0, int64(len(file)), bytes.NewReader(file)); err != nil {

@@ -32,11 +32,13 @@ func BenchmarkVerify(b *testing.B) {
 	var shards []*redis.Client
 	var cfg Config
 	cfg.Sources = []Endpoint{{Addr: src.Addr}}
+	var addrs []string
 	for range 3 {
 		r := integration.StartRedis(b)
 		shards = append(shards, r.Client())
-		cfg.Shards = append(cfg.Shards, Endpoint{Addr: r.Addr})
+		addrs = append(addrs, r.Addr)
 	}
+	cfg.Destination = testDest(b, addrs...)
 	if err := fill(ctx, src.Client(), shards, n); err != nil {
 		b.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func BenchmarkVerify(b *testing.B) {
 
 // fill writes the same n keys to src and, placed by slot, to shards.
 func fill(ctx context.Context, src *redis.Client, shards []*redis.Client, n int) error {
-	sm, err := router.NewShardMap(len(shards))
+	sm, err := router.EvenSlotMap(len(shards))
 	if err != nil {
 		return err
 	}

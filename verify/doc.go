@@ -6,7 +6,7 @@
 // Memory stays bounded whatever the size of the keyspace or of a value:
 // each source is read with SCAN in batches, every batch's keys are read on
 // the source and on the destination shard their slot maps to
-// (router.ShardMap), and only a 64-bit xxhash digest of each value's
+// (router.SlotMap), and only a 64-bit xxhash digest of each value's
 // canonical encoding is kept. Strings, lists, sorted sets (rank order,
 // scores printed the shortest exact way) and streams (entries, length, last
 // ID, consumer groups) are digested in order, chunk by chunk; sets and
@@ -17,7 +17,8 @@
 //
 // The destination shards are then scanned for keys on no source (extra),
 // on several sources (duplicate), or on a shard their slot does not map to
-// (misplaced). Keys starting with InternalPrefix are ignored everywhere.
+// (misplaced). Keys starting with destination.KeyPrefix
+// (replicaof's own) are ignored everywhere.
 //
 // Keys may change while the run goes on (sync is live): every mismatch is
 // read again once, Config.RecheckDelay after it was found, and only those

@@ -14,14 +14,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/router"
 )
 
-// InternalPrefix starts the keys replicaof keeps for itself on the
-// destination; verify ignores them on every side.
-const InternalPrefix = "__replicaof:"
-
-// ErrNoShards is returned by Run for a Config without destination shards.
+// ErrNoShards is returned by Run for a Config without a destination.
 var ErrNoShards = errors.New("verify: no destination shards")
 
 // Endpoint is one Redis server to read from.
@@ -39,7 +36,7 @@ type Endpoint struct {
 	// Slots, when set, are the hash slot ranges (inclusive) the endpoint
 	// serves: a Redis Cluster master. Keys of other slots are not asked
 	// of it (it would answer MOVED); they count as not held there.
-	Slots [][2]int
+	Slots []router.SlotRange
 }
 
 // serves reports whether e holds key's slot.
@@ -47,13 +44,7 @@ func (e Endpoint) serves(key string) bool {
 	if e.Slots == nil {
 		return true
 	}
-	s := int(router.Slot([]byte(key)))
-	for _, r := range e.Slots {
-		if r[0] <= s && s <= r[1] {
-			return true
-		}
-	}
-	return false
+	return router.SlotsContain(e.Slots, router.Slot([]byte(key)))
 }
 
 func (e Endpoint) label() string {
@@ -68,9 +59,10 @@ type Config struct {
 	// Sources are compared, as one keyspace (their union), with the
 	// destination. May be empty: then every destination key is extra.
 	Sources []Endpoint
-	// Shards are the destination; a key belongs to shard
-	// router.NewShardMap(len(Shards)).ShardOf(key). At least one.
-	Shards []Endpoint
+	// Destination is the destination (required): a key belongs to shard
+	// Destination.Map().ShardOf(key); each shard is read with its own
+	// AUTH and TLS (destination.Shard).
+	Destination *destination.Destination
 	// DBs limits the databases compared; nil means every database that
 	// holds keys on any side (INFO keyspace).
 	DBs []int
@@ -101,7 +93,7 @@ type Config struct {
 	// slightly different moments, and TTLs sent by Redis < 7.0 sources
 	// as relative times start when applied).
 	TTLTolerance time.Duration
-	// Skip, when set, excludes more keys than InternalPrefix ones.
+	// Skip, when set, excludes more keys than destination.KeyPrefix ones.
 	Skip func(key string) bool
 	// Progress, when set, is called every ProgressInterval (default
 	// 200ms) from a goroutine of Run, and once more at the end.
@@ -160,7 +152,8 @@ const firstChunk = 128
 // verifier is one run.
 type verifier struct {
 	cfg    Config
-	shards *router.ShardMap
+	shards *router.SlotMap
+	dst    []Endpoint // the destination's shards
 	rd     reader
 
 	cmu     sync.Mutex
@@ -191,26 +184,28 @@ type suspect struct {
 // report then holds what was counted so far.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg = cfg.withDefaults()
-	if len(cfg.Shards) == 0 {
+	if cfg.Destination == nil {
 		return nil, ErrNoShards
 	}
-	sm, err := router.NewShardMap(len(cfg.Shards))
-	if err != nil {
-		return nil, err
+	var dst []Endpoint
+	for i := range cfg.Destination.Len() {
+		s := cfg.Destination.Shard(i)
+		dst = append(dst, Endpoint{Addr: s.Addr, User: s.User, Password: s.Password, Dial: s.Dial})
 	}
 	v := &verifier{
 		cfg:     cfg,
-		shards:  sm,
+		shards:  cfg.Destination.Map(),
+		dst:     dst,
 		clients: map[clientKey]*redis.Client{},
 		rd:      reader{first: min(firstChunk, cfg.Chunk), chunk: cfg.Chunk, strFirst: 64 * int64(min(firstChunk, cfg.Chunk)), strChunk: 64 * int64(cfg.Chunk)},
 	}
 	v.phase.Store("keyspace")
 	defer v.close()
 	start := time.Now()
-	v.rep.Sources, v.rep.Shards = len(cfg.Sources), len(cfg.Shards)
+	v.rep.Sources, v.rep.Shards = len(cfg.Sources), len(dst)
 
 	stop := v.startProgress()
-	err = v.run(ctx)
+	err := v.run(ctx)
 	stop()
 	v.rep.Elapsed = time.Since(start)
 	return &v.rep, err
@@ -231,7 +226,7 @@ func (v *verifier) run(ctx context.Context) error {
 				return err
 			}
 		}
-		for j := range v.cfg.Shards {
+		for j := range v.dst {
 			v.phase.Store(fmt.Sprintf("db %d: shard %d", db, j))
 			if err := v.scan(ctx, v.client(true, j, db), func(ctx context.Context, keys []string) error {
 				return v.checkShard(ctx, db, j, keys)
@@ -286,7 +281,7 @@ func (v *verifier) progress() Progress {
 
 func (v *verifier) endpoint(shard bool, idx int) Endpoint {
 	if shard {
-		return v.cfg.Shards[idx]
+		return v.dst[idx]
 	}
 	return v.cfg.Sources[idx]
 }
@@ -325,7 +320,7 @@ func (v *verifier) keyspaces(ctx context.Context) ([]int, error) {
 	for _, shard := range []bool{false, true} {
 		n := len(v.cfg.Sources)
 		if shard {
-			n = len(v.cfg.Shards)
+			n = len(v.dst)
 		}
 		for i := 0; i < n; i++ {
 			info, err := v.client(shard, i, 0).Info(ctx, "keyspace").Result()
@@ -350,7 +345,7 @@ func (v *verifier) keyspaces(ctx context.Context) ([]int, error) {
 }
 
 func (v *verifier) skip(key string) bool {
-	return strings.HasPrefix(key, InternalPrefix) || (v.cfg.Skip != nil && v.cfg.Skip(key))
+	return strings.HasPrefix(key, destination.KeyPrefix) || (v.cfg.Skip != nil && v.cfg.Skip(key))
 }
 
 // scan SCANs c in batches and hands them to Workers goroutines running fn.
@@ -401,7 +396,7 @@ func (v *verifier) scan(ctx context.Context, c *redis.Client, fn func(context.Co
 // describeBoth reads keys on source src and on their destination shards.
 func (v *verifier) describeBoth(ctx context.Context, db, src int, keys []string) (s, d []state, shardOf []int, err error) {
 	shardOf = make([]int, len(keys))
-	byShard := make([][]int, len(v.cfg.Shards))
+	byShard := make([][]int, len(v.dst))
 	for i, k := range keys {
 		shardOf[i] = v.shards.ShardOf([]byte(k))
 		byShard[shardOf[i]] = append(byShard[shardOf[i]], i)
@@ -427,7 +422,7 @@ func (v *verifier) describeBoth(ctx context.Context, db, src int, keys []string)
 			}
 			st, err := v.rd.describe(gctx, v.client(true, j, db), sub)
 			if err != nil {
-				return fmt.Errorf("verify: reading shard %d (%s): %w", j, v.cfg.Shards[j].Addr, err)
+				return fmt.Errorf("verify: reading shard %d (%s): %w", j, v.dst[j].Addr, err)
 			}
 			for n, i := range idx {
 				d[i] = st[n]

@@ -10,28 +10,30 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/router"
 )
 
 // fixture is two sources copied key by key (DUMP/RESTORE with their TTL)
-// onto a 3-shard destination placed by router.ShardMap.
+// onto a 3-shard destination placed by router.SlotMap.
 type fixture struct {
+	t      testing.TB
 	srcs   []*integration.Redis
 	shards []*integration.Redis
-	sm     *router.ShardMap
+	sm     *router.SlotMap
 }
 
 func newFixture(t *testing.T, ctx context.Context) *fixture {
 	t.Helper()
-	f := &fixture{}
+	f := &fixture{t: t}
 	for range 2 {
 		f.srcs = append(f.srcs, integration.StartRedis(t))
 	}
 	for range 3 {
 		f.shards = append(f.shards, integration.StartRedis(t))
 	}
-	f.sm, _ = router.NewShardMap(3)
+	f.sm, _ = router.EvenSlotMap(3)
 	a, b := f.srcs[0].Client(), f.srcs[1].Client()
 	must(t, integration.LoadDataset(ctx, a, "a:", 1, 2000))
 	must(t, integration.LoadDataset(ctx, b, "b:", 2, 1000))
@@ -104,9 +106,11 @@ func (f *fixture) config() Config {
 	for i, s := range f.srcs {
 		cfg.Sources = append(cfg.Sources, Endpoint{Name: fmt.Sprintf("src%d", i), Addr: s.Addr})
 	}
+	var addrs []string
 	for _, s := range f.shards {
-		cfg.Shards = append(cfg.Shards, Endpoint{Addr: s.Addr})
+		addrs = append(addrs, s.Addr)
 	}
+	cfg.Destination = testDest(f.t, addrs...)
 	return cfg
 }
 
@@ -141,7 +145,7 @@ func TestVerify(t *testing.T) {
 		}
 	}
 	// A checkpoint of replicaof's own is ignored.
-	must(t, f.shards[0].Client().Set(ctx, InternalPrefix+"checkpoint:x", "1", 0).Err())
+	must(t, f.shards[0].Client().Set(ctx, destination.KeyPrefix+"checkpoint:x", "1", 0).Err())
 
 	t.Run("equal", func(t *testing.T) {
 		var last Progress
@@ -249,7 +253,7 @@ func TestRecheck(t *testing.T) {
 	var seen []string
 	cfg := Config{
 		Sources:      []Endpoint{{Addr: src.Addr}},
-		Shards:       []Endpoint{{Addr: dst.Addr}},
+		Destination:  testDest(t, dst.Addr),
 		RecheckDelay: 20 * time.Millisecond,
 		beforeRecheck: func(ms []Mismatch) {
 			for _, m := range ms {
@@ -285,7 +289,21 @@ func TestRunErrors(t *testing.T) {
 	addr := r.Addr
 	r.Kill()
 	ctx := integration.Context(t, 30*time.Second)
-	if _, err := Run(ctx, Config{Shards: []Endpoint{{Addr: addr}}, Timeout: 2 * time.Second}); err == nil {
+	if _, err := Run(ctx, Config{Destination: testDest(t, addr), Timeout: 2 * time.Second}); err == nil {
 		t.Fatal("want an error for a dead shard")
 	}
+}
+
+// testDest is a destination of the shards at addrs.
+func testDest(t testing.TB, addrs ...string) *destination.Destination {
+	var shards []destination.Shard
+	for _, a := range addrs {
+		shards = append(shards, destination.Shard{Addr: a})
+	}
+	d, err := destination.New(destination.Config{Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }

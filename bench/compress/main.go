@@ -24,11 +24,10 @@ import (
 
 	"github.com/replicaof/replicaof/bench/internal/benchenv"
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/proxy"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
-	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/tlsutil"
 )
 
@@ -215,13 +214,11 @@ func run(ctx context.Context, o options) error {
 // starts A's proxy; both run on wg until ctx ends.
 func (b *bench) startA(ctx context.Context, wg *sync.WaitGroup) (time.Duration, syncer.SourceStatus, error) {
 	var none syncer.SourceStatus
-	var shards []apply.Shard
-	var backends []router.BackendConfig
+	var shards []destination.Shard
 	for _, p := range b.aShards {
-		shards = append(shards, apply.Shard{Addr: p.Addr})
-		backends = append(backends, router.BackendConfig{Addr: p.Addr})
+		shards = append(shards, destination.Shard{Addr: p.Addr})
 	}
-	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: shards})
+	dest, err := destination.New(destination.Config{Shards: shards})
 	if err != nil {
 		return 0, none, err
 	}
@@ -259,7 +256,7 @@ func (b *bench) startA(ctx context.Context, wg *sync.WaitGroup) (time.Duration, 
 	}
 	b.adminPW = hex.EncodeToString(pw[:])
 	cfg := proxy.Config{
-		Listen: "127.0.0.1:0", Shards: backends,
+		Listen: "127.0.0.1:0", Destination: dest,
 		AdminPassword: func() string { return b.adminPW },
 		Logger:        b.log.With("deployment", "A", "component", "proxy"),
 	}
@@ -328,11 +325,11 @@ func (b *bench) runB(ctx context.Context, level int, link int64) (result, error)
 	if b.certs != nil {
 		src.TLSFiles = &config.TLSFiles{CA: b.certs.CA, Cert: b.certs.SyncerCert, Key: b.certs.SyncerKey}
 	}
-	var shards []apply.Shard
+	var shards []destination.Shard
 	for _, p := range b.bShards {
-		shards = append(shards, apply.Shard{Addr: p.Addr})
+		shards = append(shards, destination.Shard{Addr: p.Addr})
 	}
-	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: shards})
+	dest, err := destination.New(destination.Config{Shards: shards})
 	if err != nil {
 		return r, err
 	}
@@ -417,7 +414,7 @@ func (b *bench) checkKeys(ctx context.Context, name string, shards []*redisproc.
 		n, err := c.DBSize(ctx).Result()
 		if err == nil {
 			var in int64
-			in, err = countPrefix(ctx, c, apply.KeyPrefix)
+			in, err = countPrefix(ctx, c, destination.KeyPrefix)
 			internal += in
 		}
 		c.Close()

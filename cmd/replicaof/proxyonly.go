@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/replicaof/replicaof/admin/ui"
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/metrics"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/syncer"
 )
@@ -40,32 +42,30 @@ func (proxyOnlyController) SetSources(context.Context, []config.Source) error { 
 // syncs. The config's sources, if any, are ignored. Replication through
 // this proxy (the internal admin user) is off: it keeps no state_dir.
 func serveProxyOnly(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(running)) error {
-	shards, err := shardConfigs(cfg.Destination)
-	if err != nil {
-		return err
-	}
 	proxyTLS, err := proxyTLSConfig(cfg.Proxy.TLS)
 	if err != nil {
 		return err
 	}
-	readFrom, replicas, err := replicaReads(cfg)
+	readFrom, err := proxy.ParseReadFrom(cfg.Proxy.ReadFrom)
 	if err != nil {
-		return err
+		return fmt.Errorf("proxy.%w", err)
 	}
 	m, err := metrics.New(metrics.Config{Version: versionString()})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = m.Shutdown(context.Background()) }()
-	for i := range shards {
-		shards[i].Observer, shards[i].Shard = m.Shards(), i
+	dest, err := newDestination(cfg.Destination, pool.Config{})
+	if err != nil {
+		return err
 	}
+	defer dest.Close()
 	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		return err
 	}
 	defer adminLn.Close()
-	prox, err := proxy.New(proxyConfig(cfg, shards, proxyTLS, readFrom, replicas, log, m))
+	prox, err := proxy.New(proxyConfig(cfg, dest, proxyTLS, readFrom, log, m))
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func serveProxyOnly(ctx context.Context, cfg *config.Config, log *slog.Logger, r
 		return hs.Shutdown(sctx)
 	})
 	log.Info("replicaof serving the proxy only (no syncer)", "proxy", prox.Addr().String(),
-		"admin", "http://"+adminLn.Addr().String(), "shards", len(shards), "read_from", readFrom.String())
+		"admin", "http://"+adminLn.Addr().String(), "shards", dest.Len(), "read_from", readFrom.String())
 	if ready != nil {
 		ready(running{ProxyAddr: prox.Addr().String(), AdminURL: "http://" + adminLn.Addr().String()})
 	}

@@ -25,11 +25,12 @@ import (
 	"github.com/replicaof/replicaof/admin"
 	"github.com/replicaof/replicaof/admin/ui"
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/internal/adminpw"
 	"github.com/replicaof/replicaof/metrics"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -116,17 +117,13 @@ type running struct {
 // is re-read on SIGHUP: a changed source list restarts sync of all sources.
 // ready, when set, is called once everything listens.
 func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logger, ready func(running)) error {
-	shards, err := shardConfigs(cfg.Destination)
-	if err != nil {
-		return err
-	}
 	proxyTLS, err := proxyTLSConfig(cfg.Proxy.TLS)
 	if err != nil {
 		return err
 	}
-	readFrom, replicas, err := replicaReads(cfg)
+	readFrom, err := proxy.ParseReadFrom(cfg.Proxy.ReadFrom)
 	if err != nil {
-		return err
+		return fmt.Errorf("proxy.%w", err)
 	}
 	// Metrics come first: the proxy, the destination's backends and the
 	// appliers report to it. Its syncer series read the supervisor, made
@@ -137,15 +134,8 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		return err
 	}
 	defer func() { _ = m.Shutdown(context.Background()) }()
-	for i := range shards {
-		shards[i].Observer, shards[i].Shard = m.Shards(), i
-	}
-	var destShards []apply.Shard
-	for i, s := range cfg.Destination.Shards {
-		destShards = append(destShards, apply.Shard{Addr: s.Addr(), User: s.User, Password: string(s.Password), Dial: shards[i].Dial})
-	}
-	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: destShards,
-		Backend: router.BackendConfig{Observer: m.Shards()}})
+	// The one destination the syncer writes and the proxy serves.
+	dest, err := newDestination(cfg.Destination, pool.Config{Observer: m.Shards()})
 	if err != nil {
 		return err
 	}
@@ -199,7 +189,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	}
 	status.sup = sup
 
-	pc := proxyConfig(cfg, shards, proxyTLS, readFrom, replicas, log, m)
+	pc := proxyConfig(cfg, dest, proxyTLS, readFrom, log, m)
 	pc.AdminPassword = adminPW.Password
 	prox, err := proxy.New(pc)
 	if err != nil {
@@ -245,7 +235,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 		g.Go(func() error { return reloadOnHUP(gctx, path, sup, log) })
 	}
 	log.Info("replicaof serving", "proxy", prox.Addr().String(), "admin", "http://"+adminLn.Addr().String(),
-		"shards", len(shards), "sources", len(cfg.ReplicaOf.Sources), "state_dir", cfg.StateDir)
+		"shards", dest.Len(), "sources", len(cfg.ReplicaOf.Sources), "state_dir", cfg.StateDir)
 	if ready != nil {
 		ready(running{ProxyAddr: prox.Addr().String(), AdminURL: "http://" + adminLn.Addr().String(), Supervisor: sup})
 	}
@@ -292,37 +282,46 @@ func sameSources(a, b []config.Source) bool {
 	return true
 }
 
-// shardConfigs turns the destination's URLs into backend settings: AUTH in
-// Init, TLS in Dial.
-func shardConfigs(d config.Destination) ([]router.BackendConfig, error) {
-	var out []router.BackendConfig
-	for _, s := range d.Shards {
-		bc := router.BackendConfig{Addr: s.Addr()}
-		if s.Password != "" {
-			if s.User != "" {
-				bc.Init = resp.AppendCommandString(nil, "AUTH", s.User, string(s.Password))
-			} else {
-				bc.Init = resp.AppendCommandString(nil, "AUTH", string(s.Password))
-			}
+// newDestination builds the destination from its URLs (AUTH, TLS) and
+// its configured replicas; tmpl tunes the syncer's pools.
+func newDestination(d config.Destination, tmpl pool.Config) (*destination.Destination, error) {
+	shards, err := destShards(d.Shards, d.TLS)
+	if err != nil {
+		return nil, err
+	}
+	var replicas [][]destination.Shard
+	for _, reps := range d.Replicas {
+		rs, err := destShards(reps, d.TLS)
+		if err != nil {
+			return nil, err
 		}
+		replicas = append(replicas, rs)
+	}
+	return destination.New(destination.Config{Shards: shards, Replicas: replicas, Pool: tmpl})
+}
+
+// destShards turns destination URLs into how to reach each node: AUTH
+// user and password, TLS in Dial.
+func destShards(urls []config.Endpoint, t *config.TLSFiles) ([]destination.Shard, error) {
+	var out []destination.Shard
+	for _, s := range urls {
+		ds := destination.Shard{Addr: s.Addr(), User: s.User, Password: string(s.Password)}
 		if s.TLS {
-			tc, err := tlsutil.ClientConfig(s.Host, d.TLS.ClientOptions())
+			tc, err := tlsutil.ClientConfig(s.Host, t.ClientOptions())
 			if err != nil {
 				return nil, fmt.Errorf("destination %s: %w", s.Redacted(), err)
 			}
-			bc.Dial = (&tlsutil.Dialer{Config: tc}).DialContext
+			ds.Dial = (&tlsutil.Dialer{Config: tc}).DialContext
 		}
-		out = append(out, bc)
+		out = append(out, ds)
 	}
 	return out, nil
 }
 
-// replicaReads is the proxy's read_from and the configured replicas of
-// each destination shard, reached like the shards.
 // proxyConfig is the proxy's configuration from the file, for serve and
 // serve --proxy-only alike (only serve adds the internal admin user).
-func proxyConfig(cfg *config.Config, shards []router.BackendConfig, proxyTLS *tls.Config, readFrom proxy.ReadFrom,
-	replicas [][]router.BackendConfig, log *slog.Logger, m *metrics.Provider) proxy.Config {
+func proxyConfig(cfg *config.Config, dest *destination.Destination, proxyTLS *tls.Config, readFrom proxy.ReadFrom,
+	log *slog.Logger, m *metrics.Provider) proxy.Config {
 	return proxy.Config{
 		Listen:             cfg.Proxy.Listen,
 		Password:           string(cfg.Proxy.Password),
@@ -330,7 +329,8 @@ func proxyConfig(cfg *config.Config, shards []router.BackendConfig, proxyTLS *tl
 		IdleTimeout:        cfg.Proxy.Timeout,
 		MaxBlocking:        cfg.Proxy.MaxBlocking,
 		Limits:             resp.Limits{MaxBulk: cfg.Proxy.MaxBulk, MaxArray: int64(cfg.Proxy.MaxArgs), MaxInline: cfg.Proxy.MaxInline},
-		Shards:             shards,
+		Destination:        dest,
+		Backend:            pool.Config{Observer: m.Shards()},
 		TLS:                proxyTLS,
 		TLSReplicationOnly: cfg.Proxy.TLS.ReplicationOnly(),
 		Logger:             log.With("component", "proxy"),
@@ -338,24 +338,7 @@ func proxyConfig(cfg *config.Config, shards []router.BackendConfig, proxyTLS *tl
 		TTLGrace:           cfg.ReplicaOf.Grace(),
 		ReadFrom:           readFrom,
 		MaxReplicaLag:      cfg.Proxy.MaxReplicaLag,
-		Replicas:           replicas,
 	}
-}
-
-func replicaReads(cfg *config.Config) (proxy.ReadFrom, [][]router.BackendConfig, error) {
-	readFrom, err := proxy.ParseReadFrom(cfg.Proxy.ReadFrom)
-	if err != nil {
-		return 0, nil, fmt.Errorf("proxy.%w", err)
-	}
-	var out [][]router.BackendConfig
-	for _, reps := range cfg.Destination.Replicas {
-		bcs, err := shardConfigs(config.Destination{Shards: reps, TLS: cfg.Destination.TLS})
-		if err != nil {
-			return 0, nil, err
-		}
-		out = append(out, bcs)
-	}
-	return readFrom, out, nil
 }
 
 // metricNodes converts the proxy's view of the destination nodes for the

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/tlsutil"
 	"github.com/replicaof/replicaof/verify"
@@ -55,19 +56,26 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 			var (
 				err     error
 				srcCfgs []config.Source
+				dstEps  []verify.Endpoint
 			)
 			if path != "" {
-				cfg.Sources, cfg.Shards, srcCfgs, cfg.TTLGrace, err = endpointsFromConfig(path)
+				cfg.Sources, dstEps, srcCfgs, cfg.TTLGrace, err = endpointsFromConfig(path)
 			} else {
-				cfg.Sources, cfg.Shards, srcCfgs, err = endpointsFromFlags(sources, shards, tlsCA)
+				cfg.Sources, dstEps, srcCfgs, err = endpointsFromFlags(sources, shards, tlsCA)
 				cfg.TTLGrace = ttlGrace
 			}
 			if err != nil {
 				return err
 			}
-			if len(cfg.Shards) == 0 {
+			if len(dstEps) == 0 {
 				return usageError{errors.New("verify: at least one --shard URL is required")}
 			}
+			dest, err := destinationOf(dstEps)
+			if err != nil {
+				return err
+			}
+			defer dest.Close()
+			cfg.Destination = dest
 			cfg.MaxReported = maxShown
 			cfg.RecheckDelay = recheck
 			if recheck == 0 {
@@ -122,6 +130,16 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 	f.DurationVar(&ttlGrace, "ttl-grace", config.DefaultTTLGrace, "with --source/--shard: the syncer's replica_of.ttl_grace, taken off destination TTLs (-c reads it from the file)")
 	f.DurationVar(&cfg.TTLTolerance, "ttl-tolerance", 5*time.Second, "how far apart a key's TTLs may be on the two sides, grace taken off")
 	return c
+}
+
+// destinationOf is the destination of the shards at eps (their AUTH and
+// TLS kept), in shard order.
+func destinationOf(eps []verify.Endpoint) (*destination.Destination, error) {
+	var shards []destination.Shard
+	for _, e := range eps {
+		shards = append(shards, destination.Shard{Addr: e.Addr, User: e.User, Password: e.Password, Dial: e.Dial})
+	}
+	return destination.New(destination.Config{Shards: shards})
 }
 
 // endpointsFromConfig reads the sources, the shards and the TTL grace the

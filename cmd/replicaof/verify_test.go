@@ -26,7 +26,7 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Copy every key to the shard its slot maps to.
-	sm, _ := router.NewShardMap(len(shards))
+	sm, _ := router.EvenSlotMap(len(shards))
 	iter := sc.Scan(ctx, 0, "", 100).Iterator()
 	for iter.Next(ctx) {
 		k := iter.Val()
@@ -127,7 +127,7 @@ func TestVerifyClusterSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	shards := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
-	sm, _ := router.NewShardMap(len(shards))
+	sm, _ := router.EvenSlotMap(len(shards))
 	for _, m := range cl.Masters(ctx) {
 		iter := m.Scan(ctx, 0, "", 100).Iterator()
 		for iter.Next(ctx) {

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -52,7 +52,7 @@ func TestClassify(t *testing.T) {
 		{"snapshot interrupted", fmt.Errorf("%w: snapshot interrupted: %w", syncer.ErrNeedFullResync, io.ErrUnexpectedEOF), errclass.FullResync},
 		{"checkpoint lost", handler(apply.ErrCheckpointLost), errclass.FullResync},
 		{"full resync over a dropped snapshot", fmt.Errorf("%w: %w", replica.ErrFullResync, &replica.SnapshotDroppedError{Err: io.EOF}), errclass.FullResync},
-		{"destination down under the handler", handler(router.ErrShardDown), errclass.Retry},
+		{"destination down under the handler", handler(pool.ErrShardDown), errclass.Retry},
 		{"protocol error", &replica.ParseError{Stage: "stream"}, errclass.Retry},
 		// A deadline, then the boundary.
 		{"deadline under the handler", handler(context.DeadlineExceeded), errclass.Retry},

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/rdb"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -178,7 +179,7 @@ type Stats struct {
 // (and the Handler methods) must be called from one goroutine at a time;
 // Stats may be called concurrently.
 type Applier struct {
-	d    *Destination
+	d    *destination.Destination
 	opts Options
 
 	keysLoaded, keysRestored, keysDecoded, keysExpired atomic.Int64
@@ -197,7 +198,7 @@ type Applier struct {
 var _ replica.Handler = (*Applier)(nil)
 
 // New returns an Applier writing to d.
-func New(d *Destination, opts Options) *Applier {
+func New(d *destination.Destination, opts Options) *Applier {
 	a := &Applier{d: d, opts: opts.withDefaults()}
 	a.skips.a = a
 	a.ckpt.init(a)

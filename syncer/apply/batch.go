@@ -1,15 +1,15 @@
 package apply
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"math"
 	"strconv"
 
+	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // batch is a run of commands for one (shard, db), sent as one pipeline.
@@ -30,8 +30,8 @@ type batch struct {
 	buf    []byte
 	starts []int // offset of each command in buf
 	execs  []execMark
-	calls  []*router.Call
-	store  []router.Call
+	calls  []*pool.Call
+	store  []pool.Call
 	left   int // arguments still owed by the command begin started
 }
 
@@ -135,12 +135,12 @@ func (b *batch) markExec(first int) {
 }
 
 // seal points a Call at every command and returns them.
-func (b *batch) seal() []*router.Call {
+func (b *batch) seal() []*pool.Call {
 	b.mustBeComplete()
 	n := b.Len()
 	if cap(b.store) < n {
-		b.store = make([]router.Call, n)
-		b.calls = make([]*router.Call, n)
+		b.store = make([]pool.Call, n)
+		b.calls = make([]*pool.Call, n)
 		for i := range b.store {
 			b.calls[i] = &b.store[i]
 		}
@@ -158,12 +158,12 @@ func (b *batch) seal() []*router.Call {
 }
 
 // send pipelines the batch to its backend and checks every reply.
-func (b *batch) send(ctx context.Context, d *Destination) error {
+func (b *batch) send(ctx context.Context, d *destination.Destination) error {
 	calls := b.seal()
 	if len(calls) == 0 {
 		return nil
 	}
-	epoch, err := d.fenceEpoch()
+	epoch, err := d.FenceEpoch()
 	if err != nil {
 		return err
 	}
@@ -175,16 +175,16 @@ func (b *batch) send(ctx context.Context, d *Destination) error {
 }
 
 // check returns the first failure among the batch's calls: a transport
-// error (wrapping router.ErrShardDown and the like), or a *WriteError for
+// error (wrapping pool.ErrShardDown and the like), or a *WriteError for
 // an error reply, including one inside an EXEC reply.
-func (b *batch) check(d *Destination) error {
+func (b *batch) check(d *destination.Destination) error {
 	ex := 0
 	for i, c := range b.calls {
 		if c.Err != nil {
 			return fmt.Errorf("apply: shard %d (%s) db %d: %w", b.shard, d.Addr(b.shard), b.db, c.Err)
 		}
 		if e := resp.ReplyError(c.Reply); e != nil {
-			return writeError(d, b.shard, b.db, c.Req, e.Error())
+			return d.Refused(b.shard, b.db, c.Req, e.Error())
 		}
 		for ex < len(b.execs) && b.execs[ex].exec < i {
 			ex++
@@ -198,16 +198,16 @@ func (b *batch) check(d *Destination) error {
 	return nil
 }
 
-func (b *batch) checkExec(d *Destination, reply []byte, m execMark) error {
+func (b *batch) checkExec(d *destination.Destination, reply []byte, m execMark) error {
 	if len(reply) == 0 || reply[0] != resp.TypeArray {
-		return writeError(d, b.shard, b.db, b.calls[m.exec].Req, "unexpected EXEC reply "+strconv.Quote(string(reply)))
+		return d.Refused(b.shard, b.db, b.calls[m.exec].Req, "unexpected EXEC reply "+strconv.Quote(string(reply)))
 	}
 	v, _, err := resp.ParseValue(reply, resp.Limits{})
 	if err != nil {
-		return writeError(d, b.shard, b.db, b.calls[m.exec].Req, err.Error())
+		return d.Refused(b.shard, b.db, b.calls[m.exec].Req, err.Error())
 	}
 	if v.Null {
-		return writeError(d, b.shard, b.db, b.calls[m.exec].Req, "EXEC aborted")
+		return d.Refused(b.shard, b.db, b.calls[m.exec].Req, "EXEC aborted")
 	}
 	for j, e := range v.Elems {
 		if e.Type == resp.TypeError || e.Type == resp.TypeBlobError {
@@ -215,39 +215,10 @@ func (b *batch) checkExec(d *Destination, reply []byte, m execMark) error {
 			if k := m.first + j; k < m.exec {
 				req = b.calls[k].Req
 			}
-			return writeError(d, b.shard, b.db, req, string(e.Str))
+			return d.Refused(b.shard, b.db, req, string(e.Str))
 		}
 	}
 	return nil
-}
-
-// replyError is resp.ReplyError, under the name dest.go calls it by.
-var replyError = resp.ReplyError
-
-// writeError builds the *WriteError for an error reply to req, naming the
-// command and its first key.
-func writeError(d *Destination, shard, db int, req []byte, reply string) error {
-	e := &WriteError{Shard: shard, Addr: d.Addr(shard), DB: db, Reply: resp.Error(reply), Err: ErrRejected}
-	if e.Reply.Code() == "OOM" {
-		e.Err = ErrOOM
-	}
-	e.Command, e.Key = describeReq(req)
-	return e
-}
-
-// describeReq names a raw command and its first key, for error reports.
-func describeReq(req []byte) (name, key string) {
-	var c resp.Command
-	if err := resp.ReadCommand(bufio.NewReader(bytes.NewReader(req)), &c, resp.Limits{}); err != nil || len(c.Args) == 0 {
-		return "?", ""
-	}
-	name = string(c.Args[0])
-	if cmd := router.Builtin.Lookup(c.Args); cmd != nil {
-		if keys, err := cmd.Keys(c.Args, nil); err == nil && len(keys) > 0 {
-			key = string(c.Args[keys[0]])
-		}
-	}
-	return name, key
 }
 
 func appendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }

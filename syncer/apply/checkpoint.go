@@ -56,20 +56,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
 )
 
-// KeyPrefix starts every key replicaof keeps for itself on the
-// destination; the proxy never shows them.
-const KeyPrefix = "__replicaof:"
-
 // CheckpointPrefix starts every checkpoint key.
-const CheckpointPrefix = KeyPrefix + "ckpt:"
-
-// markerKey is set on every shard after a flush (Mark) and rewritten
-// after any keyless command: a shard without it lost its data.
-const markerKey = KeyPrefix + "marker"
+const CheckpointPrefix = destination.KeyPrefix + "ckpt:"
 
 // maxCheckpointLen bounds a checkpoint value read back from a shard.
 const maxCheckpointLen = 256
@@ -183,8 +176,8 @@ func (c *ckptState) skip(shard int, offset int64) bool {
 func (a *Applier) writeCheckpoints(ctx context.Context, offset int64) error {
 	c := &a.ckpt
 	val := string(c.value(offset))
-	err := a.d.each(func(shard int) error {
-		_, err := a.d.do(ctx, shard, 0, "SET", c.key, val)
+	err := a.d.Each(func(shard int) error {
+		_, err := a.d.Do(ctx, shard, 0, "SET", c.key, val)
 		return err
 	})
 	if err != nil {
@@ -210,7 +203,7 @@ func (a *Applier) reloadCheckpoints(ctx context.Context) error {
 // marker): held stands. With raise, held takes the checkpoints' offsets.
 func (a *Applier) verify(ctx context.Context, raise bool) error {
 	c := &a.ckpt
-	got, err := a.d.Checkpoints(ctx, c.key)
+	got, err := Checkpoints(ctx, a.d, c.key)
 	if err != nil {
 		return err
 	}
@@ -241,12 +234,12 @@ func (a *Applier) verify(ctx context.Context, raise bool) error {
 	return nil
 }
 
-// Checkpoints reads key on every shard: nil where it is missing or does
+// Checkpoints reads key on every shard of d: nil where it is missing or does
 // not parse.
-func (d *Destination) Checkpoints(ctx context.Context, key string) ([]*Checkpoint, error) {
+func Checkpoints(ctx context.Context, d *destination.Destination, key string) ([]*Checkpoint, error) {
 	out := make([]*Checkpoint, d.Len())
-	err := d.each(func(shard int) error {
-		reply, err := d.do(ctx, shard, 0, "GET", key)
+	err := d.Each(func(shard int) error {
+		reply, err := d.Do(ctx, shard, 0, "GET", key)
 		if err != nil {
 			return err
 		}
@@ -263,68 +256,4 @@ func (d *Destination) Checkpoints(ctx context.Context, key string) ([]*Checkpoin
 		return nil, err
 	}
 	return out, nil
-}
-
-// ShardState is what Probe learned about one shard.
-type ShardState struct {
-	RunID  string // INFO server run_id: changes when the server restarts
-	Marked bool   // the marker key Mark set is there
-}
-
-// Probe reads every shard's run_id and whether it still has the marker
-// key Mark set. Cheap: one INFO server and one EXISTS per shard.
-func (d *Destination) Probe(ctx context.Context) ([]ShardState, error) {
-	out := make([]ShardState, d.Len())
-	err := d.each(func(shard int) error {
-		reply, err := d.do(ctx, shard, 0, "INFO", "server")
-		if err != nil {
-			return err
-		}
-		v, _, err := resp.ParseValue(reply, resp.Limits{})
-		if err != nil {
-			return fmt.Errorf("apply: shard %d: INFO: %w", shard, err)
-		}
-		out[shard].RunID = runID(v.Str)
-		if reply, err = d.do(ctx, shard, 0, "EXISTS", markerKey); err != nil {
-			return err
-		}
-		out[shard].Marked = string(reply) == ":1\r\n"
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// Mark sets the marker key on every shard (after a flush, or when sync
-// resumes); appliers in checkpoint mode rewrite it with their checkpoint
-// after any keyless command, which may have deleted it.
-func (d *Destination) Mark(ctx context.Context, value string) error {
-	d.mu.Lock()
-	d.marker = value
-	d.mu.Unlock()
-	return d.each(func(shard int) error {
-		_, err := d.do(ctx, shard, 0, "SET", markerKey, value)
-		return err
-	})
-}
-
-func (d *Destination) markerValue() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.marker == "" {
-		return "1"
-	}
-	return d.marker
-}
-
-// runID reads run_id from an INFO server section.
-func runID(text []byte) string {
-	for line := range bytes.SplitSeq(text, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("run_id:")); ok {
-			return string(v)
-		}
-	}
-	return ""
 }

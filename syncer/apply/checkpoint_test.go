@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
 )
 
-func internalKey(k string) bool { return strings.HasPrefix(k, KeyPrefix) }
+func internalKey(k string) bool { return strings.HasPrefix(k, destination.KeyPrefix) }
 
 // fullSyncEmpty runs FullSync with an empty snapshot at offset, which
 // writes the first checkpoint on every shard.
@@ -200,7 +201,7 @@ func TestCheckpointOpenBlock(t *testing.T) {
 	if err := a.Apply(ctx, script[:3]); err != nil {
 		t.Fatal(err)
 	}
-	cps, err := c.dest.Checkpoints(ctx, CheckpointPrefix+"s")
+	cps, err := Checkpoints(ctx, c.dest, CheckpointPrefix+"s")
 	if err != nil {
 		t.Fatal(err)
 	}

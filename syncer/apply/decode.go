@@ -3,14 +3,15 @@ package apply
 import (
 	"fmt"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/syncer/rdb"
 )
 
 // Names of the helpers the decoded path creates and removes again; the
 // `__replicaof:` prefix is hidden from clients by the proxy.
 const (
-	mkstreamGroup = "__replicaof:mkstream"
-	pelConsumer   = "__replicaof:pel"
+	mkstreamGroup = destination.KeyPrefix + "mkstream"
+	pelConsumer   = destination.KeyPrefix + "pel"
 )
 
 // valueWriter rebuilds one key from its decoded chunks with ordinary
@@ -21,7 +22,7 @@ type valueWriter struct {
 	l         *loader
 	k         *rdb.Key
 	shard, db int
-	info      ShardInfo
+	info      destination.ShardInfo
 
 	streamMade bool
 	group      []byte

@@ -1,14 +1,14 @@
 // Package apply turns one source's replication data into writes on the
-// sharded destination, through router: the RDB snapshot of a full
+// sharded destination (package destination, shared with the proxy and
+// verify), placed by its slot map: the RDB snapshot of a full
 // resynchronization (LoadSnapshot) and then the command stream (Apply).
 //
-// A Destination is the set of destination shards, shared by every source:
-// one router.Backend per (shard, db), created on first use with AUTH and
-// SELECT in its Init; FlushAll empties every shard before the sources
-// load; Info learns each shard's version, hence the highest RDB version its
-// RESTORE accepts (Redis < 7.0: 9, 7.0: 10, 7.2: 11, 7.4 and 8.0: 12,
-// Valkey 7.2/8.0: 11; any other version is probed with a throwaway
-// RESTORE).
+// FlushAll empties every shard before the sources load (with the lease's
+// keys kept, fence.go); Checkpoints reads the checkpoints back;
+// destination.Info tells each shard's version, hence the highest RDB
+// version its RESTORE accepts (Redis < 7.0: 9, 7.0: 10, 7.2: 11, 7.4 and
+// 8.0: 12, Valkey 7.2/8.0: 11; any other version is probed with a
+// throwaway RESTORE).
 //
 // An Applier writes one source and implements replica.Handler:
 //
@@ -62,20 +62,20 @@
 // *EmulateError (both wrap router.ErrCrossShard), *WriteError (ErrRejected,
 // ErrOOM; it wraps the shard's reply as a resp.Error), ErrUnsupported
 // (*UnsupportedKeyError among them) and ErrTooLarge are Fatal
-// (errclass.IsFatal): sync must stop. Errors wrapping router.ErrShardDown
+// (errclass.IsFatal): sync must stop. Errors wrapping pool.ErrShardDown
 // are retryable; ErrCheckpointLost (FullResync) needs a flush and full
-// resync of every source. ErrFenced means this instance
-// no longer holds the destination's lease (Destination.SetFence,
-// fence.go): nothing was written.
+// resync of every source. ErrFenced means this instance no longer holds
+// the destination's lease (destination.Destination.SetFence; RaiseFence
+// and the transaction guard are in fence.go): nothing was written.
 //
 // Usage:
 //
-//	dest, err := apply.NewDestination(apply.DestinationConfig{
-//		Shards: []apply.Shard{{Addr: "127.0.0.1:7001"}, {Addr: "127.0.0.1:7002"}},
+//	dest, err := destination.New(destination.Config{
+//		Shards: []destination.Shard{{Addr: "127.0.0.1:7001"}, {Addr: "127.0.0.1:7002"}},
 //	})
 //	if err != nil { ... }
 //	defer dest.Close()
-//	if err := dest.FlushAll(ctx); err != nil { ... }
+//	if err := apply.FlushAll(ctx, dest); err != nil { ... }
 //	a := apply.New(dest, apply.Options{Source: "orders"})
 //	// a is the link's replica.Handler: FullSync loads the snapshot,
 //	// Apply writes the stream.

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/internal/errclass"
-	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -15,9 +15,9 @@ import (
 var (
 	// ErrRejected means a destination shard answered a replicated write
 	// with an error reply (a payload it cannot load, WRONGTYPE, ...).
-	ErrRejected = errclass.New(errclass.Fatal, "apply: destination rejected a write")
+	ErrRejected = destination.ErrRejected
 	// ErrOOM means a destination shard is out of memory (-OOM).
-	ErrOOM = errclass.New(errclass.Fatal, "apply: destination out of memory")
+	ErrOOM = destination.ErrOOM
 	// ErrUnsupported means the source holds something the destination
 	// cannot be given: a module value it cannot RESTORE, a pre-GA function
 	// library, a command whose keys cannot be located.
@@ -49,21 +49,7 @@ func (e *CrossSlotError) Unwrap() error { return router.ErrCrossShard }
 // Class makes a CrossSlotError Fatal (errclass).
 func (e *CrossSlotError) Class() errclass.Class { return errclass.Fatal }
 
-// WriteError reports an error reply from a destination shard. It wraps
-// the reply (a resp.Error) and ErrOOM for -OOM replies, ErrRejected for
-// every other error reply.
-type WriteError struct {
-	Shard   int
-	Addr    string
-	DB      int
-	Command string     // the command name as sent
-	Key     string     // its first key, "" if none
-	Reply   resp.Error // the error reply (or why the reply was unusable)
-	Err     error      // ErrOOM or ErrRejected
-}
-
-func (e *WriteError) Error() string {
-	return fmt.Sprintf("apply: shard %d (%s) db %d: %s %q: %s", e.Shard, e.Addr, e.DB, e.Command, e.Key, e.Reply)
-}
-
-func (e *WriteError) Unwrap() []error { return []error{e.Err, e.Reply} }
+// WriteError reports an error reply from a destination shard
+// (destination.WriteError): it wraps the reply (a resp.Error) and ErrOOM
+// for -OOM replies, ErrRejected for every other error reply.
+type WriteError = destination.WriteError

@@ -3,7 +3,7 @@ package apply
 // Fencing: with a lease (syncer/lease.go), only the instance holding it
 // may write. Two guards:
 //
-//   - Every write first asks the Fence (Destination.SetFence) whether the
+//   - Every write first asks the Fence (destination.Destination.SetFence) whether the
 //     lease is certainly still held, by the monotonic clock; when it is
 //     not, nothing is sent and the write fails with ErrFenced.
 //   - Every MULTI … EXEC (the stream's transactions, which carry the
@@ -28,57 +28,26 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 // FenceKey holds, on every shard (db 0), the highest lease epoch that
 // wrote there.
-const FenceKey = KeyPrefix + "fence"
+const FenceKey = destination.KeyPrefix + "fence"
 
 // ErrFenced means this instance does not (certainly) hold the
 // destination's lease: it must not write.
 var ErrFenced = errors.New("apply: fenced: this instance does not hold the destination's lease")
 
-// Fence is consulted before every write to the destination.
-type Fence interface {
-	// Epoch returns the lease epoch writes carry, or an error wrapping
-	// ErrFenced when the lease is not certainly held now.
-	Epoch() (int64, error)
-	// Restore returns the commands that put the lease's own keys on
-	// shard 0 back: they run in the same transaction as any FLUSHALL
-	// there (a flush before a full sync, or one replicated from a
-	// source), so the lease never vanishes while it is held.
-	Restore() [][]string
-}
-
-// SetFence makes every later write check f first. Call it before any
-// write; nil (the default) writes unconditionally.
-func (d *Destination) SetFence(f Fence) {
-	d.mu.Lock()
-	d.fence = f
-	d.mu.Unlock()
-}
-
-// fenceEpoch returns the epoch to guard transactions with (0: no fence).
-func (d *Destination) fenceEpoch() (int64, error) {
-	d.mu.Lock()
-	f := d.fence
-	d.mu.Unlock()
-	if f == nil {
-		return 0, nil
-	}
-	return f.Epoch()
-}
-
-// restoreCommands appends, for shard 0, the fence's Restore commands.
-func (d *Destination) restoreCommands(b *batch, shard int) {
+// restoreCommands appends, for shard 0, the fence's Restore commands
+// (destination.Fence).
+func restoreCommands(d *destination.Destination, b *batch, shard int) {
 	if shard != 0 {
 		return
 	}
-	d.mu.Lock()
-	f := d.fence
-	d.mu.Unlock()
+	f := d.Fence()
 	if f == nil {
 		return
 	}
@@ -121,9 +90,9 @@ func (e *StaleEpochError) Unwrap() error { return ErrFenced }
 // RaiseFence sets the fence key of every shard to epoch unless one holds
 // a newer one (then a *StaleEpochError): a new lease holder calls it
 // before its first write.
-func (d *Destination) RaiseFence(ctx context.Context, epoch int64) error {
-	return d.each(func(shard int) error {
-		reply, err := d.doRaw(ctx, shard, 0, "EVAL", raiseScript, "1", FenceKey, strconv.FormatInt(epoch, 10))
+func RaiseFence(ctx context.Context, d *destination.Destination, epoch int64) error {
+	return d.Each(func(shard int) error {
+		reply, err := d.DoUnfenced(ctx, shard, 0, "EVAL", raiseScript, "1", FenceKey, strconv.FormatInt(epoch, 10))
 		if err != nil {
 			return err
 		}
@@ -138,17 +107,11 @@ func (d *Destination) RaiseFence(ctx context.Context, epoch int64) error {
 	})
 }
 
-// DoLease sends one command to shard 0, db 0, without the fence check:
-// for the lease itself.
-func (d *Destination) DoLease(ctx context.Context, args ...string) ([]byte, error) {
-	return d.doRaw(ctx, 0, 0, args...)
-}
-
 // sendGuarded sends a batch that starts with MULTI behind the epoch guard.
-func (b *batch) sendGuarded(ctx context.Context, d *Destination, calls []*router.Call, epoch int64) error {
-	var pre []*router.Call
-	add := func(args ...string) *router.Call {
-		c := &router.Call{Req: resp.AppendCommandString(nil, args...)}
+func (b *batch) sendGuarded(ctx context.Context, d *destination.Destination, calls []*pool.Call, epoch int64) error {
+	var pre []*pool.Call
+	add := func(args ...string) *pool.Call {
+		c := &pool.Call{Req: resp.AppendCommandString(nil, args...)}
 		pre = append(pre, c)
 		return c
 	}
@@ -171,7 +134,7 @@ func (b *batch) sendGuarded(ctx context.Context, d *Destination, calls []*router
 		if bytes.Contains(guard.Reply, []byte("FENCED")) {
 			return fmt.Errorf("%w: shard %d (%s): %v", ErrFenced, b.shard, d.Addr(b.shard), e)
 		}
-		return writeError(d, b.shard, 0, guard.Req, e.Error())
+		return d.Refused(b.shard, 0, guard.Req, e.Error())
 	}
 	err := b.check(d)
 	if err != nil && len(b.execs) > 0 {

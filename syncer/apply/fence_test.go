@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 )
 
@@ -23,7 +24,7 @@ func (f *testFence) Epoch() (int64, error) {
 }
 
 func (f *testFence) Restore() [][]string {
-	return [][]string{{"SET", KeyPrefix + "lease", "kept"}}
+	return [][]string{{"SET", destination.KeyPrefix + "lease", "kept"}}
 }
 
 func (f *testFence) set(epoch int64, err error) {
@@ -46,7 +47,7 @@ func TestFenceRefusesStaleEpoch(t *testing.T) {
 			t.Fatalf("shard %d fence after the flush: %q %v", i, v, err)
 		}
 	}
-	if v, _ := c.servers[0].Client().Get(ctx, KeyPrefix+"lease").Result(); v != "kept" {
+	if v, _ := c.servers[0].Client().Get(ctx, destination.KeyPrefix+"lease").Result(); v != "kept" {
 		t.Fatalf("the flush did not restore the lease's keys on shard 0: %q", v)
 	}
 	mark(t, ctx, c)
@@ -73,7 +74,7 @@ func TestFenceRefusesStaleEpoch(t *testing.T) {
 
 	// The destination: another instance raised epoch 6 → epoch 5 refused,
 	// though this instance's clock says its lease is fine.
-	if err := c.dest.RaiseFence(ctx, 6); err != nil {
+	if err := RaiseFence(ctx, c.dest, 6); err != nil {
 		t.Fatal(err)
 	}
 	f.set(5, nil)
@@ -82,7 +83,7 @@ func TestFenceRefusesStaleEpoch(t *testing.T) {
 	}
 	checkCounts(t, ctx, c, keys, 4)
 	var se *StaleEpochError
-	if err := c.dest.RaiseFence(ctx, 4); !errors.Is(err, ErrFenced) || !errors.As(err, &se) || se.Newest != 6 {
+	if err := RaiseFence(ctx, c.dest, 4); !errors.Is(err, ErrFenced) || !errors.As(err, &se) || se.Newest != 6 {
 		t.Fatalf("raising an older epoch: %v, want a StaleEpochError naming 6", err)
 	}
 	for i, s := range c.servers {

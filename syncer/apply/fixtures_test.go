@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 )
 
@@ -122,7 +123,7 @@ func TestFixtures(t *testing.T) {
 
 // checkExpected compares the destination with exp and returns the number
 // of field TTLs the destination cannot represent.
-func checkExpected(t *testing.T, ctx context.Context, c *cluster, exp *expectedFile, info ShardInfo) (skipped int) {
+func checkExpected(t *testing.T, ctx context.Context, c *cluster, exp *expectedFile, info destination.ShardInfo) (skipped int) {
 	t.Helper()
 	skipped, errs := diffExpected(ctx, c, exp, info)
 	for _, err := range errs {
@@ -133,7 +134,7 @@ func checkExpected(t *testing.T, ctx context.Context, c *cluster, exp *expectedF
 
 // diffExpected lists the differences between the destination and exp, and
 // counts the field TTLs the destination cannot represent.
-func diffExpected(ctx context.Context, c *cluster, exp *expectedFile, info ShardInfo) (skipped int, errs []error) {
+func diffExpected(ctx context.Context, c *cluster, exp *expectedFile, info destination.ShardInfo) (skipped int, errs []error) {
 	for dbName, keys := range exp.DBs {
 		db, _ := strconv.Atoi(dbName)
 		var total int64
@@ -176,7 +177,7 @@ func diffExpected(ctx context.Context, c *cluster, exp *expectedFile, info Shard
 	return skipped, errs
 }
 
-func checkKey(ctx context.Context, c *redis.Client, key string, want expectedKey, info ShardInfo) error {
+func checkKey(ctx context.Context, c *redis.Client, key string, want expectedKey, info destination.ShardInfo) error {
 	typ, err := c.Type(ctx, key).Result()
 	if err != nil {
 		return err
@@ -276,7 +277,7 @@ func checkKey(ctx context.Context, c *redis.Client, key string, want expectedKey
 	return nil
 }
 
-func checkStream(ctx context.Context, c *redis.Client, key string, raw json.RawMessage, info ShardInfo) error {
+func checkStream(ctx context.Context, c *redis.Client, key string, raw json.RawMessage, info destination.ShardInfo) error {
 	var want expectedStream
 	if err := json.Unmarshal(raw, &want); err != nil {
 		return err
@@ -411,7 +412,7 @@ func trunc(b []byte) string {
 
 // checkCatchesDrift proves the comparison is not vacuous: small changes
 // on the destination must each be reported.
-func checkCatchesDrift(t *testing.T, ctx context.Context, c *cluster, exp *expectedFile, info ShardInfo) {
+func checkCatchesDrift(t *testing.T, ctx context.Context, c *cluster, exp *expectedFile, info destination.ShardInfo) {
 	t.Helper()
 	drifts := []struct {
 		key string

@@ -9,31 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
-
-// FuzzParseInfo feeds INFO text to the version parser.
-func FuzzParseInfo(f *testing.F) {
-	for _, s := range []string{
-		"# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n",
-		"redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\n",
-		"redis_version:7.4.1\r\n", "redis_version:8.0.0\r\n", "redis_version:5.0.14\r\n",
-		"redis_version:\r\n", "redis_version:x.y\r\n", ":\n:",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, text []byte) {
-		si := parseInfo(text)
-		switch si.MaxRDB {
-		case 0, 9, 10, 11, 12:
-		default:
-			t.Fatalf("MaxRDB %d for %q", si.MaxRDB, text)
-		}
-	})
-}
 
 // FuzzRoute routes arbitrary command streams without I/O and checks the
 // plan: every request re-parses to a command, keyed commands sit on their
@@ -51,7 +32,7 @@ func FuzzRoute(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	d, err := NewDestination(DestinationConfig{Shards: []Shard{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}, {Addr: "127.0.0.1:3"}}})
+	d, err := destination.New(destination.Config{Shards: []destination.Shard{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}, {Addr: "127.0.0.1:3"}}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -64,7 +45,7 @@ func FuzzRoute(f *testing.F) {
 	})
 }
 
-func routeOnce(t *testing.T, d *Destination, data []byte, ckpt bool) {
+func routeOnce(t *testing.T, d *destination.Destination, data []byte, ckpt bool) {
 	opts := Options{MaxBlockBytes: 1 << 16}
 	if ckpt {
 		opts.Checkpoint = CheckpointOptions{Key: CheckpointPrefix + "f", Fingerprint: "fp", Every: time.Nanosecond}
@@ -125,7 +106,7 @@ func routeOnce(t *testing.T, d *Destination, data []byte, ckpt bool) {
 							continue
 						}
 						for _, k := range keys {
-							if bytes.HasPrefix(rc.Args[k], []byte(KeyPrefix)) {
+							if bytes.HasPrefix(rc.Args[k], []byte(destination.KeyPrefix)) {
 								continue // checkpoint and marker: on every shard
 							}
 							if got := d.Map().ShardOf(rc.Args[k]); got != shard {
@@ -176,7 +157,7 @@ func checkJob(t *testing.T, a *Applier, j *xjob) {
 
 // wantCheckpointTail checks a checkpoint-mode transaction: MULTI first,
 // then SET <ckpt> <offset> in db 0, EXEC last.
-func wantCheckpointTail(t *testing.T, calls []*router.Call, offset int64) {
+func wantCheckpointTail(t *testing.T, calls []*pool.Call, offset int64) {
 	t.Helper()
 	db, ckptDB := 0, -1
 	var last [][]byte
@@ -206,7 +187,7 @@ func wantCheckpointTail(t *testing.T, calls []*router.Call, offset int64) {
 
 // TestRouteKeyless checks the keyless fan-out without I/O.
 func TestRouteKeyless(t *testing.T) {
-	d, err := NewDestination(DestinationConfig{Shards: []Shard{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}, {Addr: "127.0.0.1:3"}}})
+	d, err := destination.New(destination.Config{Shards: []destination.Shard{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}, {Addr: "127.0.0.1:3"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

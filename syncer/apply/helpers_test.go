@@ -9,8 +9,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
-	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/pool"
 )
 
 // fixtureDir holds the RDB fixtures (testdata/README.md); tests fail when it is missing.
@@ -19,19 +20,19 @@ const fixtureDir = "../../testdata/rdb"
 // cluster is a destination of real redis-servers for a test.
 type cluster struct {
 	servers []*integration.Redis
-	dest    *Destination
+	dest    *destination.Destination
 }
 
 func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{}
-	var shards []Shard
+	var shards []destination.Shard
 	for range n {
 		r := integration.StartRedis(t, extra...)
 		c.servers = append(c.servers, r)
-		shards = append(shards, Shard{Addr: r.Addr})
+		shards = append(shards, destination.Shard{Addr: r.Addr})
 	}
-	d, err := NewDestination(DestinationConfig{Shards: shards, Backend: router.BackendConfig{RetryBackoff: 20 * time.Millisecond}})
+	d, err := destination.New(destination.Config{Shards: shards, Pool: pool.Config{RetryBackoff: 20 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func (c *cluster) clients(db int) []*redis.Client {
 
 func (c *cluster) flush(t testing.TB, ctx context.Context) {
 	t.Helper()
-	if err := c.dest.FlushAll(ctx); err != nil {
+	if err := FlushAll(ctx, c.dest); err != nil {
 		t.Fatal(err)
 	}
 }

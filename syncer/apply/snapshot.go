@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/syncer/rdb"
 )
@@ -48,14 +49,14 @@ func (a *Applier) LoadSnapshot(ctx context.Context, r io.Reader) (Stats, error) 
 // shard and hands full ones to queue senders.
 type loader struct {
 	a      *Applier
-	d      *Destination
+	d      *destination.Destination
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	now    int64 // unix ms when the load started, for expired keys
 	grace  int64 // Options.TTLGrace in ms
 
 	version int
-	info    []ShardInfo
+	info    []destination.ShardInfo
 	restore []bool // per shard: RESTORE accepts this file's version
 	queues  []*queue
 	seq     uint64
@@ -164,7 +165,7 @@ func (l *loader) start(version int) error {
 		case si.MaxRDB > 0:
 			l.restore[i] = version <= si.MaxRDB
 		default:
-			ok, err := l.d.probeRestore(l.ctx, i, version)
+			ok, err := probeRestore(l.ctx, l.d, i, version)
 			if err != nil {
 				return err
 			}
@@ -179,8 +180,8 @@ func (l *loader) function(f *rdb.Function) error {
 		return fmt.Errorf("%w: pre-GA function library %q", ErrUnsupported, f.Name)
 	}
 	code := string(f.Code)
-	err := l.d.each(func(shard int) error {
-		_, err := l.d.do(l.ctx, shard, 0, "FUNCTION", "LOAD", "REPLACE", code)
+	err := l.d.Each(func(shard int) error {
+		_, err := l.d.Do(l.ctx, shard, 0, "FUNCTION", "LOAD", "REPLACE", code)
 		return err
 	})
 	if err == nil {
@@ -193,14 +194,14 @@ func (l *loader) function(f *rdb.Function) error {
 // in a verbatim-scripts stream finds it.
 func (l *loader) script(body []byte) error {
 	code := string(body)
-	return l.d.each(func(shard int) error {
-		_, err := l.d.do(l.ctx, shard, 0, "SCRIPT", "LOAD", code)
+	return l.d.Each(func(shard int) error {
+		_, err := l.d.Do(l.ctx, shard, 0, "SCRIPT", "LOAD", code)
 		return err
 	})
 }
 
 func (l *loader) key(k *rdb.Key) error {
-	if bytes.HasPrefix(k.Key, []byte(KeyPrefix)) {
+	if bytes.HasPrefix(k.Key, []byte(destination.KeyPrefix)) {
 		return nil // another replicaof's own key (see ownKeyCommand)
 	}
 	// With a grace the key is written with it (a RESTORE of an expire

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -38,7 +39,7 @@ import (
 //
 // An error reply is a *WriteError (ErrRejected, ErrOOM). Fatal errors
 // are sticky: later calls return them too. After a retryable error (one
-// wrapping router.ErrShardDown, or a context error) some of the batch may
+// wrapping pool.ErrShardDown, or a context error) some of the batch may
 // have been written; the Applier's own state (selected db, open block) is
 // rolled back so the same commands can be delivered again.
 func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
@@ -489,7 +490,7 @@ func (s *streamState) keyNames(args [][]byte) []string {
 // in order. In checkpoint mode (flat) a shard has one batch, a
 // transaction on its db-0 connection that switches databases inline.
 type plan struct {
-	d    *Destination
+	d    *destination.Destination
 	runs [][]*batch // per shard
 	free []*batch
 	flat bool
@@ -560,11 +561,11 @@ func (s *streamState) seal(offset int64) {
 		b := rs[0].use(0)
 		b.commandString("SET", c.key, string(c.value(offset)))
 		if b.keyless {
-			b.commandString("SET", markerKey, s.a.d.markerValue())
-			if e, _ := s.a.d.fenceEpoch(); e > 0 {
+			b.commandString("SET", destination.MarkerKey, s.a.d.Marker())
+			if e, _ := s.a.d.FenceEpoch(); e > 0 {
 				// The keyless command (FLUSHALL…) deleted the fence too.
 				b.commandString("SET", FenceKey, strconv.FormatInt(e, 10))
-				s.a.d.restoreCommands(b, shard)
+				restoreCommands(s.a.d, b, shard)
 			}
 		}
 		b.commandString("EXEC")
@@ -654,13 +655,13 @@ func lowerName(dst []byte, name []byte) string {
 }
 
 // ownKeyCommand reports a command whose first argument is a key replicaof
-// keeps for itself (KeyPrefix). Every such write replicaof makes (SET,
+// keeps for itself (destination.KeyPrefix). Every such write replicaof makes (SET,
 // DEL) has its key there.
 func ownKeyCommand(args [][]byte) bool {
 	return len(args) >= 2 && ownKey(args[1])
 }
 
-// ownKey reports a key under KeyPrefix.
+// ownKey reports a key under destination.KeyPrefix.
 func ownKey(k []byte) bool {
-	return len(k) >= len(KeyPrefix) && string(k[:len(KeyPrefix)]) == KeyPrefix
+	return len(k) >= len(destination.KeyPrefix) && string(k[:len(destination.KeyPrefix)]) == destination.KeyPrefix
 }

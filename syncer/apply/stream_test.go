@@ -10,8 +10,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -151,7 +153,7 @@ func testApplyStreamMatchesReference(t *testing.T, checkpoint bool) {
 	}
 	if checkpoint {
 		// Every shard's checkpoint reached the end of the script.
-		cps, err := c.dest.Checkpoints(ctx, CheckpointPrefix+"ref")
+		cps, err := Checkpoints(ctx, c.dest, CheckpointPrefix+"ref")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +176,7 @@ func testApplyStreamMatchesReference(t *testing.T, checkpoint bool) {
 }
 
 // keysOnShards returns one key name per shard, in shard order.
-func keysOnShards(m *router.ShardMap, prefix string) []string {
+func keysOnShards(m *router.SlotMap, prefix string) []string {
 	out := make([]string, m.Len())
 	found := 0
 	for i := 0; found < m.Len(); i++ {
@@ -289,8 +291,8 @@ func TestApplyErrors(t *testing.T) {
 		defer c.servers[2].Restart()
 		a := New(c.dest, Options{})
 		_, err := a.LoadSnapshot(ctx, mustOpen(t, fixtures(t)[0]))
-		if !errors.Is(err, router.ErrShardDown) || errclass.IsFatal(err) {
-			t.Fatalf("err %v, want router.ErrShardDown (retryable)", err)
+		if !errors.Is(err, pool.ErrShardDown) || errclass.IsFatal(err) {
+			t.Fatalf("err %v, want pool.ErrShardDown (retryable)", err)
 		}
 	})
 	t.Run("shard-down", func(t *testing.T) {
@@ -302,8 +304,8 @@ func TestApplyErrors(t *testing.T) {
 		c.servers[1].Kill()
 		batch := cmds("SET "+k[0]+" 2", "MULTI", "SET "+k[1]+" 2", "EXEC", "SELECT 4", "SET "+k[2]+" 2")
 		err := a.Apply(ctx, batch)
-		if !errors.Is(err, router.ErrShardDown) || errclass.IsFatal(err) {
-			t.Fatalf("err %v, want router.ErrShardDown (retryable)", err)
+		if !errors.Is(err, pool.ErrShardDown) || errclass.IsFatal(err) {
+			t.Fatalf("err %v, want pool.ErrShardDown (retryable)", err)
 		}
 		// The applier's state rolled back: once the shard is back, the same
 		// batch applies in the same db as before.
@@ -330,21 +332,21 @@ func TestApplySkipsOwnKeys(t *testing.T) {
 	c.flush(t, ctx)
 	a := New(c.dest, Options{})
 	err := a.Apply(ctx, cmds(
-		"SELECT 0", "SET "+KeyPrefix+"marker other", "SET a 1",
+		"SELECT 0", "SET "+destination.KeyPrefix+"marker other", "SET a 1",
 		"MULTI", "SET b 2", "SELECT 0", "SET "+CheckpointPrefix+"x fp~id~7", "EXEC",
 		"MULTI", "SET "+CheckpointPrefix+"y fp~id~8", "EXEC",
-		"DEL "+KeyPrefix+"probe", "SET c 3",
+		"DEL "+destination.KeyPrefix+"probe", "SET c 3",
 		// Another replicaof's emulation of a cross-shard command runs on
 		// its internal names; the first key is not always argument 1.
-		"SET d abc", "BITOP OR "+KeyPrefix+"x:{t}:o:0 d",
-		"MULTI", "BITOP NOT "+KeyPrefix+"x:{t}:o:1 d", "SET e 1", "EXEC"))
+		"SET d abc", "BITOP OR "+destination.KeyPrefix+"x:{t}:o:0 d",
+		"MULTI", "BITOP NOT "+destination.KeyPrefix+"x:{t}:o:1 d", "SET e 1", "EXEC"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	expectKeys(t, ctx, c, map[string]bool{
 		"a": true, "b": true, "c": true, "e": true,
-		KeyPrefix + "marker": false, CheckpointPrefix + "x": false, CheckpointPrefix + "y": false,
-		KeyPrefix + "x:{t}:o:0": false, KeyPrefix + "x:{t}:o:1": false,
+		destination.KeyPrefix + "marker": false, CheckpointPrefix + "x": false, CheckpointPrefix + "y": false,
+		destination.KeyPrefix + "x:{t}:o:0": false, destination.KeyPrefix + "x:{t}:o:1": false,
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 )
 
@@ -258,7 +259,7 @@ func TestApplyTTLGraceSnapshot(t *testing.T) {
 // PEXPIREAT and plain SETs (no I/O) with and without a TTL grace and
 // reports the cost of the rewriting as a ratio against no grace.
 func BenchmarkRouteTTLGrace(b *testing.B) {
-	d, err := NewDestination(DestinationConfig{Shards: []Shard{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}, {Addr: "127.0.0.1:3"}}})
+	d, err := destination.New(destination.Config{Shards: []destination.Shard{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}, {Addr: "127.0.0.1:3"}}})
 	if err != nil {
 		b.Fatal(err)
 	}

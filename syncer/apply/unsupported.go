@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/syncer/rdb"
 )
@@ -290,7 +291,7 @@ func (l *loader) probeModule(shard int, id uint64, raw []byte) (bool, error) {
 	if works, ok := s.probed[pk]; ok {
 		return works, nil
 	}
-	works, err := l.d.probeModule(l.ctx, shard, rdb.AppendDumpPayload(nil, rdb.TypeModule2, raw, uint16(l.version)))
+	works, err := restoreProbe(l.ctx, l.d, shard, rdb.AppendDumpPayload(nil, rdb.TypeModule2, raw, uint16(l.version)))
 	if err != nil {
 		return false, err
 	}
@@ -301,10 +302,10 @@ func (l *loader) probeModule(shard int, id uint64, raw []byte) (bool, error) {
 	return works, nil
 }
 
-// probeModule RESTOREs payload (a module value) under the probe key:
+// restoreProbe RESTOREs payload (a module value) under the probe key:
 // "Bad data format" means the shard lacks the module type.
-func (d *Destination) probeModule(ctx context.Context, shard int, payload []byte) (bool, error) {
-	req := resp.AppendCommand(nil, []byte("RESTORE"), []byte(probeKey), []byte("0"), payload, []byte("REPLACE"))
+func restoreProbe(ctx context.Context, d *destination.Destination, shard int, payload []byte) (bool, error) {
+	req := resp.AppendCommand(nil, []byte("RESTORE"), []byte(destination.ProbeKey), []byte("0"), payload, []byte("REPLACE"))
 	reply, err := d.Backend(shard, 0).Do(ctx, req, nil)
 	if err != nil {
 		return false, fmt.Errorf("apply: shard %d (%s): %w", shard, d.Addr(shard), err)
@@ -313,9 +314,9 @@ func (d *Destination) probeModule(ctx context.Context, shard int, payload []byte
 		if isBadFormat(e.Error()) {
 			return false, nil
 		}
-		return false, writeError(d, shard, 0, req, e.Error())
+		return false, d.Refused(shard, 0, req, e.Error())
 	}
-	_, err = d.do(ctx, shard, 0, "DEL", probeKey)
+	_, err = d.Do(ctx, shard, 0, "DEL", destination.ProbeKey)
 	return err == nil, err
 }
 

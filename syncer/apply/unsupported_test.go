@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/resp"
@@ -207,7 +208,7 @@ func FuzzRouteSkipped(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	d, err := NewDestination(DestinationConfig{Shards: []Shard{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}}})
+	d, err := destination.New(destination.Config{Shards: []destination.Shard{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}}})
 	if err != nil {
 		f.Fatal(err)
 	}

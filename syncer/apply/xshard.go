@@ -50,7 +50,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -87,7 +89,7 @@ func ParseCrossShard(s string) (CrossShard, error) {
 }
 
 // xsPrefix starts every internal name of the emulation.
-const xsPrefix = KeyPrefix + "x:"
+const xsPrefix = destination.KeyPrefix + "x:"
 
 // EmulateError names a command whose keys span destination shards and
 // that cannot be emulated (docs: README, Semantics). It wraps
@@ -421,7 +423,7 @@ func (a *Applier) emulate(ctx context.Context, j *xjob) error {
 // xsStage sends step 2 to S: every key under its internal name, the
 // job's commands, the record, then DUMP and expiry of every written key,
 // whose replies in EXEC's are the results to write back.
-func (a *Applier) xsStage(ctx context.Context, p *xplan, si ShardInfo, val string) error {
+func (a *Applier) xsStage(ctx context.Context, p *xplan, si destination.ShardInfo, val string) error {
 	b := &batch{}
 	b.reset(p.stage, 0)
 	b.commandString("MULTI")
@@ -489,7 +491,7 @@ func restoreOrDel(b *batch, name string, k *xkey) {
 
 // ttlCommand is how a shard reads a key's expiry: PEXPIRETIME (7.0+,
 // absolute) or PTTL (relative).
-func ttlCommand(si ShardInfo) (name string, abs bool) {
+func ttlCommand(si destination.ShardInfo) (name string, abs bool) {
 	if si.Streams7 {
 		return "PEXPIRETIME", true
 	}
@@ -533,7 +535,7 @@ func (v *xsValues) set(k *xkey, dv, tv resp.Value, abs bool, now int64) error {
 // staged, every written key's result from its internal name on S. The
 // (shard, db) groups are read concurrently; with gather, the record on S
 // is read alongside and returned.
-func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []ShardInfo, staged bool) ([]byte, error) {
+func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []destination.ShardInfo, staged bool) ([]byte, error) {
 	type group struct{ shard, db int }
 	groups := map[group][]*xkey{}
 	var order []group
@@ -552,7 +554,7 @@ func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []ShardInfo, stage
 	}
 	var rec []byte
 	errs := make([]error, len(order)+1)
-	calls := make([][]*router.Call, len(order))
+	calls := make([][]*pool.Call, len(order))
 	nows := make([]int64, len(order))
 	var wg sync.WaitGroup
 	for i, g := range order {
@@ -563,8 +565,8 @@ func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []ShardInfo, stage
 				name = []byte(k.tmp)
 			}
 			calls[i] = append(calls[i],
-				&router.Call{Req: resp.AppendCommand(nil, []byte("DUMP"), name)},
-				&router.Call{Req: resp.AppendCommand(nil, []byte(ttlCmd), name)})
+				&pool.Call{Req: resp.AppendCommand(nil, []byte("DUMP"), name)},
+				&pool.Call{Req: resp.AppendCommand(nil, []byte(ttlCmd), name)})
 		}
 		wg.Add(1)
 		go func() {
@@ -577,7 +579,7 @@ func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []ShardInfo, stage
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reply, err := a.d.do(ctx, p.stage, 0, "GET", a.xs.recName(p.stage))
+			reply, err := a.d.Do(ctx, p.stage, 0, "GET", a.xs.recName(p.stage))
 			if err != nil {
 				errs[len(order)] = err
 				return
@@ -596,12 +598,12 @@ func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []ShardInfo, stage
 		_, abs := ttlCommand(infos[g.shard])
 		for j, k := range groups[g] {
 			dump, ttl := calls[i][2*j], calls[i][2*j+1]
-			for _, c := range []*router.Call{dump, ttl} {
+			for _, c := range []*pool.Call{dump, ttl} {
 				if c.Err != nil {
 					return nil, fmt.Errorf("apply: shard %d (%s) db %d: %w", g.shard, a.d.Addr(g.shard), g.db, c.Err)
 				}
 				if e := resp.ReplyError(c.Reply); e != nil {
-					return nil, writeError(a.d, g.shard, g.db, c.Req, e.Error())
+					return nil, a.d.Refused(g.shard, g.db, c.Req, e.Error())
 				}
 			}
 			dv, _, err1 := resp.ParseValue(dump.Reply, resp.Limits{})

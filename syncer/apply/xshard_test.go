@@ -19,7 +19,7 @@ import (
 // xsNames places names on shards: on(p, i) is a key starting with p that
 // lives on shard i.
 type xsNames struct {
-	m *router.ShardMap
+	m *router.SlotMap
 }
 
 func (n xsNames) on(prefix string, shard int) string {
@@ -28,7 +28,7 @@ func (n xsNames) on(prefix string, shard int) string {
 
 // crossShardScript is what a Redis 7 master propagates for the
 // cross-shard commands of issue 13: every command below spans shards.
-func crossShardScript(m *router.ShardMap) []string {
+func crossShardScript(m *router.SlotMap) []string {
 	n := xsNames{m}
 	k := func(p string, s int) string { return n.on(p, s) }
 	return []string{

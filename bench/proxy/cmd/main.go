@@ -21,8 +21,9 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/bench/internal/benchenv"
+	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
-	"github.com/replicaof/replicaof/router"
 )
 
 func main() {
@@ -67,12 +68,19 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stop()
-	cfg := proxy.Config{Listen: *listen, AllowWrites: *writes, Password: *password, ReadFrom: rf}
+	var nodes []destination.Shard
 	for _, a := range strings.Split(*shards, ",") {
 		if a != "" {
-			cfg.Shards = append(cfg.Shards, router.BackendConfig{Addr: a, Conns: *conns})
+			nodes = append(nodes, destination.Shard{Addr: a})
 		}
 	}
+	dest, err := destination.New(destination.Config{Shards: nodes})
+	if err != nil {
+		return err
+	}
+	defer dest.Close()
+	cfg := proxy.Config{Listen: *listen, AllowWrites: *writes, Password: *password, ReadFrom: rf,
+		Destination: dest, Backend: pool.Config{Conns: *conns}}
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package router_test
+package pool_test
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/integration"
-	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/pool"
 )
 
 // countObserver counts what a Backend reports, without allocating.
@@ -50,7 +50,7 @@ func TestBackendObserver(t *testing.T) {
 	srv := integration.StartRedis(t)
 	ctx := integration.Context(t, time.Minute)
 	obs := &countObserver{}
-	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 2, Observer: obs, Shard: 3,
+	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 2, Observer: obs, Shard: 3,
 		RetryBackoff: 20 * time.Millisecond})
 	defer b.Close()
 
@@ -62,9 +62,9 @@ func TestBackendObserver(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			calls := make([]*router.Call, per)
+			calls := make([]*pool.Call, per)
 			for i := range calls {
-				calls[i] = &router.Call{Req: cmd("PING")}
+				calls[i] = &pool.Call{Req: cmd("PING")}
 			}
 			for r := 0; r < rounds; r++ {
 				b.Pipeline(ctx, calls)
@@ -104,7 +104,7 @@ func TestBackendObserver(t *testing.T) {
 	// Close is not a shard failure.
 	downs := obs.downs.Load()
 	b.Close()
-	if _, err := b.Do(ctx, cmd("PING"), nil); !errors.Is(err, router.ErrClosed) {
+	if _, err := b.Do(ctx, cmd("PING"), nil); !errors.Is(err, pool.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 	if obs.downs.Load() != downs {
@@ -117,8 +117,8 @@ func TestBackendObserver(t *testing.T) {
 func TestBackendObserverAllocs(t *testing.T) {
 	srv := integration.StartRedis(t)
 	ctx := integration.Context(t, time.Minute)
-	measure := func(o router.Observer) float64 {
-		b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 1, Observer: o})
+	measure := func(o pool.Observer) float64 {
+		b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 1, Observer: o})
 		defer b.Close()
 		req, reply := cmd("PING"), make([]byte, 0, 64)
 		for i := 0; i < 100; i++ { // warm up: connection, pools, slices

@@ -1,4 +1,4 @@
-package router_test
+package pool_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/integration"
-	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/pool"
 )
 
 // redisBenchmarkGET runs `redis-benchmark -P 16 -t get` against addr and
@@ -47,7 +47,7 @@ func BenchmarkBackendPipeline(b *testing.B) {
 	}
 	ref := redisBenchmarkGET(b, srv.Port, callers, depth, 1000000)
 
-	bk := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 2})
+	bk := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 2})
 	defer bk.Close()
 	req := cmd("GET", "key:__rand_int__")
 	b.ReportAllocs()
@@ -64,9 +64,9 @@ func BenchmarkBackendPipeline(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			calls := make([]*router.Call, depth)
+			calls := make([]*pool.Call, depth)
 			for i := range calls {
-				calls[i] = &router.Call{Req: req}
+				calls[i] = &pool.Call{Req: req}
 			}
 			for range work {
 				bk.Pipeline(ctx, calls)

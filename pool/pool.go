@@ -1,4 +1,4 @@
-package router
+package pool
 
 import (
 	"bufio"
@@ -17,9 +17,9 @@ import (
 	"github.com/replicaof/replicaof/resp"
 )
 
-// BackendConfig describes one destination shard. Zero fields take the
+// Config describes one destination shard. Zero fields take the
 // documented defaults.
-type BackendConfig struct {
+type Config struct {
 	// Addr is the shard's host:port (or socket path for Network "unix").
 	Addr    string
 	Network string // default "tcp"
@@ -71,7 +71,7 @@ type Observer interface {
 	ShardUp(shard int, up bool)
 }
 
-func (c BackendConfig) withDefaults() BackendConfig {
+func (c Config) withDefaults() Config {
 	if c.Network == "" {
 		c.Network = "tcp"
 	}
@@ -102,8 +102,8 @@ func (c BackendConfig) withDefaults() BackendConfig {
 
 // Errors a Backend returns. ErrShardDown is retried (errclass.Retry).
 var (
-	ErrShardDown = errclass.New(errclass.Retry, "router: shard is down")
-	ErrClosed    = errors.New("router: backend closed")
+	ErrShardDown = errclass.New(errclass.Retry, "pool: shard is down")
+	ErrClosed    = errors.New("pool: backend closed")
 )
 
 // Call is one request and its reply. Req holds exactly one raw RESP
@@ -127,8 +127,8 @@ type Call struct {
 // All methods are safe for concurrent use. Close stops every goroutine the
 // backend started.
 type Backend struct {
-	cfg   BackendConfig
-	slots []*slot
+	cfg   Config
+	lanes []*lane
 	next  atomic.Uint32
 
 	ctx    context.Context // canceled by Close
@@ -154,12 +154,12 @@ func (b *Backend) setUp(up bool) {
 }
 
 // NewBackend returns a pool for one shard. It connects lazily.
-func NewBackend(cfg BackendConfig) *Backend {
+func NewBackend(cfg Config) *Backend {
 	cfg = cfg.withDefaults()
-	b := &Backend{cfg: cfg, slots: make([]*slot, cfg.Conns)}
+	b := &Backend{cfg: cfg, lanes: make([]*lane, cfg.Conns)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	for i := range b.slots {
-		b.slots[i] = &slot{}
+	for i := range b.lanes {
+		b.lanes[i] = &lane{}
 	}
 	return b
 }
@@ -171,7 +171,7 @@ func (b *Backend) Addr() string { return b.cfg.Addr }
 // goroutines to end.
 func (b *Backend) Close() error {
 	b.cancel()
-	for _, s := range b.slots {
+	for _, s := range b.lanes {
 		s.mu.Lock()
 		if s.conn != nil {
 			s.conn.fail(ErrClosed)
@@ -214,7 +214,7 @@ var batchPool = sync.Pool{New: func() any { return new(Batch) }}
 // all of them at once, so one caller can have blocks in flight on several
 // shards without a goroutine per shard:
 //
-//	var bt router.Batch // or one kept by the caller: it is reusable
+//	var bt pool.Batch // or one kept by the caller: it is reusable
 //	bt.Add(ctx, shard1, calls1)
 //	bt.Add(ctx, shard2, calls2)
 //	bt.Wait()
@@ -252,7 +252,7 @@ func (bt *Batch) Add(ctx context.Context, b *Backend, calls []*Call) {
 		c.Err = nil
 		c.Reply = c.Reply[:0]
 	}
-	s := b.slots[int(b.next.Add(1))%len(b.slots)]
+	s := b.lanes[int(b.next.Add(1))%len(b.lanes)]
 	cn, err := b.conn(ctx, s)
 	if err != nil {
 		for _, c := range calls {
@@ -306,8 +306,8 @@ func (b *Backend) Start(ctx context.Context, calls []*Call) *Batch {
 	return bt
 }
 
-// slot holds the current connection of one pool position.
-type slot struct {
+// lane holds the current connection of one pool position.
+type lane struct {
 	mu       sync.Mutex
 	conn     *conn
 	downErr  error     // why the last dial failed
@@ -315,7 +315,7 @@ type slot struct {
 	backoff  time.Duration
 }
 
-func (b *Backend) conn(ctx context.Context, s *slot) (*conn, error) {
+func (b *Backend) conn(ctx context.Context, s *lane) (*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b.ctx.Err() != nil {
@@ -347,33 +347,68 @@ func (b *Backend) conn(ctx context.Context, s *slot) (*conn, error) {
 }
 
 func (b *Backend) dial(ctx context.Context) (*conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, b.cfg.DialTimeout)
-	defer cancel()
-	nc, err := b.cfg.Dial(dctx, b.cfg.Network, b.cfg.Addr)
+	nc, br, err := dial(ctx, &b.cfg, 64<<10)
 	if err != nil {
 		return nil, err
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
 	cn := &conn{
 		nc:   nc,
-		r:    bufio.NewReaderSize(nc, 64<<10),
+		r:    br,
 		w:    bufio.NewWriterSize(nc, 64<<10),
 		cfg:  &b.cfg,
 		b:    b,
 		room: make(chan struct{}, b.cfg.MaxInflight),
 		dead: make(chan struct{}),
 	}
-	if len(b.cfg.Init) > 0 {
-		if err := cn.handshake(b.cfg.Init); err != nil {
-			nc.Close()
-			return nil, err
-		}
-	}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); cn.readLoop() }()
 	return cn, nil
+}
+
+// Dial opens a dedicated connection to cfg.Addr, for one caller that
+// needs a connection of its own (pub/sub, a replication relay, a blocking
+// command, WATCH … EXEC): it dials with cfg.Dial within cfg.DialTimeout,
+// sends cfg.Init and reads its replies within cfg.ReadTimeout, and fails
+// with an *InitError when one is an error reply. Zero fields of cfg take
+// the defaults of Config. The returned reader (bufSize bytes) may already
+// hold what the server sent after the Init replies.
+func Dial(ctx context.Context, cfg Config, bufSize int) (net.Conn, *bufio.Reader, error) {
+	cfg = cfg.withDefaults()
+	return dial(ctx, &cfg, bufSize)
+}
+
+// InitError is Dial's error when the server refused an Init command.
+type InitError struct {
+	Addr    string
+	Command string // the refused command's name, as sent
+	Reply   resp.Error // the error reply without its '-' and CRLF
+}
+
+// Unwrap gives the refusing reply, so errors.As finds its resp.Error.
+func (e *InitError) Unwrap() error { return e.Reply }
+
+func (e *InitError) Error() string {
+	return fmt.Sprintf("pool: %s refused %q: %s", e.Addr, e.Command, e.Reply)
+}
+
+func dial(ctx context.Context, cfg *Config, bufSize int) (net.Conn, *bufio.Reader, error) {
+	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	nc, err := cfg.Dial(dctx, cfg.Network, cfg.Addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	br := bufio.NewReaderSize(nc, bufSize)
+	if len(cfg.Init) > 0 {
+		if err := handshake(nc, br, cfg); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	return nc, br, nil
 }
 
 // conn is one pipelined connection. Callers append their calls to pending
@@ -387,7 +422,7 @@ type conn struct {
 	nc  net.Conn
 	r   *bufio.Reader
 	w   *bufio.Writer
-	cfg *BackendConfig
+	cfg *Config
 	b   *Backend
 
 	room chan struct{} // a token per queued or inflight call: bounds both
@@ -420,29 +455,29 @@ func (cn *conn) isDead() bool {
 	}
 }
 
-// handshake sends init commands and checks that none was refused.
-func (cn *conn) handshake(init []byte) error {
-	deadline := time.Now().Add(cn.cfg.ReadTimeout)
-	_ = cn.nc.SetDeadline(deadline)
-	defer cn.nc.SetDeadline(time.Time{})
-	if _, err := cn.nc.Write(init); err != nil {
+// handshake sends cfg.Init on a new connection and checks that none of
+// its commands was refused.
+func handshake(nc net.Conn, br *bufio.Reader, cfg *Config) error {
+	_ = nc.SetDeadline(time.Now().Add(cfg.ReadTimeout))
+	defer nc.SetDeadline(time.Time{})
+	if _, err := nc.Write(cfg.Init); err != nil {
 		return err
 	}
-	cmds := bufio.NewReader(bytes.NewReader(init))
+	cmds := bufio.NewReader(bytes.NewReader(cfg.Init))
 	var reply []byte
 	for {
 		var cmd resp.Command
 		if err := resp.ReadCommand(cmds, &cmd, resp.Limits{}); err == io.EOF {
 			return nil
 		} else if err != nil {
-			return fmt.Errorf("router: bad init command: %w", err)
+			return fmt.Errorf("pool: bad init command: %w", err)
 		}
 		var err error
-		if reply, err = resp.ReadReply(cn.r, reply[:0], cn.cfg.Limits); err != nil {
+		if reply, err = resp.ReadReply(br, reply[:0], cfg.Limits); err != nil {
 			return err
 		}
 		if len(reply) > 0 && reply[0] == resp.TypeError {
-			return fmt.Errorf("router: %s refused %q: %w", cn.cfg.Addr, cmd.Name(), resp.Error(reply[1:len(reply)-2]))
+			return &InitError{Addr: cfg.Addr, Command: string(cmd.Name()), Reply: resp.Error(bytes.TrimRight(reply[1:], "\r\n"))}
 		}
 	}
 }
@@ -637,7 +672,7 @@ func (cn *conn) fail(err error) {
 }
 
 // errUnexpectedReply means a shard sent data no call was waiting for.
-var errUnexpectedReply = errors.New("router: reply without a request")
+var errUnexpectedReply = errors.New("pool: reply without a request")
 
 func (cn *conn) readLoop() {
 	var taken []*Call // calls taken from inflight, answered in order

@@ -1,4 +1,4 @@
-package router_test
+package pool_test
 
 import (
 	"reflect"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -14,9 +15,9 @@ import (
 // runtime refresh and go generate agree.
 func TestFetchTableMatchesBuiltin(t *testing.T) {
 	srv := integration.StartRedis(t)
-	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr})
+	b := pool.NewBackend(pool.Config{Addr: srv.Addr})
 	defer b.Close()
-	live, err := router.FetchTable(integration.Context(t, time.Minute), b)
+	live, err := pool.FetchTable(integration.Context(t, time.Minute), b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package router_test
+package pool_test
 
 import (
 	"context"
@@ -11,15 +11,15 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
-	"github.com/replicaof/replicaof/router"
 )
 
 func cmd(args ...string) []byte { return resp.AppendCommandString(nil, args...) }
 
 func TestBackendPipelineOrder(t *testing.T) {
 	srv := integration.StartRedis(t)
-	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 3})
+	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 3})
 	defer b.Close()
 	ctx := integration.Context(t, time.Minute)
 
@@ -32,14 +32,14 @@ func TestBackendPipelineOrder(t *testing.T) {
 		go func(g int) {
 			defer wg.Done()
 			for round := 0; round < 50; round++ {
-				var calls []*router.Call
+				var calls []*pool.Call
 				for i := 0; i < 20; i++ {
 					key := fmt.Sprintf("g%d:r%d:%d", g, round, i)
 					calls = append(calls,
-						&router.Call{Req: cmd("SET", key, key)},
-						&router.Call{Req: cmd("GET", key)},
-						&router.Call{Req: cmd("STRLEN", key)},
-						&router.Call{Req: cmd("NOSUCHCOMMAND")})
+						&pool.Call{Req: cmd("SET", key, key)},
+						&pool.Call{Req: cmd("GET", key)},
+						&pool.Call{Req: cmd("STRLEN", key)},
+						&pool.Call{Req: cmd("NOSUCHCOMMAND")})
 				}
 				b.Pipeline(ctx, calls)
 				for i := 0; i < len(calls); i += 4 {
@@ -70,7 +70,7 @@ func TestBackendInitCommands(t *testing.T) {
 	srv := integration.StartRedis(t, "--requirepass", "s3cret")
 	ctx := integration.Context(t, time.Minute)
 	init := append(cmd("AUTH", "s3cret"), cmd("SELECT", "2")...)
-	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Init: init})
+	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Init: init})
 	defer b.Close()
 	if r, err := b.Do(ctx, cmd("SET", "k", "v"), nil); err != nil || string(r) != "+OK\r\n" {
 		t.Fatalf("SET: %q %v", r, err)
@@ -80,9 +80,9 @@ func TestBackendInitCommands(t *testing.T) {
 	if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v" {
 		t.Fatalf("key not in db 2: %q %v", v, err)
 	}
-	bad := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Init: cmd("AUTH", "wrong")})
+	bad := pool.NewBackend(pool.Config{Addr: srv.Addr, Init: cmd("AUTH", "wrong")})
 	defer bad.Close()
-	if _, err := bad.Do(ctx, cmd("PING"), nil); err == nil || !errors.Is(err, router.ErrShardDown) {
+	if _, err := bad.Do(ctx, cmd("PING"), nil); err == nil || !errors.Is(err, pool.ErrShardDown) {
 		t.Fatalf("wrong password: %v", err)
 	}
 }
@@ -90,7 +90,7 @@ func TestBackendInitCommands(t *testing.T) {
 func TestBackendDeadShardFailsFastAndReconnects(t *testing.T) {
 	srv := integration.StartRedis(t)
 	ctx := integration.Context(t, time.Minute)
-	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 1, RetryBackoff: 50 * time.Millisecond})
+	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 1, RetryBackoff: 50 * time.Millisecond})
 	defer b.Close()
 	if _, err := b.Do(ctx, cmd("PING"), nil); err != nil {
 		t.Fatal(err)
@@ -99,11 +99,11 @@ func TestBackendDeadShardFailsFastAndReconnects(t *testing.T) {
 	// The open connection breaks; later calls fail at once while down.
 	integration.WaitFor(t, 5*time.Second, "calls fail once the shard is gone", func() bool {
 		_, err := b.Do(ctx, cmd("PING"), nil)
-		return errors.Is(err, router.ErrShardDown)
+		return errors.Is(err, pool.ErrShardDown)
 	})
 	start := time.Now()
 	for i := 0; i < 100; i++ {
-		if _, err := b.Do(ctx, cmd("PING"), nil); !errors.Is(err, router.ErrShardDown) {
+		if _, err := b.Do(ctx, cmd("PING"), nil); !errors.Is(err, pool.ErrShardDown) {
 			t.Fatalf("call %d while down: %v", i, err)
 		}
 	}
@@ -135,11 +135,11 @@ func TestBackendReadTimeout(t *testing.T) {
 			go func() { <-done; c.Close() }()
 		}
 	}()
-	b := router.NewBackend(router.BackendConfig{Addr: l.Addr().String(), ReadTimeout: 200 * time.Millisecond})
+	b := pool.NewBackend(pool.Config{Addr: l.Addr().String(), ReadTimeout: 200 * time.Millisecond})
 	defer b.Close()
 	start := time.Now()
 	_, err = b.Do(context.Background(), cmd("PING"), nil)
-	if !errors.Is(err, router.ErrShardDown) {
+	if !errors.Is(err, pool.ErrShardDown) {
 		t.Fatalf("got %v", err)
 	}
 	if time.Since(start) > 5*time.Second {
@@ -149,12 +149,12 @@ func TestBackendReadTimeout(t *testing.T) {
 
 func TestBackendClose(t *testing.T) {
 	srv := integration.StartRedis(t)
-	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr})
+	b := pool.NewBackend(pool.Config{Addr: srv.Addr})
 	if _, err := b.Do(context.Background(), cmd("PING"), nil); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
-	if _, err := b.Do(context.Background(), cmd("PING"), nil); !errors.Is(err, router.ErrClosed) {
+	if _, err := b.Do(context.Background(), cmd("PING"), nil); !errors.Is(err, pool.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
@@ -164,7 +164,7 @@ func TestBackendClose(t *testing.T) {
 // than MaxInflight.
 func TestBackendPipelineBlocksDoNotInterleave(t *testing.T) {
 	srv := integration.StartRedis(t)
-	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 1, MaxInflight: 16})
+	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 1, MaxInflight: 16})
 	defer b.Close()
 	ctx := integration.Context(t, time.Minute)
 	var wg sync.WaitGroup
@@ -175,11 +175,11 @@ func TestBackendPipelineBlocksDoNotInterleave(t *testing.T) {
 			defer wg.Done()
 			for round := 0; round < 30; round++ {
 				n := 1 + (g*7+round)%40 // some blocks exceed MaxInflight
-				calls := []*router.Call{{Req: cmd("MULTI")}}
+				calls := []*pool.Call{{Req: cmd("MULTI")}}
 				for i := 0; i < n; i++ {
-					calls = append(calls, &router.Call{Req: cmd("INCR", fmt.Sprintf("c%d", g))})
+					calls = append(calls, &pool.Call{Req: cmd("INCR", fmt.Sprintf("c%d", g))})
 				}
-				calls = append(calls, &router.Call{Req: cmd("EXEC")})
+				calls = append(calls, &pool.Call{Req: cmd("EXEC")})
 				b.Pipeline(ctx, calls)
 				exec := calls[len(calls)-1]
 				if exec.Err != nil || !strings.HasPrefix(string(exec.Reply), fmt.Sprintf("*%d\r\n", n)) {
@@ -200,9 +200,9 @@ func TestBackendPipelineBlocksDoNotInterleave(t *testing.T) {
 // many goroutines sharing the backends, round after round.
 func TestBatchAcrossBackends(t *testing.T) {
 	srvs := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
-	var bks []*router.Backend
+	var bks []*pool.Backend
 	for _, s := range srvs {
-		b := router.NewBackend(router.BackendConfig{Addr: s.Addr, Conns: 1, MaxInflight: 8})
+		b := pool.NewBackend(pool.Config{Addr: s.Addr, Conns: 1, MaxInflight: 8})
 		defer b.Close()
 		bks = append(bks, b)
 	}
@@ -213,14 +213,14 @@ func TestBatchAcrossBackends(t *testing.T) {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			var bt router.Batch
+			var bt pool.Batch
 			for round := 0; round < 50; round++ {
 				n := 1 + (g+round)%12 // some blocks exceed MaxInflight
-				var all [][]*router.Call
+				var all [][]*pool.Call
 				for range bks {
-					var calls []*router.Call
+					var calls []*pool.Call
 					for i := 0; i < n; i++ {
-						calls = append(calls, &router.Call{Req: cmd("INCR", fmt.Sprintf("g%d", g))})
+						calls = append(calls, &pool.Call{Req: cmd("INCR", fmt.Sprintf("g%d", g))})
 					}
 					all = append(all, calls)
 				}
@@ -263,7 +263,7 @@ func TestBatchAcrossBackends(t *testing.T) {
 // the read deadline only runs while calls are in flight.
 func TestBackendIdleLongerThanReadTimeout(t *testing.T) {
 	srv := integration.StartRedis(t)
-	b := router.NewBackend(router.BackendConfig{Addr: srv.Addr, Conns: 1, ReadTimeout: 100 * time.Millisecond})
+	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 1, ReadTimeout: 100 * time.Millisecond})
 	defer b.Close()
 	ctx := integration.Context(t, time.Minute)
 	cl := srv.Client()
