@@ -380,7 +380,7 @@ func Dial(ctx context.Context, cfg Config, bufSize int) (net.Conn, *bufio.Reader
 // InitError is Dial's error when the server refused an Init command.
 type InitError struct {
 	Addr    string
-	Command string // the refused command's name, as sent
+	Command string     // the refused command's name, as sent
 	Reply   resp.Error // the error reply without its '-' and CRLF
 }
 
