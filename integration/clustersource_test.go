@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer"
 )
 
@@ -21,10 +22,10 @@ import (
 // while writes flow (whatever the new master lost, the destination ends
 // equal to what the cluster holds).
 func TestClusterSource(t *testing.T) {
-	ctx := Context(t, 4*time.Minute)
-	cl := StartCluster(t, 3, 1)
+	ctx := harness.Context(t, 4*time.Minute)
+	cl := harness.StartCluster(t, 3, 1)
 	cc := cl.Client()
-	if err := LoadDataset(ctx, cc, "pre:", 3, 3000); err != nil {
+	if err := harness.LoadDataset(ctx, cc, "pre:", 3, 3000); err != nil {
 		t.Fatal(err)
 	}
 	d := startDestination(t, 2)
@@ -37,7 +38,7 @@ func TestClusterSource(t *testing.T) {
 	if st.Kind != syncer.KindCluster || st.Links != 3 || st.FullSyncs != 3 {
 		t.Fatalf("status %+v: want a cluster source with 3 links, each fully synced once", st)
 	}
-	w := &Workload{Prefix: "w:", Seed: 11, Cluster: true}
+	w := &harness.Workload{Prefix: "w:", Seed: 11, Cluster: true}
 	if err := w.Run(ctx, cc, nil, 3000); err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +96,10 @@ func TestClusterSource(t *testing.T) {
 // run with a full resync of everything (the links no longer partition
 // the keyspace the way it was loaded); the destination ends equal.
 func TestClusterSourceReshard(t *testing.T) {
-	ctx := Context(t, 2*time.Minute)
-	cl := StartCluster(t, 2, 0)
+	ctx := harness.Context(t, 2*time.Minute)
+	cl := harness.StartCluster(t, 2, 0)
 	cc := cl.Client()
-	if err := LoadDataset(ctx, cc, "", 8, 1000); err != nil {
+	if err := harness.LoadDataset(ctx, cc, "", 8, 1000); err != nil {
 		t.Fatal(err)
 	}
 	d := startDestination(t, 2)
@@ -135,9 +136,9 @@ func TestClusterSourceReshard(t *testing.T) {
 		}
 	}
 	_ = m1.Do(ctx, "CLUSTER", "BUMPEPOCH").Err()
-	WaitFor(t, time.Minute, "full resync after the slot moved", func() bool { return sup.Flushes() >= 2 })
+	harness.WaitFor(t, time.Minute, "full resync after the slot moved", func() bool { return sup.Flushes() >= 2 })
 	waitState(t, sup, syncer.StateSynced, time.Minute)
-	w := &Workload{Seed: 13, Cluster: true}
+	w := &harness.Workload{Seed: 13, Cluster: true}
 	if err := w.Run(ctx, cc, nil, 1000); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
@@ -22,20 +23,20 @@ import (
 func TestFaultOutputBufferLoopAndSpool(t *testing.T) {
 	for _, spool := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spool=%v", spool), func(t *testing.T) {
-			ctx := Context(t, 3*time.Minute)
-			src := StartRedis(t, "--repl-diskless-sync-delay", "0",
+			ctx := harness.Context(t, 3*time.Minute)
+			src := harness.StartRedis(t, "--repl-diskless-sync-delay", "0",
 				"--client-output-buffer-limit", "replica 1mb 512kb 2")
 			rng := rand.New(rand.NewSource(2))
 			pipe := src.Client().Pipeline()
 			for i := 0; i < 2500; i++ {
-				pipe.Set(ctx, fmt.Sprint("big:", i), randString(rng, 4096), 0)
+				pipe.Set(ctx, fmt.Sprint("big:", i), harness.RandString(rng, 4096), 0)
 			}
 			if _, err := pipe.Exec(ctx); err != nil {
 				t.Fatal(err)
 			}
 			// A slow destination: every chunk to the shard waits.
-			shard := StartRedis(t)
-			fp := NewFaultProxy(t, shard.Addr)
+			shard := harness.StartRedis(t)
+			fp := harness.NewFaultProxy(t, shard.Addr)
 			fp.SetLatency(15 * time.Millisecond)
 			dest, err := apply.NewDestination(apply.DestinationConfig{Shards: []apply.Shard{{Addr: fp.Addr}}})
 			if err != nil {

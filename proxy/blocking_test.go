@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -48,7 +48,7 @@ func (c *cluster) shardBlocked(ctx context.Context) int {
 
 func TestBlockingCommands(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("bl:", 2)
 	pusher := c.client(nil)
 
@@ -154,7 +154,7 @@ func TestBlockingCommands(t *testing.T) {
 // it); BLPOP is a write and is refused.
 func TestBlockingReadOnly(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	st := "tail:stream"
 	c.shard(st).XAdd(ctx, &redis.XAddArgs{Stream: st, ID: "1-1", Values: []string{"a", "1"}})
@@ -179,7 +179,7 @@ func TestBlockingReadOnly(t *testing.T) {
 // shard connection, on the proxy and on the shard.
 func TestBlockingDisconnectFrees(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	nc, err := net.Dial("tcp", c.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestBlockingDisconnectFrees(t *testing.T) {
 func TestManyBlocked(t *testing.T) {
 	const n = 1000
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true; cfg.MaxBlocking = n })
-	ctx := integration.Context(t, 2*time.Minute)
+	ctx := harness.Context(t, 2*time.Minute)
 	per := c.keysOnEveryShard("many:", 1)
 	var before runtime.MemStats
 	runtime.GC()

@@ -4,14 +4,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 // TestPUnsubscribe: PUNSUBSCRIBE reaches every shard under its own name,
 // is confirmed at once, and leaves no pattern behind on the shards.
 func TestPUnsubscribe(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	raw := dialRaw(t, c.addr)
 	raw.send("PSUBSCRIBE a.* b.*\r\n")
 	raw.expect("*3\r\n$10\r\npsubscribe\r\n$3\r\na.*\r\n:1\r\n")

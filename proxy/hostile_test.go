@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 // rawConn speaks bytes to the proxy.
@@ -59,7 +59,7 @@ func (r *rawConn) expectPrefix(prefix string) {
 // another client keeps being served.
 func TestHostileInput(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, 2*time.Minute)
+	ctx := harness.Context(t, 2*time.Minute)
 	c.put(ctx, "k", "v")
 	other := dialRaw(t, c.addr)
 	other.send("GET k\r\n")
@@ -130,7 +130,7 @@ func isReset(err error) bool {
 func TestRedisCLI(t *testing.T) {
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
-		t.Fatalf("redis-cli not found: %s", integration.InstallHint)
+		t.Fatalf("redis-cli not found: %s", harness.InstallHint)
 	}
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
 	host, port, _ := net.SplitHostPort(c.addr)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -270,7 +270,7 @@ func TestNestedReplyIsolation(t *testing.T) {
 			cfg.Shards[i].Limits.MaxDepth = 1000
 		}
 	})
-	ctx := integration.Context(t, 2*time.Minute)
+	ctx := harness.Context(t, 2*time.Minute)
 	per := c.keysOnEveryShard("iso:", 20)
 	var keys []string
 	for _, ks := range per {

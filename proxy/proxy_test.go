@@ -10,14 +10,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 )
 
 // cluster is three real shards and a proxy in front of them.
 type cluster struct {
 	t      *testing.T
-	shards []*integration.Redis
+	shards []*harness.Redis
 	m      *router.ShardMap
 	srv    *Server
 	addr   string
@@ -38,7 +38,7 @@ func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
 	for i := 0; i < 3; i++ {
-		c.shards = append(c.shards, integration.StartRedis(t, redisArgs...))
+		c.shards = append(c.shards, harness.StartRedis(t, redisArgs...))
 	}
 	c.m, _ = router.NewShardMap(3)
 	c.start(mut)
@@ -121,7 +121,7 @@ func wantErr(t *testing.T, err error, prefix string) {
 
 func TestReads(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("k:", 50)
 	var all []string
 	for _, ks := range per {
@@ -319,7 +319,7 @@ func TestReads(t *testing.T) {
 
 func TestSelect(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c.shards[c.m.ShardOf([]byte("a"))].ClientDB(3).Set(ctx, "a", "db3", 0)
 	c.put(ctx, "a", "db0")
 	p := c.client(&redis.Options{DB: 3})
@@ -342,7 +342,7 @@ func TestSelect(t *testing.T) {
 
 func TestHiddenKeys(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	for i := 0; i < 3; i++ { // hidden keys on every shard
 		c.shards[i].Client().Set(ctx, fmt.Sprintf("__replicaof:cp:%d", i), "x", 0)
@@ -393,7 +393,7 @@ func newClusterOn(t *testing.T, c *cluster, mut func(*Config)) *redis.Client {
 
 func TestAuth(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.Password = "s3cret" })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c.put(ctx, "a", "1")
 	anon := c.client(nil)
 	wantErr(t, anon.Get(ctx, "a").Err(), "NOAUTH")
@@ -422,7 +422,7 @@ func TestAuth(t *testing.T) {
 
 func TestReadOnly(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	for _, err := range []error{
 		p.Set(ctx, "a", "1", 0).Err(),
@@ -447,7 +447,7 @@ func TestReadOnly(t *testing.T) {
 
 func TestWrites(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	per := c.keysOnEveryShard("w:", 2)
 	a, b, d := per[0][0], per[1][0], per[2][0]
@@ -499,7 +499,7 @@ func TestWrites(t *testing.T) {
 
 func TestPubSub(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	chans := c.keysOnEveryShard("ch:", 1)
 	sub := p.Subscribe(ctx, chans[0][0], chans[1][0], chans[2][0])
@@ -554,7 +554,7 @@ func TestPubSub(t *testing.T) {
 
 func TestDeadShard(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.Timeout = time.Second })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("d:", 1)
 	for _, ks := range per {
 		c.put(ctx, ks[0], "v")
@@ -578,14 +578,14 @@ func TestDeadShard(t *testing.T) {
 	wantErr(t, p.MGet(ctx, per[0][0], per[1][0]).Err(), "ERR shard 1 unavailable")
 	c.shards[1].Restart()
 	c.shards[1].Client().Set(ctx, per[1][0], "back", 0)
-	integration.WaitFor(t, 10*time.Second, "shard 1 serves again", func() bool {
+	harness.WaitFor(t, 10*time.Second, "shard 1 serves again", func() bool {
 		v, _ := p.Get(ctx, per[1][0]).Result()
 		return v == "back"
 	})
 }
 
 func TestShutdownClosesClients(t *testing.T) {
-	shard := integration.StartRedis(t)
+	shard := harness.StartRedis(t)
 	srv, err := New(Config{Listen: "127.0.0.1:0", Shards: []router.BackendConfig{{Addr: shard.Addr}}})
 	if err != nil {
 		t.Fatal(err)

@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 func TestFlushKeepsInternalKeys(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("f:", 3)
 	for s, sh := range c.shards {
 		cl := sh.Client()
@@ -71,7 +71,7 @@ func TestFlushKeepsInternalKeys(t *testing.T) {
 // replicated FLUSHALL does) show at once in DBSIZE.
 func TestDBSizeExactAfterFlush(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	for _, sh := range c.shards {
 		sh.Client().Set(ctx, "__replicaof:ckpt", "x", 0)
@@ -92,7 +92,7 @@ func TestDBSizeExactAfterFlush(t *testing.T) {
 
 func TestServerCommands(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 
 	t.Run("time", func(t *testing.T) {
@@ -154,7 +154,7 @@ func infoFields(s string) map[string]string {
 // over the shards.
 func TestInfoMerged(t *testing.T) {
 	c := newCluster(t, nil, "--save", "3600 1000000")
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("i:", 5)
 	for _, ks := range per {
 		for _, k := range ks {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/tlsutil"
 )
 
@@ -58,7 +58,7 @@ func (c *tlsCluster) tlsClient(tc *tls.Config) *redis.Client {
 
 func TestTLS(t *testing.T) {
 	c := newTLSCluster(t, true)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("tls:", 20)
 	var keys []string
 	for _, ks := range per {
@@ -158,7 +158,7 @@ func TestTLS(t *testing.T) {
 	if err := cl.Ping(ctx).Err(); err != nil {
 		t.Fatalf("PING after the failed clients: %v", err)
 	}
-	integration.WaitFor(t, 10*time.Second, "failed clients to be forgotten", func() bool {
+	harness.WaitFor(t, 10*time.Second, "failed clients to be forgotten", func() bool {
 		return c.srv.clientCount() <= before
 	})
 }
@@ -168,7 +168,7 @@ func TestTLS(t *testing.T) {
 func TestTLSHandshakeTimeout(t *testing.T) {
 	c := newTLSCluster(t, false)
 	r := dialRaw(t, c.addr)
-	integration.WaitFor(t, 5*time.Second, "client admitted", func() bool { return c.srv.clientCount() == 1 })
+	harness.WaitFor(t, 5*time.Second, "client admitted", func() bool { return c.srv.clientCount() == 1 })
 	start := time.Now()
 	_, err := r.br.ReadByte()
 	if err == nil {
@@ -177,7 +177,7 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("silent client closed after %v", d)
 	}
-	integration.WaitFor(t, 5*time.Second, "silent client forgotten", func() bool { return c.srv.clientCount() == 0 })
+	harness.WaitFor(t, 5*time.Second, "silent client forgotten", func() bool { return c.srv.clientCount() == 0 })
 }
 
 // tlsRaw speaks bytes over TLS; each write is one TLS record.
@@ -199,7 +199,7 @@ func tlsRaw(t *testing.T, addr string, cfg *tls.Config) (*tls.Conn, *bufio.Reade
 // or with more commands pipelined behind it.
 func TestTLSIdle(t *testing.T) {
 	c := newTLSCluster(t, true)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c.put(ctx, "idle:a", "1")
 	c.put(ctx, "idle:b", "2")
 
@@ -220,13 +220,13 @@ func TestTLSIdle(t *testing.T) {
 	waitIdle := func() {
 		t.Helper()
 		n := c.srv.idled.Load()
-		integration.WaitFor(t, 10*time.Second, "client to go idle", func() bool { return c.srv.idled.Load() > n })
+		harness.WaitFor(t, 10*time.Second, "client to go idle", func() bool { return c.srv.idled.Load() > n })
 		// Idle means waiting on the socket under the TLS layer without a
 		// buffer, not blocked in a TLS read (linux only: see wait_other.go).
 		if runtime.GOOS != "linux" {
 			return
 		}
-		integration.WaitFor(t, 10*time.Second, "client to wait in waitReadable", func() bool {
+		harness.WaitFor(t, 10*time.Second, "client to wait in waitReadable", func() bool {
 			buf := make([]byte, 1<<20)
 			return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("proxy.waitReadable("))
 		})
@@ -267,7 +267,7 @@ func TestTLSIdle(t *testing.T) {
 // handshake; those admitted are unaffected.
 func TestTLSMaxClients(t *testing.T) {
 	c := newTLSCluster(t, false)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	// Restart the proxy with a limit of one client.
 	c.cluster.start(func(cfg *Config) {
 		sc, err := tlsutil.ServerConfig(tlsutil.ServerOptions{CertFile: c.files.ProxyCert, KeyFile: c.files.ProxyKey})

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/rdb"
 )
@@ -15,8 +15,8 @@ import (
 // TestStatusUnsupportedKeys: a source's status sums its links' skipped
 // keys per type and their dropped commands.
 func TestStatusUnsupportedKeys(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	shard := integration.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
+	shard := harness.StartRedis(t)
 	d, err := apply.NewDestination(apply.DestinationConfig{Shards: []apply.Shard{{Addr: shard.Addr}}})
 	if err != nil {
 		t.Fatal(err)

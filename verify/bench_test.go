@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -27,13 +27,13 @@ func BenchmarkVerify(b *testing.B) {
 		}
 		n = v
 	}
-	ctx := integration.Context(b, 30*time.Minute)
-	src := integration.StartRedis(b)
+	ctx := harness.Context(b, 30*time.Minute)
+	src := harness.StartRedis(b)
 	var shards []*redis.Client
 	var cfg Config
 	cfg.Sources = []Endpoint{{Addr: src.Addr}}
 	for range 3 {
-		r := integration.StartRedis(b)
+		r := harness.StartRedis(b)
 		shards = append(shards, r.Client())
 		cfg.Shards = append(cfg.Shards, Endpoint{Addr: r.Addr})
 	}

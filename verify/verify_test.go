@@ -10,15 +10,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 )
 
 // fixture is two sources copied key by key (DUMP/RESTORE with their TTL)
 // onto a 3-shard destination placed by router.ShardMap.
 type fixture struct {
-	srcs   []*integration.Redis
-	shards []*integration.Redis
+	srcs   []*harness.Redis
+	shards []*harness.Redis
 	sm     *router.ShardMap
 }
 
@@ -26,16 +26,16 @@ func newFixture(t *testing.T, ctx context.Context) *fixture {
 	t.Helper()
 	f := &fixture{}
 	for range 2 {
-		f.srcs = append(f.srcs, integration.StartRedis(t))
+		f.srcs = append(f.srcs, harness.StartRedis(t))
 	}
 	for range 3 {
-		f.shards = append(f.shards, integration.StartRedis(t))
+		f.shards = append(f.shards, harness.StartRedis(t))
 	}
 	f.sm, _ = router.NewShardMap(3)
 	a, b := f.srcs[0].Client(), f.srcs[1].Client()
-	must(t, integration.LoadDataset(ctx, a, "a:", 1, 2000))
-	must(t, integration.LoadDataset(ctx, b, "b:", 2, 1000))
-	must(t, integration.LoadDataset(ctx, f.srcs[1].ClientDB(3), "db3:", 3, 300))
+	must(t, harness.LoadDataset(ctx, a, "a:", 1, 2000))
+	must(t, harness.LoadDataset(ctx, b, "b:", 2, 1000))
+	must(t, harness.LoadDataset(ctx, f.srcs[1].ClientDB(3), "db3:", 3, 300))
 	must(t, bigValues(ctx, a))
 	for _, s := range f.srcs {
 		for _, db := range []int{0, 3} {
@@ -73,7 +73,7 @@ func bigValues(ctx context.Context, c *redis.Client) error {
 }
 
 // copy restores every key of src's db onto the shard its slot maps to.
-func (f *fixture) copy(t *testing.T, ctx context.Context, src *integration.Redis, db int) {
+func (f *fixture) copy(t *testing.T, ctx context.Context, src *harness.Redis, db int) {
 	t.Helper()
 	c := src.ClientDB(db)
 	dst := make([]*redis.Client, len(f.shards))
@@ -130,7 +130,7 @@ func run(t *testing.T, ctx context.Context, cfg Config) *Report {
 }
 
 func TestVerify(t *testing.T) {
-	ctx := integration.Context(t, 3*time.Minute)
+	ctx := harness.Context(t, 3*time.Minute)
 	f := newFixture(t, ctx)
 	var srcKeys int64
 	for _, s := range f.srcs {
@@ -237,10 +237,10 @@ func TestVerify(t *testing.T) {
 }
 
 func TestRecheck(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	src, dst := integration.StartRedis(t), integration.StartRedis(t)
-	must(t, integration.LoadDataset(ctx, src.Client(), "", 5, 500))
-	must(t, integration.LoadDataset(ctx, dst.Client(), "", 5, 500))
+	ctx := harness.Context(t, time.Minute)
+	src, dst := harness.StartRedis(t), harness.StartRedis(t)
+	must(t, harness.LoadDataset(ctx, src.Client(), "", 5, 500))
+	must(t, harness.LoadDataset(ctx, dst.Client(), "", 5, 500))
 	// Changed on the destination while the scan goes on, put back before
 	// the re-check: not reported. Changed and left: reported.
 	must(t, dst.Client().Set(ctx, "str:0", "in flight", 0).Err())
@@ -281,10 +281,10 @@ func TestRunErrors(t *testing.T) {
 		t.Fatalf("no shards: %v", err)
 	}
 	// A shard that does not answer is an error, not a difference.
-	r := integration.StartRedis(t)
+	r := harness.StartRedis(t)
 	addr := r.Addr
 	r.Kill()
-	ctx := integration.Context(t, 30*time.Second)
+	ctx := harness.Context(t, 30*time.Second)
 	if _, err := Run(ctx, Config{Shards: []Endpoint{{Addr: addr}}, Timeout: 2 * time.Second}); err == nil {
 		t.Fatal("want an error for a dead shard")
 	}

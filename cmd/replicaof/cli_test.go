@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
 )
@@ -27,9 +27,9 @@ func cli(t *testing.T, args ...string) (int, string) {
 
 // Every control subcommand against a running serve.
 func TestCLIAgainstServe(t *testing.T) {
-	a, b := integration.StartRedis(t, "--requirepass", "pw"), integration.StartRedis(t)
-	s0, s1 := integration.StartRedis(t), integration.StartRedis(t)
-	ctx := integration.Context(t, 2*time.Minute)
+	a, b := harness.StartRedis(t, "--requirepass", "pw"), harness.StartRedis(t)
+	s0, s1 := harness.StartRedis(t), harness.StartRedis(t)
+	ctx := harness.Context(t, 2*time.Minute)
 	a.Client().Options().Password = "pw"
 	proxyPort, _ := redisproc.FreePort()
 	adminPort, _ := redisproc.FreePort()
@@ -63,7 +63,7 @@ state_dir: %q
 		}
 		return st
 	}
-	integration.WaitFor(t, time.Minute, "admin up and synced", func() bool {
+	harness.WaitFor(t, time.Minute, "admin up and synced", func() bool {
 		code, _ := cli(t, append([]string{"status", "--json"}, admin...)...)
 		return code == exitOK && status().Status == syncer.StateSynced
 	})
@@ -83,7 +83,7 @@ state_dir: %q
 	if code, out := cli(t, append([]string{"restart"}, admin...)...); code != exitOK {
 		t.Fatalf("restart: exit %d: %s", code, out)
 	}
-	integration.WaitFor(t, time.Minute, "synced after restart", func() bool { return status().Status == syncer.StateSynced })
+	harness.WaitFor(t, time.Minute, "synced after restart", func() bool { return status().Status == syncer.StateSynced })
 
 	if code, out := cli(t, append([]string{"sources", "add", "b: redis://" + b.Addr}, admin...)...); code != exitOK {
 		t.Fatalf("sources add: exit %d: %s", code, out)
@@ -92,7 +92,7 @@ state_dir: %q
 	if code != exitOK || !strings.Contains(out, "a: redis://:***@") || !strings.Contains(out, "b: redis://"+b.Addr) {
 		t.Fatalf("sources list: exit %d: %s", code, out)
 	}
-	integration.WaitFor(t, time.Minute, "both sources synced (a kept its password)", func() bool {
+	harness.WaitFor(t, time.Minute, "both sources synced (a kept its password)", func() bool {
 		st := status()
 		return st.Status == syncer.StateSynced && len(st.Sources) == 2
 	})
@@ -113,7 +113,7 @@ state_dir: %q
 	if code, _ := cli(t, append([]string{"sources", "set", "x: redis://127.0.0.1:1"}, admin...)...); code != exitOK {
 		t.Fatalf("sources set: exit %d", code)
 	}
-	integration.WaitFor(t, 30*time.Second, "unreachable source shows retries", func() bool {
+	harness.WaitFor(t, 30*time.Second, "unreachable source shows retries", func() bool {
 		st := status()
 		return len(st.Sources) == 1 && st.Sources[0].Name == "x" && st.Sources[0].Retries > 0 && st.Sources[0].LastError != ""
 	})

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/metrics/metricstest"
 	"github.com/replicaof/replicaof/syncer"
@@ -21,11 +21,11 @@ import (
 // through the proxy, and checks that /metrics carries the proxy, shard
 // pipeline and applied series the hooks feed.
 func TestServeMetrics(t *testing.T) {
-	src := integration.StartRedis(t)
-	s0, s1 := integration.StartRedis(t), integration.StartRedis(t)
-	ctx := integration.Context(t, 2*time.Minute)
+	src := harness.StartRedis(t)
+	s0, s1 := harness.StartRedis(t), harness.StartRedis(t)
+	ctx := harness.Context(t, 2*time.Minute)
 	const keys = 300
-	if err := integration.LoadDataset(ctx, src.Client(), "mx:", 3, keys); err != nil {
+	if err := harness.LoadDataset(ctx, src.Client(), "mx:", 3, keys); err != nil {
 		t.Fatal(err)
 	}
 	proxyPort, _ := redisproc.FreePort()
@@ -58,7 +58,7 @@ state_dir: %q
 	case <-ctx.Done():
 		t.Fatal("serve did not start")
 	}
-	integration.WaitFor(t, time.Minute, "synced", func() bool { return run.Supervisor.Status().Status == syncer.StateSynced })
+	harness.WaitFor(t, time.Minute, "synced", func() bool { return run.Supervisor.Status().Status == syncer.StateSynced })
 	// A write on the source after the snapshot goes through the stream.
 	if err := src.Client().Set(ctx, "mx:after", "1", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ state_dir: %q
 
 	pc := redis.NewClient(&redis.Options{Addr: run.ProxyAddr, Protocol: 2, DisableIdentity: true})
 	defer pc.Close()
-	integration.WaitFor(t, 30*time.Second, "the stream write readable through the proxy", func() bool {
+	harness.WaitFor(t, 30*time.Second, "the stream write readable through the proxy", func() bool {
 		v, err := pc.Get(ctx, "mx:after").Result()
 		return err == nil && v == "1"
 	})

@@ -14,17 +14,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 )
 
 // TestServeReadFromReplica: serve wires proxy.read_from and a shard's
 // configured replicas to the proxy: GETs through it reach the replica.
 func TestServeReadFromReplica(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	src := integration.StartRedis(t)
-	shard := integration.StartRedis(t, "--repl-diskless-sync-delay", "0")
-	rep := integration.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(shard.Port))
+	ctx := harness.Context(t, time.Minute)
+	src := harness.StartRedis(t)
+	shard := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
+	rep := harness.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(shard.Port))
 	proxyPort, _ := redisproc.FreePort()
 	adminPort, _ := redisproc.FreePort()
 	dir := t.TempDir()
@@ -48,7 +48,7 @@ state_dir: %q
 	pc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", proxyPort), MaxRetries: -1})
 	defer pc.Close()
 	rc := rep.Client()
-	integration.WaitFor(t, 30*time.Second, "a GET served by the replica", func() bool {
+	harness.WaitFor(t, 30*time.Second, "a GET served by the replica", func() bool {
 		if v, err := pc.Get(ctx, "k").Result(); err != nil && err != redis.Nil || err == nil && v != "v" {
 			t.Fatalf("GET k = %q, %v", v, err)
 		}

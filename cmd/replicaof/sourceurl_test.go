@@ -18,8 +18,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/adminpw"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -62,8 +62,8 @@ func (c *rawConn) do(args ...string) (string, error) {
 // source-url, rotate-password and the admin password across restarts,
 // against the real serve.
 func TestSourceURLAndRotatePassword(t *testing.T) {
-	shard := integration.StartRedis(t)
-	ctx := integration.Context(t, 2*time.Minute)
+	shard := harness.StartRedis(t)
+	ctx := harness.Context(t, 2*time.Minute)
 	proxyPort, _ := redisproc.FreePort()
 	adminPort, _ := redisproc.FreePort()
 	proxyAddr := fmt.Sprintf("127.0.0.1:%d", proxyPort)
@@ -204,7 +204,7 @@ state_dir: %q
 	if _, got := sourceURL(); got != newPW {
 		t.Fatalf("source-url after restart: password %q, want the rotated %q", got, newPW)
 	}
-	integration.WaitFor(t, 30*time.Second, "AUTH admin with the rotated password after restart", func() bool { return auth(newPW) == nil })
+	harness.WaitFor(t, 30*time.Second, "AUTH admin with the rotated password after restart", func() bool { return auth(newPW) == nil })
 	if err := auth(pw); err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS") {
 		t.Fatalf("AUTH admin <old password> after restart: %v", err)
 	}
@@ -213,8 +213,8 @@ state_dir: %q
 // With proxy.tls the source URL says rediss://, and a TLS client can
 // AUTH admin with it.
 func TestSourceURLTLS(t *testing.T) {
-	shard := integration.StartRedis(t)
-	ctx := integration.Context(t, time.Minute)
+	shard := harness.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
 	dir := t.TempDir()
 	files, err := tlsutil.GenerateDemo(filepath.Join(dir, "certs"), nil)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -21,8 +21,8 @@ import (
 // with the demo certificates, and refuses it without a client certificate
 // or without TLS.
 func TestServeProxyTLS(t *testing.T) {
-	src, shard := integration.StartRedis(t), integration.StartRedis(t)
-	ctx := integration.Context(t, 2*time.Minute)
+	src, shard := harness.StartRedis(t), harness.StartRedis(t)
+	ctx := harness.Context(t, 2*time.Minute)
 	if err := src.Client().Set(ctx, "over-tls", "yes", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ state_dir: %q
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	}
-	integration.WaitFor(t, time.Minute, "synced", func() bool { return sup.Status().Status == syncer.StateSynced })
+	harness.WaitFor(t, time.Minute, "synced", func() bool { return sup.Status().Status == syncer.StateSynced })
 
 	cli := func(args ...string) (string, error) {
 		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)

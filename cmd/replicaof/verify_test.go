@@ -12,17 +12,17 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 )
 
 func TestVerifyCommand(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	src := integration.StartRedis(t, "--requirepass", "p@ss")
-	shards := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
+	ctx := harness.Context(t, time.Minute)
+	src := harness.StartRedis(t, "--requirepass", "p@ss")
+	shards := []*harness.Redis{harness.StartRedis(t), harness.StartRedis(t)}
 	sc := src.Client()
 	sc.Options().Password = "p@ss"
-	if err := integration.LoadDataset(ctx, sc, "", 7, 400); err != nil {
+	if err := harness.LoadDataset(ctx, sc, "", 7, 400); err != nil {
 		t.Fatal(err)
 	}
 	// Copy every key to the shard its slot maps to.
@@ -121,12 +121,12 @@ func TestVerifyCommand(t *testing.T) {
 // TestVerifyClusterSource: a Redis Cluster source is read master by
 // master; given only one node's address, verify still sees every key.
 func TestVerifyClusterSource(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	cl := integration.StartCluster(t, 3, 0)
-	if err := integration.LoadDataset(ctx, cl.Client(), "", 9, 600); err != nil {
+	ctx := harness.Context(t, time.Minute)
+	cl := harness.StartCluster(t, 3, 0)
+	if err := harness.LoadDataset(ctx, cl.Client(), "", 9, 600); err != nil {
 		t.Fatal(err)
 	}
-	shards := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
+	shards := []*harness.Redis{harness.StartRedis(t), harness.StartRedis(t)}
 	sm, _ := router.NewShardMap(len(shards))
 	for _, m := range cl.Masters(ctx) {
 		iter := m.Scan(ctx, 0, "", 100).Iterator()

@@ -11,16 +11,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer/rdb"
 )
 
 // bigRDB writes big values into a real redis-server and returns it with
 // the path of its SAVEd dump.rdb: a 300k-element list, a 20 MB string, a
 // 100k-field hash and a 50k-member zset.
-func bigRDB(t *testing.T, ctx context.Context) (*integration.Redis, string) {
+func bigRDB(t *testing.T, ctx context.Context) (*harness.Redis, string) {
 	t.Helper()
-	src := integration.StartRedis(t)
+	src := harness.StartRedis(t)
 	c := src.Client()
 	pipe := c.Pipeline()
 	for i := 0; i < 300_000; i += 10_000 {
@@ -64,7 +64,7 @@ func bigRDB(t *testing.T, ctx context.Context) (*integration.Redis, string) {
 // because they exceed MaxRawPayload), in chunks whose pipelines stay
 // bounded, in order.
 func TestBigValues(t *testing.T) {
-	ctx := integration.Context(t, 2*time.Minute)
+	ctx := harness.Context(t, 2*time.Minute)
 	src, path := bigRDB(t, ctx)
 	c := startCluster(t, 3)
 	for _, tc := range []struct {
@@ -102,7 +102,7 @@ func TestBigValues(t *testing.T) {
 				t.Errorf("largest pipeline %d bytes, bound %d", max, bound)
 			}
 			t.Logf("stats %+v, largest pipeline %d bytes", st, a.maxBatch.Load())
-			integration.RequireEqual(t, ctx, []*redis.Client{src.Client()}, c.clients(0), integration.CompareOptions{})
+			harness.RequireEqual(t, ctx, []*redis.Client{src.Client()}, c.clients(0), harness.CompareOptions{})
 		})
 	}
 }

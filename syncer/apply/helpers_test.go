@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -18,7 +18,7 @@ const fixtureDir = "../../testdata/rdb"
 
 // cluster is a destination of real redis-servers for a test.
 type cluster struct {
-	servers []*integration.Redis
+	servers []*harness.Redis
 	dest    *Destination
 }
 
@@ -27,7 +27,7 @@ func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	c := &cluster{}
 	var shards []Shard
 	for range n {
-		r := integration.StartRedis(t, extra...)
+		r := harness.StartRedis(t, extra...)
 		c.servers = append(c.servers, r)
 		shards = append(shards, Shard{Addr: r.Addr})
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -268,14 +268,14 @@ func TestLinkDiskFullSync(t *testing.T) {
 	c.expect("PSYNC ? -1")
 	// Keepalives before the reply and before the payload header.
 	c.send("\n\n+FULLRESYNC " + replA + " 42\r\n\n\n")
-	integration.WaitFor(t, 5*time.Second, "transfer state", func() bool { return l.Stats().State == StateTransfer })
+	harness.WaitFor(t, 5*time.Second, "transfer state", func() bool { return l.Stats().State == StateTransfer })
 	select1 := string(resp.AppendCommandString(nil, "SELECT", "0"))
 	set := string(resp.AppendCommandString(nil, "SET", "k", "v"))
 	ping := string(resp.AppendCommandString(nil, "ping"))
 	getack := string(resp.AppendCommandString(nil, "REPLCONF", "GETACK", "*"))
 	c.send("$9\r\nREDIS0011" + select1 + set + ping)
 	c.expect("REPLCONF ACK 42") // right after the snapshot
-	integration.WaitFor(t, 5*time.Second, "applied", func() bool { return l.Stats().AppliedOffset == int64(42+len(select1+set+ping)) })
+	harness.WaitFor(t, 5*time.Second, "applied", func() bool { return l.Stats().AppliedOffset == int64(42+len(select1+set+ping)) })
 	c.send(getack)
 	want := 42 + len(select1+set+ping+getack)
 	c.expect("REPLCONF ACK " + strconv.Itoa(want))
@@ -311,7 +311,7 @@ func TestLinkDisklessMarkStraddles(t *testing.T) {
 	payload := strings.Repeat("R", 1000)
 	c.send("+FULLRESYNC " + replA + " 0\r\n$EOF:" + mark + "\r\n" + payload + mark[:25])
 	// Wait until the link has consumed what it can before the mark's end.
-	integration.WaitFor(t, 5*time.Second, "payload read", func() bool {
+	harness.WaitFor(t, 5*time.Second, "payload read", func() bool {
 		return l.Stats().RDBTransferred >= int64(len(payload)+25-39)
 	})
 	c.send(mark[25:])
@@ -319,7 +319,7 @@ func TestLinkDisklessMarkStraddles(t *testing.T) {
 	c.expect("REPLCONF ACK 0")
 	set := string(resp.AppendCommandString(nil, "SET", "k", "v"))
 	c.send(set)
-	integration.WaitFor(t, 5*time.Second, "command", func() bool { return h.ncmds() == 1 })
+	harness.WaitFor(t, 5*time.Second, "command", func() bool { return h.ncmds() == 1 })
 	_, rdb, _, _ := h.snapshot()
 	if string(rdb) != payload {
 		t.Fatalf("payload %d bytes: %q", len(rdb), rdb[max(0, len(rdb)-50):])
@@ -492,7 +492,7 @@ func TestLinkBackpressure(t *testing.T) {
 		_, err := c.c.Write(stream)
 		writeDone <- err
 	}()
-	integration.WaitFor(t, 5*time.Second, "queue full", func() bool {
+	harness.WaitFor(t, 5*time.Second, "queue full", func() bool {
 		return l.Stats().QueuedBytes >= cfg.MaxQueueBytes-chunkSize
 	})
 	if q := l.Stats().QueuedBytes; q > cfg.MaxQueueBytes {
@@ -502,7 +502,7 @@ func TestLinkBackpressure(t *testing.T) {
 	if err := <-writeDone; err != nil {
 		t.Fatal(err)
 	}
-	integration.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
+	harness.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
 	_, _, cmds, offs := h.snapshot()
 	if len(cmds) != n || cmds[n-1] != "SET key:19999 "+strings.Repeat("v", 100) || offs[n-1] != int64(len(stream)) {
 		t.Fatalf("%d commands, last %q", len(cmds), cmds[len(cmds)-1])
@@ -530,7 +530,7 @@ func TestLinkRunTwice(t *testing.T) {
 	l := New(testConfig(t, m.ln.Addr().String()), &recorder{})
 	startLink(t, l, Position{})
 	m.accept()
-	integration.WaitFor(t, 5*time.Second, "running", func() bool { return l.running.Load() })
+	harness.WaitFor(t, 5*time.Second, "running", func() bool { return l.running.Load() })
 	if _, err := l.Run(context.Background(), Position{}); !errors.Is(err, ErrRunning) {
 		t.Fatalf("second Run: %v", err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -40,7 +40,7 @@ func TestLinkSpoolStream(t *testing.T) {
 	if _, err := c.c.Write(stream); err != nil {
 		t.Fatal(err)
 	}
-	integration.WaitFor(t, 10*time.Second, "everything read", func() bool {
+	harness.WaitFor(t, 10*time.Second, "everything read", func() bool {
 		st := l.Stats()
 		return st.QueuedBytes+st.SpooledBytes >= int64(len(stream))-64<<10
 	})
@@ -52,7 +52,7 @@ func TestLinkSpoolStream(t *testing.T) {
 		t.Fatalf("spool files %v", ents)
 	}
 	close(gate)
-	integration.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
+	harness.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
 	_, _, cmds, offs := h.snapshot()
 	if len(cmds) != n || cmds[n-1] != "SET key:29999 "+strings.Repeat("v", 100) || offs[n-1] != int64(len(stream)) {
 		t.Fatalf("%d commands, last %q", len(cmds), cmds[len(cmds)-1])
@@ -97,7 +97,7 @@ func TestLinkSpoolFull(t *testing.T) {
 		_, err := c.c.Write(stream)
 		writeDone <- err
 	}()
-	integration.WaitFor(t, 10*time.Second, "reader paused", func() bool { return l.Stats().ReadPaused })
+	harness.WaitFor(t, 10*time.Second, "reader paused", func() bool { return l.Stats().ReadPaused })
 	if st := l.Stats(); st.SpooledBytes != cfg.SpoolMaxBytes || st.QueuedBytes > cfg.MaxQueueBytes {
 		t.Fatalf("stats %+v", st)
 	}
@@ -105,7 +105,7 @@ func TestLinkSpoolFull(t *testing.T) {
 	if err := <-writeDone; err != nil {
 		t.Fatal(err)
 	}
-	integration.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
+	harness.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
 	if got := h.ncmds(); got != n {
 		t.Fatalf("%d commands", got)
 	}
@@ -140,13 +140,13 @@ func TestLinkSpoolSnapshot(t *testing.T) {
 	payload := string(testStream(1<<20, 7))
 	set := string(resp.AppendCommandString(nil, "SET", "k", "v"))
 	c.send("+FULLRESYNC " + replA + " 0\r\n$" + strconv.Itoa(len(payload)) + "\r\n" + payload + set)
-	integration.WaitFor(t, 10*time.Second, "all read", func() bool {
+	harness.WaitFor(t, 10*time.Second, "all read", func() bool {
 		st := l.Stats()
 		return st.QueuedBytes+st.SpooledBytes > int64(len(payload))
 	})
 	close(h.syncGate)
 	c.expect("REPLCONF ACK 0")
-	integration.WaitFor(t, 10*time.Second, "command", func() bool { return h.ncmds() == 1 })
+	harness.WaitFor(t, 10*time.Second, "command", func() bool { return h.ncmds() == 1 })
 	_, rdb, _, _ := h.snapshot()
 	if string(rdb) != payload {
 		t.Fatalf("payload differs at %d", firstDiff(rdb, []byte(payload)))

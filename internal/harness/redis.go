@@ -1,10 +1,9 @@
-package integration
+package harness
 
 import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -47,7 +46,7 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 	p, err := redisproc.Start(ServerBinary(t), dir, extra...)
 	if err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-		t.Fatalf("integration: redis-server did not start: %v\n%s", err, b)
+		t.Fatalf("harness: redis-server did not start: %v\n%s", err, b)
 	}
 	r := &Redis{Proc: p, t: t}
 	t.Cleanup(func() {
@@ -88,7 +87,7 @@ func (r *Redis) Restart() {
 	r.t.Helper()
 	if err := r.Proc.Restart(); err != nil {
 		r.printLog()
-		r.t.Fatalf("integration: restart of redis on %s: %v", r.Addr, err)
+		r.t.Fatalf("harness: restart of redis on %s: %v", r.Addr, err)
 	}
 }
 
@@ -119,9 +118,3 @@ func Context(t testing.TB, timeout time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
-func (r *Redis) clientsDB0() []*redis.Client { return []*redis.Client{r.Client()} }
