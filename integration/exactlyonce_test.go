@@ -300,7 +300,7 @@ func startSupervisor(t *testing.T, d *destination, srcs ...config.Source) (*sync
 	t.Helper()
 	sup, err := syncer.New(syncer.Config{
 		Sources: srcs, Destination: d.dest,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:   harness.Logger(t, slog.LevelInfo),
 		RetryMin: 20 * time.Millisecond, RetryMax: 500 * time.Millisecond,
 		SampleInterval: 50 * time.Millisecond, ShardCheckInterval: 100 * time.Millisecond,
 	})

@@ -33,7 +33,7 @@ func startLeased(t *testing.T, id string, shards []string, lease time.Duration, 
 	}
 	sup, err := syncer.New(syncer.Config{
 		Sources: srcs, Destination: dest,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("instance", id),
+		Logger:   harness.Logger(t, slog.LevelInfo).With("instance", id),
 		RetryMin: 20 * time.Millisecond, RetryMax: 300 * time.Millisecond,
 		SampleInterval: 50 * time.Millisecond, ShardCheckInterval: 200 * time.Millisecond,
 		Lease: &syncer.LeaseConfig{ID: id, Addr: "http://" + id, Duration: lease},

@@ -45,7 +45,7 @@ func TestFaultOutputBufferLoopAndSpool(t *testing.T) {
 			defer dest.Close()
 			cfg := syncer.Config{
 				Sources: []config.Source{source(t, "src", src, "")}, Destination: dest,
-				Logger:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+				Logger:   harness.Logger(t, slog.LevelInfo),
 				RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 			}
 			if spool {

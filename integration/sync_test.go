@@ -26,12 +26,10 @@ type destination struct {
 
 func startDestination(t *testing.T, n int, extra ...string) *destination {
 	t.Helper()
-	d := &destination{}
+	d := &destination{shards: harness.StartServers(t, n, extra...)}
 	var shards []apply.Shard
-	for i := 0; i < n; i++ {
-		r := harness.StartRedis(t, extra...)
-		d.shards = append(d.shards, r)
-		shards = append(shards, apply.Shard{Addr: r.Addr})
+	for _, addr := range harness.Addrs(d.shards) {
+		shards = append(shards, apply.Shard{Addr: addr})
 	}
 	dest, err := apply.NewDestination(apply.DestinationConfig{Shards: shards})
 	if err != nil {
@@ -43,13 +41,7 @@ func startDestination(t *testing.T, n int, extra ...string) *destination {
 }
 
 // clients returns one client per shard for database db.
-func (d *destination) clients(db int) []*redis.Client {
-	var out []*redis.Client
-	for _, s := range d.shards {
-		out = append(out, s.ClientDB(db))
-	}
-	return out
-}
+func (d *destination) clients(db int) []*redis.Client { return harness.Clients(d.shards, db) }
 
 func source(t *testing.T, name string, r *harness.Redis, password string) config.Source {
 	t.Helper()
@@ -76,7 +68,7 @@ func runSupervisorWith(t *testing.T, d *destination, opts apply.Options, srcs ..
 	t.Helper()
 	sup, err := syncer.New(syncer.Config{
 		Sources: srcs, Destination: d.dest,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:   harness.Logger(t, slog.LevelInfo),
 		RetryMin: 20 * time.Millisecond, RetryMax: 500 * time.Millisecond,
 		SampleInterval: 50 * time.Millisecond,
 		ApplyOptions:   opts,
@@ -89,15 +81,6 @@ func runSupervisorWith(t *testing.T, d *destination, opts apply.Options, srcs ..
 	go func() { defer close(done); _ = sup.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return sup
-}
-
-// testWriter sends log lines to t.Log, shown only when the test fails.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 func waitState(t *testing.T, sup *syncer.Supervisor, want string, timeout time.Duration) syncer.Status {
@@ -390,7 +373,7 @@ func TestSourceDownAtStart(t *testing.T) {
 	d := startDestination(t, 2)
 	sup, err := syncer.New(syncer.Config{
 		Sources: []config.Source{source(t, "a", a, ""), source(t, "b", b, "")}, Destination: d.dest,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:   harness.Logger(t, slog.LevelInfo),
 		RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, DiscoverGrace: 300 * time.Millisecond,
 	})
 	if err != nil {

@@ -135,17 +135,17 @@ func TestBlockingCommands(t *testing.T) {
 		}
 	})
 	t.Run("replies before the block are written first", func(t *testing.T) {
-		raw := dialRaw(t, c.addr)
-		raw.send("PING\r\nBLPOP " + per[1][1] + " 0\r\n")
-		raw.expect("+PONG\r\n")
+		raw := harness.DialRaw(t, c.addr)
+		raw.Send("PING\r\nBLPOP " + per[1][1] + " 0\r\n")
+		raw.Expect("+PONG\r\n")
 		waitFor(t, 5*time.Second, "BLPOP to block", func() bool { return c.srv.blocked.Load() == 1 })
 		pusher.LPush(ctx, per[1][1], "late")
-		raw.expect(string(resp.AppendCommandString(nil, per[1][1], "late")))
+		raw.Expect(string(resp.AppendCommandString(nil, per[1][1], "late")))
 	})
 	t.Run("inside MULTI it does not block", func(t *testing.T) {
-		raw := dialRaw(t, c.addr)
-		raw.send("MULTI\r\nBLPOP " + per[0][1] + " 0\r\nEXEC\r\n")
-		raw.expect("+OK\r\n+QUEUED\r\n*1\r\n*-1\r\n")
+		raw := harness.DialRaw(t, c.addr)
+		raw.Send("MULTI\r\nBLPOP " + per[0][1] + " 0\r\nEXEC\r\n")
+		raw.Expect("+OK\r\n+QUEUED\r\n*1\r\n*-1\r\n")
 	})
 }
 
@@ -203,10 +203,10 @@ func TestManyBlocked(t *testing.T) {
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	conns := make([]*rawConn, n)
+	conns := make([]*harness.RawConn, n)
 	for i := range conns {
-		conns[i] = dialRaw(t, c.addr)
-		conns[i].send(string(resp.AppendCommandString(nil, "BLPOP", per[i%3][0], "0")))
+		conns[i] = harness.DialRaw(t, c.addr)
+		conns[i].Send(string(resp.AppendCommandString(nil, "BLPOP", per[i%3][0], "0")))
 	}
 	waitFor(t, 60*time.Second, "1,000 blocked", func() bool { return c.srv.blocked.Load() == n })
 	if b := c.shardBlocked(ctx); b != n {
@@ -221,9 +221,9 @@ func TestManyBlocked(t *testing.T) {
 	if perClient > 256<<10 {
 		t.Fatalf("%d bytes per blocked client", perClient)
 	}
-	one := dialRaw(t, c.addr)
-	one.send("BLPOP " + per[0][0] + " 0\r\n")
-	one.expect("-" + errMaxBlocking(n) + "\r\n")
+	one := harness.DialRaw(t, c.addr)
+	one.Send("BLPOP " + per[0][0] + " 0\r\n")
+	one.Expect("-" + errMaxBlocking(n) + "\r\n")
 	for s := 0; s < 3; s++ {
 		vals := make([]any, 0, n)
 		for i := s; i < n; i += 3 {
@@ -234,7 +234,7 @@ func TestManyBlocked(t *testing.T) {
 		}
 	}
 	for i, rc := range conns {
-		v, err := resp.ReadReply(rc.br, nil, resp.Limits{})
+		v, err := resp.ReadReply(rc.Reader, nil, resp.Limits{})
 		if err != nil || v[0] != '*' {
 			t.Fatalf("client %d: %q %v", i, v, err)
 		}

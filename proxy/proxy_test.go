@@ -23,23 +23,10 @@ type cluster struct {
 	addr   string
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
-}
-
 func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
-	for i := 0; i < 3; i++ {
-		c.shards = append(c.shards, harness.StartRedis(t, redisArgs...))
-	}
+	c.shards = harness.StartServers(t, 3, redisArgs...)
 	c.m, _ = router.NewShardMap(3)
 	c.start(mut)
 	return c
@@ -47,7 +34,7 @@ func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 
 func (c *cluster) start(mut func(*Config)) {
 	t := c.t
-	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: testLogger(t)}
+	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: harness.Logger(t, slog.LevelDebug)}
 	for _, s := range c.shards {
 		cfg.Shards = append(cfg.Shards, router.BackendConfig{Addr: s.Addr, RetryBackoff: 20 * time.Millisecond})
 	}
@@ -544,12 +531,12 @@ func TestPubSub(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A raw connection: commands other than (un)subscribe are refused.
-	raw := dialRaw(t, c.addr)
-	raw.send("SUBSCRIBE a\r\nGET a\r\nUNSUBSCRIBE\r\nGET a\r\n")
-	raw.expect("*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n")
-	raw.expectPrefix("-ERR Can't execute 'GET'")
-	raw.expect("*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n")
-	raw.expect("$-1\r\n")
+	raw := harness.DialRaw(t, c.addr)
+	raw.Send("SUBSCRIBE a\r\nGET a\r\nUNSUBSCRIBE\r\nGET a\r\n")
+	raw.Expect("*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n")
+	raw.ExpectPrefix("-ERR Can't execute 'GET'")
+	raw.Expect("*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n")
+	raw.Expect("$-1\r\n")
 }
 
 func TestDeadShard(t *testing.T) {
@@ -593,15 +580,15 @@ func TestShutdownClosesClients(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	raws := []*rawConn{dialRaw(t, srv.Addr().String()), dialRaw(t, srv.Addr().String())}
-	raws[0].send("PING\r\n")
-	raws[0].expect("+PONG\r\n")
+	raws := []*harness.RawConn{harness.DialRaw(t, srv.Addr().String()), harness.DialRaw(t, srv.Addr().String())}
+	raws[0].Send("PING\r\n")
+	raws[0].Expect("+PONG\r\n")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range raws {
-		if _, err := r.br.ReadByte(); err == nil {
+		if _, err := r.Reader.ReadByte(); err == nil {
 			t.Fatal("client still open after shutdown")
 		}
 	}

@@ -32,7 +32,7 @@ func newReplicated(t *testing.T, shards, perShard int, mut func(*Config)) *repli
 		c.shards = append(c.shards, p)
 		var reps []*harness.Redis
 		for j := 0; j < perShard; j++ {
-			reps = append(reps, harness.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(p.Port)))
+			reps = append(reps, harness.StartReplica(t, p))
 		}
 		r.replicas = append(r.replicas, reps)
 	}
@@ -357,8 +357,7 @@ func TestStaticReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := harness.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(p.Port),
-		"--replica-announce-port", strconv.Itoa(wrong))
+	rep := harness.StartReplica(t, p, "--replica-announce-port", strconv.Itoa(wrong))
 	c.shards = []*harness.Redis{p}
 	c.m, _ = router.NewShardMap(1)
 	r := &replicated{cluster: c, replicas: [][]*harness.Redis{{rep}}}

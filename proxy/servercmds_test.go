@@ -129,14 +129,14 @@ func TestServerCommands(t *testing.T) {
 	})
 	t.Run("client reply", func(t *testing.T) {
 		c.put(ctx, "r", "1")
-		raw := dialRaw(t, c.addr)
-		raw.send("CLIENT REPLY OFF\r\nGET r\r\nPING\r\nCLIENT REPLY ON\r\nGET r\r\n")
-		raw.expect("+OK\r\n$1\r\n1\r\n")
-		raw.send("CLIENT REPLY SKIP\r\nGET r\r\nPING\r\n")
-		raw.expect("+PONG\r\n")
-		raw.send("CLIENT NO-EVICT on\r\nCLIENT NO-TOUCH on\r\n")
-		raw.expect("+OK\r\n")
-		raw.expectPrefix("-ERR CLIENT NO-TOUCH is not supported by the proxy")
+		raw := harness.DialRaw(t, c.addr)
+		raw.Send("CLIENT REPLY OFF\r\nGET r\r\nPING\r\nCLIENT REPLY ON\r\nGET r\r\n")
+		raw.Expect("+OK\r\n$1\r\n1\r\n")
+		raw.Send("CLIENT REPLY SKIP\r\nGET r\r\nPING\r\n")
+		raw.Expect("+PONG\r\n")
+		raw.Send("CLIENT NO-EVICT on\r\nCLIENT NO-TOUCH on\r\n")
+		raw.Expect("+OK\r\n")
+		raw.ExpectPrefix("-ERR CLIENT NO-TOUCH is not supported by the proxy")
 	})
 }
 

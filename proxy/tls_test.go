@@ -112,9 +112,9 @@ func TestTLS(t *testing.T) {
 	// leave no client behind.
 	before := c.srv.clientCount()
 	t.Run("plain TCP", func(t *testing.T) {
-		r := dialRaw(t, c.addr)
-		r.send("PING\r\n")
-		rest, err := io.ReadAll(r.br)
+		r := harness.DialRaw(t, c.addr)
+		r.Send("PING\r\n")
+		rest, err := io.ReadAll(r.Reader)
 		if err != nil && !isReset(err) {
 			t.Fatalf("read: %v", err)
 		}
@@ -167,10 +167,10 @@ func TestTLS(t *testing.T) {
 // closed after Timeout.
 func TestTLSHandshakeTimeout(t *testing.T) {
 	c := newTLSCluster(t, false)
-	r := dialRaw(t, c.addr)
+	r := harness.DialRaw(t, c.addr)
 	harness.WaitFor(t, 5*time.Second, "client admitted", func() bool { return c.srv.clientCount() == 1 })
 	start := time.Now()
-	_, err := r.br.ReadByte()
+	_, err := r.Reader.ReadByte()
 	if err == nil {
 		t.Fatal("the proxy wrote to a client that sent nothing")
 	}

@@ -29,13 +29,12 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	ctx := harness.Context(b, 30*time.Minute)
 	src := harness.StartRedis(b)
-	var shards []*redis.Client
+	servers := harness.StartServers(b, 3)
+	shards := harness.Clients(servers, 0)
 	var cfg Config
 	cfg.Sources = []Endpoint{{Addr: src.Addr}}
-	for range 3 {
-		r := harness.StartRedis(b)
-		shards = append(shards, r.Client())
-		cfg.Shards = append(cfg.Shards, Endpoint{Addr: r.Addr})
+	for _, addr := range harness.Addrs(servers) {
+		cfg.Shards = append(cfg.Shards, Endpoint{Addr: addr})
 	}
 	if err := fill(ctx, src.Client(), shards, n); err != nil {
 		b.Fatal(err)

@@ -24,13 +24,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, ctx context.Context) *fixture {
 	t.Helper()
-	f := &fixture{}
-	for range 2 {
-		f.srcs = append(f.srcs, harness.StartRedis(t))
-	}
-	for range 3 {
-		f.shards = append(f.shards, harness.StartRedis(t))
-	}
+	f := &fixture{srcs: harness.StartServers(t, 2), shards: harness.StartServers(t, 3)}
 	f.sm, _ = router.NewShardMap(3)
 	a, b := f.srcs[0].Client(), f.srcs[1].Client()
 	must(t, harness.LoadDataset(ctx, a, "a:", 1, 2000))
@@ -76,10 +70,7 @@ func bigValues(ctx context.Context, c *redis.Client) error {
 func (f *fixture) copy(t *testing.T, ctx context.Context, src *harness.Redis, db int) {
 	t.Helper()
 	c := src.ClientDB(db)
-	dst := make([]*redis.Client, len(f.shards))
-	for j, s := range f.shards {
-		dst[j] = s.ClientDB(db)
-	}
+	dst := harness.Clients(f.shards, db)
 	iter := c.Scan(ctx, 0, "", 1000).Iterator()
 	for iter.Next(ctx) {
 		k := iter.Val()

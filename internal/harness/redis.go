@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -117,4 +118,42 @@ func Context(t testing.TB, timeout time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// StartServers starts n redis-servers as StartRedis does, each with the
+// same extra arguments: the shards of a destination, or a set of sources.
+// The caller builds whatever map or destination it places keys with.
+func StartServers(t testing.TB, n int, extra ...string) []*Redis {
+	t.Helper()
+	out := make([]*Redis, n)
+	for i := range out {
+		out[i] = StartRedis(t, extra...)
+	}
+	return out
+}
+
+// StartReplica starts a redis-server as StartRedis does, a replica of
+// primary (--replicaof); it does not wait for the link to come up.
+func StartReplica(t testing.TB, primary *Redis, extra ...string) *Redis {
+	t.Helper()
+	return StartRedis(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}, extra...)...)
+}
+
+// Addrs returns the servers' host:port addresses, in order.
+func Addrs(servers []*Redis) []string {
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = s.Addr
+	}
+	return out
+}
+
+// Clients returns one new client per server for database db, in order,
+// each closed at cleanup.
+func Clients(servers []*Redis, db int) []*redis.Client {
+	out := make([]*redis.Client, len(servers))
+	for i, s := range servers {
+		out[i] = s.ClientDB(db)
+	}
+	return out
 }

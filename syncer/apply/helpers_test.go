@@ -24,12 +24,10 @@ type cluster struct {
 
 func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	t.Helper()
-	c := &cluster{}
+	c := &cluster{servers: harness.StartServers(t, n, extra...)}
 	var shards []Shard
-	for range n {
-		r := harness.StartRedis(t, extra...)
-		c.servers = append(c.servers, r)
-		shards = append(shards, Shard{Addr: r.Addr})
+	for _, addr := range harness.Addrs(c.servers) {
+		shards = append(shards, Shard{Addr: addr})
 	}
 	d, err := NewDestination(DestinationConfig{Shards: shards, Backend: router.BackendConfig{RetryBackoff: 20 * time.Millisecond}})
 	if err != nil {
@@ -45,13 +43,7 @@ func (c *cluster) client(key string, db int) *redis.Client {
 	return c.servers[c.dest.Map().ShardOf([]byte(key))].ClientDB(db)
 }
 
-func (c *cluster) clients(db int) []*redis.Client {
-	var out []*redis.Client
-	for _, s := range c.servers {
-		out = append(out, s.ClientDB(db))
-	}
-	return out
-}
+func (c *cluster) clients(db int) []*redis.Client { return harness.Clients(c.servers, db) }
 
 func (c *cluster) flush(t testing.TB, ctx context.Context) {
 	t.Helper()
