@@ -224,6 +224,55 @@ func startLink(t *testing.T, l *Link, resume Position) (<-chan runResult, contex
 	return ch, cancel
 }
 
+// streamAfterEmptySync starts l against m and plays the master through the
+// handshake and a full sync of an empty RDB, up to the link's first ACK:
+// the link is then streaming from offset 0.
+func streamAfterEmptySync(t *testing.T, m *fakeMaster, l *Link) (*mconn, <-chan runResult, context.CancelFunc) {
+	t.Helper()
+	res, cancel := startLink(t, l, Position{})
+	c := m.accept()
+	c.handshake()
+	c.send("+FULLRESYNC " + replA + " 0\r\n$0\r\n")
+	c.expect("REPLCONF ACK 0")
+	return c, res, cancel
+}
+
+// setStream returns n SETs of key:<i> to a 100-byte value, as a master
+// streams them.
+func setStream(n int) []byte {
+	var stream []byte
+	for i := range n {
+		stream = resp.AppendCommandString(stream, "SET", "key:"+strconv.Itoa(i), strings.Repeat("v", 100))
+	}
+	return stream
+}
+
+// writeAsync writes b to the link from another goroutine (the link may not
+// read it all until its handler moves) and returns the write's error.
+func (c *mconn) writeAsync(b []byte) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.c.Write(b)
+		done <- err
+	}()
+	return done
+}
+
+// requireSets checks that h got the n SETs of stream = setStream(n) in
+// order, the last at the stream's end offset.
+func requireSets(t *testing.T, h *recorder, stream []byte, n int) {
+	t.Helper()
+	_, _, cmds, offs := h.snapshot()
+	if len(cmds) != n || cmds[n-1] != "SET key:"+strconv.Itoa(n-1)+" "+strings.Repeat("v", 100) || offs[n-1] != int64(len(stream)) {
+		t.Fatalf("%d commands, last %q", len(cmds), cmds[len(cmds)-1])
+	}
+	for i := 0; i < n; i += 997 {
+		if !strings.HasPrefix(cmds[i], "SET key:"+strconv.Itoa(i)+" ") {
+			t.Fatalf("command %d is %q", i, cmds[i])
+		}
+	}
+}
+
 func wait(t *testing.T, ch <-chan runResult) runResult {
 	t.Helper()
 	select {
@@ -237,15 +286,7 @@ func wait(t *testing.T, ch <-chan runResult) runResult {
 
 func testConfig(t *testing.T, addr string) Config {
 	return Config{Addr: addr, AckInterval: time.Hour, ReadTimeout: 10 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-}
-
-// tWriter sends log lines to t.Log.
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
+		Logger: harness.Logger(t, slog.LevelDebug)}
 }
 
 const replA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -477,21 +518,10 @@ func TestLinkBackpressure(t *testing.T) {
 	cfg := testConfig(t, m.ln.Addr().String())
 	cfg.MaxQueueBytes = 256 << 10
 	l := New(cfg, h)
-	startLink(t, l, Position{})
-	c := m.accept()
-	c.handshake()
-	c.send("+FULLRESYNC " + replA + " 0\r\n$0\r\n")
-	c.expect("REPLCONF ACK 0")
-	var stream []byte
+	c, _, _ := streamAfterEmptySync(t, m, l)
 	const n = 20000
-	for i := range n {
-		stream = resp.AppendCommandString(stream, "SET", "key:"+strconv.Itoa(i), strings.Repeat("v", 100))
-	}
-	writeDone := make(chan error, 1)
-	go func() {
-		_, err := c.c.Write(stream)
-		writeDone <- err
-	}()
+	stream := setStream(n)
+	writeDone := c.writeAsync(stream)
 	harness.WaitFor(t, 5*time.Second, "queue full", func() bool {
 		return l.Stats().QueuedBytes >= cfg.MaxQueueBytes-chunkSize
 	})
@@ -503,10 +533,7 @@ func TestLinkBackpressure(t *testing.T) {
 		t.Fatal(err)
 	}
 	harness.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
-	_, _, cmds, offs := h.snapshot()
-	if len(cmds) != n || cmds[n-1] != "SET key:19999 "+strings.Repeat("v", 100) || offs[n-1] != int64(len(stream)) {
-		t.Fatalf("%d commands, last %q", len(cmds), cmds[len(cmds)-1])
-	}
+	requireSets(t, h, stream, n)
 }
 
 func TestLinkReadTimeout(t *testing.T) {
