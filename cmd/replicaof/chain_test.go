@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,9 +38,7 @@ func TestChainWithServe(t *testing.T) {
 		adminPort, _ := redisproc.FreePort()
 		yaml = fmt.Sprintf("admin: { listen: \"127.0.0.1:%d\" }\nstate_dir: %q\n%s", adminPort, filepath.Join(dir, "state"), yaml)
 		path = filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeConfig(t, path, yaml)
 		startServe(t, ctx, path)
 		return path, []string{"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort)}
 	}
@@ -55,7 +52,7 @@ func TestChainWithServe(t *testing.T) {
 		return st
 	}
 
-	aShards := []*harness.Redis{harness.StartRedis(t, "--repl-diskless-sync-delay", "0"), harness.StartRedis(t, "--repl-diskless-sync-delay", "0")}
+	aShards := harness.StartServers(t, 2, "--repl-diskless-sync-delay", "0")
 	aProxy, _ := redisproc.FreePort()
 	_, adminA := startDeployment("a", fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d", tls: { cert: %q, key: %q, client_ca: %q, mode: replication } }
 destination: { shards: ["redis://%s", "redis://%s"] }
@@ -73,7 +70,7 @@ replica_of: { sources: ["src: redis://%s"] }
 	}
 	u := sourceURL("source-url")
 
-	bShards := []*harness.Redis{harness.StartRedis(t), harness.StartRedis(t)}
+	bShards := harness.StartServers(t, 2)
 	bProxy, _ := redisproc.FreePort()
 	_, adminB := startDeployment("b", fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d" }
 destination: { shards: ["redis://%s", "redis://%s"] }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,17 +40,8 @@ destination: { shards: ["redis://%s", "redis://%s"] }
 replica_of: { sources: ["a: redis://:pw@%s"] }
 state_dir: %q
 `, proxyPort, adminPort, s0.Addr, s1.Addr, a.Addr, filepath.Join(dir, "state"))
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- serve(sctx, path, cfg, discardLogger(), nil) }()
-	t.Cleanup(func() { cancel(); <-done })
+	writeConfig(t, path, yaml)
+	startServe(t, ctx, path)
 	admin := []string{"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "--token", "tok"}
 
 	status := func() syncer.Status {

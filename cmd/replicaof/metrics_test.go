@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/metrics/metricstest"
@@ -38,26 +35,8 @@ destination: { shards: ["redis://%s", "redis://%s"] }
 replica_of: { sources: ["orders: redis://%s"] }
 state_dir: %q
 `, proxyPort, adminPort, s0.Addr, s1.Addr, src.Addr, filepath.Join(dir, "state"))
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	ready := make(chan running, 1)
-	go func() { done <- serve(sctx, path, cfg, discardLogger(), func(r running) { ready <- r }) }()
-	t.Cleanup(func() { cancel(); <-done })
-	var run running
-	select {
-	case run = <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-ctx.Done():
-		t.Fatal("serve did not start")
-	}
+	writeConfig(t, path, yaml)
+	run, _ := startServe(t, ctx, path)
 	harness.WaitFor(t, time.Minute, "synced", func() bool { return run.Supervisor.Status().Status == syncer.StateSynced })
 	// A write on the source after the snapshot goes through the stream.
 	if err := src.Client().Set(ctx, "mx:after", "1", 0).Err(); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +22,7 @@ import (
 func TestServeProxyOnly(t *testing.T) {
 	ctx := harness.Context(t, time.Minute)
 	shard := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
-	rep := harness.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(shard.Port))
+	rep := harness.StartReplica(t, shard)
 	sc := shard.Client()
 	if err := sc.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)

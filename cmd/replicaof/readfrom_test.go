@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +22,7 @@ func TestServeReadFromReplica(t *testing.T) {
 	ctx := harness.Context(t, time.Minute)
 	src := harness.StartRedis(t)
 	shard := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
-	rep := harness.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(shard.Port))
+	rep := harness.StartReplica(t, shard)
 	proxyPort, _ := redisproc.FreePort()
 	adminPort, _ := redisproc.FreePort()
 	dir := t.TempDir()
@@ -38,9 +36,7 @@ replica_of:
   sources: ["src: redis://%s"]
 state_dir: %q
 `, proxyPort, adminPort, shard.Addr, rep.Addr, src.Addr, filepath.Join(dir, "state"))
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, path, yaml)
 	startServe(t, ctx, path)
 	if err := src.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
@@ -39,24 +38,12 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	write := func(sources string) {
 		yaml := fmt.Sprintf("proxy: { listen: \"127.0.0.1:%d\" }\nadmin: { listen: \"127.0.0.1:%d\" }\ndestination: { shards: [\"redis://%s\"] }\nreplica_of: { sources: [%s] }\nstate_dir: %q\n",
 			proxyPort, adminPort, shard.Addr, sources, filepath.Join(dir, "state"))
-		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeConfig(t, path, yaml)
 	}
 	write(fmt.Sprintf("%q", "a: redis://"+a.Addr))
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sup *syncer.Supervisor
-	ready := make(chan struct{})
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(sctx, path, cfg, discardLogger(), func(r running) { sup = r.Supervisor; close(ready) })
-	}()
-	defer func() { cancel(); <-done }()
-	<-ready
+	run, stop := startServe(t, ctx, path)
+	defer stop()
+	sup := run.Supervisor
 	harness.WaitFor(t, time.Minute, "synced", func() bool { return sup.Status().Status == syncer.StateSynced })
 	flushes := sup.Flushes()
 

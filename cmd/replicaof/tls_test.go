@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -42,26 +41,10 @@ replica_of: { sources: ["redis://%s"] }
 state_dir: %q
 `, proxyPort, files.ProxyCert, files.ProxyKey, files.CA, adminPort, shard.Addr, src.Addr, filepath.Join(dir, "state"))
 	path := filepath.Join(dir, "replicaof.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sup *syncer.Supervisor
-	ready := make(chan struct{})
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(sctx, path, cfg, discardLogger(), func(r running) { sup = r.Supervisor; close(ready) })
-	}()
-	defer func() { cancel(); <-done }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
+	writeConfig(t, path, yaml)
+	run, stop := startServe(t, ctx, path)
+	defer stop()
+	sup := run.Supervisor
 	harness.WaitFor(t, time.Minute, "synced", func() bool { return sup.Status().Status == syncer.StateSynced })
 
 	cli := func(args ...string) (string, error) {

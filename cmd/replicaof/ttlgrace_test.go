@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -45,9 +44,7 @@ replica_of:
   %s
 state_dir: %q
 `, proxyPort, adminPort, shard.Addr, src.Addr, tc.yaml, filepath.Join(dir, "state"))
-			if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			writeConfig(t, path, yaml)
 			startServe(t, ctx, path)
 			if err := sc.Set(ctx, "streamed", "v", time.Hour).Err(); err != nil {
 				t.Fatal(err)

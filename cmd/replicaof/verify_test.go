@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,7 +18,7 @@ import (
 func TestVerifyCommand(t *testing.T) {
 	ctx := harness.Context(t, time.Minute)
 	src := harness.StartRedis(t, "--requirepass", "p@ss")
-	shards := []*harness.Redis{harness.StartRedis(t), harness.StartRedis(t)}
+	shards := harness.StartServers(t, 2)
 	sc := src.Client()
 	sc.Options().Password = "p@ss"
 	if err := harness.LoadDataset(ctx, sc, "", 7, 400); err != nil {
@@ -53,9 +52,7 @@ func TestVerifyCommand(t *testing.T) {
 	path := filepath.Join(dir, "replicaof.yaml")
 	yaml := fmt.Sprintf("destination: { shards: [\"redis://%s\", \"redis://%s\"] }\nreplica_of: { sources: [\"src: redis://:p%%40ss@%s\"] }\n",
 		shards[0].Addr, shards[1].Addr, src.Addr)
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, path, yaml)
 
 	run := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
@@ -126,7 +123,7 @@ func TestVerifyClusterSource(t *testing.T) {
 	if err := harness.LoadDataset(ctx, cl.Client(), "", 9, 600); err != nil {
 		t.Fatal(err)
 	}
-	shards := []*harness.Redis{harness.StartRedis(t), harness.StartRedis(t)}
+	shards := harness.StartServers(t, 2)
 	sm, _ := router.NewShardMap(len(shards))
 	for _, m := range cl.Masters(ctx) {
 		iter := m.Scan(ctx, 0, "", 100).Iterator()
