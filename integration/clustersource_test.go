@@ -15,6 +15,23 @@ import (
 	"github.com/replicaof/replicaof/syncer"
 )
 
+// syncClusterSource loads n keys of LoadDataset(prefix, seed) into cl and
+// syncs cl as one source onto a new 2-shard destination, until synced;
+// it returns the status that said so.
+func syncClusterSource(t *testing.T, ctx context.Context, cl *harness.Cluster, prefix string, seed int64, n int) (*destination, *syncer.Supervisor, syncer.Status) {
+	t.Helper()
+	if err := harness.LoadDataset(ctx, cl.Client(), prefix, seed, n); err != nil {
+		t.Fatal(err)
+	}
+	d := startDestination(t, 2)
+	src, err := config.ParseSource("cl: redis://" + cl.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := runSupervisor(t, d, src)
+	return d, sup, waitState(t, sup, syncer.StateSynced, time.Minute)
+}
+
 // TestClusterSource: a 3-master Redis Cluster source into a 2-shard
 // destination is one source with three links; it stays equal through a
 // workload, a manual failover while writes flow (survived by partial
@@ -25,16 +42,8 @@ func TestClusterSource(t *testing.T) {
 	ctx := harness.Context(t, 4*time.Minute)
 	cl := harness.StartCluster(t, 3, 1)
 	cc := cl.Client()
-	if err := harness.LoadDataset(ctx, cc, "pre:", 3, 3000); err != nil {
-		t.Fatal(err)
-	}
-	d := startDestination(t, 2)
-	src, err := config.ParseSource("cl: redis://" + cl.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup := runSupervisor(t, d, src)
-	st := waitState(t, sup, syncer.StateSynced, time.Minute).Sources[0]
+	d, sup, synced := syncClusterSource(t, ctx, cl, "pre:", 3, 3000)
+	st := synced.Sources[0]
 	if st.Kind != syncer.KindCluster || st.Links != 3 || st.FullSyncs != 3 {
 		t.Fatalf("status %+v: want a cluster source with 3 links, each fully synced once", st)
 	}
@@ -99,16 +108,7 @@ func TestClusterSourceReshard(t *testing.T) {
 	ctx := harness.Context(t, 2*time.Minute)
 	cl := harness.StartCluster(t, 2, 0)
 	cc := cl.Client()
-	if err := harness.LoadDataset(ctx, cc, "", 8, 1000); err != nil {
-		t.Fatal(err)
-	}
-	d := startDestination(t, 2)
-	src, err := config.ParseSource("cl: redis://" + cl.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup := runSupervisor(t, d, src)
-	waitState(t, sup, syncer.StateSynced, time.Minute)
+	d, sup, _ := syncClusterSource(t, ctx, cl, "", 8, 1000)
 	if sup.Flushes() != 1 {
 		t.Fatalf("flushes %d before the move", sup.Flushes())
 	}
