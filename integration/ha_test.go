@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,7 +88,7 @@ func TestFaultHAPartition(t *testing.T) {
 		st := y.Status()
 		return st.Role == syncer.RoleStandby && st.Active == "http://x"
 	})
-	fullBefore := syncFullOf(t, ctx, src)
+	fullBefore := harness.InfoField(t, ctx, src.Client(), "stats", "sync_full")
 
 	w := &harness.Workload{Prefix: "a:", Seed: 41}
 	stop := make(chan struct{})
@@ -128,7 +127,7 @@ func TestFaultHAPartition(t *testing.T) {
 		t.Fatal(workErr)
 	}
 	requireExactDst(t, ctx, src, d, w)
-	if full := syncFullOf(t, ctx, src); full != fullBefore {
+	if full := harness.InfoField(t, ctx, src.Client(), "stats", "sync_full"); full != fullBefore {
 		t.Fatalf("the takeover made a full sync: sync_full %s → %s", fullBefore, full)
 	}
 	t.Logf("%d workload operations", ops.Load())
@@ -137,21 +136,6 @@ func TestFaultHAPartition(t *testing.T) {
 func requireExactDst(t *testing.T, ctx context.Context, src *harness.Redis, d *destination, w *harness.Workload) {
 	t.Helper()
 	requireExact(t, ctx, []*redis.Client{src.Client()}, d, w)
-}
-
-func syncFullOf(t *testing.T, ctx context.Context, r *harness.Redis) string {
-	t.Helper()
-	info, err := r.Client().Info(ctx, "stats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "sync_full:"); ok {
-			return v
-		}
-	}
-	t.Fatal("no sync_full")
-	return ""
 }
 
 // A shard whose fence holds an epoch above what the acquisition picked

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,20 +132,10 @@ func (in *haInstance) standbyOf(other *haInstance) bool {
 	return err == nil && st.Role == syncer.RoleStandby && st.Active == other.admin
 }
 
-func syncFull(t *testing.T, ctx context.Context, r *harness.Redis) int64 {
+// syncFull is r's count of full syncs served to replicas.
+func syncFull(t *testing.T, ctx context.Context, r *harness.Redis) string {
 	t.Helper()
-	info, err := r.Client().Info(ctx, "stats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "sync_full:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	t.Fatal("no sync_full in INFO stats")
-	return 0
+	return harness.InfoField(t, ctx, r.Client(), "stats", "sync_full")
 }
 
 // Two instances over one 2-shard destination: exactly one is active; kill
@@ -272,7 +261,7 @@ func TestFaultHATakeover(t *testing.T) {
 		t.Fatalf("the REST change did not survive the takeover: %+v", st.Sources)
 	}
 	if fa, fb := syncFull(t, ctx, a), syncFull(t, ctx, b); fa != fullA || fb != fullB {
-		t.Fatalf("takeover made a full sync: sync_full a %d→%d, b %d→%d", fullA, fa, fullB, fb)
+		t.Fatalf("takeover made a full sync: sync_full a %s→%s, b %s→%s", fullA, fa, fullB, fb)
 	}
 	t.Logf("lease %s; kill -9 of the active: the standby streams again after %v", haLease(), took1.Round(time.Millisecond))
 
@@ -332,7 +321,7 @@ func TestFaultHATakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	if fa, fb := syncFull(t, ctx, a), syncFull(t, ctx, b); fa != fullA || fb != fullB {
-		t.Fatalf("takeovers made a full sync: sync_full a %d→%d, b %d→%d", fullA, fa, fullB, fb)
+		t.Fatalf("takeovers made a full sync: sync_full a %s→%s, b %s→%s", fullA, fa, fullB, fb)
 	}
 	if n := readErrs.Load(); n > 0 {
 		t.Fatalf("%d of %d proxy reads failed", n, reads.Load())

@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -205,7 +204,6 @@ func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 // returns the node and its bus port.
 func startClusterNode(t testing.TB) (*Redis, int) {
 	t.Helper()
-	bin := ServerBinary(t)
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		dir := t.TempDir()
@@ -213,7 +211,7 @@ func startClusterNode(t testing.TB) (*Redis, int) {
 		if err != nil {
 			t.Fatalf("harness: no free port: %v", err)
 		}
-		p, err := redisproc.Start(bin, dir,
+		r, err := start(t, dir,
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 			"--cluster-port", strconv.Itoa(bus),
@@ -228,22 +226,9 @@ func startClusterNode(t testing.TB) (*Redis, int) {
 			"--repl-diskless-sync-delay", "0",
 		)
 		if err != nil {
-			b, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-			lastErr = fmt.Errorf("%w\n%s", err, b)
+			lastErr = err
 			continue
 		}
-		r := &Redis{Proc: p, t: t}
-		t.Cleanup(func() {
-			if t.Failed() {
-				r.printLog()
-			}
-			r.mu.Lock()
-			for _, c := range r.clients {
-				c.Close()
-			}
-			r.mu.Unlock()
-			r.Kill()
-		})
 		return r, bus
 	}
 	t.Fatalf("harness: cluster node did not start: %v", lastErr)
@@ -527,7 +512,7 @@ func (c *Cluster) waitHealthy(t testing.TB, ctx context.Context, what string) {
 			if got := slotsText(slots.Val()); got != want {
 				return fmt.Sprintf("%s: CLUSTER SLOTS\n%swant\n%s", addr, got, want)
 			}
-			info := infoFields(repl.Val())
+			info := InfoFields(repl.Val())
 			c.mu.Lock()
 			m := c.cur[c.shardOf(i)]
 			c.mu.Unlock()
@@ -585,17 +570,32 @@ func nodesLine(text, id string) string {
 	return ""
 }
 
+// InfoField returns the field name of INFO section on c, failing t when
+// INFO fails or has no such field.
+func InfoField(t testing.TB, ctx context.Context, c *redis.Client, section, name string) string {
+	t.Helper()
+	text, err := c.Info(ctx, section).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := InfoFields(text)[name]
+	if !ok {
+		t.Fatalf("no %s in INFO %s", name, section)
+	}
+	return v
+}
+
 // ReplicationInfo returns the fields of INFO replication.
 func ReplicationInfo(ctx context.Context, c *redis.Client) (map[string]string, error) {
 	text, err := c.Info(ctx, "replication").Result()
 	if err != nil {
 		return nil, err
 	}
-	return infoFields(text), nil
+	return InfoFields(text), nil
 }
 
-// infoFields parses INFO output into its name:value fields.
-func infoFields(text string) map[string]string {
+// InfoFields parses INFO output into its name:value fields.
+func InfoFields(text string) map[string]string {
 	out := map[string]string{}
 	for line := range strings.SplitSeq(text, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.HasPrefix(k, "#") {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,11 +44,20 @@ func ServerBinary(t testing.TB) string {
 // fails, the server's log is printed.
 func StartRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
-	dir := t.TempDir()
+	r, err := start(t, t.TempDir(), extra...)
+	if err != nil {
+		t.Fatalf("harness: redis-server did not start: %v", err)
+	}
+	return r
+}
+
+// start runs a redis-server in dir, stopped at cleanup; an error carries
+// the server's log.
+func start(t testing.TB, dir string, extra ...string) (*Redis, error) {
 	p, err := redisproc.Start(ServerBinary(t), dir, extra...)
 	if err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-		t.Fatalf("harness: redis-server did not start: %v\n%s", err, b)
+		return nil, fmt.Errorf("%w\n%s", err, b)
 	}
 	r := &Redis{Proc: p, t: t}
 	t.Cleanup(func() {
@@ -61,7 +71,7 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 		r.mu.Unlock()
 		r.Kill()
 	})
-	return r
+	return r, nil
 }
 
 // Client returns a new go-redis client for db 0 (RESP2), closed at
