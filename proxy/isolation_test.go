@@ -271,14 +271,7 @@ func TestNestedReplyIsolation(t *testing.T) {
 		}
 	})
 	ctx := harness.Context(t, 2*time.Minute)
-	per := c.keysOnEveryShard("iso:", 20)
-	var keys []string
-	for _, ks := range per {
-		for _, k := range ks {
-			c.put(ctx, k, "v-"+k)
-			keys = append(keys, k)
-		}
-	}
+	per, keys := c.putOnEveryShard(ctx, "iso:", 20)
 	// Relayed byte for byte: compare with the shard's own reply.
 	direct := harness.DialRaw(t, c.shards[0].Addr)
 	via := harness.DialRaw(t, c.addr)

@@ -99,6 +99,20 @@ func (c *cluster) keysOnEveryShard(prefix string, n int) [][]string {
 	return out
 }
 
+// putOnEveryShard puts n keys per shard, each with the value "v-" + key,
+// and returns them by shard and all together.
+func (c *cluster) putOnEveryShard(ctx context.Context, prefix string, n int) (per [][]string, all []string) {
+	c.t.Helper()
+	per = c.keysOnEveryShard(prefix, n)
+	for _, ks := range per {
+		for _, k := range ks {
+			c.put(ctx, k, "v-"+k)
+			all = append(all, k)
+		}
+	}
+	return per, all
+}
+
 func wantErr(t *testing.T, err error, prefix string) {
 	t.Helper()
 	if err == nil || !strings.HasPrefix(err.Error(), prefix) {
@@ -109,14 +123,7 @@ func wantErr(t *testing.T, err error, prefix string) {
 func TestReads(t *testing.T) {
 	c := newCluster(t, nil)
 	ctx := harness.Context(t, time.Minute)
-	per := c.keysOnEveryShard("k:", 50)
-	var all []string
-	for _, ks := range per {
-		for _, k := range ks {
-			c.put(ctx, k, "v-"+k)
-			all = append(all, k)
-		}
-	}
+	per, all := c.putOnEveryShard(ctx, "k:", 50)
 	c.shard("h").HSet(ctx, "h", "f", "1")
 	p := c.client(nil)
 

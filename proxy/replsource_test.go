@@ -213,20 +213,7 @@ func TestReplicationNeedsAdmin(t *testing.T) {
 // plain clients and TLS clients; the admin user (and so replication)
 // needs TLS.
 func TestTLSForReplicationOnly(t *testing.T) {
-	files, err := tlsutil.GenerateDemo(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := tlsutil.ServerConfig(tlsutil.ServerOptions{CertFile: files.ProxyCert, KeyFile: files.ProxyKey, ClientCAFile: files.CA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := tlsutil.ClientConfig("127.0.0.1", tlsutil.ClientOptions{
-		CAFile: files.CA, CertFile: files.SyncerCert, KeyFile: files.SyncerKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sc, cc := demoTLS(t, true)
 	c := newCluster(t, func(cfg *Config) {
 		cfg.TLS, cfg.TLSReplicationOnly = sc, true
 		cfg.AdminPassword = func() string { return testAdminPW }

@@ -25,7 +25,10 @@ type tlsCluster struct {
 	cfg   *tls.Config // demo CA + syncer certificate
 }
 
-func newTLSCluster(t *testing.T, mutual bool) *tlsCluster {
+// demoTLS makes the demo certificates and the proxy's server config (with
+// client certificates required when mutual) and a client config that
+// presents the syncer's certificate.
+func demoTLS(t *testing.T, mutual bool) (tlsutil.Files, *tls.Config, *tls.Config) {
 	t.Helper()
 	files, err := tlsutil.GenerateDemo(t.TempDir(), nil)
 	if err != nil {
@@ -45,6 +48,12 @@ func newTLSCluster(t *testing.T, mutual bool) *tlsCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return files, sc, cc
+}
+
+func newTLSCluster(t *testing.T, mutual bool) *tlsCluster {
+	t.Helper()
+	files, sc, cc := demoTLS(t, mutual)
 	c := newCluster(t, func(cfg *Config) {
 		cfg.TLS = sc
 		cfg.idleAfter = 50 * time.Millisecond
@@ -59,14 +68,7 @@ func (c *tlsCluster) tlsClient(tc *tls.Config) *redis.Client {
 func TestTLS(t *testing.T) {
 	c := newTLSCluster(t, true)
 	ctx := harness.Context(t, time.Minute)
-	per := c.keysOnEveryShard("tls:", 20)
-	var keys []string
-	for _, ks := range per {
-		for _, k := range ks {
-			c.put(ctx, k, "v-"+k)
-			keys = append(keys, k)
-		}
-	}
+	_, keys := c.putOnEveryShard(ctx, "tls:", 20)
 	cl := c.tlsClient(c.cfg)
 
 	if got, err := cl.Get(ctx, keys[0]).Result(); err != nil || got != "v-"+keys[0] {
