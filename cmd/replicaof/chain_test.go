@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -42,15 +41,6 @@ func TestChainWithServe(t *testing.T) {
 		startServe(t, ctx, path)
 		return path, []string{"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort)}
 	}
-	status := func(admin []string) syncer.Status {
-		t.Helper()
-		code, out := cli(t, append([]string{"status", "--json"}, admin...)...)
-		var st syncer.Status
-		if code != exitOK || json.Unmarshal([]byte(out), &st) != nil {
-			t.Fatalf("status --json: exit %d: %s", code, out)
-		}
-		return st
-	}
 
 	aShards := harness.StartServers(t, 2, "--repl-diskless-sync-delay", "0")
 	aProxy, _ := redisproc.FreePort()
@@ -58,7 +48,7 @@ func TestChainWithServe(t *testing.T) {
 destination: { shards: ["redis://%s", "redis://%s"] }
 replica_of: { sources: ["src: redis://%s"] }
 `, aProxy, certs.ProxyCert, certs.ProxyKey, certs.CA, aShards[0].Addr, aShards[1].Addr, src.Addr))
-	harness.WaitFor(t, time.Minute, "A synced", func() bool { return status(adminA).Status == syncer.StateSynced })
+	harness.WaitFor(t, time.Minute, "A synced", func() bool { return cliStatus(t, adminA).Status == syncer.StateSynced })
 
 	sourceURL := func(cmd string) string {
 		t.Helper()
@@ -78,8 +68,8 @@ replica_of:
   sources:
     - { name: a, uri: %q, compression: 6, tls: { ca: %q, cert: %q, key: %q } }
 `, bProxy, bShards[0].Addr, bShards[1].Addr, u, certs.CA, certs.SyncerCert, certs.SyncerKey))
-	harness.WaitFor(t, time.Minute, "B synced", func() bool { return status(adminB).Status == syncer.StateSynced })
-	st := status(adminB).Sources[0]
+	harness.WaitFor(t, time.Minute, "B synced", func() bool { return cliStatus(t, adminB).Status == syncer.StateSynced })
+	st := cliStatus(t, adminB).Sources[0]
 	if st.Kind != syncer.KindReplicaof || st.Links != 2 || st.WireBytes >= st.BytesReceived {
 		t.Fatalf("B's source: %+v: want 2 gzip links to A's proxy", st)
 	}
@@ -114,7 +104,7 @@ replica_of:
 		t.Fatal("rotate-password printed the old URL")
 	}
 	harness.WaitFor(t, time.Minute, "B stopped by the rotation", func() bool {
-		st := status(adminB).Sources[0]
+		st := cliStatus(t, adminB).Sources[0]
 		return st.SyncState == syncer.StateStopped && strings.Contains(st.LastError, "authentication")
 	})
 	if err := w.Run(ctx, src.Client(), nil, 500); err != nil {
@@ -123,6 +113,6 @@ replica_of:
 	if code, out := cli(t, append([]string{"sources", "set", "a: " + newURL}, adminB...)...); code != exitOK {
 		t.Fatalf("sources set: exit %d: %s", code, out)
 	}
-	harness.WaitFor(t, time.Minute, "B synced again", func() bool { return status(adminB).Status == syncer.StateSynced })
+	harness.WaitFor(t, time.Minute, "B synced again", func() bool { return cliStatus(t, adminB).Status == syncer.StateSynced })
 	equal("B equal again after the new URL")
 }

@@ -24,6 +24,18 @@ func cli(t *testing.T, args ...string) (int, string) {
 	return code, out.String() + errOut.String()
 }
 
+// cliStatus runs `status --json` with the admin flags given and returns
+// the status, failing the test when it exits with an error.
+func cliStatus(t *testing.T, admin []string) syncer.Status {
+	t.Helper()
+	code, out := cli(t, append([]string{"status", "--json"}, admin...)...)
+	var st syncer.Status
+	if code != exitOK || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("status --json: exit %d: %s", code, out)
+	}
+	return st
+}
+
 // Every control subcommand against a running serve.
 func TestCLIAgainstServe(t *testing.T) {
 	a, b := harness.StartRedis(t, "--requirepass", "pw"), harness.StartRedis(t)
@@ -44,15 +56,7 @@ state_dir: %q
 	startServe(t, ctx, path)
 	admin := []string{"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "--token", "tok"}
 
-	status := func() syncer.Status {
-		t.Helper()
-		code, out := cli(t, append([]string{"status", "--json"}, admin...)...)
-		var st syncer.Status
-		if code != exitOK || json.Unmarshal([]byte(out), &st) != nil {
-			t.Fatalf("status --json: exit %d: %s", code, out)
-		}
-		return st
-	}
+	status := func() syncer.Status { t.Helper(); return cliStatus(t, admin) }
 	harness.WaitFor(t, time.Minute, "admin up and synced", func() bool {
 		code, _ := cli(t, append([]string{"status", "--json"}, admin...)...)
 		return code == exitOK && status().Status == syncer.StateSynced
