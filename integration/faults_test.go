@@ -54,6 +54,18 @@ func requireExact(t *testing.T, ctx context.Context, src []*redis.Client, d *des
 	}
 }
 
+// syncThroughFaultProxy syncs a new source, reached through a fault proxy,
+// onto a new destination of n shards, until synced.
+func syncThroughFaultProxy(t *testing.T, n int) (*harness.Redis, *harness.FaultProxy, *destination, *syncer.Supervisor) {
+	t.Helper()
+	src := harness.StartRedis(t)
+	fp := harness.NewFaultProxy(t, src.Addr)
+	d := startDestination(t, n)
+	sup := runSupervisor(t, d, sourceAt(t, "src", fp.Addr, ""))
+	waitState(t, sup, syncer.StateSynced, time.Minute)
+	return src, fp, d, sup
+}
+
 func TestFaultCutDuringSnapshot(t *testing.T) {
 	ctx := harness.Context(t, 3*time.Minute)
 	src := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
@@ -91,11 +103,7 @@ func TestFaultCutDuringSnapshot(t *testing.T) {
 
 func TestFaultCutsDuringStreamAndTransactions(t *testing.T) {
 	ctx := harness.Context(t, 3*time.Minute)
-	src := harness.StartRedis(t)
-	fp := harness.NewFaultProxy(t, src.Addr)
-	d := startDestination(t, 3)
-	sup := runSupervisor(t, d, sourceAt(t, "src", fp.Addr, ""))
-	waitState(t, sup, syncer.StateSynced, time.Minute)
+	src, fp, d, sup := syncThroughFaultProxy(t, 3)
 	w := &harness.Workload{Seed: 11} // ~10% of its operations are MULTI/EXEC or scripts
 	wait := runWorkload(ctx, w, src.Client(), 6000)
 	cuts := 0
@@ -116,11 +124,7 @@ func TestFaultCutsDuringStreamAndTransactions(t *testing.T) {
 
 func TestFaultPauseAndSlowLink(t *testing.T) {
 	ctx := harness.Context(t, 3*time.Minute)
-	src := harness.StartRedis(t)
-	fp := harness.NewFaultProxy(t, src.Addr)
-	d := startDestination(t, 2)
-	sup := runSupervisor(t, d, sourceAt(t, "src", fp.Addr, ""))
-	waitState(t, sup, syncer.StateSynced, time.Minute)
+	src, fp, d, sup := syncThroughFaultProxy(t, 2)
 	w := &harness.Workload{Seed: 5}
 	wait := runWorkload(ctx, w, src.Client(), 3000)
 	fp.Pause()
