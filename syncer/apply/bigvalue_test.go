@@ -3,7 +3,6 @@ package apply
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,15 +80,7 @@ func TestBigValues(t *testing.T) {
 			opts.RDB.ChunkBytes = 128 << 10
 			opts.RDB.ChunkElems = 2000
 			a := New(c.dest, opts)
-			f, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			st, err := a.LoadSnapshot(ctx, f)
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := loadFile(t, ctx, a, path)
 			// The three values over 1 MiB are decoded; the zset fits in a
 			// RESTORE unless decoding is forced.
 			if st.KeysDecoded+st.KeysRestored != 4 || st.KeysDecoded < 3 || opts.ForceDecode && st.KeysDecoded != 4 {
