@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"sync"
 	"testing"
 
@@ -11,7 +12,9 @@ import (
 // writeConfig writes a config file, failing the test on an error.
 func writeConfig(t *testing.T, path, yaml string) {
 	t.Helper()
-	writeConfig(t, path, yaml)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startServe runs serve with the config file at path until the test ends
