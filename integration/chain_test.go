@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -82,19 +83,19 @@ replica_of:
 // authentication error; B resumes once its source URL carries the new
 // password.
 func TestChain(t *testing.T) {
-	ctx := Context(t, 4*time.Minute)
+	ctx := harness.Context(t, 4*time.Minute)
 	certs, err := tlsutil.GenerateDemo(filepath.Join(t.TempDir(), "certs"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s1, s2 := StartRedis(t), StartRedis(t)
-	if err := LoadDataset(ctx, s1.Client(), "one:", 1, 2000); err != nil {
+	s1, s2 := harness.StartRedis(t), harness.StartRedis(t)
+	if err := harness.LoadDataset(ctx, s1.Client(), "one:", 1, 2000); err != nil {
 		t.Fatal(err)
 	}
-	if err := LoadDataset(ctx, s2.Client(), "two:", 2, 2000); err != nil {
+	if err := harness.LoadDataset(ctx, s2.Client(), "two:", 2, 2000); err != nil {
 		t.Fatal(err)
 	}
-	if err := LoadDataset(ctx, s1.ClientDB(2), "one-db2:", 3, 300); err != nil {
+	if err := harness.LoadDataset(ctx, s1.ClientDB(2), "one-db2:", 3, 300); err != nil {
 		t.Fatal(err)
 	}
 	a := startDeployment(t, 3, certs, source(t, "s1", s1, ""), source(t, "s2", s2, ""))
@@ -110,8 +111,8 @@ func TestChain(t *testing.T) {
 		t.Errorf("gzip level 6: %d bytes on the wire for %d received, want fewer (random test data compresses to ~70%%)", st.WireBytes, st.BytesReceived)
 	}
 
-	w1 := &Workload{Prefix: "w1:", Seed: 5, DB: 2}
-	w2 := &Workload{Prefix: "w2:", Seed: 6}
+	w1 := &harness.Workload{Prefix: "w1:", Seed: 5, DB: 2}
+	w2 := &harness.Workload{Prefix: "w2:", Seed: 6}
 	if err := w1.Run(ctx, s1.Client(), s1.ClientDB(2), 2000); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestChain(t *testing.T) {
 	srcs := map[int][]*redis.Client{0: {s1.Client(), s2.Client()}, 2: {s1.ClientDB(2)}}
 	bdst := map[int][]*redis.Client{0: b.clients(0), 2: b.clients(2)}
 	waitEqual(t, ctx, srcs, bdst, time.Minute)
-	for _, w := range []*Workload{w1, w2} {
+	for _, w := range []*harness.Workload{w1, w2} {
 		if err := w.CheckCounters(ctx, bdst); err != nil {
 			t.Fatal(err)
 		}

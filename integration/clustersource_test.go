@@ -11,20 +11,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer"
 )
 
-// TestClusterSource: a 3-master Redis Cluster source into a 2-shard
-// destination is one source with three links; it stays equal through a
-// workload, a manual failover while writes flow (survived by partial
-// resync on the promoted replica: no new full sync), and a master killed
-// while writes flow (whatever the new master lost, the destination ends
-// equal to what the cluster holds).
-func TestClusterSource(t *testing.T) {
-	ctx := Context(t, 4*time.Minute)
-	cl := StartCluster(t, 3, 1)
-	cc := cl.Client()
-	if err := LoadDataset(ctx, cc, "pre:", 3, 3000); err != nil {
+// syncClusterSource loads n keys of LoadDataset(prefix, seed) into cl and
+// syncs cl as one source onto a new 2-shard destination, until synced;
+// it returns the status that said so.
+func syncClusterSource(t *testing.T, ctx context.Context, cl *harness.Cluster, prefix string, seed int64, n int) (*destination, *syncer.Supervisor, syncer.Status) {
+	t.Helper()
+	if err := harness.LoadDataset(ctx, cl.Client(), prefix, seed, n); err != nil {
 		t.Fatal(err)
 	}
 	d := startDestination(t, 2)
@@ -33,11 +29,25 @@ func TestClusterSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	sup := runSupervisor(t, d, src)
-	st := waitState(t, sup, syncer.StateSynced, time.Minute).Sources[0]
+	return d, sup, waitState(t, sup, syncer.StateSynced, time.Minute)
+}
+
+// TestClusterSource: a 3-master Redis Cluster source into a 2-shard
+// destination is one source with three links; it stays equal through a
+// workload, a manual failover while writes flow (survived by partial
+// resync on the promoted replica: no new full sync), and a master killed
+// while writes flow (whatever the new master lost, the destination ends
+// equal to what the cluster holds).
+func TestClusterSource(t *testing.T) {
+	ctx := harness.Context(t, 4*time.Minute)
+	cl := harness.StartCluster(t, 3, 1)
+	cc := cl.Client()
+	d, sup, synced := syncClusterSource(t, ctx, cl, "pre:", 3, 3000)
+	st := synced.Sources[0]
 	if st.Kind != syncer.KindCluster || st.Links != 3 || st.FullSyncs != 3 {
 		t.Fatalf("status %+v: want a cluster source with 3 links, each fully synced once", st)
 	}
-	w := &Workload{Prefix: "w:", Seed: 11, Cluster: true}
+	w := &harness.Workload{Prefix: "w:", Seed: 11, Cluster: true}
 	if err := w.Run(ctx, cc, nil, 3000); err != nil {
 		t.Fatal(err)
 	}
@@ -95,19 +105,10 @@ func TestClusterSource(t *testing.T) {
 // run with a full resync of everything (the links no longer partition
 // the keyspace the way it was loaded); the destination ends equal.
 func TestClusterSourceReshard(t *testing.T) {
-	ctx := Context(t, 2*time.Minute)
-	cl := StartCluster(t, 2, 0)
+	ctx := harness.Context(t, 2*time.Minute)
+	cl := harness.StartCluster(t, 2, 0)
 	cc := cl.Client()
-	if err := LoadDataset(ctx, cc, "", 8, 1000); err != nil {
-		t.Fatal(err)
-	}
-	d := startDestination(t, 2)
-	src, err := config.ParseSource("cl: redis://" + cl.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup := runSupervisor(t, d, src)
-	waitState(t, sup, syncer.StateSynced, time.Minute)
+	d, sup, _ := syncClusterSource(t, ctx, cl, "", 8, 1000)
 	if sup.Flushes() != 1 {
 		t.Fatalf("flushes %d before the move", sup.Flushes())
 	}
@@ -135,9 +136,9 @@ func TestClusterSourceReshard(t *testing.T) {
 		}
 	}
 	_ = m1.Do(ctx, "CLUSTER", "BUMPEPOCH").Err()
-	WaitFor(t, time.Minute, "full resync after the slot moved", func() bool { return sup.Flushes() >= 2 })
+	harness.WaitFor(t, time.Minute, "full resync after the slot moved", func() bool { return sup.Flushes() >= 2 })
 	waitState(t, sup, syncer.StateSynced, time.Minute)
-	w := &Workload{Seed: 13, Cluster: true}
+	w := &harness.Workload{Seed: 13, Cluster: true}
 	if err := w.Run(ctx, cc, nil, 1000); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
@@ -120,8 +121,8 @@ func stagingKeys(t *testing.T, ctx context.Context, d *destination) int {
 // source into 3 shards are carried out; sync stays synced and the
 // destination equals the source.
 func TestCrossShardSync(t *testing.T) {
-	ctx := Context(t, 2*time.Minute)
-	src := StartRedis(t, "--repl-diskless-sync-delay", "0")
+	ctx := harness.Context(t, 2*time.Minute)
+	src := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
 	d := startDestination(t, 3)
 	k := newShardKeys(d.dest.Map())
 	sup := runSupervisor(t, d, source(t, "src", src, ""))
@@ -151,8 +152,8 @@ func TestCrossShardSync(t *testing.T) {
 // TestCrossShardStop: with cross_shard: stop the first cross-shard
 // command stops sync with the cross-slot error.
 func TestCrossShardStop(t *testing.T) {
-	ctx := Context(t, time.Minute)
-	src := StartRedis(t, "--repl-diskless-sync-delay", "0")
+	ctx := harness.Context(t, time.Minute)
+	src := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
 	d := startDestination(t, 3)
 	k := newShardKeys(d.dest.Map())
 	sup := runSupervisorWith(t, d, apply.Options{CrossShard: apply.CrossShardStop}, source(t, "src", src, ""))
@@ -176,9 +177,9 @@ func TestCrossShardStop(t *testing.T) {
 // checkpoints and the destination ends equal to the source, counters
 // and list rotations included.
 func TestCrossShardExactAcrossCrashes(t *testing.T) {
-	ctx := Context(t, 4*time.Minute)
+	ctx := harness.Context(t, 4*time.Minute)
 	rng := rand.New(rand.NewSource(20261203))
-	src := StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
+	src := harness.StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
 	d := startDestination(t, 3)
 	k := newShardKeys(d.dest.Map())
 	var shardAddrs []string
@@ -216,16 +217,16 @@ func TestCrossShardExactAcrossCrashes(t *testing.T) {
 	t.Setenv(childDebug, "1") // the children log every emulated command
 	for i := 0; i < 8; i++ {
 		c := runs.start()
-		WaitFor(t, time.Minute, "link streaming", func() bool {
+		harness.WaitFor(t, time.Minute, "link streaming", func() bool {
 			l := c.log.String()
 			return strings.Contains(l, "replica: snapshot loaded") || strings.Contains(l, "replica: partial resync")
 		})
 		target := rounds.Load() + int64(5+rng.Intn(10))
-		WaitFor(t, time.Minute, "workload progress", func() bool { return rounds.Load() >= target || failed.Load() })
+		harness.WaitFor(t, time.Minute, "workload progress", func() bool { return rounds.Load() >= target || failed.Load() })
 		// Kill as the next job is under way: right after one finished,
 		// while the workload keeps the stream busy.
 		done := strings.Count(c.log.String(), emulatedLogLine)
-		WaitFor(t, time.Minute, "an emulated command", func() bool {
+		harness.WaitFor(t, time.Minute, "an emulated command", func() bool {
 			return strings.Count(c.log.String(), emulatedLogLine) > done || failed.Load()
 		})
 		time.Sleep(time.Duration(rng.Intn(2000)) * time.Microsecond)

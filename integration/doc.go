@@ -1,15 +1,10 @@
-// Package integration runs replicaof's parts against real redis-server
-// processes, and holds the harness other packages' tests share: StartRedis
-// (a server on a free loopback port, stopped by t.Cleanup, its log printed
-// when the test fails), LoadDataset (a deterministic mixed keyspace) and
-// Compare (a logical comparison of two keyspaces: type, value, TTL
-// presence, and with CompareOptions.TTLTolerance TTL values, the syncer's
-// TTLGrace taken off side B).
+// Package integration holds replicaof's end-to-end and fault suites: the
+// syncer, proxy and CLI parts run together against real redis-server
+// processes and Redis Clusters, each test ending in a key-by-key
+// comparison of sources and destination. It has no code of its own
+// besides its tests: the servers, clusters, datasets, workloads, the
+// comparator and the fault proxy come from internal/harness.
 //
 // Tests never skip when Redis is missing: they fail and say how to install
 // it. The binary comes from REDIS_SERVER, else from PATH.
-//
-//	srcs := integration.StartRedis(t)
-//	integration.LoadDataset(ctx, srcs.Client(), "", 1, 1000)
-//	diff, err := integration.Compare(ctx, []*redis.Client{a}, []*redis.Client{b}, integration.CompareOptions{})
 package integration

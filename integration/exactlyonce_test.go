@@ -19,6 +19,7 @@ import (
 
 	"github.com/replicaof/replicaof/config"
 	destpkg "github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/syncer"
 )
@@ -171,7 +172,7 @@ func (c *child) kill() {
 
 // workloadLoop runs w against c in chunks with a fresh seed each, until
 // stop is closed; ops counts the operations done.
-func workloadLoop(ctx context.Context, w *Workload, c, other *redis.Client, ops *atomic.Int64, stop <-chan struct{}) error {
+func workloadLoop(ctx context.Context, w *harness.Workload, c, other *redis.Client, ops *atomic.Int64, stop <-chan struct{}) error {
 	base := w.Seed
 	for chunk := int64(0); ; chunk++ {
 		select {
@@ -192,7 +193,7 @@ func workloadLoop(ctx context.Context, w *Workload, c, other *redis.Client, ops 
 // at the end the destination equals the sources and every counter is
 // exact: no command was lost or applied twice.
 func TestExactlyOnceAcrossCrashes(t *testing.T) {
-	ctx := Context(t, 4*time.Minute)
+	ctx := harness.Context(t, 4*time.Minute)
 	seed := int64(20240611)
 	if s := os.Getenv(crashSeedEnv); s != "" {
 		seed, _ = strconv.ParseInt(s, 10, 64)
@@ -200,12 +201,12 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 	t.Logf("kill schedule seed %d (%s to replay)", seed, crashSeedEnv)
 	rng := rand.New(rand.NewSource(seed))
 
-	a := StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
-	b := StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
-	if err := LoadDataset(ctx, a.Client(), "a:", 1, 5000); err != nil {
+	a := harness.StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
+	b := harness.StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
+	if err := harness.LoadDataset(ctx, a.Client(), "a:", 1, 5000); err != nil {
 		t.Fatal(err)
 	}
-	if err := LoadDataset(ctx, b.Client(), "b:", 2, 1000); err != nil {
+	if err := harness.LoadDataset(ctx, b.Client(), "b:", 2, 1000); err != nil {
 		t.Fatal(err)
 	}
 	d := startDestination(t, 3)
@@ -216,15 +217,15 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 	}
 	shards := strings.Join(shardAddrs, ",")
 
-	wa := &Workload{Prefix: "a:", Seed: 11, DB: 3}
-	wb := &Workload{Prefix: "b:", Seed: 12}
+	wa := &harness.Workload{Prefix: "a:", Seed: 11, DB: 3}
+	wb := &harness.Workload{Prefix: "b:", Seed: 12}
 	var ops atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Add(2)
 	var failed atomic.Bool
-	run := func(i int, w *Workload, c, other *redis.Client) {
+	run := func(i int, w *harness.Workload, c, other *redis.Client) {
 		defer wg.Done()
 		if errs[i] = workloadLoop(ctx, w, c, other, &ops, stop); errs[i] != nil {
 			failed.Store(true)
@@ -245,13 +246,13 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		early := rng.Intn(3) == 0
 		if !early {
 			n = int64(rng.Intn(3000) + 100)
-			WaitFor(t, time.Minute, "both links streaming", func() bool {
+			harness.WaitFor(t, time.Minute, "both links streaming", func() bool {
 				l := c.log.String()
 				return strings.Count(l, "replica: snapshot loaded")+strings.Count(l, "replica: partial resync") >= 2
 			})
 		}
 		target := ops.Load() + n
-		WaitFor(t, time.Minute, "workload progress", func() bool {
+		harness.WaitFor(t, time.Minute, "workload progress", func() bool {
 			return ops.Load() >= target || failed.Load()
 		})
 		c.kill()
@@ -268,7 +269,7 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		map[int][]*redis.Client{0: {a.Client(), b.Client()}, 3: {a.ClientDB(3)}},
 		map[int][]*redis.Client{0: d.clients(0), 3: d.clients(3)}, 2*time.Minute)
 	dst := map[int][]*redis.Client{0: d.clients(0), 3: d.clients(3)}
-	for _, w := range []*Workload{wa, wb} {
+	for _, w := range []*harness.Workload{wa, wb} {
 		if err := w.CheckCounters(ctx, dst); err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +300,7 @@ func startSupervisor(t *testing.T, d *destination, srcs ...config.Source) (*sync
 	t.Helper()
 	sup, err := syncer.New(syncer.Config{
 		Sources: srcs, Destination: d.dest,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:   harness.Logger(t, slog.LevelInfo),
 		RetryMin: 20 * time.Millisecond, RetryMax: 500 * time.Millisecond,
 		SampleInterval: 50 * time.Millisecond, ShardCheckInterval: 100 * time.Millisecond,
 	})
@@ -317,11 +318,11 @@ func startSupervisor(t *testing.T, d *destination, srcs ...config.Source) (*sync
 // A restarted supervisor resumes from the checkpoints (no flush, partial
 // resync); one given another source list starts over.
 func TestSyncResumesFromCheckpoints(t *testing.T) {
-	ctx := Context(t, 2*time.Minute)
-	src, other := StartRedis(t, "--repl-diskless-sync-delay", "0"), StartRedis(t, "--repl-diskless-sync-delay", "0")
-	LoadDataset(ctx, src.Client(), "", 1, 1000)
+	ctx := harness.Context(t, 2*time.Minute)
+	src, other := harness.StartRedis(t, "--repl-diskless-sync-delay", "0"), harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
+	harness.LoadDataset(ctx, src.Client(), "", 1, 1000)
 	d := startDestination(t, 3)
-	w := &Workload{Seed: 3}
+	w := &harness.Workload{Seed: 3}
 	srcs := map[int][]*redis.Client{0: {src.Client()}}
 	dst := map[int][]*redis.Client{0: d.clients(0)}
 
@@ -361,14 +362,14 @@ func TestSyncResumesFromCheckpoints(t *testing.T) {
 // A destination shard that restarts empty, or is flushed behind
 // replicaof's back, is detected and repaired by a full resync.
 func TestSyncRepairsShardRestartedEmpty(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
-	src := StartRedis(t, "--repl-diskless-sync-delay", "0")
-	LoadDataset(ctx, src.Client(), "", 1, 2000)
+	ctx := harness.Context(t, 3*time.Minute)
+	src := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
+	harness.LoadDataset(ctx, src.Client(), "", 1, 2000)
 	d := startDestination(t, 3)
 	sup, _ := startSupervisor(t, d, source(t, "src", src, ""))
 	srcs := map[int][]*redis.Client{0: {src.Client()}, 3: {src.ClientDB(3)}}
 	dst := map[int][]*redis.Client{0: d.clients(0), 3: d.clients(3)}
-	w := &Workload{Seed: 5, DB: 3}
+	w := &harness.Workload{Seed: 5, DB: 3}
 	waitState(t, sup, syncer.StateSynced, time.Minute)
 
 	for i, hole := range []struct {
@@ -387,7 +388,7 @@ func TestSyncRepairsShardRestartedEmpty(t *testing.T) {
 		if err := w.Run(ctx, src.Client(), src.ClientDB(3), 500); err != nil {
 			t.Fatal(err)
 		}
-		WaitFor(t, 30*time.Second, hole.name+": repair by flush + full sync", func() bool { return sup.Flushes() > flushes })
+		harness.WaitFor(t, 30*time.Second, hole.name+": repair by flush + full sync", func() bool { return sup.Flushes() > flushes })
 		st := waitState(t, sup, syncer.StateSynced, time.Minute)
 		if s := st.Sources[0]; s.FullSyncs != i+2 || !strings.Contains(s.LastError, hole.reason) {
 			t.Fatalf("%s: status %+v, want full sync #%d and last_error naming %q", hole.name, s, i+2, hole.reason)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/replicaof/replicaof/admin"
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer"
 )
 
@@ -35,7 +36,7 @@ func sourceAt(t *testing.T, name, addr, password string) config.Source {
 }
 
 // runWorkload runs w in the background; wait returns its error.
-func runWorkload(ctx context.Context, w *Workload, c *redis.Client, n int) (wait func() error) {
+func runWorkload(ctx context.Context, w *harness.Workload, c *redis.Client, n int) (wait func() error) {
 	var wg sync.WaitGroup
 	var err error
 	wg.Add(1)
@@ -43,7 +44,7 @@ func runWorkload(ctx context.Context, w *Workload, c *redis.Client, n int) (wait
 	return func() error { wg.Wait(); return err }
 }
 
-func requireExact(t *testing.T, ctx context.Context, src []*redis.Client, d *destination, works ...*Workload) {
+func requireExact(t *testing.T, ctx context.Context, src []*redis.Client, d *destination, works ...*harness.Workload) {
 	t.Helper()
 	waitEqual(t, ctx, map[int][]*redis.Client{0: src}, map[int][]*redis.Client{0: d.clients(0)}, time.Minute)
 	for _, w := range works {
@@ -53,23 +54,35 @@ func requireExact(t *testing.T, ctx context.Context, src []*redis.Client, d *des
 	}
 }
 
+// syncThroughFaultProxy syncs a new source, reached through a fault proxy,
+// onto a new destination of n shards, until synced.
+func syncThroughFaultProxy(t *testing.T, n int) (*harness.Redis, *harness.FaultProxy, *destination, *syncer.Supervisor) {
+	t.Helper()
+	src := harness.StartRedis(t)
+	fp := harness.NewFaultProxy(t, src.Addr)
+	d := startDestination(t, n)
+	sup := runSupervisor(t, d, sourceAt(t, "src", fp.Addr, ""))
+	waitState(t, sup, syncer.StateSynced, time.Minute)
+	return src, fp, d, sup
+}
+
 func TestFaultCutDuringSnapshot(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
-	src := StartRedis(t, "--repl-diskless-sync-delay", "0")
+	ctx := harness.Context(t, 3*time.Minute)
+	src := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
 	// Random values: LZF would shrink repeated bytes to nothing.
 	rng := rand.New(rand.NewSource(1))
 	pipe := src.Client().Pipeline()
 	for i := 0; i < 5000; i++ {
-		pipe.Set(ctx, fmt.Sprint("big:", i), randString(rng, 4096), 0)
+		pipe.Set(ctx, fmt.Sprint("big:", i), harness.RandString(rng, 4096), 0)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fp := NewFaultProxy(t, src.Addr)
+	fp := harness.NewFaultProxy(t, src.Addr)
 	fp.SetLatency(5 * time.Millisecond) // a 20 MB snapshot now takes a while
 	d := startDestination(t, 3)
 	sup := runSupervisor(t, d, sourceAt(t, "src", fp.Addr, ""))
-	WaitFor(t, time.Minute, "snapshot under way", func() bool {
+	harness.WaitFor(t, time.Minute, "snapshot under way", func() bool {
 		s := sup.Status().Sources[0]
 		return s.SyncState == syncer.StateSyncing && s.RDBTransferred > 1<<20
 	})
@@ -77,7 +90,7 @@ func TestFaultCutDuringSnapshot(t *testing.T) {
 		t.Fatal("nothing to cut")
 	}
 	fp.SetLatency(0)
-	w := &Workload{Seed: 3}
+	w := &harness.Workload{Seed: 3}
 	if err := w.Run(ctx, src.Client(), nil, 500); err != nil {
 		t.Fatal(err)
 	}
@@ -89,17 +102,13 @@ func TestFaultCutDuringSnapshot(t *testing.T) {
 }
 
 func TestFaultCutsDuringStreamAndTransactions(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
-	src := StartRedis(t)
-	fp := NewFaultProxy(t, src.Addr)
-	d := startDestination(t, 3)
-	sup := runSupervisor(t, d, sourceAt(t, "src", fp.Addr, ""))
-	waitState(t, sup, syncer.StateSynced, time.Minute)
-	w := &Workload{Seed: 11} // ~10% of its operations are MULTI/EXEC or scripts
+	ctx := harness.Context(t, 3*time.Minute)
+	src, fp, d, sup := syncThroughFaultProxy(t, 3)
+	w := &harness.Workload{Seed: 11} // ~10% of its operations are MULTI/EXEC or scripts
 	wait := runWorkload(ctx, w, src.Client(), 6000)
 	cuts := 0
 	for i := 0; i < 8; i++ {
-		WaitFor(t, 30*time.Second, "link up", func() bool { return fp.Conns() > 0 })
+		harness.WaitFor(t, 30*time.Second, "link up", func() bool { return fp.Conns() > 0 })
 		time.Sleep(time.Duration(20+i*13) * time.Millisecond) // let a few transactions through
 		cuts += fp.Cut()
 	}
@@ -114,13 +123,9 @@ func TestFaultCutsDuringStreamAndTransactions(t *testing.T) {
 }
 
 func TestFaultPauseAndSlowLink(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
-	src := StartRedis(t)
-	fp := NewFaultProxy(t, src.Addr)
-	d := startDestination(t, 2)
-	sup := runSupervisor(t, d, sourceAt(t, "src", fp.Addr, ""))
-	waitState(t, sup, syncer.StateSynced, time.Minute)
-	w := &Workload{Seed: 5}
+	ctx := harness.Context(t, 3*time.Minute)
+	src, fp, d, sup := syncThroughFaultProxy(t, 2)
+	w := &harness.Workload{Seed: 5}
 	wait := runWorkload(ctx, w, src.Client(), 3000)
 	fp.Pause()
 	time.Sleep(2 * time.Second) // the scenario is a 2-second pause
@@ -138,12 +143,12 @@ func TestFaultPauseAndSlowLink(t *testing.T) {
 
 func TestFaultSourceRestart(t *testing.T) {
 	t.Run("with persistence", func(t *testing.T) {
-		ctx := Context(t, 3*time.Minute)
-		src := StartRedis(t)
+		ctx := harness.Context(t, 3*time.Minute)
+		src := harness.StartRedis(t)
 		d := startDestination(t, 2)
 		sup := runSupervisor(t, d, source(t, "src", src, ""))
 		waitState(t, sup, syncer.StateSynced, time.Minute)
-		w := &Workload{Seed: 9}
+		w := &harness.Workload{Seed: 9}
 		if err := w.Run(ctx, src.Client(), nil, 1000); err != nil {
 			t.Fatal(err)
 		}
@@ -162,18 +167,18 @@ func TestFaultSourceRestart(t *testing.T) {
 		}
 	})
 	t.Run("without persistence", func(t *testing.T) {
-		ctx := Context(t, 3*time.Minute)
-		src := StartRedis(t)
-		LoadDataset(ctx, src.Client(), "", 1, 300)
+		ctx := harness.Context(t, 3*time.Minute)
+		src := harness.StartRedis(t)
+		harness.LoadDataset(ctx, src.Client(), "", 1, 300)
 		d := startDestination(t, 2)
 		sup := runSupervisor(t, d, source(t, "src", src, ""))
 		waitState(t, sup, syncer.StateSynced, time.Minute)
 		src.Restart() // killed: comes back empty with a new replid
-		w := &Workload{Seed: 10}
+		w := &harness.Workload{Seed: 10}
 		if err := w.Run(ctx, src.Client(), nil, 500); err != nil {
 			t.Fatal(err)
 		}
-		WaitFor(t, time.Minute, "flush + full resync", func() bool { return sup.Flushes() >= 2 })
+		harness.WaitFor(t, time.Minute, "flush + full resync", func() bool { return sup.Flushes() >= 2 })
 		waitState(t, sup, syncer.StateSynced, time.Minute)
 		requireExact(t, ctx, []*redis.Client{src.Client()}, d, w)
 	})
@@ -182,22 +187,22 @@ func TestFaultSourceRestart(t *testing.T) {
 // The source fails over to its own replica: PSYNC2 continues on the
 // promoted one, with no flush.
 func TestFaultSourceFailover(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
-	a, r := StartRedis(t), StartRedis(t)
+	ctx := harness.Context(t, 3*time.Minute)
+	a, r := harness.StartRedis(t), harness.StartRedis(t)
 	if err := r.Client().ReplicaOf(ctx, "127.0.0.1", fmt.Sprint(a.Port)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	fp := NewFaultProxy(t, a.Addr)
+	fp := harness.NewFaultProxy(t, a.Addr)
 	d := startDestination(t, 2)
 	sup := runSupervisor(t, d, sourceAt(t, "src", fp.Addr, ""))
 	waitState(t, sup, syncer.StateSynced, time.Minute)
-	w := &Workload{Seed: 13}
+	w := &harness.Workload{Seed: 13}
 	if err := w.Run(ctx, a.Client(), nil, 1000); err != nil {
 		t.Fatal(err)
 	}
 	// Failover: wait for the replica to catch up, promote it, move the
 	// address.
-	WaitFor(t, 30*time.Second, "replica caught up", func() bool {
+	harness.WaitFor(t, 30*time.Second, "replica caught up", func() bool {
 		ia, _ := a.Client().Info(ctx, "replication").Result()
 		ir, _ := r.Client().Info(ctx, "replication").Result()
 		oa, _ := infoInt(ia, "master_repl_offset")
@@ -221,8 +226,8 @@ func TestFaultSourceFailover(t *testing.T) {
 }
 
 func TestFaultPasswordRotation(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
-	src := StartRedis(t, "--requirepass", "old-secret")
+	ctx := harness.Context(t, 3*time.Minute)
+	src := harness.StartRedis(t, "--requirepass", "old-secret")
 	c := src.Client()
 	c.Options().Password = "old-secret"
 	d := startDestination(t, 2)
@@ -249,10 +254,10 @@ func TestFaultPasswordRotation(t *testing.T) {
 
 // Passwords never appear in logs, status, the API or error messages.
 func TestPasswordsNeverPrinted(t *testing.T) {
-	ctx := Context(t, 2*time.Minute)
+	ctx := harness.Context(t, 2*time.Minute)
 	const good, bad = "Sup3r-S3cret-good", "Sup3r-S3cret-bad"
-	ok := StartRedis(t, "--requirepass", good)
-	refused := StartRedis(t, "--requirepass", "something-else")
+	ok := harness.StartRedis(t, "--requirepass", good)
+	refused := harness.StartRedis(t, "--requirepass", "something-else")
 	d := startDestination(t, 1)
 	var logs bytes.Buffer
 	var mu sync.Mutex

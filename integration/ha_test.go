@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/replicaof/replicaof/config"
 	destpkg "github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
@@ -33,7 +33,7 @@ func startLeased(t *testing.T, id string, shards []string, lease time.Duration, 
 	}
 	sup, err := syncer.New(syncer.Config{
 		Sources: srcs, Destination: dest,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("instance", id),
+		Logger:   harness.Logger(t, slog.LevelInfo).With("instance", id),
 		RetryMin: 20 * time.Millisecond, RetryMax: 300 * time.Millisecond,
 		SampleInterval: 50 * time.Millisecond, ShardCheckInterval: 200 * time.Millisecond,
 		Lease: &syncer.LeaseConfig{ID: id, Addr: "http://" + id, Duration: lease},
@@ -67,31 +67,31 @@ func streamingActive(sup *syncer.Supervisor) bool {
 // what the deposed instance had sent reaches the shards and is refused by
 // the epoch guard: counters exact, destination equal, no full sync.
 func TestFaultHAPartition(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
-	src := StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
-	if err := LoadDataset(ctx, src.Client(), "a:", 1, 1000); err != nil {
+	ctx := harness.Context(t, 3*time.Minute)
+	src := harness.StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
+	if err := harness.LoadDataset(ctx, src.Client(), "a:", 1, 1000); err != nil {
 		t.Fatal(err)
 	}
 	d := startDestination(t, 2)
 	var direct, cut []string
-	var fps []*FaultProxy
+	var fps []*harness.FaultProxy
 	for _, s := range d.shards {
-		fp := NewFaultProxy(t, s.Addr)
+		fp := harness.NewFaultProxy(t, s.Addr)
 		fps = append(fps, fp)
 		direct, cut = append(direct, s.Addr), append(cut, fp.Addr)
 	}
 	const lease = 2 * time.Second
 	a := source(t, "a", src, "")
 	x := startLeased(t, "x", cut, lease, a)
-	WaitFor(t, time.Minute, "x active and streaming", func() bool { return streamingActive(x) })
+	harness.WaitFor(t, time.Minute, "x active and streaming", func() bool { return streamingActive(x) })
 	y := startLeased(t, "y", direct, lease, a)
-	WaitFor(t, 10*time.Second, "y standby of x", func() bool {
+	harness.WaitFor(t, 10*time.Second, "y standby of x", func() bool {
 		st := y.Status()
 		return st.Role == syncer.RoleStandby && st.Active == "http://x"
 	})
-	fullBefore := syncFullOf(t, ctx, src)
+	fullBefore := harness.InfoField(t, ctx, src.Client(), "stats", "sync_full")
 
-	w := &Workload{Prefix: "a:", Seed: 41}
+	w := &harness.Workload{Prefix: "a:", Seed: 41}
 	stop := make(chan struct{})
 	var ops atomic.Int64
 	var wg sync.WaitGroup
@@ -103,13 +103,13 @@ func TestFaultHAPartition(t *testing.T) {
 	}()
 	stopWork := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	t.Cleanup(stopWork)
-	WaitFor(t, 10*time.Second, "workload running", func() bool { return ops.Load() >= 500 })
+	harness.WaitFor(t, 10*time.Second, "workload running", func() bool { return ops.Load() >= 500 })
 
 	for _, fp := range fps {
 		fp.Pause()
 	}
 	cutAt := time.Now()
-	WaitFor(t, 20*time.Second, "y takes over", func() bool { return streamingActive(y) })
+	harness.WaitFor(t, 20*time.Second, "y takes over", func() bool { return streamingActive(y) })
 	t.Logf("partition of the active: the standby streams after %v", time.Since(cutAt).Round(time.Millisecond))
 	if r := x.Status().Role; r != syncer.RoleStandby {
 		t.Fatalf("partitioned x is %s", r)
@@ -118,7 +118,7 @@ func TestFaultHAPartition(t *testing.T) {
 	for _, fp := range fps {
 		fp.Resume()
 	}
-	WaitFor(t, 10*time.Second, "healed x is a standby of y", func() bool {
+	harness.WaitFor(t, 10*time.Second, "healed x is a standby of y", func() bool {
 		st := x.Status()
 		return st.Role == syncer.RoleStandby && st.Active == "http://y"
 	})
@@ -128,38 +128,23 @@ func TestFaultHAPartition(t *testing.T) {
 		t.Fatal(workErr)
 	}
 	requireExactDst(t, ctx, src, d, w)
-	if full := syncFullOf(t, ctx, src); full != fullBefore {
+	if full := harness.InfoField(t, ctx, src.Client(), "stats", "sync_full"); full != fullBefore {
 		t.Fatalf("the takeover made a full sync: sync_full %s → %s", fullBefore, full)
 	}
 	t.Logf("%d workload operations", ops.Load())
 }
 
-func requireExactDst(t *testing.T, ctx context.Context, src *Redis, d *destination, w *Workload) {
+func requireExactDst(t *testing.T, ctx context.Context, src *harness.Redis, d *destination, w *harness.Workload) {
 	t.Helper()
 	requireExact(t, ctx, []*redis.Client{src.Client()}, d, w)
-}
-
-func syncFullOf(t *testing.T, ctx context.Context, r *Redis) string {
-	t.Helper()
-	info, err := r.Client().Info(ctx, "stats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "sync_full:"); ok {
-			return v
-		}
-	}
-	t.Fatal("no sync_full")
-	return ""
 }
 
 // A shard whose fence holds an epoch above what the acquisition picked
 // (a shard 0 clock that went back, the epoch keys flushed): the instance
 // takes the lease again above it instead of being stuck.
 func TestHAEpochAboveStaleFence(t *testing.T) {
-	ctx := Context(t, time.Minute)
-	src := StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
+	src := harness.StartRedis(t)
 	if err := src.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +154,7 @@ func TestHAEpochAboveStaleFence(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := startLeased(t, "x", []string{d.shards[0].Addr, d.shards[1].Addr}, time.Second, source(t, "a", src, ""))
-	WaitFor(t, 20*time.Second, "active and streaming", func() bool { return streamingActive(x) })
+	harness.WaitFor(t, 20*time.Second, "active and streaming", func() bool { return streamingActive(x) })
 	for i, s := range d.shards {
 		n, err := s.Client().Get(ctx, apply.FenceKey).Int64()
 		if err != nil || n <= high {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/syncer"
 )
@@ -120,8 +121,8 @@ func loadChildMain(spec string) int {
 // applies a write-heavy stream: no errors, and the proxy's memory stays
 // bounded (reported).
 func TestFaultProxyManyClientsDuringSync(t *testing.T) {
-	ctx := Context(t, 4*time.Minute)
-	src := StartRedis(t)
+	ctx := harness.Context(t, 4*time.Minute)
+	src := harness.StartRedis(t)
 	d := startDestination(t, 3)
 	sup := runSupervisor(t, d, source(t, "src", src, ""))
 	waitState(t, sup, syncer.StateSynced, time.Minute)
@@ -136,7 +137,7 @@ func TestFaultProxyManyClientsDuringSync(t *testing.T) {
 	defer func() { stop(); <-served }()
 
 	rssBefore := rssBytes()
-	w := &Workload{Seed: 21}
+	w := &harness.Workload{Seed: 21}
 	wait := runWorkload(ctx, w, src.Client(), 20000)
 
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")

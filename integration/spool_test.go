@@ -13,6 +13,7 @@ import (
 
 	"github.com/replicaof/replicaof/config"
 	destpkg "github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer"
 )
 
@@ -22,20 +23,20 @@ import (
 func TestFaultOutputBufferLoopAndSpool(t *testing.T) {
 	for _, spool := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spool=%v", spool), func(t *testing.T) {
-			ctx := Context(t, 3*time.Minute)
-			src := StartRedis(t, "--repl-diskless-sync-delay", "0",
+			ctx := harness.Context(t, 3*time.Minute)
+			src := harness.StartRedis(t, "--repl-diskless-sync-delay", "0",
 				"--client-output-buffer-limit", "replica 1mb 512kb 2")
 			rng := rand.New(rand.NewSource(2))
 			pipe := src.Client().Pipeline()
 			for i := 0; i < 2500; i++ {
-				pipe.Set(ctx, fmt.Sprint("big:", i), randString(rng, 4096), 0)
+				pipe.Set(ctx, fmt.Sprint("big:", i), harness.RandString(rng, 4096), 0)
 			}
 			if _, err := pipe.Exec(ctx); err != nil {
 				t.Fatal(err)
 			}
 			// A slow destination: every chunk to the shard waits.
-			shard := StartRedis(t)
-			fp := NewFaultProxy(t, shard.Addr)
+			shard := harness.StartRedis(t)
+			fp := harness.NewFaultProxy(t, shard.Addr)
 			fp.SetLatency(15 * time.Millisecond)
 			dest, err := destpkg.New(destpkg.Config{Shards: []destpkg.Shard{{Addr: fp.Addr}}})
 			if err != nil {
@@ -44,7 +45,7 @@ func TestFaultOutputBufferLoopAndSpool(t *testing.T) {
 			defer dest.Close()
 			cfg := syncer.Config{
 				Sources: []config.Source{source(t, "src", src, "")}, Destination: dest,
-				Logger:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+				Logger:   harness.Logger(t, slog.LevelInfo),
 				RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 			}
 			if spool {

@@ -14,24 +14,23 @@ import (
 
 	"github.com/replicaof/replicaof/config"
 	destpkg "github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 )
 
 // destination is a set of real shards and the destination.Destination over them.
 type destination struct {
-	shards []*Redis
+	shards []*harness.Redis
 	dest   *destpkg.Destination
 }
 
 func startDestination(t *testing.T, n int, extra ...string) *destination {
 	t.Helper()
-	d := &destination{}
+	d := &destination{shards: harness.StartServers(t, n, extra...)}
 	var shards []destpkg.Shard
-	for i := 0; i < n; i++ {
-		r := StartRedis(t, extra...)
-		d.shards = append(d.shards, r)
-		shards = append(shards, destpkg.Shard{Addr: r.Addr})
+	for _, addr := range harness.Addrs(d.shards) {
+		shards = append(shards, destpkg.Shard{Addr: addr})
 	}
 	dest, err := destpkg.New(destpkg.Config{Shards: shards})
 	if err != nil {
@@ -43,15 +42,9 @@ func startDestination(t *testing.T, n int, extra ...string) *destination {
 }
 
 // clients returns one client per shard for database db.
-func (d *destination) clients(db int) []*redis.Client {
-	var out []*redis.Client
-	for _, s := range d.shards {
-		out = append(out, s.ClientDB(db))
-	}
-	return out
-}
+func (d *destination) clients(db int) []*redis.Client { return harness.Clients(d.shards, db) }
 
-func source(t *testing.T, name string, r *Redis, password string) config.Source {
+func source(t *testing.T, name string, r *harness.Redis, password string) config.Source {
 	t.Helper()
 	u := "redis://" + r.Addr
 	if password != "" {
@@ -76,7 +69,7 @@ func runSupervisorWith(t *testing.T, d *destination, opts apply.Options, srcs ..
 	t.Helper()
 	sup, err := syncer.New(syncer.Config{
 		Sources: srcs, Destination: d.dest,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:   harness.Logger(t, slog.LevelInfo),
 		RetryMin: 20 * time.Millisecond, RetryMax: 500 * time.Millisecond,
 		SampleInterval: 50 * time.Millisecond,
 		ApplyOptions:   opts,
@@ -91,19 +84,10 @@ func runSupervisorWith(t *testing.T, d *destination, opts apply.Options, srcs ..
 	return sup
 }
 
-// testWriter sends log lines to t.Log, shown only when the test fails.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func waitState(t *testing.T, sup *syncer.Supervisor, want string, timeout time.Duration) syncer.Status {
 	t.Helper()
 	var st syncer.Status
-	WaitFor(t, timeout, "destination status "+want, func() bool {
+	harness.WaitFor(t, timeout, "destination status "+want, func() bool {
 		st = sup.Status()
 		return st.Status == want
 	})
@@ -119,7 +103,7 @@ func waitEqual(t *testing.T, ctx context.Context, srcs map[int][]*redis.Client, 
 	for {
 		ok := true
 		for db := range srcs {
-			d, err := Compare(ctx, srcs[db], dst[db], CompareOptions{Skip: internalKey})
+			d, err := harness.Compare(ctx, srcs[db], dst[db], harness.CompareOptions{Skip: internalKey})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,19 +127,19 @@ func internalKey(k string) bool { return strings.HasPrefix(k, "__replicaof:") }
 func TestSyncFullThenStream(t *testing.T) {
 	for _, shards := range []int{1, 3} {
 		t.Run(fmt.Sprintf("%d-shards", shards), func(t *testing.T) {
-			ctx := Context(t, 3*time.Minute)
-			src := StartRedis(t)
-			if err := LoadDataset(ctx, src.Client(), "", 1, 3000); err != nil {
+			ctx := harness.Context(t, 3*time.Minute)
+			src := harness.StartRedis(t)
+			if err := harness.LoadDataset(ctx, src.Client(), "", 1, 3000); err != nil {
 				t.Fatal(err)
 			}
-			if err := LoadDataset(ctx, src.ClientDB(3), "db3:", 2, 200); err != nil {
+			if err := harness.LoadDataset(ctx, src.ClientDB(3), "db3:", 2, 200); err != nil {
 				t.Fatal(err)
 			}
 			d := startDestination(t, shards)
 			sup := runSupervisor(t, d, source(t, "src", src, ""))
 
 			// Writes during the snapshot and the stream.
-			w := &Workload{Prefix: "", Seed: 42, DB: 3}
+			w := &harness.Workload{Prefix: "", Seed: 42, DB: 3}
 			if err := w.Run(ctx, src.Client(), src.ClientDB(3), 3000); err != nil {
 				t.Fatal(err)
 			}
@@ -178,26 +162,26 @@ func TestSyncFullThenStream(t *testing.T) {
 }
 
 func TestSyncResumesWithPartialResync(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
-	src := StartRedis(t)
+	ctx := harness.Context(t, 3*time.Minute)
+	src := harness.StartRedis(t)
 	d := startDestination(t, 3)
 	sup := runSupervisor(t, d, source(t, "src", src, ""))
 	waitState(t, sup, syncer.StateSynced, time.Minute)
-	w := &Workload{Seed: 7}
+	w := &harness.Workload{Seed: 7}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var werr error
 	go func() { defer wg.Done(); werr = w.Run(ctx, src.Client(), nil, 4000) }()
 	// Cut the replication link three times while writes flow.
 	for i := 0; i < 3; i++ {
-		WaitFor(t, 30*time.Second, "replica link online", func() bool {
+		harness.WaitFor(t, 30*time.Second, "replica link online", func() bool {
 			info, _ := src.Client().Info(ctx, "replication").Result()
 			return strings.Contains(info, "state=online")
 		})
 		if n, err := src.Client().ClientKillByFilter(ctx, "TYPE", "replica").Result(); err != nil || n != 1 {
 			t.Fatalf("CLIENT KILL TYPE replica: %d %v", n, err)
 		}
-		WaitFor(t, 30*time.Second, "retry seen", func() bool { return sup.Status().Sources[0].Retries > i })
+		harness.WaitFor(t, 30*time.Second, "retry seen", func() bool { return sup.Status().Sources[0].Retries > i })
 	}
 	wg.Wait()
 	if werr != nil {
@@ -220,8 +204,8 @@ func TestSyncResumesWithPartialResync(t *testing.T) {
 // spanning shards stop sync (emulate, the default, applies them one block
 // per shard: TestCrossShardSync).
 func TestSyncStopsOnCrossSlotScript(t *testing.T) {
-	ctx := Context(t, 2*time.Minute)
-	src := StartRedis(t)
+	ctx := harness.Context(t, 2*time.Minute)
+	src := harness.StartRedis(t)
 	d := startDestination(t, 3)
 	sup := runSupervisorWith(t, d, apply.Options{CrossShard: apply.CrossShardStop}, source(t, "src", src, ""))
 	waitState(t, sup, syncer.StateSynced, time.Minute)
@@ -242,7 +226,7 @@ func TestSyncStopsOnCrossSlotScript(t *testing.T) {
 }
 
 func TestSyncWrongPasswordStops(t *testing.T) {
-	src := StartRedis(t, "--requirepass", "right")
+	src := harness.StartRedis(t, "--requirepass", "right")
 	d := startDestination(t, 1)
 	sup := runSupervisor(t, d, source(t, "src", src, "wrong"))
 	st := waitState(t, sup, syncer.StateStopped, 30*time.Second)
@@ -252,10 +236,10 @@ func TestSyncWrongPasswordStops(t *testing.T) {
 }
 
 func TestSyncStopRestartAndAddSource(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
-	a, b := StartRedis(t), StartRedis(t)
-	LoadDataset(ctx, a.Client(), "a:", 1, 500)
-	LoadDataset(ctx, b.Client(), "b:", 2, 500)
+	ctx := harness.Context(t, 3*time.Minute)
+	a, b := harness.StartRedis(t), harness.StartRedis(t)
+	harness.LoadDataset(ctx, a.Client(), "a:", 1, 500)
+	harness.LoadDataset(ctx, b.Client(), "b:", 2, 500)
 	d := startDestination(t, 3)
 	sup := runSupervisor(t, d, source(t, "a", a, ""))
 	waitState(t, sup, syncer.StateSynced, time.Minute)
@@ -293,23 +277,23 @@ func TestSyncStopRestartAndAddSource(t *testing.T) {
 	if err := sup.SetSources(ctx, []config.Source{source(t, "a", a, ""), source(t, "b", b, "")}); err != nil {
 		t.Fatal(err)
 	}
-	WaitFor(t, 30*time.Second, "flush after adding a source", func() bool { return sup.Flushes() > flushes })
+	harness.WaitFor(t, 30*time.Second, "flush after adding a source", func() bool { return sup.Flushes() > flushes })
 	waitState(t, sup, syncer.StateSynced, time.Minute)
 	waitEqual(t, ctx, map[int][]*redis.Client{0: {a.Client(), b.Client()}}, dst, time.Minute)
 }
 
 func TestSyncManySources(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
+	ctx := harness.Context(t, 3*time.Minute)
 	d := startDestination(t, 3)
 	var srcs []config.Source
 	var clients []*redis.Client
-	var works []*Workload
+	var works []*harness.Workload
 	for i := 0; i < 3; i++ {
-		r := StartRedis(t)
+		r := harness.StartRedis(t)
 		srcs = append(srcs, source(t, fmt.Sprint("s", i), r, ""))
 		clients = append(clients, r.Client())
-		works = append(works, &Workload{Prefix: fmt.Sprintf("s%d:", i), Seed: int64(i)})
-		LoadDataset(ctx, r.Client(), fmt.Sprintf("s%d:", i), int64(i), 500)
+		works = append(works, &harness.Workload{Prefix: fmt.Sprintf("s%d:", i), Seed: int64(i)})
+		harness.LoadDataset(ctx, r.Client(), fmt.Sprintf("s%d:", i), int64(i), 500)
 	}
 	sup := runSupervisor(t, d, srcs...)
 	var wg sync.WaitGroup
@@ -325,22 +309,17 @@ func TestSyncManySources(t *testing.T) {
 		}
 	}
 	waitState(t, sup, syncer.StateSynced, time.Minute)
-	waitEqual(t, ctx, map[int][]*redis.Client{0: clients}, map[int][]*redis.Client{0: d.clients(0)}, time.Minute)
-	for _, w := range works {
-		if err := w.CheckCounters(ctx, map[int][]*redis.Client{0: d.clients(0)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	requireExact(t, ctx, clients, d, works...)
 }
 
 // 32 sources (the limit) all reach synced.
 func TestSync32Sources(t *testing.T) {
-	ctx := Context(t, 3*time.Minute)
+	ctx := harness.Context(t, 3*time.Minute)
 	d := startDestination(t, 2)
 	var srcs []config.Source
 	var clients []*redis.Client
 	for i := 0; i < config.MaxSources; i++ {
-		r := StartRedis(t)
+		r := harness.StartRedis(t)
 		r.Client().Set(ctx, fmt.Sprintf("k%d", i), i, 0)
 		srcs = append(srcs, source(t, fmt.Sprint("s", i), r, ""))
 		clients = append(clients, r.Client())
@@ -354,9 +333,9 @@ func TestSync32Sources(t *testing.T) {
 }
 
 func TestSyncDestinationOOMStops(t *testing.T) {
-	ctx := Context(t, 2*time.Minute)
-	src := StartRedis(t)
-	LoadDataset(ctx, src.Client(), "", 1, 200)
+	ctx := harness.Context(t, 2*time.Minute)
+	src := harness.StartRedis(t)
+	harness.LoadDataset(ctx, src.Client(), "", 1, 200)
 	d := startDestination(t, 1, "--maxmemory", "2mb", "--maxmemory-policy", "noeviction")
 	sup := runSupervisor(t, d, source(t, "src", src, ""))
 	waitState(t, sup, syncer.StateSynced, time.Minute)
@@ -375,12 +354,12 @@ func TestSyncDestinationOOMStops(t *testing.T) {
 // does not hold the others back; it joins with a full sync when it comes
 // up, without another flush of the destination.
 func TestSourceDownAtStart(t *testing.T) {
-	ctx := Context(t, 2*time.Minute)
-	a, b := StartRedis(t), StartRedis(t)
-	if err := LoadDataset(ctx, a.Client(), "a:", 1, 500); err != nil {
+	ctx := harness.Context(t, 2*time.Minute)
+	a, b := harness.StartRedis(t), harness.StartRedis(t)
+	if err := harness.LoadDataset(ctx, a.Client(), "a:", 1, 500); err != nil {
 		t.Fatal(err)
 	}
-	if err := LoadDataset(ctx, b.Client(), "b:", 2, 500); err != nil {
+	if err := harness.LoadDataset(ctx, b.Client(), "b:", 2, 500); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Client().Save(ctx).Err(); err != nil { // b keeps its keys across the restart
@@ -390,7 +369,7 @@ func TestSourceDownAtStart(t *testing.T) {
 	d := startDestination(t, 2)
 	sup, err := syncer.New(syncer.Config{
 		Sources: []config.Source{source(t, "a", a, ""), source(t, "b", b, "")}, Destination: d.dest,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:   harness.Logger(t, slog.LevelInfo),
 		RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, DiscoverGrace: 300 * time.Millisecond,
 	})
 	if err != nil {
@@ -401,7 +380,7 @@ func TestSourceDownAtStart(t *testing.T) {
 	go func() { defer close(done); _ = sup.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	WaitFor(t, time.Minute, "a synced while b is down", func() bool {
+	harness.WaitFor(t, time.Minute, "a synced while b is down", func() bool {
 		st := sup.Status()
 		return st.Sources[0].SyncState == syncer.StateSynced && st.Sources[1].LastError != "" && st.Sources[1].SyncState == syncer.StateSyncing
 	})
@@ -418,16 +397,16 @@ func TestSourceDownAtStart(t *testing.T) {
 // 0% bar), then the phases only move forward to streaming; a stopped
 // source says stopped.
 func TestSyncPhases(t *testing.T) {
-	ctx := Context(t, 2*time.Minute)
-	src := StartRedis(t, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "2")
-	if err := LoadDataset(ctx, src.Client(), "", 1, 2000); err != nil {
+	ctx := harness.Context(t, 2*time.Minute)
+	src := harness.StartRedis(t, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "2")
+	if err := harness.LoadDataset(ctx, src.Client(), "", 1, 2000); err != nil {
 		t.Fatal(err)
 	}
 	d := startDestination(t, 2)
 	sup := runSupervisor(t, d, source(t, "src", src, ""))
 	rank := map[string]int{syncer.PhaseConnecting: 0, syncer.PhaseWaiting: 1, syncer.PhaseLoading: 2, syncer.PhaseStreaming: 3}
 	var seen []string
-	WaitFor(t, time.Minute, "phase streaming", func() bool {
+	harness.WaitFor(t, time.Minute, "phase streaming", func() bool {
 		st := sup.Status().Sources[0]
 		if _, ok := rank[st.Phase]; !ok {
 			t.Fatalf("unknown phase %q in %+v", st.Phase, st)

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/replicaof/replicaof/config"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -15,7 +18,7 @@ import (
 
 // startTLSRedis starts a source that serves TLS on its own port with the
 // demo proxy certificate and requires client certificates from the demo CA.
-func startTLSRedis(t *testing.T, certs tlsutil.Files, extra ...string) (*Redis, string) {
+func startTLSRedis(t *testing.T, certs tlsutil.Files, extra ...string) (*harness.Redis, string) {
 	t.Helper()
 	port, err := redisproc.FreePort()
 	if err != nil {
@@ -27,7 +30,7 @@ func startTLSRedis(t *testing.T, certs tlsutil.Files, extra ...string) (*Redis, 
 		"--tls-ca-cert-file", certs.CA, "--tls-auth-clients", "yes",
 		"--tls-replication", "yes",
 	}, extra...)
-	return StartRedis(t, args...), fmt.Sprintf("127.0.0.1:%d", port)
+	return harness.StartRedis(t, args...), fmt.Sprintf("127.0.0.1:%d", port)
 }
 
 func tlsSource(t *testing.T, addr string, certs tlsutil.Files) config.Source {
@@ -56,17 +59,17 @@ func TestTLSSourceWithClientCertificates(t *testing.T) {
 	}
 
 	t.Run("right certificate", func(t *testing.T) {
-		ctx := Context(t, 2*time.Minute)
+		ctx := harness.Context(t, 2*time.Minute)
 		src, tlsAddr := startTLSRedis(t, certs)
-		LoadDataset(ctx, src.Client(), "", 4, 300)
+		harness.LoadDataset(ctx, src.Client(), "", 4, 300)
 		d := startDestination(t, 2)
 		sup := runSupervisor(t, d, tlsSource(t, tlsAddr, certs))
 		waitState(t, sup, syncer.StateSynced, time.Minute)
-		w := &Workload{Seed: 4}
+		w := &harness.Workload{Seed: 4}
 		if err := w.Run(ctx, src.Client(), nil, 500); err != nil {
 			t.Fatal(err)
 		}
-		requireExact(t, ctx, src.clientsDB0(), d, w)
+		requireExact(t, ctx, []*redis.Client{src.Client()}, d, w)
 	})
 	t.Run("certificate from another CA", func(t *testing.T) {
 		_, tlsAddr := startTLSRedis(t, certs)

@@ -3,12 +3,14 @@ package integration
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
@@ -93,10 +95,10 @@ func TestTTLRenewalsSurviveLag(t *testing.T) {
 	for i := range keys {
 		keys[i] = fmt.Sprintf("session:%d", i)
 	}
-	scenario := func(t *testing.T, grace time.Duration) (src *Redis, d *destination, viaProxy *redis.Client, r *renewer) {
-		ctx := Context(t, 2*time.Minute)
-		src = StartRedis(t)
-		fp := NewFaultProxy(t, src.Addr)
+	scenario := func(t *testing.T, grace time.Duration) (src *harness.Redis, d *destination, viaProxy *redis.Client, r *renewer) {
+		ctx := harness.Context(t, 2*time.Minute)
+		src = harness.StartRedis(t)
+		fp := harness.NewFaultProxy(t, src.Addr)
 		d = startDestination(t, 3)
 		sc := src.Client()
 		for _, k := range keys {
@@ -116,7 +118,7 @@ func TestTTLRenewalsSurviveLag(t *testing.T) {
 		// Let the stream catch up: the applied offset passes the
 		// source's current one.
 		target := replOffset(t, ctx, sc)
-		WaitFor(t, 30*time.Second, "the syncer to catch up", func() bool {
+		harness.WaitFor(t, 30*time.Second, "the syncer to catch up", func() bool {
 			st := sup.Status()
 			return len(st.Sources) == 1 && st.Sources[0].AppliedOffset >= target
 		})
@@ -124,7 +126,7 @@ func TestTTLRenewalsSurviveLag(t *testing.T) {
 	}
 
 	t.Run("with grace", func(t *testing.T) {
-		ctx := Context(t, 2*time.Minute)
+		ctx := harness.Context(t, 2*time.Minute)
 		const grace = time.Minute
 		src, d, viaProxy, r := scenario(t, grace)
 		sc := src.Client()
@@ -132,8 +134,8 @@ func TestTTLRenewalsSurviveLag(t *testing.T) {
 		if n := countKeys(t, ctx, viaProxy, keys); n != nkeys {
 			t.Fatalf("%d of %d keys on the destination after the stall", n, nkeys)
 		}
-		RequireEqual(t, ctx, []*redis.Client{sc}, d.clients(0),
-			CompareOptions{Skip: internalKey, TTLGrace: grace, TTLTolerance: time.Second})
+		harness.RequireEqual(t, ctx, []*redis.Client{sc}, d.clients(0),
+			harness.CompareOptions{Skip: internalKey, TTLGrace: grace, TTLTolerance: time.Second})
 		// PTTL through the proxy within 1 s of the source's.
 		for _, k := range keys {
 			ps, pd := sc.PTTL(ctx, k).Val(), viaProxy.PTTL(ctx, k).Val()
@@ -146,21 +148,21 @@ func TestTTLRenewalsSurviveLag(t *testing.T) {
 		if err := r.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		WaitFor(t, 10*time.Second, "the keys to expire on the source", func() bool {
+		harness.WaitFor(t, 10*time.Second, "the keys to expire on the source", func() bool {
 			return countKeys(t, ctx, sc, keys) == 0
 		})
 		gone := time.Now()
-		WaitFor(t, 5*time.Second, "the keys to leave the destination", func() bool {
+		harness.WaitFor(t, 5*time.Second, "the keys to leave the destination", func() bool {
 			return countKeys(t, ctx, viaProxy, keys) == 0
 		})
 		t.Logf("keys gone from the destination %v after the source", time.Since(gone).Round(time.Millisecond))
-		RequireEqual(t, ctx, []*redis.Client{sc}, d.clients(0), CompareOptions{Skip: internalKey})
+		harness.RequireEqual(t, ctx, []*redis.Client{sc}, d.clients(0), harness.CompareOptions{Skip: internalKey})
 	})
 
 	t.Run("without grace the keys are lost", func(t *testing.T) {
 		// The failure the grace fixes, so that the scenario above is known
 		// to exercise it.
-		ctx := Context(t, 2*time.Minute)
+		ctx := harness.Context(t, 2*time.Minute)
 		src, _, viaProxy, _ := scenario(t, 0)
 		if n := countKeys(t, ctx, src.Client(), keys); n != nkeys {
 			t.Fatalf("source holds %d keys, want %d", n, nkeys)
@@ -194,13 +196,9 @@ func countKeys(t *testing.T, ctx context.Context, c *redis.Client, keys []string
 // replOffset is the source's master_repl_offset.
 func replOffset(t *testing.T, ctx context.Context, c *redis.Client) int64 {
 	t.Helper()
-	info, err := c.Info(ctx, "replication").Result()
+	off, err := strconv.ParseInt(harness.InfoField(t, ctx, c, "replication", "master_repl_offset"), 10, 64)
 	if err != nil {
 		t.Fatal(err)
-	}
-	off, ok := infoInt(info, "master_repl_offset")
-	if !ok {
-		t.Fatalf("no master_repl_offset in %q", info)
 	}
 	return off
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/replicaof/replicaof/admin"
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/metrics"
 	"github.com/replicaof/replicaof/metrics/metricstest"
 	"github.com/replicaof/replicaof/syncer"
@@ -24,13 +24,13 @@ import (
 // real shard and scrapes /metrics through the admin handler while the
 // snapshot loads and then while the stream flows.
 func TestScrapeDuringSync(t *testing.T) {
-	ctx := integration.Context(t, 2*time.Minute)
+	ctx := harness.Context(t, 2*time.Minute)
 	// A disk-based snapshot has a known size; the per-key save delay keeps
 	// the full sync going long enough to be seen.
-	src := integration.StartRedis(t, "--repl-diskless-sync", "no", "--rdb-key-save-delay", "300")
-	shard := integration.StartRedis(t)
+	src := harness.StartRedis(t, "--repl-diskless-sync", "no", "--rdb-key-save-delay", "300")
+	shard := harness.StartRedis(t)
 	const keys = 2000
-	if err := integration.LoadDataset(ctx, src.Client(), "m:", 7, keys); err != nil {
+	if err := harness.LoadDataset(ctx, src.Client(), "m:", 7, keys); err != nil {
 		t.Fatal(err)
 	}
 	nkeys, err := src.Client().DBSize(ctx).Result()
@@ -76,7 +76,7 @@ func TestScrapeDuringSync(t *testing.T) {
 		mfs        map[string]*dto.MetricFamily
 		body       string
 	)
-	integration.WaitFor(t, time.Minute, "replicaof_syncer_status 0 (in sync)", func() bool {
+	harness.WaitFor(t, time.Minute, "replicaof_syncer_status 0 (in sync)", func() bool {
 		mfs, body = metricstest.Scrape(t, ctx, srv.URL)
 		st, ok := metricstest.Value(mfs, "replicaof_syncer_status", lbl...)
 		if !ok {
@@ -122,7 +122,7 @@ func TestScrapeDuringSync(t *testing.T) {
 	if err := src.Client().Set(ctx, "m:after", "x", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	integration.WaitFor(t, 30*time.Second, "applied offset to catch up with a write", func() bool {
+	harness.WaitFor(t, 30*time.Second, "applied offset to catch up with a write", func() bool {
 		mfs, body = metricstest.Scrape(t, ctx, srv.URL)
 		so, _ := metricstest.Value(mfs, "replicaof_syncer_source_offset_bytes", lbl...)
 		ao, _ := metricstest.Value(mfs, "replicaof_syncer_applied_offset_bytes", lbl...)
@@ -148,7 +148,7 @@ func TestScrapeDuringSync(t *testing.T) {
 			_, _ = pipe.Exec(loadCtx)
 		}
 	}()
-	integration.WaitFor(t, 30*time.Second, "lag above zero under load", func() bool {
+	harness.WaitFor(t, 30*time.Second, "lag above zero under load", func() bool {
 		mfs, body = metricstest.Scrape(t, ctx, srv.URL)
 		lag, _ := metricstest.Value(mfs, "replicaof_syncer_lag_seconds", lbl...)
 		return lag > 0
@@ -160,7 +160,7 @@ func TestScrapeDuringSync(t *testing.T) {
 	if err := sup.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	integration.WaitFor(t, 30*time.Second, "status 2 after stop", func() bool {
+	harness.WaitFor(t, 30*time.Second, "status 2 after stop", func() bool {
 		mfs, body = metricstest.Scrape(t, ctx, srv.URL)
 		st, _ := metricstest.Value(mfs, "replicaof_syncer_status", lbl...)
 		d, _ := metricstest.Value(mfs, "replicaof_destination_status")

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/pool"
 )
 
@@ -19,7 +19,7 @@ import (
 func redisBenchmarkGET(b *testing.B, port, clients, pipeline, n int) float64 {
 	bin, err := exec.LookPath("redis-benchmark")
 	if err != nil {
-		b.Fatalf("redis-benchmark not found: %s", integration.InstallHint)
+		b.Fatalf("redis-benchmark not found: %s", harness.InstallHint)
 	}
 	out, err := exec.Command(bin, "-h", "127.0.0.1", "-p", strconv.Itoa(port),
 		"-c", strconv.Itoa(clients), "-P", strconv.Itoa(pipeline), "-n", strconv.Itoa(n),
@@ -40,7 +40,7 @@ func redisBenchmarkGET(b *testing.B, port, clients, pipeline, n int) float64 {
 // and reports its ops/s next to redis-benchmark's on the same server.
 func BenchmarkBackendPipeline(b *testing.B) {
 	const callers, depth = 50, 16
-	srv := integration.StartRedis(b)
+	srv := harness.StartRedis(b)
 	ctx := context.Background()
 	if err := srv.Client().Set(ctx, "key:__rand_int__", "xxx", 0).Err(); err != nil {
 		b.Fatal(err)

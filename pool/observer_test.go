@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/pool"
 )
 
@@ -47,8 +47,8 @@ func (o *countObserver) ShardUp(shard int, up bool) {
 }
 
 func TestBackendObserver(t *testing.T) {
-	srv := integration.StartRedis(t)
-	ctx := integration.Context(t, time.Minute)
+	srv := harness.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
 	obs := &countObserver{}
 	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 2, Observer: obs, Shard: 3,
 		RetryBackoff: 20 * time.Millisecond})
@@ -73,7 +73,7 @@ func TestBackendObserver(t *testing.T) {
 	}
 	wg.Wait()
 	// The last write's report follows its last reply: wait for it.
-	integration.WaitFor(t, 5*time.Second, "every write reported", func() bool {
+	harness.WaitFor(t, 5*time.Second, "every write reported", func() bool {
 		return obs.calls.Load() == goroutines*rounds*per
 	})
 	if w := obs.writes.Load(); w < 1 || w > goroutines*rounds {
@@ -88,12 +88,12 @@ func TestBackendObserver(t *testing.T) {
 
 	// Down, then up again: one transition each way at least.
 	srv.Kill()
-	integration.WaitFor(t, 5*time.Second, "shard reported down", func() bool {
+	harness.WaitFor(t, 5*time.Second, "shard reported down", func() bool {
 		_, _ = b.Do(ctx, cmd("PING"), nil)
 		return obs.up.Load() == 2
 	})
 	srv.Restart()
-	integration.WaitFor(t, 10*time.Second, "shard reported up", func() bool {
+	harness.WaitFor(t, 10*time.Second, "shard reported up", func() bool {
 		_, err := b.Do(ctx, cmd("PING"), nil)
 		return err == nil && obs.up.Load() == 1
 	})
@@ -115,8 +115,8 @@ func TestBackendObserver(t *testing.T) {
 // TestBackendObserverAllocs checks that an observer adds no allocation
 // per call.
 func TestBackendObserverAllocs(t *testing.T) {
-	srv := integration.StartRedis(t)
-	ctx := integration.Context(t, time.Minute)
+	srv := harness.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
 	measure := func(o pool.Observer) float64 {
 		b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 1, Observer: o})
 		defer b.Close()

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 )
@@ -18,10 +18,10 @@ import (
 func cmd(args ...string) []byte { return resp.AppendCommandString(nil, args...) }
 
 func TestBackendPipelineOrder(t *testing.T) {
-	srv := integration.StartRedis(t)
+	srv := harness.StartRedis(t)
 	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 3})
 	defer b.Close()
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 
 	// Many goroutines, each pipelining batches whose replies differ in
 	// type and size: every reply must land on its own call.
@@ -67,8 +67,8 @@ func TestBackendPipelineOrder(t *testing.T) {
 }
 
 func TestBackendInitCommands(t *testing.T) {
-	srv := integration.StartRedis(t, "--requirepass", "s3cret")
-	ctx := integration.Context(t, time.Minute)
+	srv := harness.StartRedis(t, "--requirepass", "s3cret")
+	ctx := harness.Context(t, time.Minute)
 	init := append(cmd("AUTH", "s3cret"), cmd("SELECT", "2")...)
 	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Init: init})
 	defer b.Close()
@@ -88,8 +88,8 @@ func TestBackendInitCommands(t *testing.T) {
 }
 
 func TestBackendDeadShardFailsFastAndReconnects(t *testing.T) {
-	srv := integration.StartRedis(t)
-	ctx := integration.Context(t, time.Minute)
+	srv := harness.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
 	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 1, RetryBackoff: 50 * time.Millisecond})
 	defer b.Close()
 	if _, err := b.Do(ctx, cmd("PING"), nil); err != nil {
@@ -97,7 +97,7 @@ func TestBackendDeadShardFailsFastAndReconnects(t *testing.T) {
 	}
 	srv.Kill()
 	// The open connection breaks; later calls fail at once while down.
-	integration.WaitFor(t, 5*time.Second, "calls fail once the shard is gone", func() bool {
+	harness.WaitFor(t, 5*time.Second, "calls fail once the shard is gone", func() bool {
 		_, err := b.Do(ctx, cmd("PING"), nil)
 		return errors.Is(err, pool.ErrShardDown)
 	})
@@ -111,7 +111,7 @@ func TestBackendDeadShardFailsFastAndReconnects(t *testing.T) {
 		t.Fatalf("calls to a dead shard did not fail fast: %v", d)
 	}
 	srv.Restart()
-	integration.WaitFor(t, 10*time.Second, "backend reconnects", func() bool {
+	harness.WaitFor(t, 10*time.Second, "backend reconnects", func() bool {
 		r, err := b.Do(ctx, cmd("PING"), nil)
 		return err == nil && string(r) == "+PONG\r\n"
 	})
@@ -148,7 +148,7 @@ func TestBackendReadTimeout(t *testing.T) {
 }
 
 func TestBackendClose(t *testing.T) {
-	srv := integration.StartRedis(t)
+	srv := harness.StartRedis(t)
 	b := pool.NewBackend(pool.Config{Addr: srv.Addr})
 	if _, err := b.Do(context.Background(), cmd("PING"), nil); err != nil {
 		t.Fatal(err)
@@ -163,10 +163,10 @@ func TestBackendClose(t *testing.T) {
 // callers on a shared connection never interleave, even for blocks larger
 // than MaxInflight.
 func TestBackendPipelineBlocksDoNotInterleave(t *testing.T) {
-	srv := integration.StartRedis(t)
+	srv := harness.StartRedis(t)
 	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 1, MaxInflight: 16})
 	defer b.Close()
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := 0; g < 8; g++ {
@@ -199,14 +199,14 @@ func TestBackendPipelineBlocksDoNotInterleave(t *testing.T) {
 // One reusable Batch carries blocks to several backends at once, from
 // many goroutines sharing the backends, round after round.
 func TestBatchAcrossBackends(t *testing.T) {
-	srvs := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
+	srvs := []*harness.Redis{harness.StartRedis(t), harness.StartRedis(t)}
 	var bks []*pool.Backend
 	for _, s := range srvs {
 		b := pool.NewBackend(pool.Config{Addr: s.Addr, Conns: 1, MaxInflight: 8})
 		defer b.Close()
 		bks = append(bks, b)
 	}
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := 0; g < 8; g++ {
@@ -262,10 +262,10 @@ func TestBatchAcrossBackends(t *testing.T) {
 // A connection left idle for longer than ReadTimeout is still usable:
 // the read deadline only runs while calls are in flight.
 func TestBackendIdleLongerThanReadTimeout(t *testing.T) {
-	srv := integration.StartRedis(t)
+	srv := harness.StartRedis(t)
 	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 1, ReadTimeout: 100 * time.Millisecond})
 	defer b.Close()
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	cl := srv.Client()
 	conns := func() string {
 		info, err := cl.Info(ctx, "stats").Result()
@@ -286,7 +286,7 @@ func TestBackendIdleLongerThanReadTimeout(t *testing.T) {
 	before := conns()
 	for i := 0; i < 3; i++ {
 		last := time.Now()
-		integration.WaitFor(t, 5*time.Second, "idle past the read timeout", func() bool {
+		harness.WaitFor(t, 5*time.Second, "idle past the read timeout", func() bool {
 			return time.Since(last) > 300*time.Millisecond
 		})
 		if reply, err := b.Do(ctx, cmd("PING"), nil); err != nil || string(reply) != "+PONG\r\n" {

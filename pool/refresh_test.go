@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/router"
 )
@@ -14,14 +14,14 @@ import (
 // exactly as the generated one does (same server version here), so the
 // runtime refresh and go generate agree.
 func TestFetchTableMatchesBuiltin(t *testing.T) {
-	srv := integration.StartRedis(t)
+	srv := harness.StartRedis(t)
 	b := pool.NewBackend(pool.Config{Addr: srv.Addr})
 	defer b.Close()
-	live, err := pool.FetchTable(integration.Context(t, time.Minute), b)
+	live, err := pool.FetchTable(harness.Context(t, time.Minute), b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := srv.Client().InfoMap(integration.Context(t, time.Minute), "server").Result()
+	info, err := srv.Client().InfoMap(harness.Context(t, time.Minute), "server").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -48,7 +48,7 @@ func (c *cluster) shardBlocked(ctx context.Context) int {
 
 func TestBlockingCommands(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("bl:", 2)
 	pusher := c.client(nil)
 
@@ -135,17 +135,17 @@ func TestBlockingCommands(t *testing.T) {
 		}
 	})
 	t.Run("replies before the block are written first", func(t *testing.T) {
-		raw := dialRaw(t, c.addr)
-		raw.send("PING\r\nBLPOP " + per[1][1] + " 0\r\n")
-		raw.expect("+PONG\r\n")
+		raw := harness.DialRaw(t, c.addr)
+		raw.Send("PING\r\nBLPOP " + per[1][1] + " 0\r\n")
+		raw.Expect("+PONG\r\n")
 		waitFor(t, 5*time.Second, "BLPOP to block", func() bool { return c.srv.blocked.Load() == 1 })
 		pusher.LPush(ctx, per[1][1], "late")
-		raw.expect(string(resp.AppendCommandString(nil, per[1][1], "late")))
+		raw.Expect(string(resp.AppendCommandString(nil, per[1][1], "late")))
 	})
 	t.Run("inside MULTI it does not block", func(t *testing.T) {
-		raw := dialRaw(t, c.addr)
-		raw.send("MULTI\r\nBLPOP " + per[0][1] + " 0\r\nEXEC\r\n")
-		raw.expect("+OK\r\n+QUEUED\r\n*1\r\n*-1\r\n")
+		raw := harness.DialRaw(t, c.addr)
+		raw.Send("MULTI\r\nBLPOP " + per[0][1] + " 0\r\nEXEC\r\n")
+		raw.Expect("+OK\r\n+QUEUED\r\n*1\r\n*-1\r\n")
 	})
 }
 
@@ -154,7 +154,7 @@ func TestBlockingCommands(t *testing.T) {
 // it); BLPOP is a write and is refused.
 func TestBlockingReadOnly(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	st := "tail:stream"
 	c.shard(st).XAdd(ctx, &redis.XAddArgs{Stream: st, ID: "1-1", Values: []string{"a", "1"}})
@@ -179,7 +179,7 @@ func TestBlockingReadOnly(t *testing.T) {
 // shard connection, on the proxy and on the shard.
 func TestBlockingDisconnectFrees(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	nc, err := net.Dial("tcp", c.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -198,15 +198,15 @@ func TestBlockingDisconnectFrees(t *testing.T) {
 func TestManyBlocked(t *testing.T) {
 	const n = 1000
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true; cfg.MaxBlocking = n })
-	ctx := integration.Context(t, 2*time.Minute)
+	ctx := harness.Context(t, 2*time.Minute)
 	per := c.keysOnEveryShard("many:", 1)
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	conns := make([]*rawConn, n)
+	conns := make([]*harness.RawConn, n)
 	for i := range conns {
-		conns[i] = dialRaw(t, c.addr)
-		conns[i].send(string(resp.AppendCommandString(nil, "BLPOP", per[i%3][0], "0")))
+		conns[i] = harness.DialRaw(t, c.addr)
+		conns[i].Send(string(resp.AppendCommandString(nil, "BLPOP", per[i%3][0], "0")))
 	}
 	waitFor(t, 60*time.Second, "1,000 blocked", func() bool { return c.srv.blocked.Load() == n })
 	if b := c.shardBlocked(ctx); b != n {
@@ -221,9 +221,9 @@ func TestManyBlocked(t *testing.T) {
 	if perClient > 256<<10 {
 		t.Fatalf("%d bytes per blocked client", perClient)
 	}
-	one := dialRaw(t, c.addr)
-	one.send("BLPOP " + per[0][0] + " 0\r\n")
-	one.expect("-" + errMaxBlocking(n) + "\r\n")
+	one := harness.DialRaw(t, c.addr)
+	one.Send("BLPOP " + per[0][0] + " 0\r\n")
+	one.Expect("-" + errMaxBlocking(n) + "\r\n")
 	for s := 0; s < 3; s++ {
 		vals := make([]any, 0, n)
 		for i := s; i < n; i += 3 {
@@ -234,7 +234,7 @@ func TestManyBlocked(t *testing.T) {
 		}
 	}
 	for i, rc := range conns {
-		v, err := resp.ReadReply(rc.br, nil, resp.Limits{})
+		v, err := resp.ReadReply(rc.Reader, nil, resp.Limits{})
 		if err != nil || v[0] != '*' {
 			t.Fatalf("client %d: %q %v", i, v, err)
 		}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -178,7 +178,7 @@ func compatRun(t *testing.T, addr string, cc compatCase) [][]byte {
 
 // TestCompatibility compares replies of Redis and of the proxy.
 func TestCompatibility(t *testing.T) {
-	ref := integration.StartRedis(t)
+	ref := harness.StartRedis(t)
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
 	flush := func(addr string) {
 		for _, cmd := range []string{"FLUSHALL", "SCRIPT FLUSH", "FUNCTION FLUSH"} {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"net"
@@ -10,60 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
-
-// rawConn speaks bytes to the proxy.
-type rawConn struct {
-	t  *testing.T
-	nc net.Conn
-	br *bufio.Reader
-}
-
-func dialRaw(t *testing.T, addr string) *rawConn {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
-	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
-}
-
-func (r *rawConn) send(s string) {
-	r.t.Helper()
-	if _, err := io.WriteString(r.nc, s); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *rawConn) expect(want string) {
-	r.t.Helper()
-	got := make([]byte, len(want))
-	if _, err := io.ReadFull(r.br, got); err != nil || string(got) != want {
-		r.t.Fatalf("got %q (%v), want %q", got, err, want)
-	}
-}
-
-func (r *rawConn) expectPrefix(prefix string) {
-	r.t.Helper()
-	line, err := r.br.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, prefix) {
-		r.t.Fatalf("got %q (%v), want %q…", line, err, prefix)
-	}
-}
 
 // TestHostileInput sends input that crashes or wedges naive parsers; each
 // gets a protocol error (or a close) for its own connection only, while
 // another client keeps being served.
 func TestHostileInput(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, 2*time.Minute)
+	ctx := harness.Context(t, 2*time.Minute)
 	c.put(ctx, "k", "v")
-	other := dialRaw(t, c.addr)
-	other.send("GET k\r\n")
-	other.expect("$1\r\nv\r\n")
+	other := harness.DialRaw(t, c.addr)
+	other.Send("GET k\r\n")
+	other.Expect("$1\r\nv\r\n")
 
 	for _, tc := range []struct{ name, in string }{
 		{"bulk length max int64", "*1\r\n$9223372036854775807\r\n"},
@@ -80,45 +38,45 @@ func TestHostileInput(t *testing.T) {
 		{"bare LF in header", "*1\n$3\r\nGET\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := dialRaw(t, c.addr)
-			r.send(tc.in)
-			line, err := r.br.ReadString('\n')
+			r := harness.DialRaw(t, c.addr)
+			r.Send(tc.in)
+			line, err := r.Reader.ReadString('\n')
 			if err == nil && !strings.HasPrefix(line, "-ERR Protocol error") {
 				t.Fatalf("reply %q", line)
 			}
 			// Then the proxy closes this client.
-			if _, err := io.Copy(io.Discard, r.br); err != nil && !isReset(err) {
+			if _, err := io.Copy(io.Discard, r.Reader); err != nil && !isReset(err) {
 				t.Fatalf("not closed: %v", err)
 			}
-			other.send("PING\r\n")
-			other.expect("+PONG\r\n")
+			other.Send("PING\r\n")
+			other.Expect("+PONG\r\n")
 		})
 	}
 
 	t.Run("100MB inline line without newline", func(t *testing.T) {
-		r := dialRaw(t, c.addr)
+		r := harness.DialRaw(t, c.addr)
 		chunk := bytes.Repeat([]byte("x"), 1<<20)
 		// The proxy stops reading at 64 KB; writes may then fail.
 		go func() {
 			for i := 0; i < 100; i++ {
-				if _, err := r.nc.Write(chunk); err != nil {
+				if _, err := r.Conn.Write(chunk); err != nil {
 					return
 				}
 			}
 		}()
-		line, err := r.br.ReadString('\n')
+		line, err := r.Reader.ReadString('\n')
 		if err == nil && !strings.HasPrefix(line, "-ERR Protocol error") {
 			t.Fatalf("reply %q", line)
 		}
-		other.send("GET k\r\n")
-		other.expect("$1\r\nv\r\n")
+		other.Send("GET k\r\n")
+		other.Expect("$1\r\nv\r\n")
 	})
 
 	t.Run("half a command then silence does not block others", func(t *testing.T) {
-		r := dialRaw(t, c.addr)
-		r.send("*2\r\n$3\r\nGET\r\n$100\r\nabc")
-		other.send("PING\r\n")
-		other.expect("+PONG\r\n")
+		r := harness.DialRaw(t, c.addr)
+		r.Send("*2\r\n$3\r\nGET\r\n$100\r\nabc")
+		other.Send("PING\r\n")
+		other.Expect("+PONG\r\n")
 	})
 }
 
@@ -130,7 +88,7 @@ func isReset(err error) bool {
 func TestRedisCLI(t *testing.T) {
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
-		t.Fatalf("redis-cli not found: %s", integration.InstallHint)
+		t.Fatalf("redis-cli not found: %s", harness.InstallHint)
 	}
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
 	host, port, _ := net.SplitHostPort(c.addr)

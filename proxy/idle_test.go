@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 // IdleTimeout closes clients that send nothing, keeps busy and subscribed
 // ones, and costs nothing when zero.
 func TestIdleTimeout(t *testing.T) {
-	shard := integration.StartRedis(t)
+	shard := harness.StartRedis(t)
 	s, err := New(Config{Listen: "127.0.0.1:0", Destination: testDest(t, shard.Addr),
 		IdleTimeout: 300 * time.Millisecond})
 	if err != nil {

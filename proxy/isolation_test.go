@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -270,24 +270,17 @@ func TestNestedReplyIsolation(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) {
 		cfg.Backend.Limits.MaxDepth = 1000
 	})
-	ctx := integration.Context(t, 2*time.Minute)
-	per := c.keysOnEveryShard("iso:", 20)
-	var keys []string
-	for _, ks := range per {
-		for _, k := range ks {
-			c.put(ctx, k, "v-"+k)
-			keys = append(keys, k)
-		}
-	}
+	ctx := harness.Context(t, 2*time.Minute)
+	per, keys := c.putOnEveryShard(ctx, "iso:", 20)
 	// Relayed byte for byte: compare with the shard's own reply.
-	direct := dialRaw(t, c.shards[0].Addr)
-	via := dialRaw(t, c.addr)
+	direct := harness.DialRaw(t, c.shards[0].Addr)
+	via := harness.DialRaw(t, c.addr)
 	for _, depth := range []int{200, 999} {
 		req := string(resp.AppendCommandString(nil, "EVAL", nestScript(depth), "0"))
-		direct.send(req)
-		via.send(req)
-		want, err1 := resp.ReadReply(direct.br, nil, resp.Limits{})
-		got, err2 := resp.ReadReply(via.br, nil, resp.Limits{})
+		direct.Send(req)
+		via.Send(req)
+		want, err1 := resp.ReadReply(direct.Reader, nil, resp.Limits{})
+		got, err2 := resp.ReadReply(via.Reader, nil, resp.Limits{})
 		if err1 != nil || err2 != nil || string(got) != string(want) {
 			t.Fatalf("depth %d: proxy %d bytes (%v), shard %d bytes (%v)", depth, len(got), err2, len(want), err1)
 		}
@@ -356,14 +349,14 @@ func TestNestedReplyIsolation(t *testing.T) {
 // as a Lua table can make (5,000 levels) relays.
 func TestNestedReplyDefaultLimits(t *testing.T) {
 	c := newCluster(t, nil)
-	direct := dialRaw(t, c.shards[0].Addr)
-	via := dialRaw(t, c.addr)
+	direct := harness.DialRaw(t, c.shards[0].Addr)
+	via := harness.DialRaw(t, c.addr)
 	req := string(resp.AppendCommandString(nil, "EVAL", nestScript(5000), "0"))
-	direct.send(req)
-	via.send(req)
+	direct.Send(req)
+	via.Send(req)
 	lim := resp.Limits{MaxDepth: 1 << 20}
-	want, err1 := resp.ReadReply(direct.br, nil, lim)
-	got, err2 := resp.ReadReply(via.br, nil, lim)
+	want, err1 := resp.ReadReply(direct.Reader, nil, lim)
+	got, err2 := resp.ReadReply(via.Reader, nil, lim)
 	if err1 != nil || err2 != nil || string(got) != string(want) || want[0] != '*' {
 		t.Fatalf("proxy %d bytes (%v), shard %d bytes (%v)", len(got), err2, len(want), err1)
 	}

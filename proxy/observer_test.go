@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -67,7 +67,7 @@ func TestObserver(t *testing.T) {
 	}
 	want := []string{"ping ok", "get ok", "mget ok", "other error", "echo error", "subscribe ok",
 		"unsubscribe ok", "multi ok", "get ok", "exec ok"}
-	integration.WaitFor(t, 5*time.Second, "every command reported", func() bool {
+	harness.WaitFor(t, 5*time.Second, "every command reported", func() bool {
 		return len(obs.reported()) == len(want)
 	})
 	if got := obs.reported(); strings.Join(got, ",") != strings.Join(want, ",") {
@@ -80,7 +80,7 @@ func TestObserver(t *testing.T) {
 		t.Errorf("opened %d closed %d, want 1 and 0", obs.opened.Load(), obs.closed.Load())
 	}
 	nc.Close()
-	integration.WaitFor(t, 5*time.Second, "close reported", func() bool { return obs.closed.Load() == 1 })
+	harness.WaitFor(t, 5*time.Second, "close reported", func() bool { return obs.closed.Load() == 1 })
 }
 
 // nopObserver counts without allocating, like metrics' observer.

@@ -11,36 +11,23 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 )
 
 // cluster is three real shards and a proxy in front of them.
 type cluster struct {
 	t      *testing.T
-	shards []*integration.Redis
+	shards []*harness.Redis
 	m      *router.SlotMap
 	srv    *Server
 	addr   string
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
-}
-
 func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
-	for i := 0; i < 3; i++ {
-		c.shards = append(c.shards, integration.StartRedis(t, redisArgs...))
-	}
+	c.shards = harness.StartServers(t, 3, redisArgs...)
 	c.m, _ = router.EvenSlotMap(3)
 	c.start(mut)
 	return c
@@ -48,12 +35,8 @@ func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 
 func (c *cluster) start(mut func(*Config)) {
 	t := c.t
-	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: testLogger(t)}
-	var addrs []string
-	for _, s := range c.shards {
-		addrs = append(addrs, s.Addr)
-	}
-	cfg.Destination = testDest(t, addrs...)
+	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: harness.Logger(t, slog.LevelDebug)}
+	cfg.Destination = testDest(t, harness.Addrs(c.shards)...)
 	cfg.Backend.RetryBackoff = 20 * time.Millisecond
 	if mut != nil {
 		mut(&cfg)
@@ -116,6 +99,20 @@ func (c *cluster) keysOnEveryShard(prefix string, n int) [][]string {
 	return out
 }
 
+// putOnEveryShard puts n keys per shard, each with the value "v-" + key,
+// and returns them by shard and all together.
+func (c *cluster) putOnEveryShard(ctx context.Context, prefix string, n int) (per [][]string, all []string) {
+	c.t.Helper()
+	per = c.keysOnEveryShard(prefix, n)
+	for _, ks := range per {
+		for _, k := range ks {
+			c.put(ctx, k, "v-"+k)
+			all = append(all, k)
+		}
+	}
+	return per, all
+}
+
 func wantErr(t *testing.T, err error, prefix string) {
 	t.Helper()
 	if err == nil || !strings.HasPrefix(err.Error(), prefix) {
@@ -125,15 +122,8 @@ func wantErr(t *testing.T, err error, prefix string) {
 
 func TestReads(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
-	per := c.keysOnEveryShard("k:", 50)
-	var all []string
-	for _, ks := range per {
-		for _, k := range ks {
-			c.put(ctx, k, "v-"+k)
-			all = append(all, k)
-		}
-	}
+	ctx := harness.Context(t, time.Minute)
+	per, all := c.putOnEveryShard(ctx, "k:", 50)
 	c.shard("h").HSet(ctx, "h", "f", "1")
 	p := c.client(nil)
 
@@ -323,7 +313,7 @@ func TestReads(t *testing.T) {
 
 func TestSelect(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c.shards[c.m.ShardOf([]byte("a"))].ClientDB(3).Set(ctx, "a", "db3", 0)
 	c.put(ctx, "a", "db0")
 	p := c.client(&redis.Options{DB: 3})
@@ -346,7 +336,7 @@ func TestSelect(t *testing.T) {
 
 func TestHiddenKeys(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	for i := 0; i < 3; i++ { // hidden keys on every shard
 		c.shards[i].Client().Set(ctx, fmt.Sprintf("__replicaof:cp:%d", i), "x", 0)
@@ -397,7 +387,7 @@ func newClusterOn(t *testing.T, c *cluster, mut func(*Config)) *redis.Client {
 
 func TestAuth(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.Password = "s3cret" })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c.put(ctx, "a", "1")
 	anon := c.client(nil)
 	wantErr(t, anon.Get(ctx, "a").Err(), "NOAUTH")
@@ -426,7 +416,7 @@ func TestAuth(t *testing.T) {
 
 func TestReadOnly(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	for _, err := range []error{
 		p.Set(ctx, "a", "1", 0).Err(),
@@ -451,7 +441,7 @@ func TestReadOnly(t *testing.T) {
 
 func TestWrites(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	per := c.keysOnEveryShard("w:", 2)
 	a, b, d := per[0][0], per[1][0], per[2][0]
@@ -503,7 +493,7 @@ func TestWrites(t *testing.T) {
 
 func TestPubSub(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	chans := c.keysOnEveryShard("ch:", 1)
 	sub := p.Subscribe(ctx, chans[0][0], chans[1][0], chans[2][0])
@@ -548,17 +538,17 @@ func TestPubSub(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A raw connection: commands other than (un)subscribe are refused.
-	raw := dialRaw(t, c.addr)
-	raw.send("SUBSCRIBE a\r\nGET a\r\nUNSUBSCRIBE\r\nGET a\r\n")
-	raw.expect("*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n")
-	raw.expectPrefix("-ERR Can't execute 'GET'")
-	raw.expect("*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n")
-	raw.expect("$-1\r\n")
+	raw := harness.DialRaw(t, c.addr)
+	raw.Send("SUBSCRIBE a\r\nGET a\r\nUNSUBSCRIBE\r\nGET a\r\n")
+	raw.Expect("*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n")
+	raw.ExpectPrefix("-ERR Can't execute 'GET'")
+	raw.Expect("*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n")
+	raw.Expect("$-1\r\n")
 }
 
 func TestDeadShard(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.Timeout = time.Second })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("d:", 1)
 	for _, ks := range per {
 		c.put(ctx, ks[0], "v")
@@ -582,14 +572,14 @@ func TestDeadShard(t *testing.T) {
 	wantErr(t, p.MGet(ctx, per[0][0], per[1][0]).Err(), "ERR shard 1 unavailable")
 	c.shards[1].Restart()
 	c.shards[1].Client().Set(ctx, per[1][0], "back", 0)
-	integration.WaitFor(t, 10*time.Second, "shard 1 serves again", func() bool {
+	harness.WaitFor(t, 10*time.Second, "shard 1 serves again", func() bool {
 		v, _ := p.Get(ctx, per[1][0]).Result()
 		return v == "back"
 	})
 }
 
 func TestShutdownClosesClients(t *testing.T) {
-	shard := integration.StartRedis(t)
+	shard := harness.StartRedis(t)
 	srv, err := New(Config{Listen: "127.0.0.1:0", Destination: testDest(t, shard.Addr)})
 	if err != nil {
 		t.Fatal(err)
@@ -597,15 +587,15 @@ func TestShutdownClosesClients(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	raws := []*rawConn{dialRaw(t, srv.Addr().String()), dialRaw(t, srv.Addr().String())}
-	raws[0].send("PING\r\n")
-	raws[0].expect("+PONG\r\n")
+	raws := []*harness.RawConn{harness.DialRaw(t, srv.Addr().String()), harness.DialRaw(t, srv.Addr().String())}
+	raws[0].Send("PING\r\n")
+	raws[0].Expect("+PONG\r\n")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range raws {
-		if _, err := r.br.ReadByte(); err == nil {
+		if _, err := r.Reader.ReadByte(); err == nil {
 			t.Fatal("client still open after shutdown")
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/router"
 )
@@ -21,7 +21,7 @@ import (
 // started with --replicaof, behind a proxy.
 type replicated struct {
 	*cluster
-	replicas [][]*integration.Redis // by shard
+	replicas [][]*harness.Redis // by shard
 }
 
 func newReplicated(t *testing.T, shards, perShard int, mut func(*Config)) *replicated {
@@ -29,11 +29,11 @@ func newReplicated(t *testing.T, shards, perShard int, mut func(*Config)) *repli
 	c := &cluster{t: t}
 	r := &replicated{cluster: c}
 	for i := 0; i < shards; i++ {
-		p := integration.StartRedis(t, "--repl-diskless-sync-delay", "0")
+		p := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
 		c.shards = append(c.shards, p)
-		var reps []*integration.Redis
+		var reps []*harness.Redis
 		for j := 0; j < perShard; j++ {
-			reps = append(reps, integration.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(p.Port)))
+			reps = append(reps, harness.StartReplica(t, p))
 		}
 		r.replicas = append(r.replicas, reps)
 	}
@@ -41,7 +41,7 @@ func newReplicated(t *testing.T, shards, perShard int, mut func(*Config)) *repli
 	for _, reps := range r.replicas {
 		for _, rp := range reps {
 			cl := rp.Client()
-			integration.WaitFor(t, 20*time.Second, "replica link up", func() bool {
+			harness.WaitFor(t, 20*time.Second, "replica link up", func() bool {
 				s, err := cl.Info(context.Background(), "replication").Result()
 				return err == nil && strings.Contains(s, "master_link_status:up")
 			})
@@ -63,7 +63,7 @@ func newReplicated(t *testing.T, shards, perShard int, mut func(*Config)) *repli
 // rotation, as the proxy sees it.
 func (r *replicated) waitReplica(addr string, up bool) {
 	r.t.Helper()
-	integration.WaitFor(r.t, 20*time.Second, fmt.Sprintf("replica %s up=%v", addr, up), func() bool {
+	harness.WaitFor(r.t, 20*time.Second, fmt.Sprintf("replica %s up=%v", addr, up), func() bool {
 		for _, n := range r.srv.Nodes() {
 			if n.Addr == addr && n.Role == "replica" {
 				return n.Up == up
@@ -91,7 +91,7 @@ func (r *replicated) fill(prefix string, n int) []string {
 	return keys
 }
 
-func getCalls(t *testing.T, rd *integration.Redis) int64 {
+func getCalls(t *testing.T, rd *harness.Redis) int64 {
 	t.Helper()
 	s, err := rd.Client().Info(context.Background(), "commandstats").Result()
 	if err != nil {
@@ -110,7 +110,7 @@ func getCalls(t *testing.T, rd *integration.Redis) int64 {
 // error or wrong value.
 func gets(t *testing.T, cl *redis.Client, keys []string, n int) {
 	t.Helper()
-	ctx := integration.Context(t, 60*time.Second)
+	ctx := harness.Context(t, 60*time.Second)
 	for done := 0; done < n; {
 		pipe := cl.Pipeline()
 		var cmds []*redis.StringCmd
@@ -353,16 +353,15 @@ func TestParseReadFrom(t *testing.T) {
 // one the config lists; the wrong one never gets into rotation.
 func TestStaticReplica(t *testing.T) {
 	c := &cluster{t: t}
-	p := integration.StartRedis(t, "--repl-diskless-sync-delay", "0")
+	p := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
 	wrong, err := redisproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := integration.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(p.Port),
-		"--replica-announce-port", strconv.Itoa(wrong))
-	c.shards = []*integration.Redis{p}
+	rep := harness.StartReplica(t, p, "--replica-announce-port", strconv.Itoa(wrong))
+	c.shards = []*harness.Redis{p}
 	c.m, _ = router.EvenSlotMap(1)
-	r := &replicated{cluster: c, replicas: [][]*integration.Redis{{rep}}}
+	r := &replicated{cluster: c, replicas: [][]*harness.Redis{{rep}}}
 	c.start(func(cfg *Config) {
 		cfg.Timeout = time.Second
 		cfg.ReplicaRefresh = 100 * time.Millisecond
@@ -428,7 +427,7 @@ func TestReadFromAny(t *testing.T) {
 	for _, rp := range r.replicas[0] {
 		r.waitReplica(rp.Addr, true)
 	}
-	nodes := append([]*integration.Redis{r.shards[0]}, r.replicas[0]...)
+	nodes := append([]*harness.Redis{r.shards[0]}, r.replicas[0]...)
 	var before []int64
 	for _, n := range nodes {
 		before = append(before, getCalls(t, n))

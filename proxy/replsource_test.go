@@ -13,8 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer/replica"
 	"github.com/replicaof/replicaof/tlsutil"
 )
@@ -96,12 +96,12 @@ func relayLink(c *cluster, shard, level int, pw string, h replica.Handler) *repl
 // resumes by partial resync through the relay.
 func TestReplicationRelay(t *testing.T) {
 	c := adminCluster(t)
-	ctx := integration.Context(t, 60*time.Second)
+	ctx := harness.Context(t, 60*time.Second)
 	for _, level := range []int{0, 6} {
 		for shard := range c.shards {
 			t.Run(fmt.Sprintf("gzip%d/shard%d", level, shard), func(t *testing.T) {
 				sc := c.shards[shard].Client()
-				if err := integration.LoadDataset(ctx, sc, fmt.Sprintf("pre%d:", level), int64(shard), 500); err != nil {
+				if err := harness.LoadDataset(ctx, sc, fmt.Sprintf("pre%d:", level), int64(shard), 500); err != nil {
 					t.Fatal(err)
 				}
 				h := &collector{sets: map[string]string{}}
@@ -109,12 +109,12 @@ func TestReplicationRelay(t *testing.T) {
 				lctx, stop := context.WithCancel(ctx)
 				done := make(chan replica.Position, 1)
 				go func() { pos, _ := link.Run(lctx, replica.Position{}); done <- pos }()
-				integration.WaitFor(t, 20*time.Second, "snapshot", func() bool { f, _ := h.counts(); return f == 1 })
+				harness.WaitFor(t, 20*time.Second, "snapshot", func() bool { f, _ := h.counts(); return f == 1 })
 				key := fmt.Sprintf("after%d", level)
 				if err := sc.Set(ctx, key, "v1", 0).Err(); err != nil {
 					t.Fatal(err)
 				}
-				integration.WaitFor(t, 10*time.Second, "streamed write", func() bool { v, _ := h.get(key); return v == "v1" })
+				harness.WaitFor(t, 10*time.Second, "streamed write", func() bool { v, _ := h.get(key); return v == "v1" })
 				if h.rdb == 0 {
 					t.Fatal("empty snapshot")
 				}
@@ -134,7 +134,7 @@ func TestReplicationRelay(t *testing.T) {
 				lctx, stop = context.WithCancel(ctx)
 				defer stop()
 				go func() { p, _ := link.Run(lctx, pos); done <- p }()
-				integration.WaitFor(t, 10*time.Second, "resumed write", func() bool { v, _ := h.get(key); return v == "v2" })
+				harness.WaitFor(t, 10*time.Second, "resumed write", func() bool { v, _ := h.get(key); return v == "v2" })
 				if full, cont := h.counts(); full != 1 || cont != 1 {
 					t.Errorf("full syncs %d, partial %d; want 1 and 1", full, cont)
 				}
@@ -150,7 +150,7 @@ func TestReplicationRelay(t *testing.T) {
 // authentication failures; DropAdmin ends a relay and the admin session.
 func TestReplicationNeedsAdmin(t *testing.T) {
 	c := adminCluster(t)
-	ctx := integration.Context(t, 60*time.Second)
+	ctx := harness.Context(t, 60*time.Second)
 	for _, pw := range []string{"wrong", ""} {
 		h := &collector{sets: map[string]string{}}
 		l := relayLink(c, 0, 0, pw, h)
@@ -185,7 +185,7 @@ func TestReplicationNeedsAdmin(t *testing.T) {
 	link := relayLink(c, 1, 0, testAdminPW, h)
 	done := make(chan error, 1)
 	go func() { _, err := link.Run(ctx, replica.Position{}); done <- err }()
-	integration.WaitFor(t, 20*time.Second, "snapshot", func() bool { f, _ := h.counts(); return f == 1 })
+	harness.WaitFor(t, 20*time.Second, "snapshot", func() bool { f, _ := h.counts(); return f == 1 })
 	if n := c.srv.DropAdmin(); n < 2 {
 		t.Errorf("DropAdmin closed %d connections, want the relay and the admin client", n)
 	}
@@ -214,26 +214,13 @@ func TestReplicationNeedsAdmin(t *testing.T) {
 // plain clients and TLS clients; the admin user (and so replication)
 // needs TLS.
 func TestTLSForReplicationOnly(t *testing.T) {
-	files, err := tlsutil.GenerateDemo(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := tlsutil.ServerConfig(tlsutil.ServerOptions{CertFile: files.ProxyCert, KeyFile: files.ProxyKey, ClientCAFile: files.CA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := tlsutil.ClientConfig("127.0.0.1", tlsutil.ClientOptions{
-		CAFile: files.CA, CertFile: files.SyncerCert, KeyFile: files.SyncerKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sc, cc := demoTLS(t, true)
 	c := newCluster(t, func(cfg *Config) {
 		cfg.TLS, cfg.TLSReplicationOnly = sc, true
 		cfg.AdminPassword = func() string { return testAdminPW }
 		cfg.idleAfter = 50 * time.Millisecond
 	}, "--repl-diskless-sync-delay", "0")
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 
 	plain := c.client(&redis.Options{PoolSize: 1})
 	for i := range 3 { // idle in between: the cold path peeks again
@@ -244,7 +231,7 @@ func TestTLSForReplicationOnly(t *testing.T) {
 		if err := plain.Ping(ctx).Err(); err != nil {
 			t.Fatalf("plain client: %v", err)
 		}
-		integration.WaitFor(t, 10*time.Second, "client idle", func() bool { return c.srv.idled.Load() > idled })
+		harness.WaitFor(t, 10*time.Second, "client idle", func() bool { return c.srv.idled.Load() > idled })
 	}
 	if err := plain.Do(ctx, "AUTH", AdminUser, testAdminPW).Err(); err == nil || !strings.Contains(err.Error(), "needs TLS") {
 		t.Errorf("AUTH admin over plain TCP: %v, want refused", err)
@@ -263,7 +250,7 @@ func TestTLSForReplicationOnly(t *testing.T) {
 	lctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _, _ = l.Run(lctx, replica.Position{}) }()
-	integration.WaitFor(t, 20*time.Second, "snapshot over TLS", func() bool { f, _ := h.counts(); return f == 1 })
+	harness.WaitFor(t, 20*time.Second, "snapshot over TLS", func() bool { f, _ := h.counts(); return f == 1 })
 	stop()
 	<-done
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 const testLib = `#!lua name=plib
@@ -18,7 +18,7 @@ redis.register_function('pset', function(keys, args) return redis.call('SET', ke
 // every shard and read-only ones run on keys of every shard.
 func TestScriptsReadOnly(t *testing.T) {
 	c := newCluster(t, nil, "--lua-time-limit", "100")
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("sc:", 1)
 	for s := range per {
 		c.put(ctx, per[s][0], "v"+per[s][0])
@@ -136,7 +136,7 @@ func TestScriptsReadOnly(t *testing.T) {
 // every shard.
 func TestFunctionsWrite(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("fw:", 1)
 	p := c.client(nil)
 	if err := p.FunctionLoad(ctx, testLib).Err(); err != nil {

@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 func TestFlushKeepsInternalKeys(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("f:", 3)
 	for s, sh := range c.shards {
 		cl := sh.Client()
@@ -71,7 +71,7 @@ func TestFlushKeepsInternalKeys(t *testing.T) {
 // replicated FLUSHALL does) show at once in DBSIZE.
 func TestDBSizeExactAfterFlush(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	for _, sh := range c.shards {
 		sh.Client().Set(ctx, "__replicaof:ckpt", "x", 0)
@@ -92,7 +92,7 @@ func TestDBSizeExactAfterFlush(t *testing.T) {
 
 func TestServerCommands(t *testing.T) {
 	c := newCluster(t, nil)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 
 	t.Run("time", func(t *testing.T) {
@@ -129,14 +129,14 @@ func TestServerCommands(t *testing.T) {
 	})
 	t.Run("client reply", func(t *testing.T) {
 		c.put(ctx, "r", "1")
-		raw := dialRaw(t, c.addr)
-		raw.send("CLIENT REPLY OFF\r\nGET r\r\nPING\r\nCLIENT REPLY ON\r\nGET r\r\n")
-		raw.expect("+OK\r\n$1\r\n1\r\n")
-		raw.send("CLIENT REPLY SKIP\r\nGET r\r\nPING\r\n")
-		raw.expect("+PONG\r\n")
-		raw.send("CLIENT NO-EVICT on\r\nCLIENT NO-TOUCH on\r\n")
-		raw.expect("+OK\r\n")
-		raw.expectPrefix("-ERR CLIENT NO-TOUCH is not supported by the proxy")
+		raw := harness.DialRaw(t, c.addr)
+		raw.Send("CLIENT REPLY OFF\r\nGET r\r\nPING\r\nCLIENT REPLY ON\r\nGET r\r\n")
+		raw.Expect("+OK\r\n$1\r\n1\r\n")
+		raw.Send("CLIENT REPLY SKIP\r\nGET r\r\nPING\r\n")
+		raw.Expect("+PONG\r\n")
+		raw.Send("CLIENT NO-EVICT on\r\nCLIENT NO-TOUCH on\r\n")
+		raw.Expect("+OK\r\n")
+		raw.ExpectPrefix("-ERR CLIENT NO-TOUCH is not supported by the proxy")
 	})
 }
 
@@ -154,7 +154,7 @@ func infoFields(s string) map[string]string {
 // over the shards.
 func TestInfoMerged(t *testing.T) {
 	c := newCluster(t, nil, "--save", "3600 1000000")
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("i:", 5)
 	for _, ks := range per {
 		for _, k := range ks {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/tlsutil"
 )
 
@@ -25,7 +25,10 @@ type tlsCluster struct {
 	cfg   *tls.Config // demo CA + syncer certificate
 }
 
-func newTLSCluster(t *testing.T, mutual bool) *tlsCluster {
+// demoTLS makes the demo certificates and the proxy's server config (with
+// client certificates required when mutual) and a client config that
+// presents the syncer's certificate.
+func demoTLS(t *testing.T, mutual bool) (tlsutil.Files, *tls.Config, *tls.Config) {
 	t.Helper()
 	files, err := tlsutil.GenerateDemo(t.TempDir(), nil)
 	if err != nil {
@@ -45,6 +48,12 @@ func newTLSCluster(t *testing.T, mutual bool) *tlsCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return files, sc, cc
+}
+
+func newTLSCluster(t *testing.T, mutual bool) *tlsCluster {
+	t.Helper()
+	files, sc, cc := demoTLS(t, mutual)
 	c := newCluster(t, func(cfg *Config) {
 		cfg.TLS = sc
 		cfg.idleAfter = 50 * time.Millisecond
@@ -58,15 +67,8 @@ func (c *tlsCluster) tlsClient(tc *tls.Config) *redis.Client {
 
 func TestTLS(t *testing.T) {
 	c := newTLSCluster(t, true)
-	ctx := integration.Context(t, time.Minute)
-	per := c.keysOnEveryShard("tls:", 20)
-	var keys []string
-	for _, ks := range per {
-		for _, k := range ks {
-			c.put(ctx, k, "v-"+k)
-			keys = append(keys, k)
-		}
-	}
+	ctx := harness.Context(t, time.Minute)
+	_, keys := c.putOnEveryShard(ctx, "tls:", 20)
 	cl := c.tlsClient(c.cfg)
 
 	if got, err := cl.Get(ctx, keys[0]).Result(); err != nil || got != "v-"+keys[0] {
@@ -112,9 +114,9 @@ func TestTLS(t *testing.T) {
 	// leave no client behind.
 	before := c.srv.clientCount()
 	t.Run("plain TCP", func(t *testing.T) {
-		r := dialRaw(t, c.addr)
-		r.send("PING\r\n")
-		rest, err := io.ReadAll(r.br)
+		r := harness.DialRaw(t, c.addr)
+		r.Send("PING\r\n")
+		rest, err := io.ReadAll(r.Reader)
 		if err != nil && !isReset(err) {
 			t.Fatalf("read: %v", err)
 		}
@@ -158,7 +160,7 @@ func TestTLS(t *testing.T) {
 	if err := cl.Ping(ctx).Err(); err != nil {
 		t.Fatalf("PING after the failed clients: %v", err)
 	}
-	integration.WaitFor(t, 10*time.Second, "failed clients to be forgotten", func() bool {
+	harness.WaitFor(t, 10*time.Second, "failed clients to be forgotten", func() bool {
 		return c.srv.clientCount() <= before
 	})
 }
@@ -167,17 +169,17 @@ func TestTLS(t *testing.T) {
 // closed after Timeout.
 func TestTLSHandshakeTimeout(t *testing.T) {
 	c := newTLSCluster(t, false)
-	r := dialRaw(t, c.addr)
-	integration.WaitFor(t, 5*time.Second, "client admitted", func() bool { return c.srv.clientCount() == 1 })
+	r := harness.DialRaw(t, c.addr)
+	harness.WaitFor(t, 5*time.Second, "client admitted", func() bool { return c.srv.clientCount() == 1 })
 	start := time.Now()
-	_, err := r.br.ReadByte()
+	_, err := r.Reader.ReadByte()
 	if err == nil {
 		t.Fatal("the proxy wrote to a client that sent nothing")
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("silent client closed after %v", d)
 	}
-	integration.WaitFor(t, 5*time.Second, "silent client forgotten", func() bool { return c.srv.clientCount() == 0 })
+	harness.WaitFor(t, 5*time.Second, "silent client forgotten", func() bool { return c.srv.clientCount() == 0 })
 }
 
 // tlsRaw speaks bytes over TLS; each write is one TLS record.
@@ -199,7 +201,7 @@ func tlsRaw(t *testing.T, addr string, cfg *tls.Config) (*tls.Conn, *bufio.Reade
 // or with more commands pipelined behind it.
 func TestTLSIdle(t *testing.T) {
 	c := newTLSCluster(t, true)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c.put(ctx, "idle:a", "1")
 	c.put(ctx, "idle:b", "2")
 
@@ -220,13 +222,13 @@ func TestTLSIdle(t *testing.T) {
 	waitIdle := func() {
 		t.Helper()
 		n := c.srv.idled.Load()
-		integration.WaitFor(t, 10*time.Second, "client to go idle", func() bool { return c.srv.idled.Load() > n })
+		harness.WaitFor(t, 10*time.Second, "client to go idle", func() bool { return c.srv.idled.Load() > n })
 		// Idle means waiting on the socket under the TLS layer without a
 		// buffer, not blocked in a TLS read (linux only: see wait_other.go).
 		if runtime.GOOS != "linux" {
 			return
 		}
-		integration.WaitFor(t, 10*time.Second, "client to wait in waitReadable", func() bool {
+		harness.WaitFor(t, 10*time.Second, "client to wait in waitReadable", func() bool {
 			buf := make([]byte, 1<<20)
 			return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("proxy.waitReadable("))
 		})
@@ -267,7 +269,7 @@ func TestTLSIdle(t *testing.T) {
 // handshake; those admitted are unaffected.
 func TestTLSMaxClients(t *testing.T) {
 	c := newTLSCluster(t, false)
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	// Restart the proxy with a limit of one client.
 	c.cluster.start(func(cfg *Config) {
 		sc, err := tlsutil.ServerConfig(tlsutil.ServerOptions{CertFile: c.files.ProxyCert, KeyFile: c.files.ProxyKey})

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -18,7 +18,7 @@ import (
 func TestTTLGrace(t *testing.T) {
 	const grace = 10 * time.Minute
 	c := newCluster(t, func(cfg *Config) { cfg.TTLGrace = grace })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	exp := time.Now().Add(time.Hour)
 	if err := c.shard("k").Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)

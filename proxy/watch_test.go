@@ -7,12 +7,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 func TestWatch(t *testing.T) {
 	c := newCluster(t, func(cfg *Config) { cfg.AllowWrites = true })
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	per := c.keysOnEveryShard("w:", 2)
 	a, b := c.client(nil), c.client(nil)
 
@@ -64,44 +64,44 @@ func TestWatch(t *testing.T) {
 
 	t.Run("raw", func(t *testing.T) {
 		k0, k0b, k1 := per[0][0], per[0][1], per[1][0]
-		raw := dialRaw(t, c.addr)
-		raw.send("WATCH " + k0 + " " + k1 + "\r\n")
-		raw.expectPrefix("-CROSSSLOT")
-		raw.send("WATCH " + k0 + "\r\nWATCH " + k1 + "\r\n")
-		raw.expect("+OK\r\n")
-		raw.expectPrefix("-CROSSSLOT")
+		raw := harness.DialRaw(t, c.addr)
+		raw.Send("WATCH " + k0 + " " + k1 + "\r\n")
+		raw.ExpectPrefix("-CROSSSLOT")
+		raw.Send("WATCH " + k0 + "\r\nWATCH " + k1 + "\r\n")
+		raw.Expect("+OK\r\n")
+		raw.ExpectPrefix("-CROSSSLOT")
 		// A transaction key on another shard than the watch.
-		raw.send("MULTI\r\nSET " + k1 + " x\r\nEXEC\r\n")
-		raw.expect("+OK\r\n")
-		raw.expectPrefix("-CROSSSLOT")
-		raw.expect("-EXECABORT Transaction discarded because of previous errors.\r\n")
+		raw.Send("MULTI\r\nSET " + k1 + " x\r\nEXEC\r\n")
+		raw.Expect("+OK\r\n")
+		raw.ExpectPrefix("-CROSSSLOT")
+		raw.Expect("-EXECABORT Transaction discarded because of previous errors.\r\n")
 		// EXEC ended the watch: a write now does not abort.
-		raw.send("WATCH " + k0 + "\r\nUNWATCH\r\n")
-		raw.expect("+OK\r\n+OK\r\n")
+		raw.Send("WATCH " + k0 + "\r\nUNWATCH\r\n")
+		raw.Expect("+OK\r\n+OK\r\n")
 		b.Set(ctx, k0, "changed", 0)
-		raw.send("MULTI\r\nSET " + k0b + " y\r\nEXEC\r\n")
-		raw.expect("+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n")
+		raw.Send("MULTI\r\nSET " + k0b + " y\r\nEXEC\r\n")
+		raw.Expect("+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n")
 		// An empty transaction under a broken watch answers nil too.
-		raw.send("WATCH " + k0 + "\r\n")
-		raw.expect("+OK\r\n")
+		raw.Send("WATCH " + k0 + "\r\n")
+		raw.Expect("+OK\r\n")
 		b.Set(ctx, k0, "again", 0)
-		raw.send("MULTI\r\nEXEC\r\n")
-		raw.expect("+OK\r\n*-1\r\n")
+		raw.Send("MULTI\r\nEXEC\r\n")
+		raw.Expect("+OK\r\n*-1\r\n")
 		// DISCARD ends the watch.
-		raw.send("WATCH " + k0 + "\r\nMULTI\r\nDISCARD\r\n")
-		raw.expect("+OK\r\n+OK\r\n+OK\r\n")
+		raw.Send("WATCH " + k0 + "\r\nMULTI\r\nDISCARD\r\n")
+		raw.Expect("+OK\r\n+OK\r\n+OK\r\n")
 		if c.srv.blockSemLen() != 0 {
 			t.Fatalf("%d dedicated connections left", c.srv.blockSemLen())
 		}
 	})
 	t.Run("closing frees the connection", func(t *testing.T) {
-		raw := dialRaw(t, c.addr)
-		raw.send("WATCH " + per[2][0] + "\r\n")
-		raw.expect("+OK\r\n")
+		raw := harness.DialRaw(t, c.addr)
+		raw.Send("WATCH " + per[2][0] + "\r\n")
+		raw.Expect("+OK\r\n")
 		if c.srv.blockSemLen() != 1 {
 			t.Fatal("WATCH holds no connection")
 		}
-		raw.nc.Close()
+		raw.Conn.Close()
 		waitFor(t, 5*time.Second, "the watch to end", func() bool { return c.srv.blockSemLen() == 0 })
 	})
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/syncer/rdb"
 )
@@ -16,8 +16,8 @@ import (
 // TestStatusUnsupportedKeys: a source's status sums its links' skipped
 // keys per type and their dropped commands.
 func TestStatusUnsupportedKeys(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	shard := integration.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
+	shard := harness.StartRedis(t)
 	d, err := destination.New(destination.Config{Shards: []destination.Shard{{Addr: shard.Addr}}})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -27,18 +27,13 @@ func BenchmarkVerify(b *testing.B) {
 		}
 		n = v
 	}
-	ctx := integration.Context(b, 30*time.Minute)
-	src := integration.StartRedis(b)
-	var shards []*redis.Client
+	ctx := harness.Context(b, 30*time.Minute)
+	src := harness.StartRedis(b)
+	servers := harness.StartServers(b, 3)
+	shards := harness.Clients(servers, 0)
 	var cfg Config
 	cfg.Sources = []Endpoint{{Addr: src.Addr}}
-	var addrs []string
-	for range 3 {
-		r := integration.StartRedis(b)
-		shards = append(shards, r.Client())
-		addrs = append(addrs, r.Addr)
-	}
-	cfg.Destination = testDest(b, addrs...)
+	cfg.Destination = testDest(b, harness.Addrs(servers)...)
 	if err := fill(ctx, src.Client(), shards, n); err != nil {
 		b.Fatal(err)
 	}

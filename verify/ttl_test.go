@@ -4,14 +4,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 // TestTTLGrace: destination TTLs carry the syncer's grace; verify takes it
 // off and compares the TTLs within TTLTolerance.
 func TestTTLGrace(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	src, shard := integration.StartRedis(t), integration.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
+	src, shard := harness.StartRedis(t), harness.StartRedis(t)
 	s, d := src.Client(), shard.Client()
 	const grace = 5 * time.Minute
 	for _, k := range []string{"a", "b", "c"} {

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -19,25 +19,19 @@ import (
 // onto a 3-shard destination placed by router.SlotMap.
 type fixture struct {
 	t      testing.TB
-	srcs   []*integration.Redis
-	shards []*integration.Redis
+	srcs   []*harness.Redis
+	shards []*harness.Redis
 	sm     *router.SlotMap
 }
 
 func newFixture(t *testing.T, ctx context.Context) *fixture {
 	t.Helper()
-	f := &fixture{t: t}
-	for range 2 {
-		f.srcs = append(f.srcs, integration.StartRedis(t))
-	}
-	for range 3 {
-		f.shards = append(f.shards, integration.StartRedis(t))
-	}
+	f := &fixture{t: t, srcs: harness.StartServers(t, 2), shards: harness.StartServers(t, 3)}
 	f.sm, _ = router.EvenSlotMap(3)
 	a, b := f.srcs[0].Client(), f.srcs[1].Client()
-	must(t, integration.LoadDataset(ctx, a, "a:", 1, 2000))
-	must(t, integration.LoadDataset(ctx, b, "b:", 2, 1000))
-	must(t, integration.LoadDataset(ctx, f.srcs[1].ClientDB(3), "db3:", 3, 300))
+	must(t, harness.LoadDataset(ctx, a, "a:", 1, 2000))
+	must(t, harness.LoadDataset(ctx, b, "b:", 2, 1000))
+	must(t, harness.LoadDataset(ctx, f.srcs[1].ClientDB(3), "db3:", 3, 300))
 	must(t, bigValues(ctx, a))
 	for _, s := range f.srcs {
 		for _, db := range []int{0, 3} {
@@ -75,13 +69,10 @@ func bigValues(ctx context.Context, c *redis.Client) error {
 }
 
 // copy restores every key of src's db onto the shard its slot maps to.
-func (f *fixture) copy(t *testing.T, ctx context.Context, src *integration.Redis, db int) {
+func (f *fixture) copy(t *testing.T, ctx context.Context, src *harness.Redis, db int) {
 	t.Helper()
 	c := src.ClientDB(db)
-	dst := make([]*redis.Client, len(f.shards))
-	for j, s := range f.shards {
-		dst[j] = s.ClientDB(db)
-	}
+	dst := harness.Clients(f.shards, db)
 	iter := c.Scan(ctx, 0, "", 1000).Iterator()
 	for iter.Next(ctx) {
 		k := iter.Val()
@@ -134,7 +125,7 @@ func run(t *testing.T, ctx context.Context, cfg Config) *Report {
 }
 
 func TestVerify(t *testing.T) {
-	ctx := integration.Context(t, 3*time.Minute)
+	ctx := harness.Context(t, 3*time.Minute)
 	f := newFixture(t, ctx)
 	var srcKeys int64
 	for _, s := range f.srcs {
@@ -241,10 +232,10 @@ func TestVerify(t *testing.T) {
 }
 
 func TestRecheck(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	src, dst := integration.StartRedis(t), integration.StartRedis(t)
-	must(t, integration.LoadDataset(ctx, src.Client(), "", 5, 500))
-	must(t, integration.LoadDataset(ctx, dst.Client(), "", 5, 500))
+	ctx := harness.Context(t, time.Minute)
+	src, dst := harness.StartRedis(t), harness.StartRedis(t)
+	must(t, harness.LoadDataset(ctx, src.Client(), "", 5, 500))
+	must(t, harness.LoadDataset(ctx, dst.Client(), "", 5, 500))
 	// Changed on the destination while the scan goes on, put back before
 	// the re-check: not reported. Changed and left: reported.
 	must(t, dst.Client().Set(ctx, "str:0", "in flight", 0).Err())
@@ -285,10 +276,10 @@ func TestRunErrors(t *testing.T) {
 		t.Fatalf("no shards: %v", err)
 	}
 	// A shard that does not answer is an error, not a difference.
-	r := integration.StartRedis(t)
+	r := harness.StartRedis(t)
 	addr := r.Addr
 	r.Kill()
-	ctx := integration.Context(t, 30*time.Second)
+	ctx := harness.Context(t, 30*time.Second)
 	if _, err := Run(ctx, Config{Destination: testDest(t, addr), Timeout: 2 * time.Second}); err == nil {
 		t.Fatal("want an error for a dead shard")
 	}

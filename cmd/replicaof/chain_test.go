@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -24,9 +22,9 @@ import (
 // on A stops B with an authentication error; `sources set` with the new
 // URL on B (keeping the source's TLS files and compression) resumes it.
 func TestChainWithServe(t *testing.T) {
-	ctx := integration.Context(t, 3*time.Minute)
-	src := integration.StartRedis(t)
-	if err := integration.LoadDataset(ctx, src.Client(), "", 4, 1500); err != nil {
+	ctx := harness.Context(t, 3*time.Minute)
+	src := harness.StartRedis(t)
+	if err := harness.LoadDataset(ctx, src.Client(), "", 4, 1500); err != nil {
 		t.Fatal(err)
 	}
 	certs, err := tlsutil.GenerateDemo(filepath.Join(t.TempDir(), "certs"), nil)
@@ -39,29 +37,18 @@ func TestChainWithServe(t *testing.T) {
 		adminPort, _ := redisproc.FreePort()
 		yaml = fmt.Sprintf("admin: { listen: \"127.0.0.1:%d\" }\nstate_dir: %q\n%s", adminPort, filepath.Join(dir, "state"), yaml)
 		path = filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeConfig(t, path, yaml)
 		startServe(t, ctx, path)
 		return path, []string{"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort)}
 	}
-	status := func(admin []string) syncer.Status {
-		t.Helper()
-		code, out := cli(t, append([]string{"status", "--json"}, admin...)...)
-		var st syncer.Status
-		if code != exitOK || json.Unmarshal([]byte(out), &st) != nil {
-			t.Fatalf("status --json: exit %d: %s", code, out)
-		}
-		return st
-	}
 
-	aShards := []*integration.Redis{integration.StartRedis(t, "--repl-diskless-sync-delay", "0"), integration.StartRedis(t, "--repl-diskless-sync-delay", "0")}
+	aShards := harness.StartServers(t, 2, "--repl-diskless-sync-delay", "0")
 	aProxy, _ := redisproc.FreePort()
 	_, adminA := startDeployment("a", fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d", tls: { cert: %q, key: %q, client_ca: %q, mode: replication } }
 destination: { shards: ["redis://%s", "redis://%s"] }
 replica_of: { sources: ["src: redis://%s"] }
 `, aProxy, certs.ProxyCert, certs.ProxyKey, certs.CA, aShards[0].Addr, aShards[1].Addr, src.Addr))
-	integration.WaitFor(t, time.Minute, "A synced", func() bool { return status(adminA).Status == syncer.StateSynced })
+	harness.WaitFor(t, time.Minute, "A synced", func() bool { return cliStatus(t, adminA).Status == syncer.StateSynced })
 
 	sourceURL := func(cmd string) string {
 		t.Helper()
@@ -73,7 +60,7 @@ replica_of: { sources: ["src: redis://%s"] }
 	}
 	u := sourceURL("source-url")
 
-	bShards := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
+	bShards := harness.StartServers(t, 2)
 	bProxy, _ := redisproc.FreePort()
 	_, adminB := startDeployment("b", fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d" }
 destination: { shards: ["redis://%s", "redis://%s"] }
@@ -81,12 +68,12 @@ replica_of:
   sources:
     - { name: a, uri: %q, compression: 6, tls: { ca: %q, cert: %q, key: %q } }
 `, bProxy, bShards[0].Addr, bShards[1].Addr, u, certs.CA, certs.SyncerCert, certs.SyncerKey))
-	integration.WaitFor(t, time.Minute, "B synced", func() bool { return status(adminB).Status == syncer.StateSynced })
-	st := status(adminB).Sources[0]
+	harness.WaitFor(t, time.Minute, "B synced", func() bool { return cliStatus(t, adminB).Status == syncer.StateSynced })
+	st := cliStatus(t, adminB).Sources[0]
 	if st.Kind != syncer.KindReplicaof || st.Links != 2 || st.WireBytes >= st.BytesReceived {
 		t.Fatalf("B's source: %+v: want 2 gzip links to A's proxy", st)
 	}
-	w := &integration.Workload{Seed: 21}
+	w := &harness.Workload{Seed: 21}
 	if err := w.Run(ctx, src.Client(), nil, 1000); err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +84,9 @@ replica_of:
 	equal := func(what string) {
 		t.Helper()
 		var last string
-		integration.WaitFor(t, time.Minute, what, func() bool {
-			d, err := integration.Compare(ctx, []*redis.Client{src.Client()}, bClients,
-				integration.CompareOptions{Skip: func(k string) bool { return strings.HasPrefix(k, "__replicaof:") }})
+		harness.WaitFor(t, time.Minute, what, func() bool {
+			d, err := harness.Compare(ctx, []*redis.Client{src.Client()}, bClients,
+				harness.CompareOptions{Skip: func(k string) bool { return strings.HasPrefix(k, "__replicaof:") }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,8 +103,8 @@ replica_of:
 	if newURL == u {
 		t.Fatal("rotate-password printed the old URL")
 	}
-	integration.WaitFor(t, time.Minute, "B stopped by the rotation", func() bool {
-		st := status(adminB).Sources[0]
+	harness.WaitFor(t, time.Minute, "B stopped by the rotation", func() bool {
+		st := cliStatus(t, adminB).Sources[0]
 		return st.SyncState == syncer.StateStopped && strings.Contains(st.LastError, "authentication")
 	})
 	if err := w.Run(ctx, src.Client(), nil, 500); err != nil {
@@ -126,6 +113,6 @@ replica_of:
 	if code, out := cli(t, append([]string{"sources", "set", "a: " + newURL}, adminB...)...); code != exitOK {
 		t.Fatalf("sources set: exit %d: %s", code, out)
 	}
-	integration.WaitFor(t, time.Minute, "B synced again", func() bool { return status(adminB).Status == syncer.StateSynced })
+	harness.WaitFor(t, time.Minute, "B synced again", func() bool { return cliStatus(t, adminB).Status == syncer.StateSynced })
 	equal("B equal again after the new URL")
 }

@@ -5,14 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
 )
@@ -25,11 +24,23 @@ func cli(t *testing.T, args ...string) (int, string) {
 	return code, out.String() + errOut.String()
 }
 
+// cliStatus runs `status --json` with the admin flags given and returns
+// the status, failing the test when it exits with an error.
+func cliStatus(t *testing.T, admin []string) syncer.Status {
+	t.Helper()
+	code, out := cli(t, append([]string{"status", "--json"}, admin...)...)
+	var st syncer.Status
+	if code != exitOK || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("status --json: exit %d: %s", code, out)
+	}
+	return st
+}
+
 // Every control subcommand against a running serve.
 func TestCLIAgainstServe(t *testing.T) {
-	a, b := integration.StartRedis(t, "--requirepass", "pw"), integration.StartRedis(t)
-	s0, s1 := integration.StartRedis(t), integration.StartRedis(t)
-	ctx := integration.Context(t, 2*time.Minute)
+	a, b := harness.StartRedis(t, "--requirepass", "pw"), harness.StartRedis(t)
+	s0, s1 := harness.StartRedis(t), harness.StartRedis(t)
+	ctx := harness.Context(t, 2*time.Minute)
 	a.Client().Options().Password = "pw"
 	proxyPort, _ := redisproc.FreePort()
 	adminPort, _ := redisproc.FreePort()
@@ -41,29 +52,12 @@ destination: { shards: ["redis://%s", "redis://%s"] }
 replica_of: { sources: ["a: redis://:pw@%s"] }
 state_dir: %q
 `, proxyPort, adminPort, s0.Addr, s1.Addr, a.Addr, filepath.Join(dir, "state"))
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- serve(sctx, path, cfg, discardLogger(), nil) }()
-	t.Cleanup(func() { cancel(); <-done })
+	writeConfig(t, path, yaml)
+	startServe(t, ctx, path)
 	admin := []string{"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "--token", "tok"}
 
-	status := func() syncer.Status {
-		t.Helper()
-		code, out := cli(t, append([]string{"status", "--json"}, admin...)...)
-		var st syncer.Status
-		if code != exitOK || json.Unmarshal([]byte(out), &st) != nil {
-			t.Fatalf("status --json: exit %d: %s", code, out)
-		}
-		return st
-	}
-	integration.WaitFor(t, time.Minute, "admin up and synced", func() bool {
+	status := func() syncer.Status { t.Helper(); return cliStatus(t, admin) }
+	harness.WaitFor(t, time.Minute, "admin up and synced", func() bool {
 		code, _ := cli(t, append([]string{"status", "--json"}, admin...)...)
 		return code == exitOK && status().Status == syncer.StateSynced
 	})
@@ -83,7 +77,7 @@ state_dir: %q
 	if code, out := cli(t, append([]string{"restart"}, admin...)...); code != exitOK {
 		t.Fatalf("restart: exit %d: %s", code, out)
 	}
-	integration.WaitFor(t, time.Minute, "synced after restart", func() bool { return status().Status == syncer.StateSynced })
+	harness.WaitFor(t, time.Minute, "synced after restart", func() bool { return status().Status == syncer.StateSynced })
 
 	if code, out := cli(t, append([]string{"sources", "add", "b: redis://" + b.Addr}, admin...)...); code != exitOK {
 		t.Fatalf("sources add: exit %d: %s", code, out)
@@ -92,7 +86,7 @@ state_dir: %q
 	if code != exitOK || !strings.Contains(out, "a: redis://:***@") || !strings.Contains(out, "b: redis://"+b.Addr) {
 		t.Fatalf("sources list: exit %d: %s", code, out)
 	}
-	integration.WaitFor(t, time.Minute, "both sources synced (a kept its password)", func() bool {
+	harness.WaitFor(t, time.Minute, "both sources synced (a kept its password)", func() bool {
 		st := status()
 		return st.Status == syncer.StateSynced && len(st.Sources) == 2
 	})
@@ -113,7 +107,7 @@ state_dir: %q
 	if code, _ := cli(t, append([]string{"sources", "set", "x: redis://127.0.0.1:1"}, admin...)...); code != exitOK {
 		t.Fatalf("sources set: exit %d", code)
 	}
-	integration.WaitFor(t, 30*time.Second, "unreachable source shows retries", func() bool {
+	harness.WaitFor(t, 30*time.Second, "unreachable source shows retries", func() bool {
 		st := status()
 		return len(st.Sources) == 1 && st.Sources[0].Name == "x" && st.Sources[0].Retries > 0 && st.Sources[0].LastError != ""
 	})

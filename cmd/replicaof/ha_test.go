@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
 )
@@ -78,7 +77,7 @@ func (in *haInstance) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.cmd = cmd
-	integration.WaitFor(t, 30*time.Second, in.name+" admin API up", func() bool {
+	harness.WaitFor(t, 30*time.Second, in.name+" admin API up", func() bool {
 		_, err := in.status()
 		return err == nil
 	})
@@ -133,20 +132,10 @@ func (in *haInstance) standbyOf(other *haInstance) bool {
 	return err == nil && st.Role == syncer.RoleStandby && st.Active == other.admin
 }
 
-func syncFull(t *testing.T, ctx context.Context, r *integration.Redis) int64 {
+// syncFull is r's count of full syncs served to replicas.
+func syncFull(t *testing.T, ctx context.Context, r *harness.Redis) string {
 	t.Helper()
-	info, err := r.Client().Info(ctx, "stats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "sync_full:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	t.Fatal("no sync_full in INFO stats")
-	return 0
+	return harness.InfoField(t, ctx, r.Client(), "stats", "sync_full")
 }
 
 // Two instances over one 2-shard destination: exactly one is active; kill
@@ -157,14 +146,14 @@ func syncFull(t *testing.T, ctx context.Context, r *integration.Redis) int64 {
 // by REST on the active survives the takeovers; both proxies serve reads
 // throughout; counters exact and the destination equal at the end.
 func TestFaultHATakeover(t *testing.T) {
-	ctx := integration.Context(t, 4*time.Minute)
-	a := integration.StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
-	b := integration.StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
-	s0, s1 := integration.StartRedis(t), integration.StartRedis(t)
-	if err := integration.LoadDataset(ctx, a.Client(), "a:", 1, 2000); err != nil {
+	ctx := harness.Context(t, 4*time.Minute)
+	a := harness.StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
+	b := harness.StartRedis(t, "--repl-backlog-size", "64mb", "--repl-diskless-sync-delay", "0")
+	s0, s1 := harness.StartRedis(t), harness.StartRedis(t)
+	if err := harness.LoadDataset(ctx, a.Client(), "a:", 1, 2000); err != nil {
 		t.Fatal(err)
 	}
-	if err := integration.LoadDataset(ctx, b.Client(), "b:", 2, 500); err != nil {
+	if err := harness.LoadDataset(ctx, b.Client(), "b:", 2, 500); err != nil {
 		t.Fatal(err)
 	}
 	shards := []string{fmt.Sprintf("%q", "redis://"+s0.Addr), fmt.Sprintf("%q", "redis://"+s1.Addr)}
@@ -186,9 +175,9 @@ func TestFaultHATakeover(t *testing.T) {
 	})
 
 	i1.start(t)
-	integration.WaitFor(t, time.Minute, "first instance active and streaming", func() bool { return i1.streaming(1) })
+	harness.WaitFor(t, time.Minute, "first instance active and streaming", func() bool { return i1.streaming(1) })
 	i2.start(t)
-	integration.WaitFor(t, 20*time.Second, "second instance standby of the first", func() bool { return i2.standbyOf(i1) })
+	harness.WaitFor(t, 20*time.Second, "second instance standby of the first", func() bool { return i2.standbyOf(i1) })
 	if !i1.streaming(1) {
 		t.Fatal("the first instance is no longer active once the second started")
 	}
@@ -227,7 +216,7 @@ func TestFaultHATakeover(t *testing.T) {
 	defer func() { close(stopReads); readWG.Wait() }()
 
 	// A counter workload streams into source a the whole time.
-	w := &integration.Workload{Prefix: "a:", Seed: 31}
+	w := &harness.Workload{Prefix: "a:", Seed: 31}
 	stopWork := make(chan struct{})
 	workDone := make(chan error, 1)
 	var ops atomic.Int64
@@ -255,7 +244,7 @@ func TestFaultHATakeover(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("sources add on the active: %d %s", code, out)
 	}
-	integration.WaitFor(t, time.Minute, "both sources streaming on the first instance", func() bool { return i1.streaming(2) })
+	harness.WaitFor(t, time.Minute, "both sources streaming on the first instance", func() bool { return i1.streaming(2) })
 	code, out = cli(t, "stop", "--admin", strings.TrimPrefix(i2.admin, "http://"))
 	if code == exitOK || !strings.Contains(out, "standby") || !strings.Contains(out, i1.admin) {
 		t.Fatalf("stop on the standby: exit %d, %s", code, out)
@@ -266,19 +255,19 @@ func TestFaultHATakeover(t *testing.T) {
 	time.Sleep(time.Second)
 	killed := time.Now()
 	i1.kill()
-	integration.WaitFor(t, 20*time.Second, "the second instance takes over", func() bool { return i2.streaming(2) })
+	harness.WaitFor(t, 20*time.Second, "the second instance takes over", func() bool { return i2.streaming(2) })
 	took1 := time.Since(killed)
 	if st, _ := i2.status(); st.Sources[1].Name != "b" {
 		t.Fatalf("the REST change did not survive the takeover: %+v", st.Sources)
 	}
 	if fa, fb := syncFull(t, ctx, a), syncFull(t, ctx, b); fa != fullA || fb != fullB {
-		t.Fatalf("takeover made a full sync: sync_full a %d→%d, b %d→%d", fullA, fa, fullB, fb)
+		t.Fatalf("takeover made a full sync: sync_full a %s→%s, b %s→%s", fullA, fa, fullB, fb)
 	}
 	t.Logf("lease %s; kill -9 of the active: the standby streams again after %v", haLease(), took1.Round(time.Millisecond))
 
 	// The first, restarted, is a standby of the second.
 	i1.start(t)
-	integration.WaitFor(t, 20*time.Second, "restarted first instance is a standby", func() bool { return i1.standbyOf(i2) })
+	harness.WaitFor(t, 20*time.Second, "restarted first instance is a standby", func() bool { return i1.standbyOf(i2) })
 
 	// The new active frozen past its lease: the first takes over; the
 	// frozen one, thawed, writes nothing.
@@ -286,13 +275,13 @@ func TestFaultHATakeover(t *testing.T) {
 	frozen := time.Now()
 	i2.alive.Store(false)
 	i2.signal(t, syscall.SIGSTOP)
-	integration.WaitFor(t, 20*time.Second, "the first instance takes over from the frozen one", func() bool { return i1.streaming(2) })
+	harness.WaitFor(t, 20*time.Second, "the first instance takes over from the frozen one", func() bool { return i1.streaming(2) })
 	took2 := time.Since(frozen)
 	t.Logf("SIGSTOP of the active: the standby streams again after %v", took2.Round(time.Millisecond))
 	time.Sleep(time.Second) // the new active writes a while
 	i2.signal(t, syscall.SIGCONT)
 	i2.alive.Store(true)
-	integration.WaitFor(t, 20*time.Second, "thawed instance is a standby", func() bool { return i2.standbyOf(i1) })
+	harness.WaitFor(t, 20*time.Second, "thawed instance is a standby", func() bool { return i2.standbyOf(i1) })
 	time.Sleep(2 * time.Second)
 
 	// kill -9 of the active and an immediate restart: it takes its own
@@ -301,7 +290,7 @@ func TestFaultHATakeover(t *testing.T) {
 	killed = time.Now()
 	i1.kill()
 	i1.start(t)
-	integration.WaitFor(t, 20*time.Second, "restarted active takes its lease back", func() bool { return i1.streaming(2) })
+	harness.WaitFor(t, 20*time.Second, "restarted active takes its lease back", func() bool { return i1.streaming(2) })
 	t.Logf("kill -9 and restart of the active: streaming again after %v", time.Since(killed).Round(time.Millisecond))
 	if !i2.standbyOf(i1) {
 		t.Fatal("the second instance is not a standby of the restarted first one")
@@ -317,7 +306,7 @@ func TestFaultHATakeover(t *testing.T) {
 	src := []*redis.Client{a.Client(), b.Client()}
 	dst := []*redis.Client{s0.Client(), s1.Client()}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		d, err := integration.Compare(ctx, src, dst, integration.CompareOptions{Skip: skip})
+		d, err := harness.Compare(ctx, src, dst, harness.CompareOptions{Skip: skip})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +321,7 @@ func TestFaultHATakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	if fa, fb := syncFull(t, ctx, a), syncFull(t, ctx, b); fa != fullA || fb != fullB {
-		t.Fatalf("takeovers made a full sync: sync_full a %d→%d, b %d→%d", fullA, fa, fullB, fb)
+		t.Fatalf("takeovers made a full sync: sync_full a %s→%s, b %s→%s", fullA, fa, fullB, fb)
 	}
 	if n := readErrs.Load(); n > 0 {
 		t.Fatalf("%d of %d proxy reads failed", n, reads.Load())

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/metrics/metricstest"
 	"github.com/replicaof/replicaof/syncer"
@@ -21,11 +18,11 @@ import (
 // through the proxy, and checks that /metrics carries the proxy, shard
 // pipeline and applied series the hooks feed.
 func TestServeMetrics(t *testing.T) {
-	src := integration.StartRedis(t)
-	s0, s1 := integration.StartRedis(t), integration.StartRedis(t)
-	ctx := integration.Context(t, 2*time.Minute)
+	src := harness.StartRedis(t)
+	s0, s1 := harness.StartRedis(t), harness.StartRedis(t)
+	ctx := harness.Context(t, 2*time.Minute)
 	const keys = 300
-	if err := integration.LoadDataset(ctx, src.Client(), "mx:", 3, keys); err != nil {
+	if err := harness.LoadDataset(ctx, src.Client(), "mx:", 3, keys); err != nil {
 		t.Fatal(err)
 	}
 	proxyPort, _ := redisproc.FreePort()
@@ -38,27 +35,9 @@ destination: { shards: ["redis://%s", "redis://%s"] }
 replica_of: { sources: ["orders: redis://%s"] }
 state_dir: %q
 `, proxyPort, adminPort, s0.Addr, s1.Addr, src.Addr, filepath.Join(dir, "state"))
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	ready := make(chan running, 1)
-	go func() { done <- serve(sctx, path, cfg, discardLogger(), func(r running) { ready <- r }) }()
-	t.Cleanup(func() { cancel(); <-done })
-	var run running
-	select {
-	case run = <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-ctx.Done():
-		t.Fatal("serve did not start")
-	}
-	integration.WaitFor(t, time.Minute, "synced", func() bool { return run.Supervisor.Status().Status == syncer.StateSynced })
+	writeConfig(t, path, yaml)
+	run, _ := startServe(t, ctx, path)
+	harness.WaitFor(t, time.Minute, "synced", func() bool { return run.Supervisor.Status().Status == syncer.StateSynced })
 	// A write on the source after the snapshot goes through the stream.
 	if err := src.Client().Set(ctx, "mx:after", "1", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -66,7 +45,7 @@ state_dir: %q
 
 	pc := redis.NewClient(&redis.Options{Addr: run.ProxyAddr, Protocol: 2, DisableIdentity: true})
 	defer pc.Close()
-	integration.WaitFor(t, 30*time.Second, "the stream write readable through the proxy", func() bool {
+	harness.WaitFor(t, 30*time.Second, "the stream write readable through the proxy", func() bool {
 		v, err := pc.Get(ctx, "mx:after").Result()
 		return err == nil && v == "1"
 	})

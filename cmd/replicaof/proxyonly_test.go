@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 )
 
@@ -21,14 +20,14 @@ import (
 // (nothing flushed, nothing written: no checkpoint, no lease), reads from
 // its replica, and refuses the sync controls.
 func TestServeProxyOnly(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	shard := integration.StartRedis(t, "--repl-diskless-sync-delay", "0")
-	rep := integration.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(shard.Port))
+	ctx := harness.Context(t, time.Minute)
+	shard := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
+	rep := harness.StartReplica(t, shard)
 	sc := shard.Client()
 	if err := sc.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	src := integration.StartRedis(t) // listed, and ignored
+	src := harness.StartRedis(t) // listed, and ignored
 	proxyPort, _ := redisproc.FreePort()
 	adminPort, _ := redisproc.FreePort()
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d", read_from: replica }
@@ -59,7 +58,7 @@ state_dir: %q
 	pc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", proxyPort), MaxRetries: -1})
 	defer pc.Close()
 	rc := rep.Client()
-	integration.WaitFor(t, 30*time.Second, "a GET served by the replica", func() bool {
+	harness.WaitFor(t, 30*time.Second, "a GET served by the replica", func() bool {
 		if v, err := pc.Get(ctx, "k").Result(); err != nil || v != "v" {
 			t.Fatalf("GET k = %q, %v", v, err)
 		}

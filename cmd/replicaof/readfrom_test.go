@@ -5,26 +5,24 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 )
 
 // TestServeReadFromReplica: serve wires proxy.read_from and a shard's
 // configured replicas to the proxy: GETs through it reach the replica.
 func TestServeReadFromReplica(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	src := integration.StartRedis(t)
-	shard := integration.StartRedis(t, "--repl-diskless-sync-delay", "0")
-	rep := integration.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(shard.Port))
+	ctx := harness.Context(t, time.Minute)
+	src := harness.StartRedis(t)
+	shard := harness.StartRedis(t, "--repl-diskless-sync-delay", "0")
+	rep := harness.StartReplica(t, shard)
 	proxyPort, _ := redisproc.FreePort()
 	adminPort, _ := redisproc.FreePort()
 	dir := t.TempDir()
@@ -38,9 +36,7 @@ replica_of:
   sources: ["src: redis://%s"]
 state_dir: %q
 `, proxyPort, adminPort, shard.Addr, rep.Addr, src.Addr, filepath.Join(dir, "state"))
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, path, yaml)
 	startServe(t, ctx, path)
 	if err := src.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -48,7 +44,7 @@ state_dir: %q
 	pc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", proxyPort), MaxRetries: -1})
 	defer pc.Close()
 	rc := rep.Client()
-	integration.WaitFor(t, 30*time.Second, "a GET served by the replica", func() bool {
+	harness.WaitFor(t, 30*time.Second, "a GET served by the replica", func() bool {
 		if v, err := pc.Get(ctx, "k").Result(); err != nil && err != redis.Nil || err == nil && v != "v" {
 			t.Fatalf("GET k = %q, %v", v, err)
 		}

@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
 )
@@ -28,8 +27,8 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	signal.Notify(guard, syscall.SIGHUP)
 	defer signal.Stop(guard)
 
-	a, b, shard := integration.StartRedis(t), integration.StartRedis(t), integration.StartRedis(t)
-	ctx := integration.Context(t, 2*time.Minute)
+	a, b, shard := harness.StartRedis(t), harness.StartRedis(t), harness.StartRedis(t)
+	ctx := harness.Context(t, 2*time.Minute)
 	a.Client().Set(ctx, "from-a", 1, 0)
 	b.Client().Set(ctx, "from-b", 1, 0)
 	adminPort, _ := redisproc.FreePort()
@@ -39,37 +38,25 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	write := func(sources string) {
 		yaml := fmt.Sprintf("proxy: { listen: \"127.0.0.1:%d\" }\nadmin: { listen: \"127.0.0.1:%d\" }\ndestination: { shards: [\"redis://%s\"] }\nreplica_of: { sources: [%s] }\nstate_dir: %q\n",
 			proxyPort, adminPort, shard.Addr, sources, filepath.Join(dir, "state"))
-		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeConfig(t, path, yaml)
 	}
 	write(fmt.Sprintf("%q", "a: redis://"+a.Addr))
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sup *syncer.Supervisor
-	ready := make(chan struct{})
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(sctx, path, cfg, discardLogger(), func(r running) { sup = r.Supervisor; close(ready) })
-	}()
-	defer func() { cancel(); <-done }()
-	<-ready
-	integration.WaitFor(t, time.Minute, "synced", func() bool { return sup.Status().Status == syncer.StateSynced })
+	run, stop := startServe(t, ctx, path)
+	defer stop()
+	sup := run.Supervisor
+	harness.WaitFor(t, time.Minute, "synced", func() bool { return sup.Status().Status == syncer.StateSynced })
 	flushes := sup.Flushes()
 
 	hup := func() { _ = syscall.Kill(os.Getpid(), syscall.SIGHUP) }
 	write("not: [valid") // a broken file is logged and ignored
 	hup()
 	write(fmt.Sprintf("%q, %q", "a: redis://"+a.Addr, "b: redis://"+b.Addr))
-	integration.WaitFor(t, 30*time.Second, "reload adds source b", func() bool {
+	harness.WaitFor(t, 30*time.Second, "reload adds source b", func() bool {
 		hup() // repeated: serve may not have registered its handler yet
 		time.Sleep(50 * time.Millisecond)
 		return len(sup.Sources()) == 2
 	})
-	integration.WaitFor(t, time.Minute, "both synced after the restart", func() bool {
+	harness.WaitFor(t, time.Minute, "both synced after the restart", func() bool {
 		st := sup.Status()
 		return st.Status == syncer.StateSynced && len(st.Sources) == 2
 	})

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,10 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/adminpw"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
-	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/tlsutil"
 )
 
@@ -32,38 +29,11 @@ func cliSplit(args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-// rawConn is a plain TCP client of the proxy, to see exactly when the
-// proxy closes it (go-redis would reconnect behind our back).
-type rawConn struct {
-	nc net.Conn
-	rd *bufio.Reader
-}
-
-func dialRaw(t *testing.T, addr string) *rawConn {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return &rawConn{nc: nc, rd: bufio.NewReader(nc)}
-}
-
-// do sends one command and returns its raw reply.
-func (c *rawConn) do(args ...string) (string, error) {
-	_ = c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.nc.Write(resp.AppendCommandString(nil, args...)); err != nil {
-		return "", err
-	}
-	reply, err := resp.ReadReply(c.rd, nil, resp.Limits{})
-	return string(reply), err
-}
-
 // source-url, rotate-password and the admin password across restarts,
 // against the real serve.
 func TestSourceURLAndRotatePassword(t *testing.T) {
-	shard := integration.StartRedis(t)
-	ctx := integration.Context(t, 2*time.Minute)
+	shard := harness.StartRedis(t)
+	ctx := harness.Context(t, 2*time.Minute)
 	proxyPort, _ := redisproc.FreePort()
 	adminPort, _ := redisproc.FreePort()
 	proxyAddr := fmt.Sprintf("127.0.0.1:%d", proxyPort)
@@ -75,10 +45,8 @@ admin: { listen: "127.0.0.1:%d", token: "tok" }
 destination: { shards: ["redis://%s"] }
 state_dir: %q
 `, proxyAddr, adminPort, shard.Addr, stateDir)
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	stop := startServe(t, ctx, path)
+	writeConfig(t, path, yaml)
+	_, stop := startServe(t, ctx, path)
 	admin := []string{"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "--token", "tok"}
 
 	// sourceURL runs `replicaof source-url` and returns the URL and its
@@ -128,11 +96,11 @@ state_dir: %q
 	}
 
 	// An admin connection and an application's, open across the rotation.
-	adminConn, appConn := dialRaw(t, proxyAddr), dialRaw(t, proxyAddr)
-	if r, err := adminConn.do("AUTH", "admin", pw); err != nil || r != "+OK\r\n" {
+	adminConn, appConn := harness.DialRaw(t, proxyAddr), harness.DialRaw(t, proxyAddr)
+	if r, err := adminConn.Do("AUTH", "admin", pw); err != nil || r != "+OK\r\n" {
 		t.Fatalf("raw AUTH admin: %q %v", r, err)
 	}
-	if r, err := appConn.do("PING"); err != nil || r != "+PONG\r\n" {
+	if r, err := appConn.Do("PING"); err != nil || r != "+PONG\r\n" {
 		t.Fatalf("raw PING: %q %v", r, err)
 	}
 
@@ -159,11 +127,11 @@ state_dir: %q
 
 	// The admin connection was closed by the rotation (not by a
 	// timeout); the application's still answers.
-	_ = adminConn.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := adminConn.rd.Read(make([]byte, 64)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+	_ = adminConn.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := adminConn.Reader.Read(make([]byte, 64)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("admin connection still open after rotate-password: read %d, %v", n, err)
 	}
-	if r, err := appConn.do("PING"); err != nil || r != "+PONG\r\n" {
+	if r, err := appConn.Do("PING"); err != nil || r != "+PONG\r\n" {
 		t.Fatalf("application connection after rotate-password: %q %v", r, err)
 	}
 	if err := auth(pw); err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS") {
@@ -204,7 +172,7 @@ state_dir: %q
 	if _, got := sourceURL(); got != newPW {
 		t.Fatalf("source-url after restart: password %q, want the rotated %q", got, newPW)
 	}
-	integration.WaitFor(t, 30*time.Second, "AUTH admin with the rotated password after restart", func() bool { return auth(newPW) == nil })
+	harness.WaitFor(t, 30*time.Second, "AUTH admin with the rotated password after restart", func() bool { return auth(newPW) == nil })
 	if err := auth(pw); err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS") {
 		t.Fatalf("AUTH admin <old password> after restart: %v", err)
 	}
@@ -213,8 +181,8 @@ state_dir: %q
 // With proxy.tls the source URL says rediss://, and a TLS client can
 // AUTH admin with it.
 func TestSourceURLTLS(t *testing.T) {
-	shard := integration.StartRedis(t)
-	ctx := integration.Context(t, time.Minute)
+	shard := harness.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
 	dir := t.TempDir()
 	files, err := tlsutil.GenerateDemo(filepath.Join(dir, "certs"), nil)
 	if err != nil {
@@ -230,9 +198,7 @@ destination: { shards: ["redis://%s"] }
 state_dir: %q
 `, proxyPort, files.ProxyCert, files.ProxyKey, adminPort, shard.Addr, filepath.Join(dir, "state"))
 	path := filepath.Join(dir, "replicaof.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, path, yaml)
 	startServe(t, ctx, path)
 	// -c reads the admin address from the config.
 	code, out, errOut := cliSplit("source-url", "-c", path)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -21,8 +20,8 @@ import (
 // with the demo certificates, and refuses it without a client certificate
 // or without TLS.
 func TestServeProxyTLS(t *testing.T) {
-	src, shard := integration.StartRedis(t), integration.StartRedis(t)
-	ctx := integration.Context(t, 2*time.Minute)
+	src, shard := harness.StartRedis(t), harness.StartRedis(t)
+	ctx := harness.Context(t, 2*time.Minute)
 	if err := src.Client().Set(ctx, "over-tls", "yes", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,27 +41,11 @@ replica_of: { sources: ["redis://%s"] }
 state_dir: %q
 `, proxyPort, files.ProxyCert, files.ProxyKey, files.CA, adminPort, shard.Addr, src.Addr, filepath.Join(dir, "state"))
 	path := filepath.Join(dir, "replicaof.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sup *syncer.Supervisor
-	ready := make(chan struct{})
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(sctx, path, cfg, discardLogger(), func(r running) { sup = r.Supervisor; close(ready) })
-	}()
-	defer func() { cancel(); <-done }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	integration.WaitFor(t, time.Minute, "synced", func() bool { return sup.Status().Status == syncer.StateSynced })
+	writeConfig(t, path, yaml)
+	run, stop := startServe(t, ctx, path)
+	defer stop()
+	sup := run.Supervisor
+	harness.WaitFor(t, time.Minute, "synced", func() bool { return sup.Status().Status == syncer.StateSynced })
 
 	cli := func(args ...string) (string, error) {
 		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)

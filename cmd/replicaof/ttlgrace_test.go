@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/internal/redisproc"
 )
 
@@ -27,8 +26,8 @@ func TestServeTTLGrace(t *testing.T) {
 		{"ttl_grace: 0", 0},
 	} {
 		t.Run(fmt.Sprint(tc.grace), func(t *testing.T) {
-			ctx := integration.Context(t, time.Minute)
-			src, shard := integration.StartRedis(t), integration.StartRedis(t)
+			ctx := harness.Context(t, time.Minute)
+			src, shard := harness.StartRedis(t), harness.StartRedis(t)
 			sc := src.Client()
 			if err := sc.Set(ctx, "snap", "v", time.Hour).Err(); err != nil {
 				t.Fatal(err)
@@ -45,15 +44,13 @@ replica_of:
   %s
 state_dir: %q
 `, proxyPort, adminPort, shard.Addr, src.Addr, tc.yaml, filepath.Join(dir, "state"))
-			if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			writeConfig(t, path, yaml)
 			startServe(t, ctx, path)
 			if err := sc.Set(ctx, "streamed", "v", time.Hour).Err(); err != nil {
 				t.Fatal(err)
 			}
 			dc := shard.Client()
-			integration.WaitFor(t, 30*time.Second, "both keys on the shard", func() bool {
+			harness.WaitFor(t, 30*time.Second, "both keys on the shard", func() bool {
 				return dc.Exists(ctx, "snap", "streamed").Val() == 2
 			})
 			pc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", proxyPort)})

@@ -5,24 +5,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 )
 
 func TestVerifyCommand(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	src := integration.StartRedis(t, "--requirepass", "p@ss")
-	shards := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
+	ctx := harness.Context(t, time.Minute)
+	src := harness.StartRedis(t, "--requirepass", "p@ss")
+	shards := harness.StartServers(t, 2)
 	sc := src.Client()
 	sc.Options().Password = "p@ss"
-	if err := integration.LoadDataset(ctx, sc, "", 7, 400); err != nil {
+	if err := harness.LoadDataset(ctx, sc, "", 7, 400); err != nil {
 		t.Fatal(err)
 	}
 	// Copy every key to the shard its slot maps to.
@@ -53,9 +52,7 @@ func TestVerifyCommand(t *testing.T) {
 	path := filepath.Join(dir, "replicaof.yaml")
 	yaml := fmt.Sprintf("destination: { shards: [\"redis://%s\", \"redis://%s\"] }\nreplica_of: { sources: [\"src: redis://:p%%40ss@%s\"] }\n",
 		shards[0].Addr, shards[1].Addr, src.Addr)
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, path, yaml)
 
 	run := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
@@ -121,12 +118,12 @@ func TestVerifyCommand(t *testing.T) {
 // TestVerifyClusterSource: a Redis Cluster source is read master by
 // master; given only one node's address, verify still sees every key.
 func TestVerifyClusterSource(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	cl := integration.StartCluster(t, 3, 0)
-	if err := integration.LoadDataset(ctx, cl.Client(), "", 9, 600); err != nil {
+	ctx := harness.Context(t, time.Minute)
+	cl := harness.StartCluster(t, 3, 0)
+	if err := harness.LoadDataset(ctx, cl.Client(), "", 9, 600); err != nil {
 		t.Fatal(err)
 	}
-	shards := []*integration.Redis{integration.StartRedis(t), integration.StartRedis(t)}
+	shards := harness.StartServers(t, 2)
 	sm, _ := router.EvenSlotMap(len(shards))
 	for _, m := range cl.Masters(ctx) {
 		iter := m.Scan(ctx, 0, "", 100).Iterator()

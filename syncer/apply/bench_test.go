@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
 
@@ -23,8 +23,8 @@ import (
 func BenchmarkLoadSnapshot(b *testing.B) {
 	const keys = 200_000
 	ctx := context.Background()
-	src := integration.StartRedis(b, "--repl-diskless-sync-delay", "0")
-	if err := integration.LoadDataset(ctx, src.Client(), "b:", 1, keys); err != nil {
+	src := harness.StartRedis(b, "--repl-diskless-sync-delay", "0")
+	if err := harness.LoadDataset(ctx, src.Client(), "b:", 1, keys); err != nil {
 		b.Fatal(err)
 	}
 	start := time.Now()
@@ -40,13 +40,13 @@ func BenchmarkLoadSnapshot(b *testing.B) {
 	want := src.Client().DBSize(ctx).Val()
 
 	// Reference: a native replica's full sync, timed until it is loaded.
-	rep := integration.StartRedis(b)
+	rep := harness.StartRedis(b)
 	nativeCPU0 := serverCPU(b, ctx, rep)
 	start = time.Now()
 	if err := rep.Client().Do(ctx, "REPLICAOF", "127.0.0.1", src.Port).Err(); err != nil {
 		b.Fatal(err)
 	}
-	integration.WaitFor(b, time.Minute, "native replica in sync", func() bool {
+	harness.WaitFor(b, time.Minute, "native replica in sync", func() bool {
 		info := rep.Client().Info(ctx, "replication").Val()
 		return strings.Contains(info, "master_link_status:up") && rep.Client().DBSize(ctx).Val() == want
 	})
@@ -196,7 +196,7 @@ func bytesArgs(s ...string) [][]byte {
 }
 
 // serverCPU is a redis-server's used_cpu_user + used_cpu_sys, in seconds.
-func serverCPU(b *testing.B, ctx context.Context, r *integration.Redis) float64 {
+func serverCPU(b *testing.B, ctx context.Context, r *harness.Redis) float64 {
 	info, err := r.Client().Info(ctx, "cpu").Result()
 	if err != nil {
 		b.Fatal(err)

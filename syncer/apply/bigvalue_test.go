@@ -3,7 +3,6 @@ package apply
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,16 +10,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer/rdb"
 )
 
 // bigRDB writes big values into a real redis-server and returns it with
 // the path of its SAVEd dump.rdb: a 300k-element list, a 20 MB string, a
 // 100k-field hash and a 50k-member zset.
-func bigRDB(t *testing.T, ctx context.Context) (*integration.Redis, string) {
+func bigRDB(t *testing.T, ctx context.Context) (*harness.Redis, string) {
 	t.Helper()
-	src := integration.StartRedis(t)
+	src := harness.StartRedis(t)
 	c := src.Client()
 	pipe := c.Pipeline()
 	for i := 0; i < 300_000; i += 10_000 {
@@ -64,7 +63,7 @@ func bigRDB(t *testing.T, ctx context.Context) (*integration.Redis, string) {
 // because they exceed MaxRawPayload), in chunks whose pipelines stay
 // bounded, in order.
 func TestBigValues(t *testing.T) {
-	ctx := integration.Context(t, 2*time.Minute)
+	ctx := harness.Context(t, 2*time.Minute)
 	src, path := bigRDB(t, ctx)
 	c := startCluster(t, 3)
 	for _, tc := range []struct {
@@ -81,15 +80,7 @@ func TestBigValues(t *testing.T) {
 			opts.RDB.ChunkBytes = 128 << 10
 			opts.RDB.ChunkElems = 2000
 			a := New(c.dest, opts)
-			f, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			st, err := a.LoadSnapshot(ctx, f)
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := loadFile(t, ctx, a, path)
 			// The three values over 1 MiB are decoded; the zset fits in a
 			// RESTORE unless decoding is forced.
 			if st.KeysDecoded+st.KeysRestored != 4 || st.KeysDecoded < 3 || opts.ForceDecode && st.KeysDecoded != 4 {
@@ -102,7 +93,7 @@ func TestBigValues(t *testing.T) {
 				t.Errorf("largest pipeline %d bytes, bound %d", max, bound)
 			}
 			t.Logf("stats %+v, largest pipeline %d bytes", st, a.maxBatch.Load())
-			integration.RequireEqual(t, ctx, []*redis.Client{src.Client()}, c.clients(0), integration.CompareOptions{})
+			harness.RequireEqual(t, ctx, []*redis.Client{src.Client()}, c.clients(0), harness.CompareOptions{})
 		})
 	}
 }

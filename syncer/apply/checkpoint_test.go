@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 func internalKey(k string) bool { return strings.HasPrefix(k, destination.KeyPrefix) }
@@ -34,7 +34,7 @@ func fullSyncEmpty(t testing.TB, ctx context.Context, a *Applier, offset int64) 
 // that was just restarted (its backend fails fast for a moment).
 func mark(t testing.TB, ctx context.Context, c *cluster) {
 	t.Helper()
-	integration.WaitFor(t, 10*time.Second, "marker set on every shard", func() bool {
+	harness.WaitFor(t, 10*time.Second, "marker set on every shard", func() bool {
 		return c.dest.Mark(ctx, "m") == nil
 	})
 }
@@ -99,7 +99,7 @@ func checkCounts(t *testing.T, ctx context.Context, c *cluster, keys []string, w
 }
 
 func TestCheckpointExactlyOnce(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 3)
 	c.flush(t, ctx)
 	mark(t, ctx, c)
@@ -151,7 +151,7 @@ func TestCheckpointExactlyOnce(t *testing.T) {
 		// ...unless it has the marker: then its checkpoint was deleted by
 		// another source's FLUSHALL and the offset known in memory holds.
 		mark(t, ctx, c)
-		integration.WaitFor(t, 10*time.Second, "shard 1 back", func() bool {
+		harness.WaitFor(t, 10*time.Second, "shard 1 back", func() bool {
 			return a.Continue(ctx, "replid0", int64(len(script))) == nil && a.Apply(ctx, more) == nil
 		})
 		for i, k := range keys {
@@ -190,7 +190,7 @@ func TestCheckpointExactlyOnce(t *testing.T) {
 // An open MULTI block is not covered by the checkpoint of the Apply that
 // carried its start: a restart resumes at its MULTI.
 func TestCheckpointOpenBlock(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 2)
 	c.flush(t, ctx)
 	mark(t, ctx, c)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 // testFence is a Fence whose epoch and clock verdict the test sets.
@@ -37,7 +37,7 @@ func (f *testFence) set(epoch int64, err error) {
 // newer epoch was raised, and nothing is sent when the clock says the
 // lease is not certainly held.
 func TestFenceRefusesStaleEpoch(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 3)
 	f := &testFence{epoch: 5}
 	c.dest.SetFence(f)

@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 // expectedFile is the part of a fixture's expected.json the tests check.
@@ -80,7 +80,7 @@ func readExpected(t testing.TB, rdbPath string) *expectedFile {
 // the fast path where possible and once decoded, and compares the result
 // with the fixture's expected.json.
 func TestFixtures(t *testing.T) {
-	ctx := integration.Context(t, 5*time.Minute)
+	ctx := harness.Context(t, 5*time.Minute)
 	files := fixtures(t)
 	for _, n := range []int{1, 3} {
 		c := startCluster(t, n)

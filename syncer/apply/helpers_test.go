@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/pool"
 )
 
@@ -19,18 +19,16 @@ const fixtureDir = "../../testdata/rdb"
 
 // cluster is a destination of real redis-servers for a test.
 type cluster struct {
-	servers []*integration.Redis
+	servers []*harness.Redis
 	dest    *destination.Destination
 }
 
 func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	t.Helper()
-	c := &cluster{}
+	c := &cluster{servers: harness.StartServers(t, n, extra...)}
 	var shards []destination.Shard
-	for range n {
-		r := integration.StartRedis(t, extra...)
-		c.servers = append(c.servers, r)
-		shards = append(shards, destination.Shard{Addr: r.Addr})
+	for _, addr := range harness.Addrs(c.servers) {
+		shards = append(shards, destination.Shard{Addr: addr})
 	}
 	d, err := destination.New(destination.Config{Shards: shards, Pool: pool.Config{RetryBackoff: 20 * time.Millisecond}})
 	if err != nil {
@@ -46,13 +44,7 @@ func (c *cluster) client(key string, db int) *redis.Client {
 	return c.servers[c.dest.Map().ShardOf([]byte(key))].ClientDB(db)
 }
 
-func (c *cluster) clients(db int) []*redis.Client {
-	var out []*redis.Client
-	for _, s := range c.servers {
-		out = append(out, s.ClientDB(db))
-	}
-	return out
-}
+func (c *cluster) clients(db int) []*redis.Client { return harness.Clients(c.servers, db) }
 
 func (c *cluster) flush(t testing.TB, ctx context.Context) {
 	t.Helper()

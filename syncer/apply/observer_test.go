@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 // appliedObserver sums what an Applier reports, by source and shard.
@@ -22,7 +22,7 @@ func (o *appliedObserver) Applied(source string, shard, n int) {
 }
 
 func TestApplyObserver(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 3)
 	c.flush(t, ctx)
 	k := keysOnShards(c.dest.Map(), "o")

@@ -11,8 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -75,8 +75,8 @@ func TestApplyStreamMatchesReference(t *testing.T) {
 }
 
 func testApplyStreamMatchesReference(t *testing.T, checkpoint bool) {
-	ctx := integration.Context(t, time.Minute)
-	ref := integration.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
+	ref := harness.StartRedis(t)
 	c := startCluster(t, 3)
 	c.flush(t, ctx)
 	table, err := c.dest.Commands(ctx)
@@ -149,7 +149,7 @@ func testApplyStreamMatchesReference(t *testing.T, checkpoint bool) {
 		t.Fatalf("reference db 0 holds only %d keys: the comparison would prove little", n)
 	}
 	for _, db := range []int{0, 3, 5, 6} {
-		integration.RequireEqual(t, ctx, []*redis.Client{ref.ClientDB(db)}, c.clients(db), integration.CompareOptions{Skip: internalKey})
+		harness.RequireEqual(t, ctx, []*redis.Client{ref.ClientDB(db)}, c.clients(db), harness.CompareOptions{Skip: internalKey})
 	}
 	if checkpoint {
 		// Every shard's checkpoint reached the end of the script.
@@ -192,7 +192,7 @@ func keysOnShards(m *router.SlotMap, prefix string) []string {
 // TestApplyCrossSlot: with cross_shard: stop, a command or block whose
 // keys span shards stops the stream.
 func TestApplyCrossSlot(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 3)
 	c.flush(t, ctx)
 	k := keysOnShards(c.dest.Map(), "x")
@@ -240,7 +240,7 @@ func expectKeys(t *testing.T, ctx context.Context, c *cluster, want map[string]b
 }
 
 func TestApplyErrors(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 3)
 	c.flush(t, ctx)
 	m := c.dest.Map()
@@ -310,7 +310,7 @@ func TestApplyErrors(t *testing.T) {
 		// The applier's state rolled back: once the shard is back, the same
 		// batch applies in the same db as before.
 		c.servers[1].Restart()
-		integration.WaitFor(t, 10*time.Second, "shard back", func() bool { return a.Apply(ctx, batch) == nil })
+		harness.WaitFor(t, 10*time.Second, "shard back", func() bool { return a.Apply(ctx, batch) == nil })
 		for i, key := range k {
 			db := 2
 			if i == 2 {
@@ -327,7 +327,7 @@ func TestApplyErrors(t *testing.T) {
 // its checkpoint and marker writes arrive in the stream (alone and inside
 // its MULTI blocks); they must not land on this destination.
 func TestApplySkipsOwnKeys(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 3)
 	c.flush(t, ctx)
 	a := New(c.dest, Options{})
@@ -353,7 +353,7 @@ func TestApplySkipsOwnKeys(t *testing.T) {
 // TestApplySplitBlocks: with SplitBlocks a block spanning shards lands as
 // one block per shard instead of stopping sync.
 func TestApplySplitBlocks(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 3)
 	c.flush(t, ctx)
 	k := keysOnShards(c.dest.Map(), "x")

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 func splitArgs(s string) [][]byte {
@@ -162,7 +162,7 @@ func FuzzTTLRewrite(f *testing.F) {
 // TestApplyTTLGrace applies every streamed TTL form, and a snapshot, to
 // real shards with a grace and checks the TTLs the shards hold.
 func TestApplyTTLGrace(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 2)
 	c.flush(t, ctx)
 	table, err := c.dest.Commands(ctx)
@@ -219,8 +219,8 @@ func TestApplyTTLGrace(t *testing.T) {
 // TestApplyTTLGraceSnapshot: keys RESTOREd and rebuilt from a snapshot
 // carry the grace.
 func TestApplyTTLGraceSnapshot(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
-	src := integration.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
+	src := harness.StartRedis(t)
 	rc := src.Client()
 	exp := time.Now().Add(time.Hour)
 	for i := range 20 {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/destination"
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/syncer/rdb"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -90,7 +90,7 @@ const rejson = "module ReJSON-RL (encver 3)"
 func TestUnsupportedKeys(t *testing.T) {
 	for _, version := range []int{9, 12} {
 		t.Run(fmt.Sprintf("rdb%d", version), func(t *testing.T) {
-			ctx := integration.Context(t, time.Minute)
+			ctx := harness.Context(t, time.Minute)
 			c := startCluster(t, 2)
 			table, err := c.dest.Commands(ctx)
 			if err != nil {

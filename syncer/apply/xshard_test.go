@@ -10,8 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
 )
@@ -74,7 +74,7 @@ func crossShardScript(m *router.SlotMap) []string {
 }
 
 // runReference runs lines on one connection of a plain server.
-func runReference(t testing.TB, ctx context.Context, r *integration.Redis, lines []replica.Command) {
+func runReference(t testing.TB, ctx context.Context, r *harness.Redis, lines []replica.Command) {
 	t.Helper()
 	conn := r.Client().Conn()
 	defer conn.Close()
@@ -91,10 +91,10 @@ func runReference(t testing.TB, ctx context.Context, r *integration.Redis, lines
 
 // requireSame compares the destination with the reference in dbs 0 and 3
 // and checks that no internal staging key is left.
-func requireSame(t testing.TB, ctx context.Context, ref *integration.Redis, c *cluster) {
+func requireSame(t testing.TB, ctx context.Context, ref *harness.Redis, c *cluster) {
 	t.Helper()
 	for _, db := range []int{0, 3} {
-		d, err := integration.Compare(ctx, []*redis.Client{ref.ClientDB(db)}, c.clients(db), integration.CompareOptions{Skip: internalKey})
+		d, err := harness.Compare(ctx, []*redis.Client{ref.ClientDB(db)}, c.clients(db), harness.CompareOptions{Skip: internalKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,9 +111,9 @@ func requireSame(t testing.TB, ctx context.Context, ref *integration.Redis, c *c
 }
 
 func TestCrossShardEmulate(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 3)
-	ref := integration.StartRedis(t)
+	ref := harness.StartRedis(t)
 	script := cmds(crossShardScript(c.dest.Map())...)
 	runReference(t, ctx, ref, script)
 	for _, ckpt := range []bool{false, true} {
@@ -154,9 +154,9 @@ func TestCrossShardEmulate(t *testing.T) {
 // the checkpoints with the whole stream redelivered: the destination must
 // end equal to the reference every time.
 func TestCrossShardCrashBetweenSteps(t *testing.T) {
-	ctx := integration.Context(t, 3*time.Minute)
+	ctx := harness.Context(t, 3*time.Minute)
 	c := startCluster(t, 3)
-	ref := integration.StartRedis(t)
+	ref := harness.StartRedis(t)
 	n := xsNames{c.dest.Map()}
 	k := func(p string, s int) string { return n.on(p, s) }
 	// Non-idempotent jobs: redoing one from its inputs, or twice, shows.
@@ -225,7 +225,7 @@ func TestCrossShardCrashBetweenSteps(t *testing.T) {
 // TestCrossShardRefused: commands that cannot run on renamed keys stop
 // with a clear cross-slot error; what came before them is applied.
 func TestCrossShardRefused(t *testing.T) {
-	ctx := integration.Context(t, time.Minute)
+	ctx := harness.Context(t, time.Minute)
 	c := startCluster(t, 3)
 	c.flush(t, ctx)
 	n := xsNames{c.dest.Map()}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/syncer/rdb"
 )
 
@@ -100,10 +100,10 @@ func TestIntegrationFullSync(t *testing.T) {
 		{"diskless", []string{"--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
-			src := integration.StartRedis(t, mode.args...)
-			ctx := integration.Context(t, 60*time.Second)
+			src := harness.StartRedis(t, mode.args...)
+			ctx := harness.Context(t, 60*time.Second)
 			c := src.Client()
-			if err := integration.LoadDataset(ctx, c, "ds:", 1, 300); err != nil {
+			if err := harness.LoadDataset(ctx, c, "ds:", 1, 300); err != nil {
 				t.Fatal(err)
 			}
 			dbsize, err := c.DBSize(ctx).Result()
@@ -113,7 +113,7 @@ func TestIntegrationFullSync(t *testing.T) {
 			h := &rdbRecorder{}
 			l := New(integrationConfig(t, src.Addr), h)
 			startLink(t, l, Position{})
-			integration.WaitFor(t, 20*time.Second, "snapshot loaded", func() bool { return l.Stats().State == StateStreaming })
+			harness.WaitFor(t, 20*time.Second, "snapshot loaded", func() bool { return l.Stats().State == StateStreaming })
 			keys, trailing, size, _ := h.get()
 			if int64(keys) != dbsize || trailing != 0 {
 				t.Fatalf("snapshot: %d keys (source has %d), %d trailing bytes", keys, dbsize, trailing)
@@ -141,7 +141,7 @@ func TestIntegrationFullSync(t *testing.T) {
 				t.Fatal(err)
 			}
 			var master int64
-			integration.WaitFor(t, 10*time.Second, "applied offset = master_repl_offset", func() bool {
+			harness.WaitFor(t, 10*time.Second, "applied offset = master_repl_offset", func() bool {
 				master, _ = replInfo(t, ctx, c)
 				return l.Stats().AppliedOffset == master
 			})
@@ -162,7 +162,7 @@ func TestIntegrationFullSync(t *testing.T) {
 				t.Fatalf("last command offset %d, master %d", last, master)
 			}
 			// The source sees our ACKs advance to its offset.
-			integration.WaitFor(t, 10*time.Second, "source sees our ack", func() bool {
+			harness.WaitFor(t, 10*time.Second, "source sees our ack", func() bool {
 				m, acked := replInfo(t, ctx, c)
 				return acked == m && acked == l.Stats().AppliedOffset
 			})
@@ -180,8 +180,8 @@ func TestIntegrationFullSync(t *testing.T) {
 
 // A cut link resumes with +CONTINUE; nothing is lost or applied twice.
 func TestIntegrationPartialResync(t *testing.T) {
-	src := integration.StartRedis(t, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
-	ctx := integration.Context(t, 60*time.Second)
+	src := harness.StartRedis(t, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
+	ctx := harness.Context(t, 60*time.Second)
 	c := src.Client()
 	h := &rdbRecorder{}
 	l := New(integrationConfig(t, src.Addr), h)
@@ -210,9 +210,9 @@ func TestIntegrationPartialResync(t *testing.T) {
 
 	res, cancel := run(Position{})
 	defer cancel()
-	integration.WaitFor(t, 20*time.Second, "streaming", func() bool { return l.Stats().State == StateStreaming })
+	harness.WaitFor(t, 20*time.Second, "streaming", func() bool { return l.Stats().State == StateStreaming })
 	write(100)
-	integration.WaitFor(t, 10*time.Second, "first writes applied", func() bool {
+	harness.WaitFor(t, 10*time.Second, "first writes applied", func() bool {
 		m, _ := replInfo(t, ctx, c)
 		return l.Stats().AppliedOffset == m
 	})
@@ -228,9 +228,9 @@ func TestIntegrationPartialResync(t *testing.T) {
 
 	res2, cancel2 := run(r.pos)
 	defer cancel2()
-	integration.WaitFor(t, 20*time.Second, "resumed", func() bool { return l.Stats().State == StateStreaming })
+	harness.WaitFor(t, 20*time.Second, "resumed", func() bool { return l.Stats().State == StateStreaming })
 	write(100)
-	integration.WaitFor(t, 10*time.Second, "all writes applied", func() bool {
+	harness.WaitFor(t, 10*time.Second, "all writes applied", func() bool {
 		m, _ := replInfo(t, ctx, c)
 		return l.Stats().AppliedOffset == m
 	})
@@ -261,9 +261,9 @@ func TestIntegrationPartialResync(t *testing.T) {
 }
 
 func TestIntegrationAuth(t *testing.T) {
-	ctx := integration.Context(t, 60*time.Second)
+	ctx := harness.Context(t, 60*time.Second)
 	t.Run("requirepass", func(t *testing.T) {
-		src := integration.StartRedis(t, "--requirepass", "s3cret")
+		src := harness.StartRedis(t, "--requirepass", "s3cret")
 		cfg := integrationConfig(t, src.Addr)
 		cfg.Password = "wrong"
 		_, err := New(cfg, &rdbRecorder{}).Run(ctx, Position{})
@@ -278,10 +278,10 @@ func TestIntegrationAuth(t *testing.T) {
 		cfg.Password = "s3cret"
 		l := New(cfg, &rdbRecorder{})
 		startLink(t, l, Position{})
-		integration.WaitFor(t, 20*time.Second, "streaming", func() bool { return l.Stats().State == StateStreaming })
+		harness.WaitFor(t, 20*time.Second, "streaming", func() bool { return l.Stats().State == StateStreaming })
 	})
 	t.Run("acl-user", func(t *testing.T) {
-		src := integration.StartRedis(t)
+		src := harness.StartRedis(t)
 		if err := src.Client().Do(ctx, "ACL", "SETUSER", "repl", "on", ">pw", "+psync", "+replconf", "+ping").Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -297,6 +297,6 @@ func TestIntegrationAuth(t *testing.T) {
 		cfg.Password = "pw"
 		l := New(cfg, &rdbRecorder{})
 		startLink(t, l, Position{})
-		integration.WaitFor(t, 20*time.Second, "streaming", func() bool { return l.Stats().State == StateStreaming })
+		harness.WaitFor(t, 20*time.Second, "streaming", func() bool { return l.Stats().State == StateStreaming })
 	})
 }

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -225,6 +225,55 @@ func startLink(t *testing.T, l *Link, resume Position) (<-chan runResult, contex
 	return ch, cancel
 }
 
+// streamAfterEmptySync starts l against m and plays the master through the
+// handshake and a full sync of an empty RDB, up to the link's first ACK:
+// the link is then streaming from offset 0.
+func streamAfterEmptySync(t *testing.T, m *fakeMaster, l *Link) (*mconn, <-chan runResult, context.CancelFunc) {
+	t.Helper()
+	res, cancel := startLink(t, l, Position{})
+	c := m.accept()
+	c.handshake()
+	c.send("+FULLRESYNC " + replA + " 0\r\n$0\r\n")
+	c.expect("REPLCONF ACK 0")
+	return c, res, cancel
+}
+
+// setStream returns n SETs of key:<i> to a 100-byte value, as a master
+// streams them.
+func setStream(n int) []byte {
+	var stream []byte
+	for i := range n {
+		stream = resp.AppendCommandString(stream, "SET", "key:"+strconv.Itoa(i), strings.Repeat("v", 100))
+	}
+	return stream
+}
+
+// writeAsync writes b to the link from another goroutine (the link may not
+// read it all until its handler moves) and returns the write's error.
+func (c *mconn) writeAsync(b []byte) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.c.Write(b)
+		done <- err
+	}()
+	return done
+}
+
+// requireSets checks that h got the n SETs of stream = setStream(n) in
+// order, the last at the stream's end offset.
+func requireSets(t *testing.T, h *recorder, stream []byte, n int) {
+	t.Helper()
+	_, _, cmds, offs := h.snapshot()
+	if len(cmds) != n || cmds[n-1] != "SET key:"+strconv.Itoa(n-1)+" "+strings.Repeat("v", 100) || offs[n-1] != int64(len(stream)) {
+		t.Fatalf("%d commands, last %q", len(cmds), cmds[len(cmds)-1])
+	}
+	for i := 0; i < n; i += 997 {
+		if !strings.HasPrefix(cmds[i], "SET key:"+strconv.Itoa(i)+" ") {
+			t.Fatalf("command %d is %q", i, cmds[i])
+		}
+	}
+}
+
 func wait(t *testing.T, ch <-chan runResult) runResult {
 	t.Helper()
 	select {
@@ -238,15 +287,7 @@ func wait(t *testing.T, ch <-chan runResult) runResult {
 
 func testConfig(t *testing.T, addr string) Config {
 	return Config{Addr: addr, AckInterval: time.Hour, ReadTimeout: 10 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-}
-
-// tWriter sends log lines to t.Log.
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
+		Logger: harness.Logger(t, slog.LevelDebug)}
 }
 
 const replA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -269,14 +310,14 @@ func TestLinkDiskFullSync(t *testing.T) {
 	c.expect("PSYNC ? -1")
 	// Keepalives before the reply and before the payload header.
 	c.send("\n\n+FULLRESYNC " + replA + " 42\r\n\n\n")
-	integration.WaitFor(t, 5*time.Second, "transfer state", func() bool { return l.Stats().State == StateTransfer })
+	harness.WaitFor(t, 5*time.Second, "transfer state", func() bool { return l.Stats().State == StateTransfer })
 	select1 := string(resp.AppendCommandString(nil, "SELECT", "0"))
 	set := string(resp.AppendCommandString(nil, "SET", "k", "v"))
 	ping := string(resp.AppendCommandString(nil, "ping"))
 	getack := string(resp.AppendCommandString(nil, "REPLCONF", "GETACK", "*"))
 	c.send("$9\r\nREDIS0011" + select1 + set + ping)
 	c.expect("REPLCONF ACK 42") // right after the snapshot
-	integration.WaitFor(t, 5*time.Second, "applied", func() bool { return l.Stats().AppliedOffset == int64(42+len(select1+set+ping)) })
+	harness.WaitFor(t, 5*time.Second, "applied", func() bool { return l.Stats().AppliedOffset == int64(42+len(select1+set+ping)) })
 	c.send(getack)
 	want := 42 + len(select1+set+ping+getack)
 	c.expect("REPLCONF ACK " + strconv.Itoa(want))
@@ -312,7 +353,7 @@ func TestLinkDisklessMarkStraddles(t *testing.T) {
 	payload := strings.Repeat("R", 1000)
 	c.send("+FULLRESYNC " + replA + " 0\r\n$EOF:" + mark + "\r\n" + payload + mark[:25])
 	// Wait until the link has consumed what it can before the mark's end.
-	integration.WaitFor(t, 5*time.Second, "payload read", func() bool {
+	harness.WaitFor(t, 5*time.Second, "payload read", func() bool {
 		return l.Stats().RDBTransferred >= int64(len(payload)+25-39)
 	})
 	c.send(mark[25:])
@@ -320,7 +361,7 @@ func TestLinkDisklessMarkStraddles(t *testing.T) {
 	c.expect("REPLCONF ACK 0")
 	set := string(resp.AppendCommandString(nil, "SET", "k", "v"))
 	c.send(set)
-	integration.WaitFor(t, 5*time.Second, "command", func() bool { return h.ncmds() == 1 })
+	harness.WaitFor(t, 5*time.Second, "command", func() bool { return h.ncmds() == 1 })
 	_, rdb, _, _ := h.snapshot()
 	if string(rdb) != payload {
 		t.Fatalf("payload %d bytes: %q", len(rdb), rdb[max(0, len(rdb)-50):])
@@ -478,22 +519,11 @@ func TestLinkBackpressure(t *testing.T) {
 	cfg := testConfig(t, m.ln.Addr().String())
 	cfg.MaxQueueBytes = 256 << 10
 	l := New(cfg, h)
-	startLink(t, l, Position{})
-	c := m.accept()
-	c.handshake()
-	c.send("+FULLRESYNC " + replA + " 0\r\n$0\r\n")
-	c.expect("REPLCONF ACK 0")
-	var stream []byte
+	c, _, _ := streamAfterEmptySync(t, m, l)
 	const n = 20000
-	for i := range n {
-		stream = resp.AppendCommandString(stream, "SET", "key:"+strconv.Itoa(i), strings.Repeat("v", 100))
-	}
-	writeDone := make(chan error, 1)
-	go func() {
-		_, err := c.c.Write(stream)
-		writeDone <- err
-	}()
-	integration.WaitFor(t, 5*time.Second, "queue full", func() bool {
+	stream := setStream(n)
+	writeDone := c.writeAsync(stream)
+	harness.WaitFor(t, 5*time.Second, "queue full", func() bool {
 		return l.Stats().QueuedBytes >= cfg.MaxQueueBytes-chunkSize
 	})
 	if q := l.Stats().QueuedBytes; q > cfg.MaxQueueBytes {
@@ -503,11 +533,8 @@ func TestLinkBackpressure(t *testing.T) {
 	if err := <-writeDone; err != nil {
 		t.Fatal(err)
 	}
-	integration.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
-	_, _, cmds, offs := h.snapshot()
-	if len(cmds) != n || cmds[n-1] != "SET key:19999 "+strings.Repeat("v", 100) || offs[n-1] != int64(len(stream)) {
-		t.Fatalf("%d commands, last %q", len(cmds), cmds[len(cmds)-1])
-	}
+	harness.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
+	requireSets(t, h, stream, n)
 }
 
 func TestLinkReadTimeout(t *testing.T) {
@@ -531,7 +558,7 @@ func TestLinkRunTwice(t *testing.T) {
 	l := New(testConfig(t, m.ln.Addr().String()), &recorder{})
 	startLink(t, l, Position{})
 	m.accept()
-	integration.WaitFor(t, 5*time.Second, "running", func() bool { return l.running.Load() })
+	harness.WaitFor(t, 5*time.Second, "running", func() bool { return l.running.Load() })
 	if _, err := l.Run(context.Background(), Position{}); !errors.Is(err, ErrRunning) {
 		t.Fatalf("second Run: %v", err)
 	}

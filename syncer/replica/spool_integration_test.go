@@ -13,8 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/internal/harness"
 )
 
 // slowHandler loads a snapshot at about rate bytes per second and waits
@@ -91,9 +91,9 @@ func startWriter(t *testing.T, ctx context.Context, c *redis.Client, counter str
 // destination is slow while it transfers a snapshot; with a spool the link
 // reads ahead to disk and the full sync completes with every write.
 func TestIntegrationSpool(t *testing.T) {
-	src := integration.StartRedis(t, "--repl-diskless-sync", "no",
+	src := harness.StartRedis(t, "--repl-diskless-sync", "no",
 		"--client-output-buffer-limit", "replica", "2mb", "1mb", "5")
-	ctx := integration.Context(t, 60*time.Second)
+	ctx := harness.Context(t, 60*time.Second)
 	c := src.Client()
 	if got, err := c.ConfigGet(ctx, "client-output-buffer-limit").Result(); err != nil ||
 		!bytes.Contains([]byte(got["client-output-buffer-limit"]), []byte("slave 2097152 1048576 5")) {
@@ -122,7 +122,7 @@ func TestIntegrationSpool(t *testing.T) {
 		res, _ := startLink(t, l, Position{})
 		// Once the payload flows, every write reaches us through the
 		// stream, which the source buffers until the payload is sent.
-		integration.WaitFor(t, 20*time.Second, "snapshot started", func() bool { return l.Stats().State >= StateLoading })
+		harness.WaitFor(t, 20*time.Second, "snapshot started", func() bool { return l.Stats().State >= StateLoading })
 		stop := startWriter(t, ctx, c, h.counter)
 		t.Cleanup(stop)
 		return l, h, res, stop
@@ -150,7 +150,7 @@ func TestIntegrationSpool(t *testing.T) {
 	t.Run("spool", func(t *testing.T) {
 		dir := t.TempDir()
 		l, h, res, stop := run(t, dir)
-		integration.WaitFor(t, 40*time.Second, "snapshot loaded", func() bool {
+		harness.WaitFor(t, 40*time.Second, "snapshot loaded", func() bool {
 			select {
 			case r := <-res:
 				t.Fatalf("Run returned %v", r.err)
@@ -163,7 +163,7 @@ func TestIntegrationSpool(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		integration.WaitFor(t, 20*time.Second, "applied offset = master_repl_offset", func() bool {
+		harness.WaitFor(t, 20*time.Second, "applied offset = master_repl_offset", func() bool {
 			m, _ := replInfo(t, ctx, c)
 			return l.Stats().AppliedOffset == m
 		})

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicaof/replicaof/integration"
 	"github.com/replicaof/replicaof/internal/errclass"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 )
 
@@ -27,21 +27,14 @@ func TestLinkSpoolStream(t *testing.T) {
 	cfg.MaxQueueBytes = 256 << 10
 	cfg.SpoolDir = dir
 	l := New(cfg, h)
-	res, cancel := startLink(t, l, Position{})
-	c := m.accept()
-	c.handshake()
-	c.send("+FULLRESYNC " + replA + " 0\r\n$0\r\n")
-	c.expect("REPLCONF ACK 0")
-	var stream []byte
+	c, res, cancel := streamAfterEmptySync(t, m, l)
 	const n = 30000
-	for i := range n {
-		stream = resp.AppendCommandString(stream, "SET", "key:"+strconv.Itoa(i), strings.Repeat("v", 100))
-	}
+	stream := setStream(n)
 	// All of it is read while Apply is blocked.
 	if _, err := c.c.Write(stream); err != nil {
 		t.Fatal(err)
 	}
-	integration.WaitFor(t, 10*time.Second, "everything read", func() bool {
+	harness.WaitFor(t, 10*time.Second, "everything read", func() bool {
 		st := l.Stats()
 		return st.QueuedBytes+st.SpooledBytes >= int64(len(stream))-64<<10
 	})
@@ -53,16 +46,8 @@ func TestLinkSpoolStream(t *testing.T) {
 		t.Fatalf("spool files %v", ents)
 	}
 	close(gate)
-	integration.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
-	_, _, cmds, offs := h.snapshot()
-	if len(cmds) != n || cmds[n-1] != "SET key:29999 "+strings.Repeat("v", 100) || offs[n-1] != int64(len(stream)) {
-		t.Fatalf("%d commands, last %q", len(cmds), cmds[len(cmds)-1])
-	}
-	for i := 0; i < n; i += 997 {
-		if !strings.HasPrefix(cmds[i], "SET key:"+strconv.Itoa(i)+" ") {
-			t.Fatalf("command %d is %q", i, cmds[i])
-		}
-	}
+	harness.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
+	requireSets(t, h, stream, n)
 	if st := l.Stats(); st.SpooledBytes != 0 || st.SpoolPeak < int64(len(stream))/2 {
 		t.Fatalf("after: %+v", st)
 	}
@@ -83,22 +68,11 @@ func TestLinkSpoolFull(t *testing.T) {
 	cfg.SpoolDir = t.TempDir()
 	cfg.SpoolMaxBytes = 200 << 10
 	l := New(cfg, h)
-	startLink(t, l, Position{})
-	c := m.accept()
-	c.handshake()
-	c.send("+FULLRESYNC " + replA + " 0\r\n$0\r\n")
-	c.expect("REPLCONF ACK 0")
-	var stream []byte
+	c, _, _ := streamAfterEmptySync(t, m, l)
 	const n = 20000
-	for i := range n {
-		stream = resp.AppendCommandString(stream, "SET", "key:"+strconv.Itoa(i), strings.Repeat("v", 100))
-	}
-	writeDone := make(chan error, 1)
-	go func() {
-		_, err := c.c.Write(stream)
-		writeDone <- err
-	}()
-	integration.WaitFor(t, 10*time.Second, "reader paused", func() bool { return l.Stats().ReadPaused })
+	stream := setStream(n)
+	writeDone := c.writeAsync(stream)
+	harness.WaitFor(t, 10*time.Second, "reader paused", func() bool { return l.Stats().ReadPaused })
 	if st := l.Stats(); st.SpooledBytes != cfg.SpoolMaxBytes || st.QueuedBytes > cfg.MaxQueueBytes {
 		t.Fatalf("stats %+v", st)
 	}
@@ -106,7 +80,7 @@ func TestLinkSpoolFull(t *testing.T) {
 	if err := <-writeDone; err != nil {
 		t.Fatal(err)
 	}
-	integration.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
+	harness.WaitFor(t, 10*time.Second, "all applied", func() bool { return l.Stats().AppliedOffset == int64(len(stream)) })
 	if got := h.ncmds(); got != n {
 		t.Fatalf("%d commands", got)
 	}
@@ -141,13 +115,13 @@ func TestLinkSpoolSnapshot(t *testing.T) {
 	payload := string(testStream(1<<20, 7))
 	set := string(resp.AppendCommandString(nil, "SET", "k", "v"))
 	c.send("+FULLRESYNC " + replA + " 0\r\n$" + strconv.Itoa(len(payload)) + "\r\n" + payload + set)
-	integration.WaitFor(t, 10*time.Second, "all read", func() bool {
+	harness.WaitFor(t, 10*time.Second, "all read", func() bool {
 		st := l.Stats()
 		return st.QueuedBytes+st.SpooledBytes > int64(len(payload))
 	})
 	close(h.syncGate)
 	c.expect("REPLCONF ACK 0")
-	integration.WaitFor(t, 10*time.Second, "command", func() bool { return h.ncmds() == 1 })
+	harness.WaitFor(t, 10*time.Second, "command", func() bool { return h.ncmds() == 1 })
 	_, rdb, _, _ := h.snapshot()
 	if string(rdb) != payload {
 		t.Fatalf("payload differs at %d", firstDiff(rdb, []byte(payload)))

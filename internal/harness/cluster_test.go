@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"bufio"
@@ -319,7 +319,7 @@ func infoOf(t testing.TB, ctx context.Context, r *Redis) map[string]string {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: r.Addr, Protocol: 2, DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second})
 	defer c.Close()
-	info, err := replicationInfo(ctx, c)
+	info, err := ReplicationInfo(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}

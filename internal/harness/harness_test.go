@@ -1,7 +1,9 @@
-package integration
+package harness
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,14 +20,14 @@ func TestCompareAgainstNativeReplica(t *testing.T) {
 	if err := LoadDataset(ctx, src.Client(), "", 1, 2000); err != nil {
 		t.Fatal(err)
 	}
-	if err := dst.Client().ReplicaOf(ctx, "127.0.0.1", itoa(src.Port)).Err(); err != nil {
+	if err := dst.Client().ReplicaOf(ctx, "127.0.0.1", strconv.Itoa(src.Port)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	WaitFor(t, 30*time.Second, "native replica catches up", func() bool {
 		a, _ := src.Client().DBSize(ctx).Result()
 		b, _ := dst.Client().DBSize(ctx).Result()
 		info, _ := dst.Client().Info(ctx, "replication").Result()
-		return a == b && contains(info, "master_link_status:up")
+		return a == b && strings.Contains(info, "master_link_status:up")
 	})
 	a, b := []*redis.Client{src.Client()}, []*redis.Client{dst.Client()}
 	d, err := Compare(ctx, a, b, CompareOptions{})
@@ -71,7 +73,7 @@ func TestCompareUnionOfShards(t *testing.T) {
 	keys, _ := s1.Client().Keys(ctx, "*").Result()
 	for i, k := range keys {
 		if i%2 == 0 {
-			if err := s1.Client().Migrate(ctx, "127.0.0.1", itoa(s2.Port), k, 0, 5*time.Second).Err(); err != nil {
+			if err := s1.Client().Migrate(ctx, "127.0.0.1", strconv.Itoa(s2.Port), k, 0, 5*time.Second).Err(); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"context"
@@ -29,7 +29,7 @@ func LoadDataset(ctx context.Context, c redis.Cmdable, prefix string, seed int64
 		}
 		switch kinds[i%len(kinds)] {
 		case "str":
-			pipe.Set(ctx, key, randString(rng, rng.Intn(100)), 0)
+			pipe.Set(ctx, key, RandString(rng, rng.Intn(100)), 0)
 		case "bin":
 			pipe.Set(ctx, key, string([]byte{0, '\r', '\n', byte(rng.Intn(256)), 0xff}), 0)
 		case "int":
@@ -38,36 +38,36 @@ func LoadDataset(ctx context.Context, c redis.Cmdable, prefix string, seed int64
 			pipe.Set(ctx, key, "", 0)
 		case "list":
 			for j, m := 0, 1+rng.Intn(20); j < m; j++ {
-				pipe.RPush(ctx, key, randString(rng, rng.Intn(30)))
+				pipe.RPush(ctx, key, RandString(rng, rng.Intn(30)))
 			}
 		case "set":
 			for j, m := 0, 1+rng.Intn(20); j < m; j++ {
 				if j%2 == 0 {
 					pipe.SAdd(ctx, key, rng.Intn(1000))
 				} else {
-					pipe.SAdd(ctx, key, randString(rng, 1+rng.Intn(10)))
+					pipe.SAdd(ctx, key, RandString(rng, 1+rng.Intn(10)))
 				}
 			}
 		case "zset":
 			for j, m := 0, 1+rng.Intn(20); j < m; j++ {
-				pipe.ZAdd(ctx, key, redis.Z{Score: rng.NormFloat64() * 1000, Member: randString(rng, 1+rng.Intn(10))})
+				pipe.ZAdd(ctx, key, redis.Z{Score: rng.NormFloat64() * 1000, Member: RandString(rng, 1+rng.Intn(10))})
 			}
 			if i%3 == 0 {
 				pipe.ZAdd(ctx, key, redis.Z{Score: posInf, Member: "top"}, redis.Z{Score: negInf, Member: "bottom"})
 			}
 		case "hash":
 			for j, m := 0, 1+rng.Intn(20); j < m; j++ {
-				pipe.HSet(ctx, key, fmt.Sprint("f", j), randString(rng, rng.Intn(40)))
+				pipe.HSet(ctx, key, fmt.Sprint("f", j), RandString(rng, rng.Intn(40)))
 			}
 		case "stream":
 			for j, m := 0, 1+rng.Intn(5); j < m; j++ {
-				pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-%d", 1000+i, j), Values: []any{"f", randString(rng, 8)}})
+				pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-%d", 1000+i, j), Values: []any{"f", RandString(rng, 8)}})
 			}
 			if i%2 == 0 {
 				pipe.XGroupCreate(ctx, key, "g1", "0")
 			}
 		case "ttl":
-			pipe.Set(ctx, key, randString(rng, 10), time.Hour+time.Duration(rng.Intn(3600))*time.Second)
+			pipe.Set(ctx, key, RandString(rng, 10), time.Hour+time.Duration(rng.Intn(3600))*time.Second)
 		}
 		if i%500 == 499 {
 			if err := flush(); err != nil {
@@ -85,7 +85,9 @@ var (
 	negInf = -posInf
 )
 
-func randString(rng *rand.Rand, n int) string {
+// RandString returns n characters drawn by rng from letters, digits and
+// a little punctuation.
+func RandString(rng *rand.Rand, n int) string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 :-_"
 	b := make([]byte, n)
 	for i := range b {

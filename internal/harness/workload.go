@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"context"
@@ -46,23 +46,23 @@ func (w *Workload) Run(ctx context.Context, c redis.Cmdable, other *redis.Client
 			w.Counters[ck]++
 			err = c.Incr(ctx, ck).Err()
 		case 2:
-			err = c.Set(ctx, k+":s", randString(rng, rng.Intn(50)), 0).Err()
+			err = c.Set(ctx, k+":s", RandString(rng, rng.Intn(50)), 0).Err()
 		case 3:
 			err = c.Set(ctx, k+":bin", string([]byte{0, '\r', '\n', byte(i), 0xff}), 0).Err()
 		case 4:
-			err = c.RPush(ctx, k+":l", randString(rng, 5), randString(rng, 5)).Err()
+			err = c.RPush(ctx, k+":l", RandString(rng, 5), RandString(rng, 5)).Err()
 		case 5:
 			err = c.LPop(ctx, k+":l").Err()
 		case 6:
-			err = c.SAdd(ctx, k+":set", rng.Intn(50), randString(rng, 3)).Err()
+			err = c.SAdd(ctx, k+":set", rng.Intn(50), RandString(rng, 3)).Err()
 		case 7:
 			err = c.SRem(ctx, k+":set", rng.Intn(50)).Err()
 		case 8:
-			err = c.ZAdd(ctx, k+":z", redis.Z{Score: float64(rng.Intn(1000)) / 7, Member: randString(rng, 4)}).Err()
+			err = c.ZAdd(ctx, k+":z", redis.Z{Score: float64(rng.Intn(1000)) / 7, Member: RandString(rng, 4)}).Err()
 		case 9:
 			err = c.ZIncrBy(ctx, k+":z", 1.5, "m").Err()
 		case 10:
-			err = c.HSet(ctx, k+":h", randString(rng, 3), randString(rng, 10)).Err()
+			err = c.HSet(ctx, k+":h", RandString(rng, 3), RandString(rng, 10)).Err()
 		case 11:
 			err = c.HIncrBy(ctx, k+":h", "n", 1).Err()
 		case 12:

@@ -1,9 +1,8 @@
-package integration
+package harness
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -66,7 +65,7 @@ type Cluster struct {
 // (cluster-port); replicas never migrate to other shards and sync without
 // delay (repl-diskless-sync-delay 0). Before returning, each master's
 // replication stream got one SET and one DEL of a key
-// "__integration:init:<n>" (see the comment in the code); the keyspace is
+// "__harness:init:<n>" (see the comment in the code); the keyspace is
 // empty.
 //
 // Masters take about two seconds to declare the cluster ok after they
@@ -74,7 +73,7 @@ type Cluster struct {
 func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 	t.Helper()
 	if masters < 1 || masters > router.SlotCount || replicasPerMaster < 0 {
-		t.Fatalf("integration: StartCluster(%d, %d): need 1..16384 masters and replicas >= 0", masters, replicasPerMaster)
+		t.Fatalf("harness: StartCluster(%d, %d): need 1..16384 masters and replicas >= 0", masters, replicasPerMaster)
 	}
 	n := masters * (1 + replicasPerMaster)
 	c := &Cluster{
@@ -105,20 +104,20 @@ func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 	for i, a := range c.admin {
 		id, err := a.ClusterMyID(ctx).Result()
 		if err != nil {
-			t.Fatalf("integration: CLUSTER MYID on %s: %v", c.Nodes[i].Addr, err)
+			t.Fatalf("harness: CLUSTER MYID on %s: %v", c.Nodes[i].Addr, err)
 		}
 		c.ids[i] = id
 	}
 	for s := 0; s < masters; s++ {
 		lo, hi := c.SlotRange(s)
 		if err := c.admin[s].Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
-			t.Fatalf("integration: CLUSTER ADDSLOTSRANGE %d %d on %s: %v", lo, hi, c.Nodes[s].Addr, err)
+			t.Fatalf("harness: CLUSTER ADDSLOTSRANGE %d %d on %s: %v", lo, hi, c.Nodes[s].Addr, err)
 		}
 	}
 	first := c.Nodes[0]
 	for i := 1; i < n; i++ {
 		if err := c.admin[i].Do(ctx, "CLUSTER", "MEET", "127.0.0.1", first.Port, c.bus[0]).Err(); err != nil {
-			t.Fatalf("integration: CLUSTER MEET from %s: %v", c.Nodes[i].Addr, err)
+			t.Fatalf("harness: CLUSTER MEET from %s: %v", c.Nodes[i].Addr, err)
 		}
 	}
 	c.waitFor(t, "every node knows every other", func() string {
@@ -151,7 +150,7 @@ func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 	// (and remove) a key on each master once its replicas are linked.
 	c.waitFor(t, "replicas linked", func() string {
 		for i := masters; i < n; i++ {
-			info, err := replicationInfo(ctx, c.admin[i])
+			info, err := ReplicationInfo(ctx, c.admin[i])
 			if err != nil {
 				return fmt.Sprintf("%s: %v", c.Nodes[i].Addr, err)
 			}
@@ -162,7 +161,7 @@ func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 		return ""
 	})
 	for s := 0; s < masters; s++ {
-		key := c.KeyInShard(s, "__integration:init:")
+		key := c.KeyInShard(s, "__harness:init:")
 		c.waitFor(t, "a write on each master", func() string {
 			// CLUSTERDOWN until the master declares the cluster ok.
 			if err := c.admin[s].Set(ctx, key, "1", 0).Err(); err != nil {
@@ -205,15 +204,14 @@ func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 // returns the node and its bus port.
 func startClusterNode(t testing.TB) (*Redis, int) {
 	t.Helper()
-	bin := ServerBinary(t)
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		dir := t.TempDir()
 		bus, err := redisproc.FreePort()
 		if err != nil {
-			t.Fatalf("integration: no free port: %v", err)
+			t.Fatalf("harness: no free port: %v", err)
 		}
-		p, err := redisproc.Start(bin, dir,
+		r, err := start(t, dir,
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 			"--cluster-port", strconv.Itoa(bus),
@@ -228,25 +226,12 @@ func startClusterNode(t testing.TB) (*Redis, int) {
 			"--repl-diskless-sync-delay", "0",
 		)
 		if err != nil {
-			b, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-			lastErr = fmt.Errorf("%w\n%s", err, b)
+			lastErr = err
 			continue
 		}
-		r := &Redis{Proc: p, t: t}
-		t.Cleanup(func() {
-			if t.Failed() {
-				r.printLog()
-			}
-			r.mu.Lock()
-			for _, c := range r.clients {
-				c.Close()
-			}
-			r.mu.Unlock()
-			r.Kill()
-		})
 		return r, bus
 	}
-	t.Fatalf("integration: cluster node did not start: %v", lastErr)
+	t.Fatalf("harness: cluster node did not start: %v", lastErr)
 	return nil, 0
 }
 
@@ -317,7 +302,7 @@ func (c *Cluster) Masters(ctx context.Context) []*redis.Client {
 			}
 			j := c.nodeByAddr(s.Nodes[0].Addr)
 			if j < 0 {
-				c.t.Fatalf("integration: CLUSTER SLOTS names unknown master %s", s.Nodes[0].Addr)
+				c.t.Fatalf("harness: CLUSTER SLOTS names unknown master %s", s.Nodes[0].Addr)
 			}
 			if len(out) == 0 || out[len(out)-1] != c.admin[j] {
 				out = append(out, c.admin[j])
@@ -325,7 +310,7 @@ func (c *Cluster) Masters(ctx context.Context) []*redis.Client {
 		}
 		return out
 	}
-	c.t.Fatalf("integration: no cluster node answered CLUSTER SLOTS: %v", lastErr)
+	c.t.Fatalf("harness: no cluster node answered CLUSTER SLOTS: %v", lastErr)
 	return nil
 }
 
@@ -339,12 +324,12 @@ func (c *Cluster) Failover(t testing.TB, ctx context.Context, s int) {
 	t.Helper()
 	old, cand := c.shardRoles(t, s)
 	if len(cand) == 0 {
-		t.Fatalf("integration: Failover(%d): the shard has no live replica", s)
+		t.Fatalf("harness: Failover(%d): the shard has no live replica", s)
 	}
 	rep := cand[0]
 	var asked time.Time
 	c.waitFor(t, fmt.Sprintf("replica %s takes over shard %d", c.Nodes[rep].Addr, s), func() string {
-		info, err := replicationInfo(ctx, c.admin[rep])
+		info, err := ReplicationInfo(ctx, c.admin[rep])
 		if err != nil {
 			return err.Error()
 		}
@@ -371,18 +356,18 @@ func (c *Cluster) Failover(t testing.TB, ctx context.Context, s int) {
 // one of its replicas was elected in its place (after the
 // cluster-node-timeout), every live node reports cluster_state:ok and the
 // same CLUSTER SLOTS, and Client routes the shard's slots to the new
-// master (it writes and deletes a key "__integration:probe:<n>" through
+// master (it writes and deletes a key "__harness:probe:<n>" through
 // Client to see that). Writes the replica had not received are lost: use
 // WAIT first if the test needs them. The killed node stays down. The election needs a
 // majority of masters, so the cluster needs 3 masters or more.
 func (c *Cluster) KillMaster(t testing.TB, ctx context.Context, s int) {
 	t.Helper()
 	if c.masters < 3 {
-		t.Fatalf("integration: KillMaster needs >= 3 masters for an election, the cluster has %d", c.masters)
+		t.Fatalf("harness: KillMaster needs >= 3 masters for an election, the cluster has %d", c.masters)
 	}
 	old, cand := c.shardRoles(t, s)
 	if len(cand) == 0 {
-		t.Fatalf("integration: KillMaster(%d): the shard has no live replica", s)
+		t.Fatalf("harness: KillMaster(%d): the shard has no live replica", s)
 	}
 	c.Nodes[old].Kill()
 	c.mu.Lock()
@@ -391,7 +376,7 @@ func (c *Cluster) KillMaster(t testing.TB, ctx context.Context, s int) {
 	rep := -1
 	c.waitFor(t, fmt.Sprintf("a replica of shard %d is elected after %s was killed", s, c.Nodes[old].Addr), func() string {
 		for _, i := range cand {
-			info, err := replicationInfo(ctx, c.admin[i])
+			info, err := ReplicationInfo(ctx, c.admin[i])
 			if err == nil && info["role"] == "master" {
 				rep = i
 				return ""
@@ -406,7 +391,7 @@ func (c *Cluster) KillMaster(t testing.TB, ctx context.Context, s int) {
 
 	// The client only learns of a dead node's successor by reloading the
 	// slot map; make sure it has before returning.
-	key := c.KeyInShard(s, "__integration:probe:")
+	key := c.KeyInShard(s, "__harness:probe:")
 	c.waitFor(t, "the cluster client routes to the promoted master", func() string {
 		c.client.ReloadState(ctx)
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -417,7 +402,7 @@ func (c *Cluster) KillMaster(t testing.TB, ctx context.Context, s int) {
 		return ""
 	})
 	if err := c.client.Del(ctx, key).Err(); err != nil {
-		t.Fatalf("integration: cluster client after promotion: %v", err)
+		t.Fatalf("harness: cluster client after promotion: %v", err)
 	}
 }
 
@@ -425,7 +410,7 @@ func (c *Cluster) KillMaster(t testing.TB, ctx context.Context, s int) {
 func (c *Cluster) shardRoles(t testing.TB, s int) (master int, replicas []int) {
 	t.Helper()
 	if s < 0 || s >= c.masters {
-		t.Fatalf("integration: no shard %d (the cluster has %d)", s, c.masters)
+		t.Fatalf("harness: no shard %d (the cluster has %d)", s, c.masters)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -527,7 +512,7 @@ func (c *Cluster) waitHealthy(t testing.TB, ctx context.Context, what string) {
 			if got := slotsText(slots.Val()); got != want {
 				return fmt.Sprintf("%s: CLUSTER SLOTS\n%swant\n%s", addr, got, want)
 			}
-			info := infoFields(repl.Val())
+			info := InfoFields(repl.Val())
 			c.mu.Lock()
 			m := c.cur[c.shardOf(i)]
 			c.mu.Unlock()
@@ -551,7 +536,7 @@ func (c *Cluster) waitFor(t testing.TB, msg string, cond func() string) {
 	why, done := "", false
 	defer func() {
 		if !done {
-			t.Logf("integration: %s: last seen: %s", msg, why)
+			t.Logf("harness: %s: last seen: %s", msg, why)
 		}
 	}()
 	WaitFor(t, clusterWait, msg, func() bool {
@@ -585,17 +570,32 @@ func nodesLine(text, id string) string {
 	return ""
 }
 
-// replicationInfo returns the fields of INFO replication.
-func replicationInfo(ctx context.Context, c *redis.Client) (map[string]string, error) {
+// InfoField returns the field name of INFO section on c, failing t when
+// INFO fails or has no such field.
+func InfoField(t testing.TB, ctx context.Context, c *redis.Client, section, name string) string {
+	t.Helper()
+	text, err := c.Info(ctx, section).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := InfoFields(text)[name]
+	if !ok {
+		t.Fatalf("no %s in INFO %s", name, section)
+	}
+	return v
+}
+
+// ReplicationInfo returns the fields of INFO replication.
+func ReplicationInfo(ctx context.Context, c *redis.Client) (map[string]string, error) {
 	text, err := c.Info(ctx, "replication").Result()
 	if err != nil {
 		return nil, err
 	}
-	return infoFields(text), nil
+	return InfoFields(text), nil
 }
 
-// infoFields parses INFO output into its name:value fields.
-func infoFields(text string) map[string]string {
+// InfoFields parses INFO output into its name:value fields.
+func InfoFields(text string) map[string]string {
 	out := map[string]string{}
 	for line := range strings.SplitSeq(text, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.HasPrefix(k, "#") {

@@ -1,7 +1,8 @@
-package integration
+package harness
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,11 +44,20 @@ func ServerBinary(t testing.TB) string {
 // fails, the server's log is printed.
 func StartRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
-	dir := t.TempDir()
+	r, err := start(t, t.TempDir(), extra...)
+	if err != nil {
+		t.Fatalf("harness: redis-server did not start: %v", err)
+	}
+	return r
+}
+
+// start runs a redis-server in dir, stopped at cleanup; an error carries
+// the server's log.
+func start(t testing.TB, dir string, extra ...string) (*Redis, error) {
 	p, err := redisproc.Start(ServerBinary(t), dir, extra...)
 	if err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-		t.Fatalf("integration: redis-server did not start: %v\n%s", err, b)
+		return nil, fmt.Errorf("%w\n%s", err, b)
 	}
 	r := &Redis{Proc: p, t: t}
 	t.Cleanup(func() {
@@ -61,7 +71,7 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 		r.mu.Unlock()
 		r.Kill()
 	})
-	return r
+	return r, nil
 }
 
 // Client returns a new go-redis client for db 0 (RESP2), closed at
@@ -88,7 +98,7 @@ func (r *Redis) Restart() {
 	r.t.Helper()
 	if err := r.Proc.Restart(); err != nil {
 		r.printLog()
-		r.t.Fatalf("integration: restart of redis on %s: %v", r.Addr, err)
+		r.t.Fatalf("harness: restart of redis on %s: %v", r.Addr, err)
 	}
 }
 
@@ -120,8 +130,40 @@ func Context(t testing.TB, timeout time.Duration) context.Context {
 	return ctx
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
+// StartServers starts n redis-servers as StartRedis does, each with the
+// same extra arguments: the shards of a destination, or a set of sources.
+// The caller builds whatever map or destination it places keys with.
+func StartServers(t testing.TB, n int, extra ...string) []*Redis {
+	t.Helper()
+	out := make([]*Redis, n)
+	for i := range out {
+		out[i] = StartRedis(t, extra...)
+	}
+	return out
+}
 
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
+// StartReplica starts a redis-server as StartRedis does, a replica of
+// primary (--replicaof); it does not wait for the link to come up.
+func StartReplica(t testing.TB, primary *Redis, extra ...string) *Redis {
+	t.Helper()
+	return StartRedis(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}, extra...)...)
+}
 
-func (r *Redis) clientsDB0() []*redis.Client { return []*redis.Client{r.Client()} }
+// Addrs returns the servers' host:port addresses, in order.
+func Addrs(servers []*Redis) []string {
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = s.Addr
+	}
+	return out
+}
+
+// Clients returns one new client per server for database db, in order,
+// each closed at cleanup.
+func Clients(servers []*Redis, db int) []*redis.Client {
+	out := make([]*redis.Client, len(servers))
+	for i, s := range servers {
+		out[i] = s.ClientDB(db)
+	}
+	return out
+}
