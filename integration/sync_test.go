@@ -28,16 +28,7 @@ type destination struct {
 func startDestination(t *testing.T, n int, extra ...string) *destination {
 	t.Helper()
 	d := &destination{shards: harness.StartServers(t, n, extra...)}
-	var shards []destpkg.Shard
-	for _, addr := range harness.Addrs(d.shards) {
-		shards = append(shards, destpkg.Shard{Addr: addr})
-	}
-	dest, err := destpkg.New(destpkg.Config{Shards: shards})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dest.Close() })
-	d.dest = dest
+	d.dest = harness.Destination(t, harness.Addrs(d.shards)...)
 	return d
 }
 

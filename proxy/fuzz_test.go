@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"github.com/replicaof/replicaof/internal/harness"
 	"io"
 	"net"
 	"path/filepath"
@@ -129,7 +130,7 @@ func startFakeProxy(t testing.TB, mut func(*Config)) *Server {
 	for i := 0; i < 3; i++ {
 		addrs = append(addrs, startFakeShard(t).ln.Addr().String())
 	}
-	cfg := Config{Listen: "127.0.0.1:0", Destination: testDest(t, addrs...), Timeout: 2 * time.Second,
+	cfg := Config{Listen: "127.0.0.1:0", Destination: harness.Destination(t, addrs...), Timeout: 2 * time.Second,
 		Limits: resp.Limits{MaxBulk: 1 << 20, MaxArray: 1 << 10, MaxInline: 1 << 10}}
 	if mut != nil {
 		mut(&cfg)

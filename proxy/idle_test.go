@@ -14,7 +14,7 @@ import (
 // ones, and costs nothing when zero.
 func TestIdleTimeout(t *testing.T) {
 	shard := harness.StartRedis(t)
-	s, err := New(Config{Listen: "127.0.0.1:0", Destination: testDest(t, shard.Addr),
+	s, err := New(Config{Listen: "127.0.0.1:0", Destination: harness.Destination(t, shard.Addr),
 		IdleTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

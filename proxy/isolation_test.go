@@ -158,7 +158,7 @@ func FuzzIsolation(f *testing.F) {
 		addrs = append(addrs, startEchoShard(f))
 	}
 	srv := startFakeProxy(f, func(cfg *Config) {
-		cfg.Destination = testDest(f, addrs...)
+		cfg.Destination = harness.Destination(f, addrs...)
 		cfg.Backend.Limits = shardLimits
 	})
 	addr := srv.Addr().String()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/router"
 )
@@ -36,7 +35,7 @@ func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 func (c *cluster) start(mut func(*Config)) {
 	t := c.t
 	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: harness.Logger(t, slog.LevelDebug)}
-	cfg.Destination = testDest(t, harness.Addrs(c.shards)...)
+	cfg.Destination = harness.Destination(t, harness.Addrs(c.shards)...)
 	cfg.Backend.RetryBackoff = 20 * time.Millisecond
 	if mut != nil {
 		mut(&cfg)
@@ -580,7 +579,7 @@ func TestDeadShard(t *testing.T) {
 
 func TestShutdownClosesClients(t *testing.T) {
 	shard := harness.StartRedis(t)
-	srv, err := New(Config{Listen: "127.0.0.1:0", Destination: testDest(t, shard.Addr)})
+	srv, err := New(Config{Listen: "127.0.0.1:0", Destination: harness.Destination(t, shard.Addr)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -599,18 +598,4 @@ func TestShutdownClosesClients(t *testing.T) {
 			t.Fatal("client still open after shutdown")
 		}
 	}
-}
-
-// testDest is a destination of the shards at addrs.
-func testDest(t testing.TB, addrs ...string) *destination.Destination {
-	var shards []destination.Shard
-	for _, a := range addrs {
-		shards = append(shards, destination.Shard{Addr: a})
-	}
-	d, err := destination.New(destination.Config{Shards: shards})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
 }

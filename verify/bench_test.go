@@ -33,7 +33,7 @@ func BenchmarkVerify(b *testing.B) {
 	shards := harness.Clients(servers, 0)
 	var cfg Config
 	cfg.Sources = []Endpoint{{Addr: src.Addr}}
-	cfg.Destination = testDest(b, harness.Addrs(servers)...)
+	cfg.Destination = harness.Destination(b, harness.Addrs(servers)...)
 	if err := fill(ctx, src.Client(), shards, n); err != nil {
 		b.Fatal(err)
 	}

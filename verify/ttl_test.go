@@ -20,7 +20,7 @@ func TestTTLGrace(t *testing.T) {
 	}
 	must(t, s.Set(ctx, "plain", "v", 0).Err())
 	must(t, d.Set(ctx, "plain", "v", 0).Err())
-	cfg := Config{RecheckDelay: -1, Sources: []Endpoint{{Name: "src", Addr: src.Addr}}, Destination: testDest(t, shard.Addr)}
+	cfg := Config{RecheckDelay: -1, Sources: []Endpoint{{Name: "src", Addr: src.Addr}}, Destination: harness.Destination(t, shard.Addr)}
 
 	cfg.TTLGrace = grace
 	if rep := run(t, ctx, cfg); !rep.OK() || rep.Equal != 4 {

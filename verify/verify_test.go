@@ -101,7 +101,7 @@ func (f *fixture) config() Config {
 	for _, s := range f.shards {
 		addrs = append(addrs, s.Addr)
 	}
-	cfg.Destination = testDest(f.t, addrs...)
+	cfg.Destination = harness.Destination(f.t, addrs...)
 	return cfg
 }
 
@@ -244,7 +244,7 @@ func TestRecheck(t *testing.T) {
 	var seen []string
 	cfg := Config{
 		Sources:      []Endpoint{{Addr: src.Addr}},
-		Destination:  testDest(t, dst.Addr),
+		Destination:  harness.Destination(t, dst.Addr),
 		RecheckDelay: 20 * time.Millisecond,
 		beforeRecheck: func(ms []Mismatch) {
 			for _, m := range ms {
@@ -280,21 +280,7 @@ func TestRunErrors(t *testing.T) {
 	addr := r.Addr
 	r.Kill()
 	ctx := harness.Context(t, 30*time.Second)
-	if _, err := Run(ctx, Config{Destination: testDest(t, addr), Timeout: 2 * time.Second}); err == nil {
+	if _, err := Run(ctx, Config{Destination: harness.Destination(t, addr), Timeout: 2 * time.Second}); err == nil {
 		t.Fatal("want an error for a dead shard")
 	}
-}
-
-// testDest is a destination of the shards at addrs.
-func testDest(t testing.TB, addrs ...string) *destination.Destination {
-	var shards []destination.Shard
-	for _, a := range addrs {
-		shards = append(shards, destination.Shard{Addr: a})
-	}
-	d, err := destination.New(destination.Config{Shards: shards})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
 }

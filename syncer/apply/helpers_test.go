@@ -26,16 +26,7 @@ type cluster struct {
 func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{servers: harness.StartServers(t, n, extra...)}
-	var shards []destination.Shard
-	for _, addr := range harness.Addrs(c.servers) {
-		shards = append(shards, destination.Shard{Addr: addr})
-	}
-	d, err := destination.New(destination.Config{Shards: shards, Pool: pool.Config{RetryBackoff: 20 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	c.dest = d
+	c.dest = harness.DestinationWith(t, destination.Config{Pool: pool.Config{RetryBackoff: 20 * time.Millisecond}}, harness.Addrs(c.servers)...)
 	return c
 }
 
