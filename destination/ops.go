@@ -63,15 +63,11 @@ func (d *Destination) Info(ctx context.Context) ([]ShardInfo, error) {
 	}
 	infos := make([]ShardInfo, d.Len())
 	err := d.Each(func(shard int) error {
-		reply, err := d.Do(ctx, shard, 0, "INFO", "server")
+		info, err := d.infoServer(ctx, shard)
 		if err != nil {
 			return err
 		}
-		v, _, err := resp.ParseValue(reply, resp.Limits{})
-		if err != nil {
-			return fmt.Errorf("destination: shard %d: INFO: %w", shard, err)
-		}
-		infos[shard] = parseInfo(v.Str)
+		infos[shard] = parseInfo(info)
 		return nil
 	})
 	if err != nil {
@@ -169,16 +165,13 @@ type ShardState struct {
 func (d *Destination) Probe(ctx context.Context) ([]ShardState, error) {
 	out := make([]ShardState, d.Len())
 	err := d.Each(func(shard int) error {
-		reply, err := d.Do(ctx, shard, 0, "INFO", "server")
+		info, err := d.infoServer(ctx, shard)
 		if err != nil {
 			return err
 		}
-		v, _, err := resp.ParseValue(reply, resp.Limits{})
+		out[shard].RunID = runID(info)
+		reply, err := d.Do(ctx, shard, 0, "EXISTS", MarkerKey)
 		if err != nil {
-			return fmt.Errorf("destination: shard %d: INFO: %w", shard, err)
-		}
-		out[shard].RunID = runID(v.Str)
-		if reply, err = d.Do(ctx, shard, 0, "EXISTS", MarkerKey); err != nil {
 			return err
 		}
 		out[shard].Marked = string(reply) == ":1\r\n"
@@ -241,4 +234,17 @@ func (d *Destination) Commands(ctx context.Context) (*router.Table, error) {
 		return nil, err
 	}
 	return router.Builtin.Merge(t), nil
+}
+
+// infoServer returns shard's INFO server text.
+func (d *Destination) infoServer(ctx context.Context, shard int) ([]byte, error) {
+	reply, err := d.Do(ctx, shard, 0, "INFO", "server")
+	if err != nil {
+		return nil, err
+	}
+	v, _, err := resp.ParseValue(reply, resp.Limits{})
+	if err != nil {
+		return nil, fmt.Errorf("destination: shard %d: INFO: %w", shard, err)
+	}
+	return v.Str, nil
 }
