@@ -37,8 +37,8 @@ lint:
 	$(GO) vet ./...
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./router/... ./resp/... ./syncer/...
-	$(GO) test -run '^$$' -bench 'BenchmarkBackendPipeline' -benchtime 2000000x ./router/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./router/... ./pool/... ./destination/... ./resp/... ./syncer/...
+	$(GO) test -run '^$$' -bench 'BenchmarkBackendPipeline' -benchtime 2000000x ./pool/
 
 # redis-benchmark through the proxy, directly against a shard and through
 # twemproxy (nutcracker, installed with apt-get when missing), same run.
