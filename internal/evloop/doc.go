@@ -39,6 +39,8 @@
 //     same pass, so a handler never re-enters itself, and the socket's
 //     descriptor is closed at the end of the pass, so its number cannot
 //     be reused while events of the pass still name it.
+//   - Release hands a socket over to a goroutine (TLS, pub/sub, the
+//     replication relay) with the input the loop had buffered for it.
 //   - Stop (from any goroutine) ends Run after the current pass: every
 //     socket is closed (Closed gets ErrClosed) and the loop's own
 //     descriptors too.

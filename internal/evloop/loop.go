@@ -479,6 +479,31 @@ func (c *Conn) Abort(err error) {
 	c.finish(err)
 }
 
+// Release takes c out of the loop without closing its socket, for a
+// goroutine to carry on with it (a TLS, pub/sub or replication client):
+// it returns the descriptor, still non-blocking, and the input the
+// handler left unconsumed. Handler.Closed is not called. It fails, and c
+// stays as it was, while c has output pending (write it first) or after
+// Close, Abort or EOF.
+func (c *Conn) Release() (fd int, buffered []byte, err error) {
+	switch {
+	case c.shut || c.closed:
+		return -1, nil, errors.New("evloop: Release of a closed Conn")
+	case c.eof:
+		return -1, nil, errors.New("evloop: Release after EOF")
+	case c.outLen > 0:
+		return -1, nil, errors.New("evloop: Release with output pending")
+	}
+	if err := unix.EpollCtl(c.l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil); err != nil {
+		return -1, nil, fmt.Errorf("evloop: epoll_ctl del: %w", err)
+	}
+	c.closed, c.shut = true, true
+	c.l.conns[c.fd] = nil
+	c.l.open--
+	buffered, c.in = c.in, nil
+	return c.fd, buffered, nil
+}
+
 // finish takes c out of epoll and out of the loop's table; its descriptor
 // is closed, and Closed called, at the end of the pass.
 func (c *Conn) finish(err error) {

@@ -527,3 +527,67 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// A released Conn carries on as a net.Conn on a goroutine, with the input
+// the loop had buffered.
+func TestRelease(t *testing.T) {
+	type released struct {
+		fd  int
+		buf []byte
+		err error
+	}
+	rel := make(chan released, 1)
+	h := &funcs{data: func(c *Conn, b []byte) int {
+		// Answer the first line, then hand the rest over.
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return 0
+		}
+		c.Write(b[:i+1])
+		if _, _, err := c.Release(); err == nil {
+			t.Error("Release with output pending succeeded")
+		}
+		return i + 1
+	}}
+	s := startServer(t, Config{}, h, Limits{})
+	nc := s.dial(t)
+	nc.Write([]byte("first\nsecond"))
+	r := bufio.NewReader(nc)
+	if line, err := r.ReadString('\n'); err != nil || line != "first\n" {
+		t.Fatalf("got %q, %v", line, err)
+	}
+	c := <-s.conns
+	s.on(t, func() {
+		fd, buf, err := c.Release()
+		rel <- released{fd, append([]byte(nil), buf...), err}
+	})
+	got := <-rel
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	if string(got.buf) != "second" {
+		t.Fatalf("buffered %q, want \"second\"", got.buf)
+	}
+	f := os.NewFile(uintptr(got.fd), "released")
+	gc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	nc.Write([]byte(" third"))
+	gc.SetDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 6)
+	if _, err := io.ReadFull(gc, b); err != nil || string(b) != " third" {
+		t.Fatalf("the goroutine read %q, %v", b, err)
+	}
+	gc.Write([]byte("from the goroutine\n"))
+	if line, err := r.ReadString('\n'); err != nil || line != "from the goroutine\n" {
+		t.Fatalf("got %q, %v", line, err)
+	}
+	s.on(t, func() {
+		if n := s.l.Open(); n != 0 {
+			t.Errorf("%d conns still open on the loop", n)
+		}
+	})
+}
