@@ -248,6 +248,10 @@ type client struct {
 	dead   bool
 }
 
+// maxInflight bounds a client's unanswered requests: past it the client is
+// not read until half of them are answered.
+const maxInflight = 1 << 16
+
 type slot struct {
 	ready bool
 	buf   []byte
@@ -265,6 +269,10 @@ func (cl *client) Data(c *evloop.Conn, b []byte) int {
 	}
 	off := 0
 	for off < len(b) {
+		if len(cl.slots)-cl.head >= maxInflight {
+			c.PauseRead()
+			break
+		}
 		n, err := cl.framer.Next(b[off:])
 		if err == resp.ErrIncomplete {
 			break
@@ -323,6 +331,9 @@ func (cl *client) reply(seq uint64, r []byte) {
 		if cl.c.EOF() {
 			cl.c.Close()
 		}
+	}
+	if len(cl.slots)-cl.head < maxInflight/2 {
+		cl.c.ResumeRead()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,9 +19,15 @@ import (
 // startProto runs the prototype over 3 shards with loops loops until the
 // test ends.
 func startProto(t *testing.T, loops int) string {
+	addr, _ := startProtoShards(t, loops)
+	return addr
+}
+
+func startProtoShards(t *testing.T, loops int) (string, []*harness.Redis) {
 	t.Helper()
 	var addrs []string
-	for _, r := range harness.StartServers(t, 3) {
+	shards := harness.StartServers(t, 3)
+	for _, r := range shards {
 		addrs = append(addrs, r.Addr)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -36,7 +43,7 @@ func startProto(t *testing.T, loops int) string {
 			t.Error(err)
 		}
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), shards
 }
 
 // Pipelined GETs over keys of every shard come back in request order.
@@ -93,5 +100,45 @@ func TestHalfClosedClientGetsReplies(t *testing.T) {
 	}
 	if want := "+OK\r\n+OK\r\n$1\r\n2\r\n$1\r\n1\r\n+PONG\r\n"; string(got) != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// A client pipelining more requests than maxInflight to a stalled shard
+// is paused (the loop stops reading it), and once the shard resumes it
+// gets every reply, in order.
+func TestDeepPipelineStalledShard(t *testing.T) {
+	addr, shards := startProtoShards(t, 1)
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(60 * time.Second))
+	// Every key is in the slot of "{a}", shard 2's.
+	stalled := shards[2]
+	if err := stalled.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Signal(syscall.SIGCONT)
+	const n = 3 * maxInflight
+	var req []byte
+	for i := 0; i < n; i++ {
+		key := fmt.Sprintf("{a}:%d", i)
+		req = fmt.Appendf(req, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(key), key)
+	}
+	go nc.Write(req)
+	time.Sleep(500 * time.Millisecond)
+	if err := stalled.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte("$-1\r\n")
+	got := make([]byte, n*len(want))
+	if _, err := io.ReadFull(nc, got); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if string(got[i*len(want):(i+1)*len(want)]) != string(want) {
+			t.Fatalf("reply %d is %q", i, got[i*len(want):(i+1)*len(want)])
+		}
 	}
 }
