@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Benchmark the replicaof proxy against one shard directly and against
 # twemproxy (nutcracker) over the same 3 shards, in one run, and measure
-# the proxy's RSS with 10,000 idle clients.
+# the proxy's RSS with 10,000 idle clients. For the proxy and nutcracker
+# each line also reports CPU per request: the process's user+system time
+# (utime+stime in /proc/<pid>/stat) over the redis-benchmark run divided
+# by the requests, in µs.
 #
 #   bench/proxy/run.sh            # from the repository root (make bench-proxy)
 #
 # Environment: N (requests per -P 1 line, default 100000), NP (per -P 16
-# line, default 400000), CLIENTS (default 50), IDLE (idle clients, default
-# 10000), BASE_PORT (default 17100; uses BASE_PORT..BASE_PORT+5).
+# line, default 400000), CLIENTS (default 50; the "-c 500" line uses 500),
+# IDLE (idle clients, default 10000), BASE_PORT (default 17100; uses
+# BASE_PORT..BASE_PORT+5).
 # Needs redis-server, redis-benchmark, redis-cli and nutcracker
 # (apt-get install -y redis-server redis-tools nutcracker).
 set -euo pipefail
@@ -62,7 +66,8 @@ bench:
     - 127.0.0.1:$S3:1 s3
 EOF
 nutcracker -c "$WORK/nutcracker.yml" -o "$WORK/nutcracker.log" -s $((BASE_PORT + 5)) &
-PIDS+=($!)
+TWEM_PID=$!
+PIDS+=($TWEM_PID)
 wait_port "$PROXY"
 wait_port "$TWEM"
 
@@ -76,49 +81,57 @@ for port in $S1 $PROXY $TWEM; do
 	redis-cli -p "$port" MSET "${args[@]}" >/dev/null
 done
 
-# bench port name P n args… → "rps p50 p99"
+# bench pid port P clients n args… → "rps p50 p99 cpu" where cpu is pid's
+# CPU time over the run per request in µs ("-" without a pid)
 bench() {
-	local port=$1 pipe=$2 n=$3
-	shift 3
-	redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -d 64 -r "$KEYSPACE" -P "$pipe" -n "$n" --csv -q "$@" 2>/dev/null |
-		awk -F'","' 'NR==2 { gsub(/"/, "", $0); split($0, f, ","); print f[2], f[5], f[7] }'
+	local pid=$1 port=$2 pipe=$3 clients=$4 n=$5 t0=0 t1=0 out
+	shift 5
+	[ "$pid" = - ] || t0=$(ticks "$pid")
+	out=$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -d 64 -r "$KEYSPACE" -P "$pipe" -n "$n" --csv -q "$@" 2>/dev/null |
+		awk -F'","' 'NR==2 { gsub(/"/, "", $0); split($0, f, ","); print f[2], f[5], f[7] }')
+	[ "$pid" = - ] || t1=$(ticks "$pid")
+	echo "$out $(awk -v p="$pid" -v d=$((t1 - t0)) -v hz="$HZ" -v n="$n" 'BEGIN { if (p == "-") print "-"; else printf "%.1f", d * 1e6 / hz / n }')"
 }
 
-LINES=("SET -P 1" "GET -P 1" "SET -P 16" "GET -P 16" "MGET 10 keys -P 1")
+LINES=("SET -P 1" "GET -P 1" "GET -P 1 -c 500" "SET -P 16" "GET -P 16" "MGET 10 keys -P 1")
 declare -A R
 run_line() { # index
-	local line=${LINES[$1]} pipe=1 n=$N args
+	local line=${LINES[$1]} pipe=1 n=$N clients=$CLIENTS args
 	case "$line" in
 	*"-P 16") pipe=16 n=$NP ;;
 	esac
+	case "$line" in
+	*"-c 500") clients=500 ;;
+	esac
 	for target in direct nutcracker proxy; do
-		local port
+		local port pid
 		case $target in
-		direct) port=$S1 ;;
-		nutcracker) port=$TWEM ;;
-		proxy) port=$PROXY ;;
+		direct) port=$S1 pid=- ;;
+		nutcracker) port=$TWEM pid=$TWEM_PID ;;
+		proxy) port=$PROXY pid=$PROXY_PID ;;
 		esac
 		case "$line" in
 		SET*) args=(-t set) ;;
 		GET*) args=(-t get) ;;
 		MGET*) args=(MGET "${MKEYS[@]}") ;;
 		esac
-		R[$1,$target]=$(bench "$port" "$pipe" "$n" "${args[@]}")
+		R[$1,$target]=$(bench "$pid" "$port" "$pipe" "$clients" "$n" "${args[@]}")
 	done
 }
 
-echo "replicaof proxy benchmark: redis-benchmark -c $CLIENTS -d 64 -r $KEYSPACE, 3 shards (redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')), $(nproc) CPUs"
+echo "replicaof proxy benchmark: redis-benchmark -c $CLIENTS (unless the line says) -d 64 -r $KEYSPACE, 3 shards (redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')), $(nproc) CPUs"
 echo "direct = one shard, no proxy; nutcracker = twemproxy 0.5 (crc16/modula) over the same 3 shards"
+echo "cpu = the process's user+system time over the run per request, µs"
 echo
-printf '%-18s | %-26s | %-26s | %-26s | %-9s | %-9s\n' "" "direct rps p50 p99 (ms)" "nutcracker rps p50 p99" "proxy rps p50 p99" "prx/dir" "prx/nut"
-printf -- '-%.0s' $(seq 1 130); echo
+printf '%-18s | %-26s | %-33s | %-33s | %-9s | %-9s\n' "" "direct rps p50 p99 (ms)" "nutcracker rps p50 p99 cpu" "proxy rps p50 p99 cpu" "prx/dir" "prx/nut"
+printf -- '-%.0s' $(seq 1 144); echo
 for i in "${!LINES[@]}"; do
 	run_line "$i"
-	read -r dr dp50 dp99 <<<"${R[$i,direct]}"
-	read -r nr np50 np99 <<<"${R[$i,nutcracker]}"
-	read -r pr pp50 pp99 <<<"${R[$i,proxy]}"
-	printf '%-18s | %10s %6s %6s   | %10s %6s %6s   | %10s %6s %6s   | %8s  | %8s\n' "${LINES[$i]}" \
-		"$dr" "$dp50" "$dp99" "$nr" "$np50" "$np99" "$pr" "$pp50" "$pp99" \
+	read -r dr dp50 dp99 _ <<<"${R[$i,direct]}"
+	read -r nr np50 np99 nc <<<"${R[$i,nutcracker]}"
+	read -r pr pp50 pp99 pc <<<"${R[$i,proxy]}"
+	printf '%-18s | %10s %6s %6s   | %10s %6s %6s %6s   | %10s %6s %6s %6s   | %8s  | %8s\n' "${LINES[$i]}" \
+		"$dr" "$dp50" "$dp99" "$nr" "$np50" "$np99" "$nc" "$pr" "$pp50" "$pp99" "$pc" \
 		"$(awk -v a="$pr" -v b="$dr" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')" \
 		"$(awk -v a="$pr" -v b="$nr" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')"
 done
