@@ -188,7 +188,7 @@ func (c *client) forwardCmd(cmd *router.Command, shard int, args [][]byte) {
 		c.forward(shard, args)
 		return
 	}
-	cl := c.readCall(shard)
+	cl := c.readCall(c.s.rep, shard)
 	cl.Req = resp.AppendCommand(cl.Req, args...)
 	c.ops = append(c.ops, op{kind: opForward, first: c.ncalls - 1, n: 1})
 }
@@ -287,7 +287,7 @@ func (c *client) split(args [][]byte) {
 	for _, p := range parts {
 		var cl *pool.Call
 		if read {
-			cl = c.readCall(p.Shard)
+			cl = c.readCall(c.s.rep, p.Shard)
 		} else {
 			cl = c.call(c.bk, p.Shard)
 		}
