@@ -29,9 +29,10 @@ var (
 
 // client is one application connection, driven by its own goroutine
 // (serve): it reads a batch of complete commands, has its session plan
-// each one (a local reply, or shard calls and how to merge their
-// replies), has its executor run the batch's calls pipelined per shard,
-// and writes the replies in command order.
+// each one (a local reply, shard calls and how to merge their replies, or
+// a continuation for a multi-step command), has its executor run the
+// batch's calls pipelined per shard, and writes the replies in command
+// order.
 //
 // Between batches an idle client holds no read or write buffer: it waits
 // for the socket to become readable first (waitReadable) and takes pooled
@@ -405,5 +406,6 @@ func complete(b []byte, lim resp.Limits) bool {
 	return err != resp.ErrIncomplete
 }
 
-// run has the executor send every call planned so far.
-func (c *client) run() { c.ex.run(&c.batchPlan, c.s.rep) }
+// run has the executor send every call planned so far and run every
+// continuation.
+func (c *client) run() { c.ex.runAll(&c.batchPlan, c.s.rep) }

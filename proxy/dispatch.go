@@ -20,10 +20,13 @@ const (
 	errReserved  = "ERR keys starting with '" + destination.KeyPrefix + "' are reserved"
 )
 
-// plan turns one command into an op of the batch: a local reply, or calls
-// to shards and the way their replies merge. Commands whose answer needs
-// a round trip before the batch ends (DBSIZE, EXEC, SUBSCRIBE…) run the
-// calls planned so far first, so replies keep command order.
+// plan turns one command into an op of the batch: a local reply, calls
+// to shards and the way their replies merge, or a continuation (cont) for
+// a command that needs shard replies before it can answer (DBSIZE, INFO,
+// EXEC…), which the executor runs after the calls planned before it. The
+// commands that hold a connection of their own (SUBSCRIBE, WATCH,
+// blocking ones) have the executor run the plan so far first, so replies
+// keep command order.
 func (c *client) plan(args [][]byte) {
 	var nb [32]byte
 	name := lowerName(nb[:0], args[0])
@@ -370,7 +373,53 @@ func (s *Server) scanCursor(shard int, sc uint64) (uint64, bool) {
 // Local reply helpers: each appends one op.
 
 func (c *client) localOp(lo int) {
+	if c.replyTo > 0 {
+		// A continuation answering: its op gets the reply.
+		o := &c.ops[c.replyTo-1]
+		o.kind, o.lo, o.hi = opLocal, lo, len(c.local)
+		c.replyTo = 0
+		return
+	}
 	c.ops = append(c.ops, op{kind: opLocal, lo: lo, hi: len(c.local)})
+}
+
+// then plans k: an op the cont answers, run in order with the batch's
+// calls (executor.runAll).
+func (c *client) then(k *cont) {
+	k.at, k.op = c.ncalls, len(c.ops)
+	c.ops = append(c.ops, op{kind: opCont})
+	c.conts = append(c.conts, k)
+}
+
+// cloneArgs copies args that a continuation needs: the command's own
+// buffer is reused by the next command read.
+func cloneArgs(args [][]byte) [][]byte {
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		out[i] = append([]byte(nil), a...)
+	}
+	return out
+}
+
+// fanOut plans req to every backend of the client's database (as of
+// now), and done with the replies once all arrived; a shard that fails
+// is answered for done.
+func (c *client) fanOut(req []byte, done func(replies [][]byte)) {
+	bk := c.bk
+	k := &cont{}
+	k.each(bk, req)
+	k.next = func(k *cont) {
+		replies := make([][]byte, len(k.calls))
+		for i := range k.calls {
+			if err := k.calls[i].Err; err != nil {
+				c.replyErr(shardErr(i, err))
+				return
+			}
+			replies[i] = k.calls[i].Reply
+		}
+		done(replies)
+	}
+	c.then(k)
 }
 
 func (c *client) replyErr(msg string) {

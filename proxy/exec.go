@@ -120,3 +120,93 @@ func (e *executor) sendGroups() {
 	}
 	e.bt.Wait()
 }
+
+// cont is the rest of a command that needs shard replies before it can
+// answer or go on (the fan-outs, EXEC): its op in the plan waits for it.
+// The executor runs it once every call planned before it has its reply,
+// and before any call planned after it is sent, so commands keep their
+// order as if each ran alone: it sends the round of calls the cont holds,
+// then hands the replies to next, which either answers (with the
+// session's reply helpers, which then fill the cont's op) or asks for
+// another round (add, then a new next).
+type cont struct {
+	at    int // calls[:at] were planned before it
+	op    int // index of its op
+	block bool
+	calls []pool.Call
+	bks   []*pool.Backend
+	next  func(k *cont)
+}
+
+// add queues a call to bk for the cont's next round.
+func (k *cont) add(bk *pool.Backend, req []byte) {
+	k.calls = append(k.calls, pool.Call{Req: req})
+	k.bks = append(k.bks, bk)
+}
+
+// each queues req to every backend of bk, call i to bk[i].
+func (k *cont) each(bk []*pool.Backend, req []byte) {
+	for _, b := range bk {
+		k.add(b, req)
+	}
+}
+
+// round starts the next round: the last round's calls are dropped.
+func (k *cont) round(next func(k *cont)) {
+	k.calls, k.bks = k.calls[:0], k.bks[:0]
+	k.next = next
+}
+
+// runAll completes p: the calls before each cont, the cont, and so on,
+// then the calls after the last cont.
+func (e *executor) runAll(p *batchPlan, rep *replicas) {
+	for p.nextCont < len(p.conts) {
+		k := p.conts[p.nextCont]
+		p.nextCont++
+		e.runTo(p, rep, k.at)
+		e.runCont(p, k)
+	}
+	e.runTo(p, rep, p.ncalls)
+}
+
+// runTo sends calls[ran:to].
+func (e *executor) runTo(p *batchPlan, rep *replicas, to int) {
+	if to <= p.ran {
+		return
+	}
+	n := p.ncalls
+	p.ncalls = to
+	e.run(p, rep)
+	p.ncalls = n
+}
+
+// runCont sends the cont's rounds until it has answered. A round's calls
+// go out as one block per call (all backends queued before waiting on
+// any), or, for a block cont, as one contiguous block on its backend
+// that no other client's command can split (MULTI … EXEC).
+func (e *executor) runCont(p *batchPlan, k *cont) {
+	var ptrs []*pool.Call
+	for k.next != nil {
+		ptrs = ptrs[:0]
+		for i := range k.calls {
+			ptrs = append(ptrs, &k.calls[i])
+		}
+		switch {
+		case len(ptrs) == 0:
+		case k.block:
+			e.bt.Add(e.ctx, k.bks[0], ptrs)
+		default:
+			for i := range ptrs {
+				e.bt.Add(e.ctx, k.bks[i], ptrs[i:i+1])
+			}
+		}
+		if len(ptrs) > 0 {
+			e.bt.Wait()
+		}
+		next := k.next
+		k.next = nil
+		p.replyTo = k.op + 1
+		next(k)
+		p.replyTo = 0
+	}
+}

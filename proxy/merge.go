@@ -24,6 +24,7 @@ const (
 	opKeys                  // KEYS: n arrays, concatenated, hidden keys dropped
 	opScan                  // SCAN on shard arg: cursor re-encoded, hidden keys dropped
 	opTTL                   // a TTL read: the grace taken off (ttl.go), arg is its ttlMode
+	opCont                  // a continuation's: it turns into opLocal when it answers
 )
 
 // op is one command of a batch: the reply it owes, in order.

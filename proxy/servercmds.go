@@ -63,8 +63,10 @@ func (c *client) flushCmd(name string, args [][]byte) {
 		mode = "all"
 	}
 	eval := [][]byte{[]byte("EVAL"), []byte(flushScript), []byte("0"), []byte(mode), []byte(strconv.Itoa(c.s.cfg.Databases))}
-	c.agree(append(eval, opts...))
-	c.s.forgetHidden()
+	c.everyShard(append(eval, opts...), func(replies [][]byte) {
+		c.s.forgetHidden()
+		c.agreeReply(replies)
+	})
 }
 
 // time answers TIME from shard 0: one clock for every client.
@@ -85,22 +87,20 @@ func (c *client) pubsubNumpat(args [][]byte) {
 		c.wrongArgs("pubsub|numpat")
 		return
 	}
-	replies, ok := c.everyShard(args)
-	if !ok {
-		return
-	}
-	var most int64
-	for _, r := range replies {
-		n, ok := intReply(r)
-		if !ok {
-			c.replyRaw(r)
-			return
+	c.everyShard(args, func(replies [][]byte) {
+		var most int64
+		for _, r := range replies {
+			n, ok := intReply(r)
+			if !ok {
+				c.replyRaw(r)
+				return
+			}
+			most = max(most, n)
 		}
-		most = max(most, n)
-	}
-	lo := len(c.local)
-	c.local = resp.AppendInt(c.local, most)
-	c.localOp(lo)
+		lo := len(c.local)
+		c.local = resp.AppendInt(c.local, most)
+		c.localOp(lo)
+	})
 }
 
 func (c *client) pubsubChannels(args [][]byte) {
@@ -108,59 +108,56 @@ func (c *client) pubsubChannels(args [][]byte) {
 		c.wrongArgs("pubsub|" + lowerArg(args[1]))
 		return
 	}
-	replies, ok := c.everyShard(args)
-	if !ok {
-		return
-	}
-	seen := map[string]bool{}
-	var all []string
-	for _, r := range replies {
-		es, ok := elems(r)
-		if !ok {
-			c.replyRaw(r)
-			return
-		}
-		for _, e := range es {
-			ch := string(resp.BulkBody(e))
-			if !seen[ch] {
-				seen[ch] = true
-				all = append(all, ch)
+	c.everyShard(args, func(replies [][]byte) {
+		seen := map[string]bool{}
+		var all []string
+		for _, r := range replies {
+			es, ok := elems(r)
+			if !ok {
+				c.replyRaw(r)
+				return
+			}
+			for _, e := range es {
+				ch := string(resp.BulkBody(e))
+				if !seen[ch] {
+					seen[ch] = true
+					all = append(all, ch)
+				}
 			}
 		}
-	}
-	sort.Strings(all)
-	lo := len(c.local)
-	c.local = resp.AppendArray(c.local, len(all))
-	for _, ch := range all {
-		c.local = resp.AppendBulkString(c.local, ch)
-	}
-	c.localOp(lo)
+		sort.Strings(all)
+		lo := len(c.local)
+		c.local = resp.AppendArray(c.local, len(all))
+		for _, ch := range all {
+			c.local = resp.AppendBulkString(c.local, ch)
+		}
+		c.localOp(lo)
+	})
 }
 
 func (c *client) pubsubNumsub(args [][]byte) {
-	replies, ok := c.everyShard(args)
-	if !ok {
-		return
-	}
-	counts := make([]int64, len(args)-2)
-	for _, r := range replies {
-		es, ok := elems(r)
-		if !ok || len(es) != 2*len(counts) {
-			c.replyRaw(r)
-			return
+	chans := cloneArgs(args[2:]) // args are reused before the replies come
+	c.everyShard(args, func(replies [][]byte) {
+		counts := make([]int64, len(chans))
+		for _, r := range replies {
+			es, ok := elems(r)
+			if !ok || len(es) != 2*len(counts) {
+				c.replyRaw(r)
+				return
+			}
+			for i := range counts {
+				n, _ := intReply(es[2*i+1])
+				counts[i] += n
+			}
 		}
-		for i := range counts {
-			n, _ := intReply(es[2*i+1])
-			counts[i] += n
+		lo := len(c.local)
+		c.local = resp.AppendArray(c.local, 2*len(counts))
+		for i, n := range counts {
+			c.local = resp.AppendBulk(c.local, chans[i])
+			c.local = resp.AppendInt(c.local, n)
 		}
-	}
-	lo := len(c.local)
-	c.local = resp.AppendArray(c.local, 2*len(counts))
-	for i, n := range counts {
-		c.local = resp.AppendBulk(c.local, args[2+i])
-		c.local = resp.AppendInt(c.local, n)
-	}
-	c.localOp(lo)
+		c.localOp(lo)
+	})
 }
 
 // clientReply runs CLIENT REPLY ON|OFF|SKIP: the proxy withholds the

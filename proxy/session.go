@@ -7,9 +7,11 @@ import (
 // session is one client's protocol state and the batch it is planning.
 // Planning a command (plan, dispatch.go) reads and changes the session
 // and appends to the plan: local replies, calls to shards and how their
-// replies merge. It does no I/O of its own on the common path: the
-// executor (exec.go) sends the calls, and the driver (client.go) reads
-// commands and writes the replies.
+// replies merge, and continuations for commands that need shard replies
+// before they can go on (fan-outs, EXEC). It does no I/O of its own on
+// the common path: the executor (exec.go) sends the calls and runs the
+// continuations, and the driver (client.go) reads commands and writes
+// the replies.
 type session struct {
 	id        int64
 	db        int
@@ -57,6 +59,12 @@ type batchPlan struct {
 	ran    int
 	local  []byte // local replies, spans in ops
 	ords   []int  // MGET key ordinals, spans in ops
+	// Continuations, in op order; conts[:nextCont] have run.
+	conts    []*cont
+	nextCont int
+	// replyTo is 1 + the op of the cont answering now, 0 when none: a
+	// local reply made then fills that op instead of adding one.
+	replyTo int
 }
 
 func (ss *session) init(s *Server, id int64) {
@@ -72,6 +80,8 @@ func (p *batchPlan) reset() {
 	p.ncalls, p.ran = 0, 0
 	p.local = p.local[:0]
 	p.ords = p.ords[:0]
+	clear(p.conts)
+	p.conts, p.nextCont = p.conts[:0], 0
 }
 
 // call adds a call for shard to the plan and returns it; its Req is

@@ -3,7 +3,6 @@ package proxy
 import (
 	"strconv"
 
-	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -96,24 +95,26 @@ func (c *client) exec() {
 		c.replyRaw([]byte("*0\r\n"))
 		return
 	}
-	c.run() // earlier commands of the batch go first
 	shard := max(t.shard, 0)
-	calls := make([]*pool.Call, 0, len(t.ends)+2)
-	calls = append(calls, &pool.Call{Req: resp.AppendCommandString(nil, "MULTI")})
+	bk := c.bk[shard]
+	k := &cont{block: true} // one block no other client's command can split
+	k.add(bk, resp.AppendCommandString(nil, "MULTI"))
 	start := 0
 	for _, end := range t.ends {
-		calls = append(calls, &pool.Call{Req: t.reqs[start:end]})
+		k.add(bk, t.reqs[start:end])
 		start = end
 	}
-	calls = append(calls, &pool.Call{Req: resp.AppendCommandString(nil, "EXEC")})
-	c.bk[shard].Pipeline(c.s.ctx, calls)
-	for _, cl := range calls {
-		if cl.Err != nil {
-			c.replyErr(shardErr(shard, cl.Err))
-			return
+	k.add(bk, resp.AppendCommandString(nil, "EXEC"))
+	k.next = func(k *cont) {
+		for i := range k.calls {
+			if err := k.calls[i].Err; err != nil {
+				c.replyErr(shardErr(shard, err))
+				return
+			}
 		}
+		c.replyRaw(c.ttlExec(t, k.calls[len(k.calls)-1].Reply))
 	}
-	c.replyRaw(c.ttlExec(t, calls[len(calls)-1].Reply))
+	c.then(k) // after the commands planned before it
 }
 
 // WATCH pins the client to the watched keys' shard: WATCH runs on a shard
