@@ -10,6 +10,7 @@ import (
 
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // Batch bounds: a pipeline is forwarded in slices of at most this many
@@ -218,7 +219,7 @@ func (c *client) batch() error {
 			if errors.As(err, &pe) {
 				// Answer what came before, then the error, then close.
 				c.flush()
-				c.write(resp.AppendError(nil, "ERR Protocol error: "+pe.Msg))
+				c.write(redcon.AppendError(nil, "ERR Protocol error: "+pe.Msg))
 				c.s.log.Debug("proxy: protocol error", "client", c.id, "err", err)
 				return err
 			}

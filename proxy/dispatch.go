@@ -10,6 +10,7 @@ import (
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
+	"github.com/tidwall/redcon"
 )
 
 // Error replies, worded like Redis' own.
@@ -338,11 +339,11 @@ func (c *client) scan(args [][]byte) {
 	i := c.ncalls
 	cl := c.call(c.bk, shard)
 	var num [20]byte
-	cl.Req = resp.AppendArray(cl.Req, len(args))
-	cl.Req = resp.AppendBulk(cl.Req, args[0])
-	cl.Req = resp.AppendBulk(cl.Req, strconv.AppendUint(num[:0], sc, 10))
+	cl.Req = redcon.AppendArray(cl.Req, len(args))
+	cl.Req = redcon.AppendBulk(cl.Req, args[0])
+	cl.Req = redcon.AppendBulk(cl.Req, strconv.AppendUint(num[:0], sc, 10))
 	for _, a := range args[2:] {
-		cl.Req = resp.AppendBulk(cl.Req, a)
+		cl.Req = redcon.AppendBulk(cl.Req, a)
 	}
 	c.ops = append(c.ops, op{kind: opScan, first: i, n: 1, arg: shard})
 }
@@ -424,19 +425,37 @@ func (c *client) fanOut(req []byte, done func(replies [][]byte)) {
 
 func (c *client) replyErr(msg string) {
 	lo := len(c.local)
-	c.local = resp.AppendError(c.local, msg)
+	c.local = redcon.AppendError(c.local, msg)
 	c.localOp(lo)
 }
 
 func (c *client) replyOK() {
 	lo := len(c.local)
-	c.local = append(c.local, "+OK\r\n"...)
+	c.local = redcon.AppendOK(c.local)
 	c.localOp(lo)
 }
 
 func (c *client) replyBulk(b []byte) {
 	lo := len(c.local)
-	c.local = resp.AppendBulk(c.local, b)
+	c.local = redcon.AppendBulk(c.local, b)
+	c.localOp(lo)
+}
+
+func (c *client) replySimple(str string) {
+	lo := len(c.local)
+	c.local = redcon.AppendString(c.local, str)
+	c.localOp(lo)
+}
+
+func (c *client) replyNull() {
+	lo := len(c.local)
+	c.local = redcon.AppendNull(c.local)
+	c.localOp(lo)
+}
+
+func (c *client) replyArrayLen(n int) {
+	lo := len(c.local)
+	c.local = redcon.AppendArray(c.local, n)
 	c.localOp(lo)
 }
 

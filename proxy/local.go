@@ -17,6 +17,7 @@ import (
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
+	"github.com/tidwall/redcon"
 )
 
 func (c *client) ping(args [][]byte) {
@@ -26,18 +27,18 @@ func (c *client) ping(args [][]byte) {
 	case c.sub.active():
 		// In subscribed mode PING answers a push-shaped pair (RESP2).
 		lo := len(c.local)
-		c.local = resp.AppendArray(c.local, 2)
-		c.local = resp.AppendBulkString(c.local, "pong")
+		c.local = redcon.AppendArray(c.local, 2)
+		c.local = redcon.AppendBulkString(c.local, "pong")
 		if len(args) == 2 {
-			c.local = resp.AppendBulk(c.local, args[1])
+			c.local = redcon.AppendBulk(c.local, args[1])
 		} else {
-			c.local = resp.AppendBulkString(c.local, "")
+			c.local = redcon.AppendBulkString(c.local, "")
 		}
 		c.localOp(lo)
 	case len(args) == 2:
 		c.replyBulk(args[1])
 	default:
-		c.replyRaw([]byte("+PONG\r\n"))
+		c.replySimple("PONG")
 	}
 }
 
@@ -149,23 +150,23 @@ func (c *client) hello(args [][]byte) {
 		role = "replica"
 	}
 	lo := len(c.local)
-	c.local = resp.AppendArray(c.local, 14)
+	c.local = redcon.AppendArray(c.local, 14)
 	for _, kv := range [][2]string{
 		{"server", "redis"}, {"version", router.BuiltinVersion},
 	} {
-		c.local = resp.AppendBulkString(c.local, kv[0])
-		c.local = resp.AppendBulkString(c.local, kv[1])
+		c.local = redcon.AppendBulkString(c.local, kv[0])
+		c.local = redcon.AppendBulkString(c.local, kv[1])
 	}
-	c.local = resp.AppendBulkString(c.local, "proto")
-	c.local = resp.AppendInt(c.local, 2)
-	c.local = resp.AppendBulkString(c.local, "id")
-	c.local = resp.AppendInt(c.local, c.id)
-	c.local = resp.AppendBulkString(c.local, "mode")
-	c.local = resp.AppendBulkString(c.local, "standalone")
-	c.local = resp.AppendBulkString(c.local, "role")
-	c.local = resp.AppendBulkString(c.local, role)
-	c.local = resp.AppendBulkString(c.local, "modules")
-	c.local = resp.AppendArray(c.local, 0)
+	c.local = redcon.AppendBulkString(c.local, "proto")
+	c.local = redcon.AppendInt(c.local, 2)
+	c.local = redcon.AppendBulkString(c.local, "id")
+	c.local = redcon.AppendInt(c.local, c.id)
+	c.local = redcon.AppendBulkString(c.local, "mode")
+	c.local = redcon.AppendBulkString(c.local, "standalone")
+	c.local = redcon.AppendBulkString(c.local, "role")
+	c.local = redcon.AppendBulkString(c.local, role)
+	c.local = redcon.AppendBulkString(c.local, "modules")
+	c.local = redcon.AppendArray(c.local, 0)
 	c.localOp(lo)
 }
 
@@ -212,7 +213,7 @@ func (c *client) clientSetName(args [][]byte) {
 
 func (c *client) clientGetName(args [][]byte) {
 	if c.name == "" {
-		c.replyRaw([]byte("$-1\r\n"))
+		c.replyNull()
 		return
 	}
 	c.replyBulk([]byte(c.name))
@@ -241,7 +242,7 @@ func (c *client) clientSetInfo(args [][]byte) {
 
 func (c *client) clientID(args [][]byte) {
 	lo := len(c.local)
-	c.local = resp.AppendInt(c.local, c.id)
+	c.local = redcon.AppendInt(c.local, c.id)
 	c.localOp(lo)
 }
 
@@ -272,7 +273,7 @@ func (c *client) commandCmd(args [][]byte) {
 
 func (c *client) commandCount(args [][]byte) {
 	lo := len(c.local)
-	c.local = resp.AppendInt(c.local, int64(c.s.cfg.Table.Len()))
+	c.local = redcon.AppendInt(c.local, int64(c.s.cfg.Table.Len()))
 	c.localOp(lo)
 }
 
@@ -447,7 +448,7 @@ func (c *client) dbsize(args [][]byte) {
 					sum += n
 				}
 				lo := len(c.local)
-				c.local = resp.AppendInt(c.local, max(sum, 0))
+				c.local = redcon.AppendInt(c.local, max(sum, 0))
 				c.localOp(lo)
 			})
 			for i := range bk {
@@ -504,7 +505,7 @@ func (c *client) randomKey(args [][]byte) {
 			}
 		}
 		if len(found) == 0 {
-			c.replyRaw([]byte("$-1\r\n"))
+			c.replyNull()
 			return
 		}
 		c.replyRaw(found[rand.IntN(len(found))])

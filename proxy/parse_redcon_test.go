@@ -8,9 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tidwall/redcon"
-
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // BenchmarkParse compares resp.ReadCommand, which the proxy uses, with

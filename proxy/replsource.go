@@ -16,6 +16,7 @@ import (
 
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // The proxy as a replication source (chaining replicaof deployments).
@@ -229,7 +230,7 @@ func (c *client) relay(req *replRequest) {
 	if err != nil {
 		log.Warn("proxy: replication relay", "err", err)
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.Timeout))
-		_, _ = c.nc.Write(resp.AppendError(nil, "ERR "+err.Error()))
+		_, _ = c.nc.Write(redcon.AppendError(nil, "ERR "+err.Error()))
 		return
 	}
 	defer up.Close()

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // Scripts and functions live on every shard: a script loaded on one shard
@@ -112,9 +113,9 @@ func (c *client) scriptExists(args [][]byte) {
 			}
 		}
 		lo := len(c.local)
-		c.local = resp.AppendArray(c.local, len(all))
+		c.local = redcon.AppendArray(c.local, len(all))
 		for _, v := range all {
-			c.local = resp.AppendInt(c.local, v)
+			c.local = redcon.AppendInt(c.local, v)
 		}
 		c.localOp(lo)
 	})
@@ -176,7 +177,7 @@ func (c *client) functionList(args [][]byte) {
 			}
 		}
 		lo := len(c.local)
-		c.local = resp.AppendArray(c.local, len(libs))
+		c.local = redcon.AppendArray(c.local, len(libs))
 		for _, l := range libs {
 			c.local = append(c.local, l...)
 		}
@@ -231,7 +232,7 @@ func (c *client) killScript(args [][]byte) {
 		switch r := replies[i]; {
 		case errs[i] != nil:
 			if refusal == nil {
-				refusal = resp.AppendError(nil, shardErr(i, errs[i]))
+				refusal = redcon.AppendError(nil, shardErr(i, errs[i]))
 			}
 		case bytes.HasPrefix(r, []byte("+OK")):
 			c.replyRaw(r)

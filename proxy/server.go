@@ -14,8 +14,8 @@ import (
 
 	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/pool"
-	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
+	"github.com/tidwall/redcon"
 )
 
 // Server is a running proxy: a listener, its clients and the shard
@@ -163,7 +163,7 @@ func (s *Server) admit(nc net.Conn) {
 			// Over TLS the reply would need a handshake, here on the
 			// accept loop: the client is just closed.
 			_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
-			_, _ = nc.Write(resp.AppendError(nil, "ERR max number of clients reached"))
+			_, _ = nc.Write(redcon.AppendError(nil, "ERR max number of clients reached"))
 		}
 		nc.Close()
 		return

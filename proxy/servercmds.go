@@ -6,6 +6,7 @@ import (
 
 	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // flushScript runs FLUSHDB or FLUSHALL on one shard and puts back the
@@ -98,7 +99,7 @@ func (c *client) pubsubNumpat(args [][]byte) {
 			most = max(most, n)
 		}
 		lo := len(c.local)
-		c.local = resp.AppendInt(c.local, most)
+		c.local = redcon.AppendInt(c.local, most)
 		c.localOp(lo)
 	})
 }
@@ -127,9 +128,9 @@ func (c *client) pubsubChannels(args [][]byte) {
 		}
 		sort.Strings(all)
 		lo := len(c.local)
-		c.local = resp.AppendArray(c.local, len(all))
+		c.local = redcon.AppendArray(c.local, len(all))
 		for _, ch := range all {
-			c.local = resp.AppendBulkString(c.local, ch)
+			c.local = redcon.AppendBulkString(c.local, ch)
 		}
 		c.localOp(lo)
 	})
@@ -151,10 +152,10 @@ func (c *client) pubsubNumsub(args [][]byte) {
 			}
 		}
 		lo := len(c.local)
-		c.local = resp.AppendArray(c.local, 2*len(counts))
+		c.local = redcon.AppendArray(c.local, 2*len(counts))
 		for i, n := range counts {
-			c.local = resp.AppendBulk(c.local, chans[i])
-			c.local = resp.AppendInt(c.local, n)
+			c.local = redcon.AppendBulk(c.local, chans[i])
+			c.local = redcon.AppendInt(c.local, n)
 		}
 		c.localOp(lo)
 	})

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // TTL reads (Config.TTLGrace). The syncer writes every TTL with a grace
@@ -82,7 +83,7 @@ func (c *client) ttlReply(out, reply []byte, mode ttlMode) []byte {
 		if !ok {
 			return append(out, reply...)
 		}
-		return resp.AppendInt(out, ungrace(v, grace, mode))
+		return redcon.AppendInt(out, ungrace(v, grace, mode))
 	}
 	n, p, ok := resp.AggregateHeader(reply)
 	if !ok || reply[0] != resp.TypeArray {
@@ -96,11 +97,11 @@ func (c *client) ttlReply(out, reply []byte, mode ttlMode) []byte {
 	for range n {
 		l, err := resp.ReplyLen(reply[p:], relayed)
 		if err != nil {
-			return resp.AppendError(out[:start], "ERR unexpected reply from shard")
+			return redcon.AppendError(out[:start], "ERR unexpected reply from shard")
 		}
 		e := reply[p : p+l]
 		if v, ok := intReply(e); ok {
-			out = resp.AppendInt(out, ungrace(v, grace, mode))
+			out = redcon.AppendInt(out, ungrace(v, grace, mode))
 		} else {
 			out = append(out, e...)
 		}
@@ -166,7 +167,7 @@ func (c *client) ttlExec(t *txState, reply []byte) []byte {
 	for i := range n {
 		l, err := resp.ReplyLen(reply[p:], relayed)
 		if err != nil {
-			return resp.AppendError(nil, "ERR unexpected reply from shard")
+			return redcon.AppendError(nil, "ERR unexpected reply from shard")
 		}
 		e := reply[p : p+l]
 		if len(marks) > 0 && marks[0].at == i {

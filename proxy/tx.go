@@ -74,7 +74,7 @@ func (c *client) queue(name string, args [][]byte) {
 	args = c.ttlQueued(t, name, args)
 	t.reqs = resp.AppendCommand(t.reqs, args...)
 	t.ends = append(t.ends, len(t.reqs))
-	c.replyRaw([]byte("+QUEUED\r\n"))
+	c.replySimple("QUEUED")
 }
 
 // exec sends the queued commands wrapped in MULTI/EXEC and answers EXEC's
@@ -92,7 +92,7 @@ func (c *client) exec() {
 		c.replyErr("EXECABORT Transaction discarded because of previous errors.")
 		return
 	case len(t.ends) == 0:
-		c.replyRaw([]byte("*0\r\n"))
+		c.replyArrayLen(0)
 		return
 	}
 	shard := max(t.shard, 0)
