@@ -40,7 +40,6 @@ var (
 // buffers only then.
 type client struct {
 	lastActive time.Time // end of the last batch; kept only with IdleTimeout
-	s          *Server
 	nc         net.Conn
 
 	br           *bufio.Reader // nil while idle
@@ -66,8 +65,8 @@ type readTarget struct {
 }
 
 func newClient(s *Server, nc net.Conn) *client {
-	c := &client{s: s, nc: nc, lastActive: time.Now()}
-	c.session.init(s, s.nextID.Add(1))
+	c := &client{nc: nc, lastActive: time.Now()}
+	c.session.init(s, c, s.nextID.Add(1))
 	c.ex.ctx = s.ctx
 	return c
 }
@@ -230,20 +229,7 @@ func (c *client) batch() error {
 		}
 		size += c.cmd.Size
 		if len(c.cmd.Args) > 0 {
-			c.s.commands.Add(1)
-			c.silentFrom = -1
-			if c.replyOff || c.skipReplies > 0 {
-				c.silentFrom = len(c.ops)
-				c.skipReplies = max(c.skipReplies-1, 0)
-			}
-			if c.s.cfg.Observer != nil {
-				c.begin(c.cmd.Args)
-				c.plan(c.cmd.Args)
-				c.tag()
-			} else {
-				c.plan(c.cmd.Args)
-			}
-			c.silence()
+			c.command(c.cmd.Args)
 		}
 		if c.closeNow || len(c.ops) >= maxBatchOps || size >= maxBatchBytes ||
 			c.br.Buffered() == 0 || !complete(c.peek(), lim) {
@@ -259,18 +245,6 @@ func (c *client) batch() error {
 	return nil
 }
 
-// silence marks the ops of the command being planned as not to be
-// written, when CLIENT REPLY says so.
-func (c *client) silence() {
-	if c.silentFrom < 0 {
-		return
-	}
-	for i := c.silentFrom; i < len(c.ops); i++ {
-		c.ops[i].silent = true
-	}
-	c.silentFrom = -1
-}
-
 func (c *client) peek() []byte {
 	b, _ := c.br.Peek(c.br.Buffered())
 	return b
@@ -281,26 +255,6 @@ func (c *client) flush() {
 	c.wmu.Lock()
 	c.flushLocked()
 	c.wmu.Unlock()
-}
-
-// begin notes the command about to be planned, for the Observer. The
-// name is the table's own string: reporting it allocates nothing.
-func (c *client) begin(args [][]byte) {
-	c.cur.name = "other"
-	if cmd := c.s.cfg.Table.Lookup(args[:1]); cmd != nil {
-		c.cur.name = cmd.Name
-	}
-	c.cur.start = time.Now()
-	c.mark = len(c.ops)
-}
-
-// tag marks the first op the command being planned added (if it was not
-// flushed already) as the one to report.
-func (c *client) tag() {
-	if c.cur.name != "" && c.mark < len(c.ops) {
-		c.ops[c.mark].name, c.ops[c.mark].start = c.cur.name, c.cur.start
-	}
-	c.cur.name = ""
 }
 
 // flushLocked is flush with wmu held.
@@ -406,6 +360,9 @@ func complete(b []byte, lim resp.Limits) bool {
 	_, err := resp.CommandLen(b, lim)
 	return err != resp.ErrIncomplete
 }
+
+// conn is the client's connection (driver).
+func (c *client) conn() net.Conn { return c.nc }
 
 // run has the executor send every call planned so far and run every
 // continuation.

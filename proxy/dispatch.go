@@ -28,7 +28,7 @@ const (
 // commands that hold a connection of their own (SUBSCRIBE, WATCH,
 // blocking ones) have the executor run the plan so far first, so replies
 // keep command order.
-func (c *client) plan(args [][]byte) {
+func (c *session) plan(args [][]byte) {
 	var nb [32]byte
 	name := lowerName(nb[:0], args[0])
 	if !c.authed {
@@ -72,7 +72,7 @@ func (c *client) plan(args [][]byte) {
 	c.route(args, c.lookup(name, args))
 }
 
-func (c *client) echo(args [][]byte) {
+func (c *session) echo(args [][]byte) {
 	if len(args) != 2 {
 		c.wrongArgs("echo")
 		return
@@ -81,7 +81,7 @@ func (c *client) echo(args [][]byte) {
 }
 
 // publish goes to the channel's shard, where the syncer publishes too.
-func (c *client) publish(name string, args [][]byte) {
+func (c *session) publish(name string, args [][]byte) {
 	if len(args) != 3 {
 		c.wrongArgs(name)
 		return
@@ -89,7 +89,7 @@ func (c *client) publish(name string, args [][]byte) {
 	c.forward(c.s.shards().ShardOf(args[1]), args)
 }
 
-func (c *client) multi(args [][]byte) {
+func (c *session) multi(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("multi")
 		return
@@ -101,7 +101,7 @@ func (c *client) multi(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) unwatchCmd(args [][]byte) {
+func (c *session) unwatchCmd(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("unwatch")
 		return
@@ -112,7 +112,7 @@ func (c *client) unwatchCmd(args [][]byte) {
 
 // lookup finds a command, swapping scripts for their read-only variants
 // when writes are not allowed: the shard then refuses writes inside them.
-func (c *client) lookup(name string, args [][]byte) *router.Command {
+func (c *session) lookup(name string, args [][]byte) *router.Command {
 	if !c.s.cfg.AllowWrites {
 		switch name {
 		case "eval", "evalsha", "fcall":
@@ -129,7 +129,7 @@ var roNames = map[string][]byte{
 // check applies the policies every routed command passes: known,
 // arity, not denied, read-only mode. It returns the key
 // positions, or false after replying.
-func (c *client) check(args [][]byte, cmd *router.Command) ([]int, bool) {
+func (c *session) check(args [][]byte, cmd *router.Command) ([]int, bool) {
 	if cmd == nil || (cmd.Subcommands != nil && len(args) > 1) {
 		c.unknown(args) // an unknown command or subcommand
 		return nil, false
@@ -162,7 +162,7 @@ func (c *client) check(args [][]byte, cmd *router.Command) ([]int, bool) {
 
 // route forwards a command whose keys all live on one shard. A bad key
 // count goes to shard 0, whose error reply is the right one.
-func (c *client) route(args [][]byte, cmd *router.Command) {
+func (c *session) route(args [][]byte, cmd *router.Command) {
 	keys, ok := c.check(args, cmd)
 	if !ok {
 		return
@@ -172,7 +172,7 @@ func (c *client) route(args [][]byte, cmd *router.Command) {
 		return
 	}
 	if cmd.Flags&router.FlagBlocking != 0 && !nonBlockingRead(cmd, args) {
-		c.blocking(cmd.Name, args, keys)
+		c.drv.blocking(cmd.Name, args, keys)
 		return
 	}
 	shard, err := c.s.shards().Route(args, keys)
@@ -187,7 +187,7 @@ func (c *client) route(args [][]byte, cmd *router.Command) {
 }
 
 // forwardCmd is forward, to a replica when cmd is a read one may serve.
-func (c *client) forwardCmd(cmd *router.Command, shard int, args [][]byte) {
+func (c *session) forwardCmd(cmd *router.Command, shard int, args [][]byte) {
 	if !replicaRead(cmd) {
 		c.forward(shard, args)
 		return
@@ -225,7 +225,7 @@ func nonBlockingRead(cmd *router.Command, args [][]byte) bool {
 // hide applies the hidden-key rule: a read of a hidden key reads a key
 // that never exists (in the same slot, so routing is unchanged), a write
 // is refused.
-func (c *client) hide(args [][]byte, keys []int, write bool) ([][]byte, bool) {
+func (c *session) hide(args [][]byte, keys []int, write bool) ([][]byte, bool) {
 	copied := false
 	for _, k := range keys {
 		if !isHidden(args[k]) {
@@ -251,7 +251,7 @@ func absentKey(key []byte) []byte {
 }
 
 // forward plans one command to one shard, answered as the shard answers.
-func (c *client) forward(shard int, args [][]byte) {
+func (c *session) forward(shard int, args [][]byte) {
 	i := c.ncalls
 	cl := c.call(c.bk, shard)
 	cl.Req = resp.AppendCommand(cl.Req, args...)
@@ -260,7 +260,7 @@ func (c *client) forward(shard int, args [][]byte) {
 
 // split plans MGET, EXISTS, TOUCH, DEL, UNLINK and MSET: one part per shard,
 // merged by the router's rule.
-func (c *client) split(args [][]byte) {
+func (c *session) split(args [][]byte) {
 	cmd := c.s.cfg.Table.Lookup(args)
 	keys, ok := c.check(args, cmd)
 	if !ok {
@@ -305,7 +305,7 @@ func (c *client) split(args [][]byte) {
 }
 
 // keysCmd fans KEYS out to every shard.
-func (c *client) keysCmd(args [][]byte) {
+func (c *session) keysCmd(args [][]byte) {
 	if len(args) != 2 {
 		c.wrongArgs("keys")
 		return
@@ -321,7 +321,7 @@ func (c *client) keysCmd(args [][]byte) {
 // scan runs SCAN on the shard the cursor names. The proxy's cursor is
 // shardCursor<<b | shard, b the bits a shard index needs: 0 starts on
 // shard 0, and a shard that finishes hands over to the next one.
-func (c *client) scan(args [][]byte) {
+func (c *session) scan(args [][]byte) {
 	if len(args) < 2 {
 		c.wrongArgs("scan")
 		return
@@ -373,7 +373,7 @@ func (s *Server) scanCursor(shard int, sc uint64) (uint64, bool) {
 
 // Local reply helpers: each appends one op.
 
-func (c *client) localOp(lo int) {
+func (c *session) localOp(lo int) {
 	if c.replyTo > 0 {
 		// A continuation answering: its op gets the reply.
 		o := &c.ops[c.replyTo-1]
@@ -386,7 +386,7 @@ func (c *client) localOp(lo int) {
 
 // then plans k: an op the cont answers, run in order with the batch's
 // calls (executor.runAll).
-func (c *client) then(k *cont) {
+func (c *session) then(k *cont) {
 	k.at, k.op = c.ncalls, len(c.ops)
 	c.ops = append(c.ops, op{kind: opCont})
 	c.conts = append(c.conts, k)
@@ -405,7 +405,7 @@ func cloneArgs(args [][]byte) [][]byte {
 // fanOut plans req to every backend of the client's database (as of
 // now), and done with the replies once all arrived; a shard that fails
 // is answered for done.
-func (c *client) fanOut(req []byte, done func(replies [][]byte)) {
+func (c *session) fanOut(req []byte, done func(replies [][]byte)) {
 	bk := c.bk
 	k := &cont{}
 	k.each(bk, req)
@@ -423,55 +423,55 @@ func (c *client) fanOut(req []byte, done func(replies [][]byte)) {
 	c.then(k)
 }
 
-func (c *client) replyErr(msg string) {
+func (c *session) replyErr(msg string) {
 	lo := len(c.local)
 	c.local = redcon.AppendError(c.local, msg)
 	c.localOp(lo)
 }
 
-func (c *client) replyOK() {
+func (c *session) replyOK() {
 	lo := len(c.local)
 	c.local = redcon.AppendOK(c.local)
 	c.localOp(lo)
 }
 
-func (c *client) replyBulk(b []byte) {
+func (c *session) replyBulk(b []byte) {
 	lo := len(c.local)
 	c.local = redcon.AppendBulk(c.local, b)
 	c.localOp(lo)
 }
 
-func (c *client) replySimple(str string) {
+func (c *session) replySimple(str string) {
 	lo := len(c.local)
 	c.local = redcon.AppendString(c.local, str)
 	c.localOp(lo)
 }
 
-func (c *client) replyNull() {
+func (c *session) replyNull() {
 	lo := len(c.local)
 	c.local = redcon.AppendNull(c.local)
 	c.localOp(lo)
 }
 
-func (c *client) replyArrayLen(n int) {
+func (c *session) replyArrayLen(n int) {
 	lo := len(c.local)
 	c.local = redcon.AppendArray(c.local, n)
 	c.localOp(lo)
 }
 
-func (c *client) replyRaw(b []byte) {
+func (c *session) replyRaw(b []byte) {
 	lo := len(c.local)
 	c.local = append(c.local, b...)
 	c.localOp(lo)
 }
 
-func (c *client) wrongArgs(name string) {
+func (c *session) wrongArgs(name string) {
 	c.replyErr("ERR wrong number of arguments for '" + name + "' command")
 }
 
 // unknown answers a command the table does not know in Redis' words,
 // which client libraries match on.
-func (c *client) unknown(args [][]byte) {
+func (c *session) unknown(args [][]byte) {
 	if parent := c.s.cfg.Table.Lookup(args[:1]); parent != nil && len(args) > 1 {
 		c.replyErr("ERR unknown subcommand '" + printable128(args[1]) + "'. Try " + upper(parent.Name) + " HELP.")
 		return
@@ -501,7 +501,7 @@ func printable128(b []byte) string {
 	return string(out)
 }
 
-func (c *client) unsupported(args [][]byte) {
+func (c *session) unsupported(args [][]byte) {
 	name := printable(args[0])
 	if len(args) > 1 {
 		if cmd := c.s.cfg.Table.Lookup(args[:1]); cmd != nil && cmd.Subcommands != nil {

@@ -126,8 +126,9 @@
 // A client is four parts, so that planning does no I/O of its own. Its
 // session (session.go) holds the per-client state — database and its
 // backends, AUTH, the MULTI queue, subscriptions, WATCH, CLIENT REPLY
-// mode, names. Planning (plan in dispatch.go, and the command files) turns
-// each parsed command into entries of the batch's plan (a batchPlan):
+// mode, names — and its methods are the planner (command and plan in
+// session.go and dispatch.go, and the command files), which turns each
+// parsed command into entries of the batch's plan (a batchPlan):
 // local replies, calls to shards with how their replies merge, and
 // continuations (cont) for commands that need shard replies before they
 // can answer or go on: DBSIZE (with the hidden-key listing, itself SCAN
@@ -148,7 +149,8 @@
 // replies with one write.
 //
 // Some commands still do their I/O while planned, on the driver's
-// goroutine, because they hold a connection or the client's socket:
+// goroutine (the session hands them over through its driver interface),
+// because they hold a connection or the client's socket:
 // SUBSCRIBE and the other pub/sub commands (the confirmations must
 // precede pushes), WATCH and EXEC under WATCH (the client's own shard
 // connection), blocking commands (a shard connection held for the

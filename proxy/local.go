@@ -20,7 +20,7 @@ import (
 	"github.com/tidwall/redcon"
 )
 
-func (c *client) ping(args [][]byte) {
+func (c *session) ping(args [][]byte) {
 	switch {
 	case len(args) > 2:
 		c.wrongArgs("ping")
@@ -43,13 +43,13 @@ func (c *client) ping(args [][]byte) {
 }
 
 // checkPassword compares in constant time.
-func (c *client) checkPassword(user, pw []byte) bool {
+func (c *session) checkPassword(user, pw []byte) bool {
 	okUser := user == nil || string(user) == "default"
 	okPw := subtle.ConstantTimeCompare(pw, []byte(c.s.cfg.Password)) == 1
 	return okUser && okPw
 }
 
-func (c *client) auth(args [][]byte) {
+func (c *session) auth(args [][]byte) {
 	if len(args) < 2 || len(args) > 3 {
 		c.wrongArgs("auth")
 		return
@@ -87,7 +87,7 @@ func (c *client) auth(args [][]byte) {
 // hello implements HELLO [2 [AUTH user pass] [SETNAME name]]. RESP3 is
 // refused with Redis' own NOPROTO error, on which clients fall back to
 // RESP2.
-func (c *client) hello(args [][]byte) {
+func (c *session) hello(args [][]byte) {
 	if len(args) >= 2 {
 		v, err := strconv.Atoi(string(args[1]))
 		if err != nil {
@@ -179,7 +179,7 @@ func validName(b []byte) bool {
 	return true
 }
 
-func (c *client) selectDB(args [][]byte) {
+func (c *session) selectDB(args [][]byte) {
 	if len(args) != 2 {
 		c.wrongArgs("select")
 		return
@@ -198,7 +198,7 @@ func (c *client) selectDB(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) clientSetName(args [][]byte) {
+func (c *session) clientSetName(args [][]byte) {
 	if len(args) != 3 {
 		c.wrongArgs("client|setname")
 		return
@@ -211,7 +211,7 @@ func (c *client) clientSetName(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) clientGetName(args [][]byte) {
+func (c *session) clientGetName(args [][]byte) {
 	if c.name == "" {
 		c.replyNull()
 		return
@@ -219,7 +219,7 @@ func (c *client) clientGetName(args [][]byte) {
 	c.replyBulk([]byte(c.name))
 }
 
-func (c *client) clientSetInfo(args [][]byte) {
+func (c *session) clientSetInfo(args [][]byte) {
 	if len(args) != 4 {
 		c.wrongArgs("client|setinfo")
 		return
@@ -240,14 +240,14 @@ func (c *client) clientSetInfo(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) clientID(args [][]byte) {
+func (c *session) clientID(args [][]byte) {
 	lo := len(c.local)
 	c.local = redcon.AppendInt(c.local, c.id)
 	c.localOp(lo)
 }
 
 // clientNoEvict answers +OK: the proxy never evicts clients.
-func (c *client) clientNoEvict(args [][]byte) {
+func (c *session) clientNoEvict(args [][]byte) {
 	if len(args) != 3 || !onOff(args[2]) {
 		c.replyErr("ERR syntax error")
 		return
@@ -255,15 +255,15 @@ func (c *client) clientNoEvict(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) infoLine() string {
+func (c *session) infoLine() string {
 	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s db=%d sub=%d psub=%d multi=%d lib-name=%s lib-ver=%s\n",
-		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, c.db,
+		c.id, c.drv.conn().RemoteAddr(), c.drv.conn().LocalAddr(), c.name, c.db,
 		c.sub.nChannels(), c.sub.nPatterns(), c.tx.queued(), c.libName, c.libVer)
 }
 
 // commandCmd forwards COMMAND (the table's detail) to shard 0, whose
 // table it is; COMMAND COUNT is the proxy's own table.
-func (c *client) commandCmd(args [][]byte) {
+func (c *session) commandCmd(args [][]byte) {
 	if len(args) == 1 {
 		c.forward(0, args)
 		return
@@ -271,14 +271,14 @@ func (c *client) commandCmd(args [][]byte) {
 	c.subcommand("command", args)
 }
 
-func (c *client) commandCount(args [][]byte) {
+func (c *session) commandCount(args [][]byte) {
 	lo := len(c.local)
 	c.local = redcon.AppendInt(c.local, int64(c.s.cfg.Table.Len()))
 	c.localOp(lo)
 }
 
 // infoCmd answers INFO: the admin user's INFO replication, else merged.
-func (c *client) infoCmd(args [][]byte) {
+func (c *session) infoCmd(args [][]byte) {
 	if !c.replInfo(args) {
 		c.info(args)
 	}
@@ -288,7 +288,7 @@ func (c *client) infoCmd(args [][]byte) {
 // server, memory, persistence, stats and cpu sections merged from the
 // shards with the proxy's own, clients, replication, proxy and keyspace
 // the proxy's.
-func (c *client) info(args [][]byte) {
+func (c *session) info(args [][]byte) {
 	want := map[string]bool{}
 	for _, a := range args[1:] {
 		want[strings.ToLower(string(a))] = true
@@ -304,7 +304,7 @@ func (c *client) info(args [][]byte) {
 }
 
 // infoReply answers info once the shards' sections are in k's calls.
-func (c *client) infoReply(k *cont, want map[string]bool, all, fromShards bool) {
+func (c *session) infoReply(k *cont, want map[string]bool, all, fromShards bool) {
 	var shards [][]infoSection
 	if fromShards {
 		for i := range k.calls {
@@ -423,7 +423,7 @@ const dbsizeScript = "local n = redis.call('DBSIZE') for _, k in ipairs(KEYS) do
 // they exist is checked with the count, so DBSIZE is exact right after
 // a flush. Only a hidden key created in the last hiddenTTL can be counted
 // (a new source's checkpoint, once).
-func (c *client) dbsize(args [][]byte) {
+func (c *session) dbsize(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("dbsize")
 		return
@@ -488,7 +488,7 @@ return false
 
 // randomKey asks every shard for a random key that is not a hidden one
 // and picks one of the answers.
-func (c *client) randomKey(args [][]byte) {
+func (c *session) randomKey(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("randomkey")
 		return
@@ -535,7 +535,7 @@ const maxHiddenNames = 4096
 // hiddenTTL, listed first in rounds of k (a SCAN MATCH of every shard at
 // once, each shard on until its cursor is back to 0). A failure is
 // answered instead.
-func (c *client) withHidden(k *cont, db int, done func(k *cont, names [][]string)) {
+func (c *session) withHidden(k *cont, db int, done func(k *cont, names [][]string)) {
 	s := c.s
 	s.hidden.mu.Lock()
 	e, ok := s.hidden.m[db]
@@ -628,7 +628,7 @@ func (s *Server) hiddenPage(cl *pool.Call, names *[]string, seen *map[string]boo
 // keyspace sums every shard's INFO keyspace, less hidden keys, in rounds
 // of k, and calls done with the section's lines. A failure is answered
 // instead.
-func (c *client) keyspace(k *cont, done func(ks string)) {
+func (c *session) keyspace(k *cont, done func(ks string)) {
 	s := c.s
 	k.round(func(k *cont) {
 		type sums struct{ keys, expires int64 }

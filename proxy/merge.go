@@ -46,7 +46,7 @@ type op struct {
 func isHidden(key []byte) bool { return bytes.HasPrefix(key, []byte(destination.KeyPrefix)) }
 
 // reply appends o's reply to out.
-func (c *client) reply(out []byte, o *op) []byte {
+func (c *session) reply(out []byte, o *op) []byte {
 	if o.kind == opLocal {
 		return append(out, c.local[o.lo:o.hi]...)
 	}
@@ -92,7 +92,7 @@ func (c *client) reply(out []byte, o *op) []byte {
 	return redcon.AppendError(out, "ERR internal: unknown op")
 }
 
-func (c *client) appendCallErr(out []byte, i int) []byte {
+func (c *session) appendCallErr(out []byte, i int) []byte {
 	return redcon.AppendError(out, shardErr(c.callsh[i], c.calls[i].Err))
 }
 
@@ -109,7 +109,7 @@ func shardErr(shard int, err error) string {
 
 // mergeArray re-assembles MGET: part p answered one element per key, and
 // ords (in part order) says where each goes.
-func (c *client) mergeArray(out []byte, o *op) []byte {
+func (c *session) mergeArray(out []byte, o *op) []byte {
 	nkeys := o.hi - o.lo
 	elems := c.scratch[:0]
 	for i := 0; i < nkeys; i++ {
@@ -145,7 +145,7 @@ func (c *client) mergeArray(out []byte, o *op) []byte {
 }
 
 // mergeKeys concatenates KEYS replies without hidden keys.
-func (c *client) mergeKeys(out []byte, o *op) []byte {
+func (c *session) mergeKeys(out []byte, o *op) []byte {
 	total, base := 0, len(out)
 	for pass := 0; pass < 2; pass++ {
 		if pass == 1 {
@@ -178,7 +178,7 @@ func (c *client) mergeKeys(out []byte, o *op) []byte {
 
 // mergeScan turns one shard's SCAN reply into the proxy's: the cursor
 // names the shard to continue on, hidden keys are dropped.
-func (c *client) mergeScan(out []byte, o *op) []byte {
+func (c *session) mergeScan(out []byte, o *op) []byte {
 	v, _, err := resp.ParseValue(c.calls[o.first].Reply, c.s.cfg.Limits)
 	if err != nil || v.Type != resp.TypeArray || len(v.Elems) != 2 {
 		return redcon.AppendError(out, "ERR unexpected reply from shard")

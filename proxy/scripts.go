@@ -29,13 +29,13 @@ func lowerArg(b []byte) string {
 // everyShard plans args on every shard of the client's database, and
 // done with the replies (a continuation: commands planned before go
 // first); a shard that fails is answered for done.
-func (c *client) everyShard(args [][]byte, done func(replies [][]byte)) {
+func (c *session) everyShard(args [][]byte, done func(replies [][]byte)) {
 	c.fanOut(resp.AppendCommand(nil, args...), done)
 }
 
 // everyShardNoError is everyShard that also answers the first error
 // reply a shard gave, if any, instead of calling done.
-func (c *client) everyShardNoError(args [][]byte, done func(replies [][]byte)) {
+func (c *session) everyShardNoError(args [][]byte, done func(replies [][]byte)) {
 	c.everyShard(args, func(replies [][]byte) {
 		if e := firstError(replies); e != nil {
 			c.replyRaw(e)
@@ -47,12 +47,12 @@ func (c *client) everyShardNoError(args [][]byte, done func(replies [][]byte)) {
 
 // agree answers the shards' common reply, or names the first shard whose
 // reply differs from shard 0's.
-func (c *client) agree(args [][]byte) {
+func (c *session) agree(args [][]byte) {
 	c.everyShard(args, c.agreeReply)
 }
 
 // agreeReply answers agree's replies.
-func (c *client) agreeReply(replies [][]byte) {
+func (c *session) agreeReply(replies [][]byte) {
 	for i, r := range replies[1:] {
 		if !bytes.Equal(r, replies[0]) {
 			c.replyErr(fmt.Sprintf("ERR shards disagree: shard 0 answered %s, shard %d answered %s",
@@ -88,7 +88,7 @@ func firstError(replies [][]byte) []byte {
 
 // scriptExists answers 1 for a script every shard has: only then does
 // EVALSHA work for keys of any shard.
-func (c *client) scriptExists(args [][]byte) {
+func (c *session) scriptExists(args [][]byte) {
 	c.everyShardNoError(args, func(replies [][]byte) {
 		var all []int64
 		for i, r := range replies {
@@ -152,7 +152,7 @@ func field(v resp.Value, key string) (resp.Value, bool) {
 
 // functionList merges the shards' libraries by name: a library loaded
 // through the proxy is on every shard and is listed once.
-func (c *client) functionList(args [][]byte) {
+func (c *session) functionList(args [][]byte) {
 	c.everyShardNoError(args, func(replies [][]byte) {
 		seen := map[string]bool{}
 		var libs [][]byte
@@ -187,7 +187,7 @@ func (c *client) functionList(args [][]byte) {
 
 // functionStats answers the stats of the shard running a function, or
 // shard 0's when none is: the libraries are the same on every shard.
-func (c *client) functionStats(args [][]byte) {
+func (c *session) functionStats(args [][]byte) {
 	c.everyShardNoError(args, func(replies [][]byte) {
 		for _, r := range replies {
 			v, _, err := resp.ParseValue(r, resp.Limits{MaxArray: 1 << 31})

@@ -33,7 +33,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
-	admins  map[*client]struct{} // authenticated as AdminUser
+	admins  map[*session]struct{} // authenticated as AdminUser
 	closed  bool
 	wg      sync.WaitGroup // client goroutines
 
@@ -75,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 		ln:      ln,
 		start:   time.Now(),
 		clients: make(map[*client]struct{}),
-		admins:  make(map[*client]struct{}),
+		admins:  make(map[*session]struct{}),
 
 		blockSem: make(chan struct{}, cfg.MaxBlocking),
 	}
@@ -188,7 +188,7 @@ func (s *Server) admit(nc net.Conn) {
 func (s *Server) forget(c *client) {
 	s.mu.Lock()
 	delete(s.clients, c)
-	delete(s.admins, c)
+	delete(s.admins, &c.session)
 	s.mu.Unlock()
 }
 

@@ -49,7 +49,7 @@ return {ok='OK'}
 // the syncer carries on from where it was (no full resync): the keys come
 // back only as the sources write them again, and the destination differs
 // from the sources until then, which is what flushing a replica means.
-func (c *client) flushCmd(name string, args [][]byte) {
+func (c *session) flushCmd(name string, args [][]byte) {
 	if !c.s.cfg.AllowWrites {
 		c.replyErr(errReadOnly)
 		return
@@ -71,7 +71,7 @@ func (c *client) flushCmd(name string, args [][]byte) {
 }
 
 // time answers TIME from shard 0: one clock for every client.
-func (c *client) timeCmd(args [][]byte) {
+func (c *session) timeCmd(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("time")
 		return
@@ -83,7 +83,7 @@ func (c *client) timeCmd(args [][]byte) {
 // each pattern on every shard, so a sum would count it once per shard.
 // (Channel lists are merged and NUMSUB summed: a channel's subscribers
 // are on its slot's shard.)
-func (c *client) pubsubNumpat(args [][]byte) {
+func (c *session) pubsubNumpat(args [][]byte) {
 	if len(args) != 2 {
 		c.wrongArgs("pubsub|numpat")
 		return
@@ -104,7 +104,7 @@ func (c *client) pubsubNumpat(args [][]byte) {
 	})
 }
 
-func (c *client) pubsubChannels(args [][]byte) {
+func (c *session) pubsubChannels(args [][]byte) {
 	if len(args) > 3 {
 		c.wrongArgs("pubsub|" + lowerArg(args[1]))
 		return
@@ -136,7 +136,7 @@ func (c *client) pubsubChannels(args [][]byte) {
 	})
 }
 
-func (c *client) pubsubNumsub(args [][]byte) {
+func (c *session) pubsubNumsub(args [][]byte) {
 	chans := cloneArgs(args[2:]) // args are reused before the replies come
 	c.everyShard(args, func(replies [][]byte) {
 		counts := make([]int64, len(chans))
@@ -163,7 +163,7 @@ func (c *client) pubsubNumsub(args [][]byte) {
 
 // clientReply runs CLIENT REPLY ON|OFF|SKIP: the proxy withholds the
 // replies, as Redis does (OFF and SKIP are not answered themselves).
-func (c *client) clientReply(args [][]byte) {
+func (c *session) clientReply(args [][]byte) {
 	if len(args) != 3 {
 		c.wrongArgs("client|reply")
 		return

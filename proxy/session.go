@@ -1,18 +1,24 @@
 package proxy
 
 import (
+	"net"
+	"time"
+
 	"github.com/replicaof/replicaof/pool"
 )
 
 // session is one client's protocol state and the batch it is planning.
-// Planning a command (plan, dispatch.go) reads and changes the session
-// and appends to the plan: local replies, calls to shards and how their
+// Its methods are the planner (command, plan in dispatch.go, and the
+// command files): planning a command reads and changes the session and
+// appends to the plan local replies, calls to shards and how their
 // replies merge, and continuations for commands that need shard replies
-// before they can go on (fan-outs, EXEC). It does no I/O of its own on
-// the common path: the executor (exec.go) sends the calls and runs the
-// continuations, and the driver (client.go) reads commands and writes
-// the replies.
+// before they can go on (fan-outs, EXEC). The session does no I/O: the
+// executor (exec.go) sends the calls and runs the continuations, and the
+// driver (client.go) reads commands, writes the replies, and runs the few
+// commands that need a connection of their own (driver).
 type session struct {
+	s         *Server
+	drv       driver
 	id        int64
 	db        int
 	bk        []*pool.Backend // backends of db
@@ -46,6 +52,21 @@ type session struct {
 	mark int
 }
 
+// driver is what planning needs from what runs the session: its
+// connection (addresses, TLS, closing an admin's), and the commands that
+// do their I/O while planned, after having the executor complete the plan
+// so far, because they hold a connection of their own (blocking
+// commands, WATCH and the EXEC that follows it, SCRIPT/FUNCTION KILL) or
+// write to the client out of turn (pub/sub).
+type driver interface {
+	conn() net.Conn
+	blocking(name string, args [][]byte, keys []int)
+	pubsub(name string, args [][]byte)
+	watch(args [][]byte)
+	execWatched(t *txState)
+	killScript(args [][]byte)
+}
+
 // batchPlan is a batch: the ops owed to the client in command order, and the
 // calls they wait for. calls[:ncalls] belong to the batch (the slices
 // are reused from batch to batch); calls[:ran] have been sent.
@@ -67,8 +88,8 @@ type batchPlan struct {
 	replyTo int
 }
 
-func (ss *session) init(s *Server, id int64) {
-	ss.id = id
+func (ss *session) init(s *Server, drv driver, id int64) {
+	ss.s, ss.drv, ss.id = s, drv, id
 	ss.replShard, ss.silentFrom = -1, -1
 	ss.authed = s.cfg.Password == ""
 	ss.bk = s.pools.db(0)
@@ -119,4 +140,54 @@ func (ss *session) readCall(rep *replicas, shard int) *pool.Call {
 		rep.shards[shard].primaryRead.Add(1)
 	}
 	return cl
+}
+
+// command plans one parsed command (args not empty) into the batch.
+func (c *session) command(args [][]byte) {
+	c.s.commands.Add(1)
+	c.silentFrom = -1
+	if c.replyOff || c.skipReplies > 0 {
+		c.silentFrom = len(c.ops)
+		c.skipReplies = max(c.skipReplies-1, 0)
+	}
+	if c.s.cfg.Observer != nil {
+		c.begin(args)
+		c.plan(args)
+		c.tag()
+	} else {
+		c.plan(args)
+	}
+	c.silence()
+}
+
+// silence marks the ops of the command being planned as not to be
+// written, when CLIENT REPLY says so.
+func (c *session) silence() {
+	if c.silentFrom < 0 {
+		return
+	}
+	for i := c.silentFrom; i < len(c.ops); i++ {
+		c.ops[i].silent = true
+	}
+	c.silentFrom = -1
+}
+
+// begin notes the command about to be planned, for the Observer. The
+// name is the table's own string: reporting it allocates nothing.
+func (c *session) begin(args [][]byte) {
+	c.cur.name = "other"
+	if cmd := c.s.cfg.Table.Lookup(args[:1]); cmd != nil {
+		c.cur.name = cmd.Name
+	}
+	c.cur.start = time.Now()
+	c.mark = len(c.ops)
+}
+
+// tag marks the first op the command being planned added (if it was not
+// flushed already) as the one to report.
+func (c *session) tag() {
+	if c.cur.name != "" && c.mark < len(c.ops) {
+		c.ops[c.mark].name, c.ops[c.mark].start = c.cur.name, c.cur.start
+	}
+	c.cur.name = ""
 }

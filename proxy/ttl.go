@@ -51,7 +51,7 @@ var ttlForms = map[string]struct {
 // ttlRead plans a TTL read with the grace taken off its reply. It returns
 // false for commands it does not handle (or without a grace), which are
 // then routed as usual.
-func (c *client) ttlRead(name string, args [][]byte) bool {
+func (c *session) ttlRead(name string, args [][]byte) bool {
 	if c.s.cfg.TTLGrace <= 0 {
 		return false
 	}
@@ -76,7 +76,7 @@ func (c *client) ttlRead(name string, args [][]byte) bool {
 
 // ttlReply appends reply, a TTL read's answer from the shard, with the
 // grace taken off.
-func (c *client) ttlReply(out, reply []byte, mode ttlMode) []byte {
+func (c *session) ttlReply(out, reply []byte, mode ttlMode) []byte {
 	grace := c.s.cfg.TTLGrace.Milliseconds()
 	if mode&ttlFields == 0 {
 		v, ok := intReply(reply)
@@ -138,7 +138,7 @@ type ttlMark struct {
 
 // ttlQueued turns a TTL read queued in MULTI into its millisecond form
 // and marks its reply for ttlExec.
-func (c *client) ttlQueued(t *txState, name string, args [][]byte) [][]byte {
+func (c *session) ttlQueued(t *txState, name string, args [][]byte) [][]byte {
 	if c.s.cfg.TTLGrace <= 0 {
 		return args
 	}
@@ -154,7 +154,7 @@ func (c *client) ttlQueued(t *txState, name string, args [][]byte) [][]byte {
 }
 
 // ttlExec takes the grace off the marked elements of EXEC's reply.
-func (c *client) ttlExec(t *txState, reply []byte) []byte {
+func (c *session) ttlExec(t *txState, reply []byte) []byte {
 	if len(t.ttls) == 0 {
 		return reply
 	}

@@ -34,7 +34,7 @@ func (t *txState) queued() int {
 
 // queue checks one command inside MULTI and answers +QUEUED, or an error
 // that makes EXEC abort, as Redis does.
-func (c *client) queue(name string, args [][]byte) {
+func (c *session) queue(name string, args [][]byte) {
 	t := c.tx
 	fail := func(msg string) {
 		t.dirty = true
@@ -80,11 +80,11 @@ func (c *client) queue(name string, args [][]byte) {
 // exec sends the queued commands wrapped in MULTI/EXEC and answers EXEC's
 // reply: on the WATCH connection when the client watches keys, else as
 // one block on the shared connection.
-func (c *client) exec() {
+func (c *session) exec() {
 	t := c.tx
 	c.tx = nil
 	if c.watching != nil {
-		c.execWatched(t)
+		c.drv.execWatched(t)
 		return
 	}
 	switch {
@@ -167,7 +167,7 @@ func (c *client) watch(args [][]byte) {
 }
 
 // unwatch ends a watch: closing its connection unwatches every key.
-func (c *client) unwatch() {
+func (c *session) unwatch() {
 	if c.watching == nil {
 		return
 	}
