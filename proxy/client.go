@@ -260,27 +260,9 @@ func (c *client) flush() {
 // flushLocked is flush with wmu held.
 func (c *client) flushLocked() {
 	c.run()
-	if c.silentFrom >= 0 {
-		c.silence()
-		c.silentFrom = 0 // the silent command's later ops, if any
-	}
 	ob := outPool.Get().(*[]byte)
-	out := (*ob)[:0]
+	out := c.render((*ob)[:0])
 	obs := c.s.cfg.Observer
-	if obs != nil {
-		c.tag() // a command flushing the batch itself (SUBSCRIBE…)
-	}
-	for i := range c.ops {
-		o := &c.ops[i]
-		if o.silent {
-			continue
-		}
-		n := len(out)
-		out = c.reply(out, o)
-		if obs != nil {
-			o.failed = len(out) > n && out[n] == resp.TypeError
-		}
-	}
 	var queued time.Time
 	if obs != nil {
 		queued = time.Now()
@@ -295,18 +277,6 @@ func (c *client) flushLocked() {
 	}
 	c.batchPlan.reset()
 	c.mark = 0
-}
-
-// observe reports the batch's tagged commands, their replies queued at
-// now, and untags them.
-func (c *client) observe(obs Observer, now time.Time) {
-	for i := range c.ops {
-		o := &c.ops[i]
-		if o.name != "" {
-			obs.Command(o.name, now.Sub(o.start), o.failed)
-			o.name = ""
-		}
-	}
 }
 
 // write sends b to the client. A failed or late write closes the client.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/replicaof/replicaof/pool"
+	"github.com/replicaof/replicaof/resp"
 )
 
 // session is one client's protocol state and the batch it is planning.
@@ -190,4 +191,42 @@ func (c *session) tag() {
 		c.ops[c.mark].name, c.ops[c.mark].start = c.cur.name, c.cur.start
 	}
 	c.cur.name = ""
+}
+
+// render appends the replies of a run plan to out, in command order,
+// less those CLIENT REPLY withholds, marking for the Observer which
+// failed.
+func (c *session) render(out []byte) []byte {
+	if c.silentFrom >= 0 {
+		c.silence()
+		c.silentFrom = 0 // the silent command's later ops, if any
+	}
+	obs := c.s.cfg.Observer
+	if obs != nil {
+		c.tag() // a command flushing the batch itself (SUBSCRIBE…)
+	}
+	for i := range c.ops {
+		o := &c.ops[i]
+		if o.silent {
+			continue
+		}
+		n := len(out)
+		out = c.reply(out, o)
+		if obs != nil {
+			o.failed = len(out) > n && out[n] == resp.TypeError
+		}
+	}
+	return out
+}
+
+// observe reports the batch's tagged commands, their replies queued at
+// now, and untags them.
+func (c *session) observe(obs Observer, now time.Time) {
+	for i := range c.ops {
+		o := &c.ops[i]
+		if o.name != "" {
+			obs.Command(o.name, now.Sub(o.start), o.failed)
+			o.name = ""
+		}
+	}
 }
