@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/replicaof/replicaof/resp"
 	"github.com/tidwall/redcon"
+
+	"github.com/replicaof/replicaof/resp"
 )
 
 // BenchmarkParse compares resp.ReadCommand, which the proxy uses, with
