@@ -13,7 +13,7 @@ import (
 // command files): planning a command reads and changes the session and
 // appends to the plan local replies, calls to shards and how their
 // replies merge, and continuations for commands that need shard replies
-// before they can go on (fan-outs, EXEC). The session does no I/O: the
+// before they can go on (fan-outs, EXEC). The session waits on no I/O: the
 // executor (exec.go) sends the calls and runs the continuations, and the
 // driver (client.go) reads commands, writes the replies, and runs the few
 // commands that need a connection of their own (driver).
@@ -68,9 +68,9 @@ type driver interface {
 	killScript(args [][]byte)
 }
 
-// batchPlan is a batch: the ops owed to the client in command order, and the
-// calls they wait for. calls[:ncalls] belong to the batch (the slices
-// are reused from batch to batch); calls[:ran] have been sent.
+// batchPlan is a batch: the ops owed to the client in command order,
+// and the calls they wait for. calls[:ncalls] belong to the batch (the
+// slices are reused from batch to batch); calls[:ran] have been sent.
 type batchPlan struct {
 	ops    []op
 	calls  []*pool.Call // pooled
