@@ -10,6 +10,7 @@ import (
 
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // Batch bounds: a pipeline is forwarded in slices of at most this many
@@ -27,19 +28,19 @@ var (
 	outPool    = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 )
 
-// client is one application connection. Its goroutine reads a batch of
-// complete commands, plans each (a local reply, or calls to shards and how
-// to merge their replies), runs the calls of the batch pipelined per shard,
-// and writes the replies in command order.
+// client is one application connection, driven by its own goroutine
+// (serve): it reads a batch of complete commands, has its session plan
+// each one (a local reply, shard calls and how to merge their replies, or
+// a continuation for a multi-step command), has its executor run the
+// batch's calls pipelined per shard, and writes the replies in command
+// order.
 //
 // Between batches an idle client holds no read or write buffer: it waits
 // for the socket to become readable first (waitReadable) and takes pooled
 // buffers only then.
 type client struct {
 	lastActive time.Time // end of the last batch; kept only with IdleTimeout
-	s          *Server
 	nc         net.Conn
-	id         int64
 
 	br           *bufio.Reader // nil while idle
 	cmd          resp.Command
@@ -48,47 +49,8 @@ type client struct {
 	wmu           sync.Mutex // guards writes to nc: pub/sub pushes come from other goroutines
 	writeDeadline time.Time  // under wmu
 
-	// Session state.
-	db        int
-	bk        []*pool.Backend // backends of db
-	authed    bool
-	name      string
-	libName   string
-	libVer    string
-	closeNow  bool         // QUIT or a fatal error: close after this batch
-	admin     bool         // authenticated as AdminUser: may replicate
-	replShard int          // REPLCONF rof-shard, -1 before
-	replLevel int          // REPLCONF rof-compress gzip level, 0 for none
-	repl      *replRequest // PSYNC/SYNC to relay after the batch
-	tx        *txState
-	watching  *dedicated // the connection WATCH pinned the client to, or nil
-	// CLIENT REPLY: replies withheld while replyOff, and for the next
-	// skipReplies commands; silentFrom is the first op of the command
-	// being planned when it is silent, else -1.
-	replyOff    bool
-	skipReplies int
-	silentFrom  int
-	sub         *subState
-
-	// The batch being planned.
-	ops     []op
-	calls   []*pool.Call // pooled; calls[:ncalls] belong to this batch
-	callsh  []int        // shard of each call
-	callbk  []*pool.Backend
-	callrd  []readTarget // reads that may go to a replica, with Config.ReadFrom
-	ncalls  int
-	ran     int    // calls[:ran] have been sent
-	local   []byte // local replies, spans in ops
-	ords    []int  // MGET key ordinals, spans in ops
-	keys    []int  // scratch for key positions
-	groups  []group
-	bt      pool.Batch // reused by every run
-	scratch [][]byte
-
-	// The command being planned, while Config.Observer is set: its name
-	// and start go to the first op it adds, ops[mark].
-	cur  op
-	mark int
+	session
+	ex executor
 }
 
 // readTarget marks a read planned with Config.ReadFrom: node is the
@@ -98,17 +60,14 @@ type readTarget struct {
 	read    bool
 	retried bool
 	node    *rnode
-}
-
-type group struct {
-	bk    *pool.Backend
-	calls []*pool.Call
+	db      int           // the database it reads
+	primary *pool.Backend // the shard's primary for db
 }
 
 func newClient(s *Server, nc net.Conn) *client {
-	c := &client{s: s, nc: nc, id: s.nextID.Add(1), lastActive: time.Now(), replShard: -1, silentFrom: -1}
-	c.authed = s.cfg.Password == ""
-	c.bk = s.pools.db(0)
+	c := &client{nc: nc, lastActive: time.Now()}
+	c.session.init(s, c, s.nextID.Add(1))
+	c.ex.ctx = s.ctx
 	return c
 }
 
@@ -250,10 +209,7 @@ func (c *client) idle() {
 // batch reads one command (waiting for it), then every further complete
 // command already buffered, and answers them all.
 func (c *client) batch() error {
-	c.ops = c.ops[:0]
-	c.ncalls, c.ran = 0, 0
-	c.local = c.local[:0]
-	c.ords = c.ords[:0]
+	c.batchPlan.reset()
 	lim := c.s.cfg.Limits
 	size := 0
 	for {
@@ -262,7 +218,7 @@ func (c *client) batch() error {
 			if errors.As(err, &pe) {
 				// Answer what came before, then the error, then close.
 				c.flush()
-				c.write(resp.AppendError(nil, "ERR Protocol error: "+pe.Msg))
+				c.write(redcon.AppendError(nil, "ERR Protocol error: "+pe.Msg))
 				c.s.log.Debug("proxy: protocol error", "client", c.id, "err", err)
 				return err
 			}
@@ -273,20 +229,7 @@ func (c *client) batch() error {
 		}
 		size += c.cmd.Size
 		if len(c.cmd.Args) > 0 {
-			c.s.commands.Add(1)
-			c.silentFrom = -1
-			if c.replyOff || c.skipReplies > 0 {
-				c.silentFrom = len(c.ops)
-				c.skipReplies = max(c.skipReplies-1, 0)
-			}
-			if c.s.cfg.Observer != nil {
-				c.begin(c.cmd.Args)
-				c.plan(c.cmd.Args)
-				c.tag()
-			} else {
-				c.plan(c.cmd.Args)
-			}
-			c.silence()
+			c.command(c.cmd.Args)
 		}
 		if c.closeNow || len(c.ops) >= maxBatchOps || size >= maxBatchBytes ||
 			c.br.Buffered() == 0 || !complete(c.peek(), lim) {
@@ -302,18 +245,6 @@ func (c *client) batch() error {
 	return nil
 }
 
-// silence marks the ops of the command being planned as not to be
-// written, when CLIENT REPLY says so.
-func (c *client) silence() {
-	if c.silentFrom < 0 {
-		return
-	}
-	for i := c.silentFrom; i < len(c.ops); i++ {
-		c.ops[i].silent = true
-	}
-	c.silentFrom = -1
-}
-
 func (c *client) peek() []byte {
 	b, _ := c.br.Peek(c.br.Buffered())
 	return b
@@ -326,50 +257,12 @@ func (c *client) flush() {
 	c.wmu.Unlock()
 }
 
-// begin notes the command about to be planned, for the Observer. The
-// name is the table's own string: reporting it allocates nothing.
-func (c *client) begin(args [][]byte) {
-	c.cur.name = "other"
-	if cmd := c.s.cfg.Table.Lookup(args[:1]); cmd != nil {
-		c.cur.name = cmd.Name
-	}
-	c.cur.start = time.Now()
-	c.mark = len(c.ops)
-}
-
-// tag marks the first op the command being planned added (if it was not
-// flushed already) as the one to report.
-func (c *client) tag() {
-	if c.cur.name != "" && c.mark < len(c.ops) {
-		c.ops[c.mark].name, c.ops[c.mark].start = c.cur.name, c.cur.start
-	}
-	c.cur.name = ""
-}
-
 // flushLocked is flush with wmu held.
 func (c *client) flushLocked() {
 	c.run()
-	if c.silentFrom >= 0 {
-		c.silence()
-		c.silentFrom = 0 // the silent command's later ops, if any
-	}
 	ob := outPool.Get().(*[]byte)
-	out := (*ob)[:0]
+	out := c.render((*ob)[:0])
 	obs := c.s.cfg.Observer
-	if obs != nil {
-		c.tag() // a command flushing the batch itself (SUBSCRIBE…)
-	}
-	for i := range c.ops {
-		o := &c.ops[i]
-		if o.silent {
-			continue
-		}
-		n := len(out)
-		out = c.reply(out, o)
-		if obs != nil {
-			o.failed = len(out) > n && out[n] == resp.TypeError
-		}
-	}
 	var queued time.Time
 	if obs != nil {
 		queued = time.Now()
@@ -382,23 +275,8 @@ func (c *client) flushLocked() {
 		*ob = out[:0]
 		outPool.Put(ob)
 	}
-	c.ops = c.ops[:0]
+	c.batchPlan.reset()
 	c.mark = 0
-	c.ncalls, c.ran = 0, 0
-	c.local = c.local[:0]
-	c.ords = c.ords[:0]
-}
-
-// observe reports the batch's tagged commands, their replies queued at
-// now, and untags them.
-func (c *client) observe(obs Observer, now time.Time) {
-	for i := range c.ops {
-		o := &c.ops[i]
-		if o.name != "" {
-			obs.Command(o.name, now.Sub(o.start), o.failed)
-			o.name = ""
-		}
-	}
 }
 
 // write sends b to the client. A failed or late write closes the client.
@@ -428,145 +306,6 @@ func (c *client) armWrite() {
 	}
 }
 
-// run sends every planned call not yet sent, pipelined per backend, the
-// backends in parallel, and waits for all replies.
-func (c *client) run() {
-	if c.ran == c.ncalls {
-		return
-	}
-	from := c.ran
-	c.runCalls(from)
-	if c.s.rep != nil {
-		c.retryReads(from)
-	}
-}
-
-// retryReads sends each read among calls[from:] that failed (no reply: its
-// node died, stalled or was closed) once more, to another node of its
-// shard: reads are idempotent, so the client sees no error. The failed
-// node leaves rotation until its next good check.
-func (c *client) retryReads(from int) {
-	again := false
-	for i := from; i < c.ncalls; i++ {
-		rd := &c.callrd[i]
-		if !rd.read || rd.retried || c.calls[i].Err == nil || c.s.ctx.Err() != nil || overLimit(c.calls[i].Err) {
-			continue
-		}
-		rd.retried = true
-		failed := rd.node
-		sn := c.s.rep.shards[c.callsh[i]]
-		if failed != nil {
-			failed.down()
-		} else if !sn.primaryDown.Swap(true) {
-			sn.primaryErrs.Add(1)
-		}
-		rd.node = c.s.rep.pick(c.callsh[i], failed, failed == nil)
-		if rd.node == nil {
-			if failed == nil {
-				continue // the primary failed and no replica is in rotation
-			}
-			c.callbk[i] = c.bk[c.callsh[i]]
-			sn.primaryRead.Add(1)
-		} else {
-			c.callbk[i] = rd.node.backend(c.db)
-			rd.node.reads.Add(1)
-		}
-		again = true
-	}
-	if !again {
-		return
-	}
-	// Only the retried calls go out: the others keep their replies.
-	c.groups = c.groups[:0]
-	for i := from; i < c.ncalls; i++ {
-		rd := c.callrd[i]
-		if rd.retried && c.calls[i].Err != nil {
-			c.addToGroup(i)
-		}
-	}
-	c.sendGroups()
-}
-
-// overLimit tells a reply over the proxy's reply limits, read whole and
-// dropped: the node is fine and any other would answer the same.
-func overLimit(err error) bool {
-	var le *resp.LimitError
-	return errors.As(err, &le)
-}
-
-// runCalls sends calls[from:], pipelined per backend, the backends in
-// parallel, and waits for all replies.
-func (c *client) runCalls(from int) {
-	c.groups = c.groups[:0]
-	for i := from; i < c.ncalls; i++ {
-		c.addToGroup(i)
-	}
-	c.ran = c.ncalls
-	c.sendGroups()
-}
-
-func (c *client) addToGroup(i int) {
-	bk := c.callbk[i]
-	for g := range c.groups {
-		if c.groups[g].bk == bk {
-			c.groups[g].calls = append(c.groups[g].calls, c.calls[i])
-			return
-		}
-	}
-	var calls []*pool.Call
-	if g := len(c.groups); g < cap(c.groups) {
-		calls = c.groups[:g+1][g].calls[:0]
-	}
-	c.groups = append(c.groups, group{bk: bk, calls: append(calls, c.calls[i])})
-}
-
-func (c *client) sendGroups() {
-	// Every shard's block is queued before waiting on any, so the shards
-	// work in parallel without a goroutine per shard, and the writes are
-	// left to Wait, so other clients' calls can join them.
-	for g := range c.groups {
-		c.bt.Add(c.s.ctx, c.groups[g].bk, c.groups[g].calls)
-	}
-	c.bt.Wait()
-}
-
-// readCall is call for a read that may go to a replica of shard (see
-// Config.ReadFrom); without replicas configured it is call.
-func (c *client) readCall(shard int) *pool.Call {
-	cl := c.call(c.bk, shard)
-	if c.s.rep == nil || c.watching != nil {
-		return cl
-	}
-	i := c.ncalls - 1
-	n := c.s.rep.pick(shard, nil, false)
-	c.callrd[i] = readTarget{read: true, node: n}
-	if n != nil {
-		c.callbk[i] = n.backend(c.db)
-		n.reads.Add(1)
-	} else {
-		c.s.rep.shards[shard].primaryRead.Add(1)
-	}
-	return cl
-}
-
-// call adds a call for shard to the batch and returns it; its Req is
-// empty and ready to append to.
-func (c *client) call(bk []*pool.Backend, shard int) *pool.Call {
-	if c.ncalls == len(c.calls) {
-		c.calls = append(c.calls, &pool.Call{})
-		c.callsh = append(c.callsh, 0)
-		c.callbk = append(c.callbk, nil)
-		c.callrd = append(c.callrd, readTarget{})
-	}
-	cl := c.calls[c.ncalls]
-	cl.Req = cl.Req[:0]
-	c.callsh[c.ncalls] = shard
-	c.callbk[c.ncalls] = bk[shard]
-	c.callrd[c.ncalls] = readTarget{}
-	c.ncalls++
-	return cl
-}
-
 func (c *client) close() {
 	c.nc.Close()
 	if o := c.s.cfg.Observer; o != nil {
@@ -591,3 +330,10 @@ func complete(b []byte, lim resp.Limits) bool {
 	_, err := resp.CommandLen(b, lim)
 	return err != resp.ErrIncomplete
 }
+
+// conn is the client's connection (driver).
+func (c *client) conn() net.Conn { return c.nc }
+
+// run has the executor send every call planned so far and run every
+// continuation.
+func (c *client) run() { c.ex.runAll(&c.batchPlan, c.s.rep) }

@@ -32,12 +32,12 @@ var handlingNames = [...]string{
 type special struct {
 	how  handling
 	note string
-	run  func(c *client, name string, args [][]byte)
+	run  func(c *session, name string, args [][]byte)
 }
 
 const ttlNote = "the key's shard; the TTL grace (replica_of.ttl_grace) is taken off the reply, so it is the source's TTL"
 
-func ttlRun(c *client, name string, args [][]byte) {
+func ttlRun(c *session, name string, args [][]byte) {
 	if !c.ttlRead(name, args) {
 		c.route(args, c.lookup(name, args))
 	}
@@ -51,9 +51,9 @@ func ttlRun(c *client, name string, args [][]byte) {
 var specials map[string]special
 
 func init() {
-	sub := func(c *client, name string, args [][]byte) { c.subcommand(name, args) }
+	sub := func(c *session, name string, args [][]byte) { c.subcommand(name, args) }
 	specials = map[string]special{
-		"ping": {hLocal, "", func(c *client, _ string, a [][]byte) { c.ping(a) }},
+		"ping": {hLocal, "", func(c *session, _ string, a [][]byte) { c.ping(a) }},
 		// TTL reads answer the source's TTL: the grace the syncer adds
 		// (replica_of.ttl_grace) is taken off the reply (ttl.go).
 		"ttl":          {hRouted, ttlNote, ttlRun},
@@ -64,88 +64,88 @@ func init() {
 		"hpttl":        {hRouted, ttlNote, ttlRun},
 		"hexpiretime":  {hRouted, ttlNote, ttlRun},
 		"hpexpiretime": {hRouted, ttlNote, ttlRun},
-		"echo":         {hLocal, "", func(c *client, _ string, a [][]byte) { c.echo(a) }},
-		"quit":         {hLocal, "", func(c *client, _ string, a [][]byte) { c.replyOK(); c.closeNow = true }},
-		"hello":        {hLocal, "HELLO 2 only: HELLO 3 answers -NOPROTO, on which clients fall back to RESP2", func(c *client, _ string, a [][]byte) { c.hello(a) }},
-		"auth":         {hLocal, "the proxy's password (proxy.password); the user admin for replication", func(c *client, _ string, a [][]byte) { c.auth(a) }},
-		"select":       {hLocal, "the client's database; each database has its own shard connections", func(c *client, _ string, a [][]byte) { c.selectDB(a) }},
-		"info":         {hFanout, "merged like one server's: memory, persistence and stats summed, CPU of the proxy and the shards, server fields from shard 0 and the proxy", func(c *client, _ string, a [][]byte) { c.infoCmd(a) }},
-		"replconf":     {hLocal, "the admin user's replication through the proxy", func(c *client, _ string, a [][]byte) { c.replconf(a) }},
-		"psync":        {hDedicated, "the admin user only: relays one shard's replication stream", func(c *client, n string, a [][]byte) { c.psync(n, a) }},
-		"sync":         {hDedicated, "the admin user only: relays one shard's replication stream", func(c *client, n string, a [][]byte) { c.psync(n, a) }},
-		"readonly":     {hLocal, "", func(c *client, _ string, a [][]byte) { c.replyOK() }},
-		"readwrite":    {hLocal, "", func(c *client, _ string, a [][]byte) { c.replyOK() }},
-		"dbsize":       {hFanout, "summed, less replicaof's own keys; exact right after a flush", func(c *client, _ string, a [][]byte) { c.dbsize(a) }},
-		"keys":         {hFanout, "every shard's keys, less replicaof's own", func(c *client, _ string, a [][]byte) { c.keysCmd(a) }},
-		"scan":         {hFanout, "the shards one after another; the cursor carries the shard", func(c *client, _ string, a [][]byte) { c.scan(a) }},
-		"randomkey":    {hFanout, "one of the shards' answers, never one of replicaof's own keys", func(c *client, _ string, a [][]byte) { c.randomKey(a) }},
-		"mget":         {hSplit, "", func(c *client, _ string, a [][]byte) { c.split(a) }},
-		"exists":       {hSplit, "counts summed", func(c *client, _ string, a [][]byte) { c.split(a) }},
-		"touch":        {hSplit, "counts summed", func(c *client, _ string, a [][]byte) { c.split(a) }},
-		"del":          {hSplit, "counts summed; needs allow_writes", func(c *client, _ string, a [][]byte) { c.split(a) }},
-		"unlink":       {hSplit, "counts summed; needs allow_writes", func(c *client, _ string, a [][]byte) { c.split(a) }},
-		"mset":         {hSplit, "needs allow_writes; not atomic across shards", func(c *client, _ string, a [][]byte) { c.split(a) }},
-		"subscribe":    {hDedicated, "on the channel's shard, where the syncer publishes", func(c *client, n string, a [][]byte) { c.pubsub(n, a) }},
-		"unsubscribe":  {hDedicated, "", func(c *client, n string, a [][]byte) { c.pubsub(n, a) }},
-		"psubscribe":   {hDedicated, "on every shard", func(c *client, n string, a [][]byte) { c.pubsub(n, a) }},
-		"punsubscribe": {hDedicated, "", func(c *client, n string, a [][]byte) { c.pubsub(n, a) }},
-		"publish":      {hRouted, "to the channel's shard", func(c *client, n string, a [][]byte) { c.publish(n, a) }},
-		"spublish":     {hRouted, "to the channel's shard", func(c *client, n string, a [][]byte) { c.publish(n, a) }},
-		"multi":        {hLocal, "queued by the proxy; EXEC sends the block to the keys' shard (keys on several shards: -CROSSSLOT)", func(c *client, _ string, a [][]byte) { c.multi(a) }},
-		"exec":         {hRouted, "MULTI … EXEC as one block on the transaction's shard (on the WATCH connection after WATCH)", func(c *client, n string, a [][]byte) { c.replyErr("ERR EXEC without MULTI") }},
-		"discard":      {hLocal, "", func(c *client, n string, a [][]byte) { c.replyErr("ERR DISCARD without MULTI") }},
-		"watch":        {hDedicated, "pins the client to the keys' shard until EXEC, DISCARD or UNWATCH (keys on several shards: -CROSSSLOT)", func(c *client, _ string, a [][]byte) { c.watch(a) }},
-		"unwatch":      {hLocal, "closes the WATCH connection", func(c *client, _ string, a [][]byte) { c.unwatchCmd(a) }},
-		"flushdb":      {hFanout, "needs allow_writes; keeps replicaof's own keys (one atomic script per shard)", func(c *client, n string, a [][]byte) { c.flushCmd(n, a) }},
-		"flushall":     {hFanout, "needs allow_writes; keeps replicaof's own keys (one atomic script per shard)", func(c *client, n string, a [][]byte) { c.flushCmd(n, a) }},
-		"time":         {hShard0, "one clock for every client", func(c *client, _ string, a [][]byte) { c.timeCmd(a) }},
+		"echo":         {hLocal, "", func(c *session, _ string, a [][]byte) { c.echo(a) }},
+		"quit":         {hLocal, "", func(c *session, _ string, a [][]byte) { c.replyOK(); c.closeNow = true }},
+		"hello":        {hLocal, "HELLO 2 only: HELLO 3 answers -NOPROTO, on which clients fall back to RESP2", func(c *session, _ string, a [][]byte) { c.hello(a) }},
+		"auth":         {hLocal, "the proxy's password (proxy.password); the user admin for replication", func(c *session, _ string, a [][]byte) { c.auth(a) }},
+		"select":       {hLocal, "the client's database; each database has its own shard connections", func(c *session, _ string, a [][]byte) { c.selectDB(a) }},
+		"info":         {hFanout, "merged like one server's: memory, persistence and stats summed, CPU of the proxy and the shards, server fields from shard 0 and the proxy", func(c *session, _ string, a [][]byte) { c.infoCmd(a) }},
+		"replconf":     {hLocal, "the admin user's replication through the proxy", func(c *session, _ string, a [][]byte) { c.replconf(a) }},
+		"psync":        {hDedicated, "the admin user only: relays one shard's replication stream", func(c *session, n string, a [][]byte) { c.psync(n, a) }},
+		"sync":         {hDedicated, "the admin user only: relays one shard's replication stream", func(c *session, n string, a [][]byte) { c.psync(n, a) }},
+		"readonly":     {hLocal, "", func(c *session, _ string, a [][]byte) { c.replyOK() }},
+		"readwrite":    {hLocal, "", func(c *session, _ string, a [][]byte) { c.replyOK() }},
+		"dbsize":       {hFanout, "summed, less replicaof's own keys; exact right after a flush", func(c *session, _ string, a [][]byte) { c.dbsize(a) }},
+		"keys":         {hFanout, "every shard's keys, less replicaof's own", func(c *session, _ string, a [][]byte) { c.keysCmd(a) }},
+		"scan":         {hFanout, "the shards one after another; the cursor carries the shard", func(c *session, _ string, a [][]byte) { c.scan(a) }},
+		"randomkey":    {hFanout, "one of the shards' answers, never one of replicaof's own keys", func(c *session, _ string, a [][]byte) { c.randomKey(a) }},
+		"mget":         {hSplit, "", func(c *session, _ string, a [][]byte) { c.split(a) }},
+		"exists":       {hSplit, "counts summed", func(c *session, _ string, a [][]byte) { c.split(a) }},
+		"touch":        {hSplit, "counts summed", func(c *session, _ string, a [][]byte) { c.split(a) }},
+		"del":          {hSplit, "counts summed; needs allow_writes", func(c *session, _ string, a [][]byte) { c.split(a) }},
+		"unlink":       {hSplit, "counts summed; needs allow_writes", func(c *session, _ string, a [][]byte) { c.split(a) }},
+		"mset":         {hSplit, "needs allow_writes; not atomic across shards", func(c *session, _ string, a [][]byte) { c.split(a) }},
+		"subscribe":    {hDedicated, "on the channel's shard, where the syncer publishes", func(c *session, n string, a [][]byte) { c.drv.pubsub(n, a) }},
+		"unsubscribe":  {hDedicated, "", func(c *session, n string, a [][]byte) { c.drv.pubsub(n, a) }},
+		"psubscribe":   {hDedicated, "on every shard", func(c *session, n string, a [][]byte) { c.drv.pubsub(n, a) }},
+		"punsubscribe": {hDedicated, "", func(c *session, n string, a [][]byte) { c.drv.pubsub(n, a) }},
+		"publish":      {hRouted, "to the channel's shard", func(c *session, n string, a [][]byte) { c.publish(n, a) }},
+		"spublish":     {hRouted, "to the channel's shard", func(c *session, n string, a [][]byte) { c.publish(n, a) }},
+		"multi":        {hLocal, "queued by the proxy; EXEC sends the block to the keys' shard (keys on several shards: -CROSSSLOT)", func(c *session, _ string, a [][]byte) { c.multi(a) }},
+		"exec":         {hRouted, "MULTI … EXEC as one block on the transaction's shard (on the WATCH connection after WATCH)", func(c *session, n string, a [][]byte) { c.replyErr("ERR EXEC without MULTI") }},
+		"discard":      {hLocal, "", func(c *session, n string, a [][]byte) { c.replyErr("ERR DISCARD without MULTI") }},
+		"watch":        {hDedicated, "pins the client to the keys' shard until EXEC, DISCARD or UNWATCH (keys on several shards: -CROSSSLOT)", func(c *session, _ string, a [][]byte) { c.drv.watch(a) }},
+		"unwatch":      {hLocal, "closes the WATCH connection", func(c *session, _ string, a [][]byte) { c.unwatchCmd(a) }},
+		"flushdb":      {hFanout, "needs allow_writes; keeps replicaof's own keys (one atomic script per shard)", func(c *session, n string, a [][]byte) { c.flushCmd(n, a) }},
+		"flushall":     {hFanout, "needs allow_writes; keeps replicaof's own keys (one atomic script per shard)", func(c *session, n string, a [][]byte) { c.flushCmd(n, a) }},
+		"time":         {hShard0, "one clock for every client", func(c *session, _ string, a [][]byte) { c.timeCmd(a) }},
 		"eval":         {hRouted, "runs as EVAL_RO without allow_writes, which proxy.read_from may send to a replica", nil},
 		"evalsha":      {hRouted, "runs as EVALSHA_RO without allow_writes", nil},
 		"fcall":        {hRouted, "runs as FCALL_RO without allow_writes, which proxy.read_from may send to a replica", nil},
 
 		"client":          {hLocal, "", sub},
-		"client|setname":  {hLocal, "", func(c *client, _ string, a [][]byte) { c.clientSetName(a) }},
-		"client|getname":  {hLocal, "", func(c *client, _ string, a [][]byte) { c.clientGetName(a) }},
-		"client|setinfo":  {hLocal, "", func(c *client, _ string, a [][]byte) { c.clientSetInfo(a) }},
-		"client|id":       {hLocal, "", func(c *client, _ string, a [][]byte) { c.clientID(a) }},
-		"client|info":     {hLocal, "", func(c *client, _ string, a [][]byte) { c.replyBulk([]byte(c.infoLine())) }},
-		"client|reply":    {hLocal, "ON, OFF and SKIP withhold replies as Redis does", func(c *client, _ string, a [][]byte) { c.clientReply(a) }},
-		"client|no-evict": {hLocal, "+OK: the proxy never evicts clients", func(c *client, _ string, a [][]byte) { c.clientNoEvict(a) }},
-		"client|no-touch": {hRefused, noTouchReason, func(c *client, _ string, a [][]byte) {
+		"client|setname":  {hLocal, "", func(c *session, _ string, a [][]byte) { c.clientSetName(a) }},
+		"client|getname":  {hLocal, "", func(c *session, _ string, a [][]byte) { c.clientGetName(a) }},
+		"client|setinfo":  {hLocal, "", func(c *session, _ string, a [][]byte) { c.clientSetInfo(a) }},
+		"client|id":       {hLocal, "", func(c *session, _ string, a [][]byte) { c.clientID(a) }},
+		"client|info":     {hLocal, "", func(c *session, _ string, a [][]byte) { c.replyBulk([]byte(c.infoLine())) }},
+		"client|reply":    {hLocal, "ON, OFF and SKIP withhold replies as Redis does", func(c *session, _ string, a [][]byte) { c.clientReply(a) }},
+		"client|no-evict": {hLocal, "+OK: the proxy never evicts clients", func(c *session, _ string, a [][]byte) { c.clientNoEvict(a) }},
+		"client|no-touch": {hRefused, noTouchReason, func(c *session, _ string, a [][]byte) {
 			c.replyErr("ERR CLIENT NO-TOUCH is not supported by the proxy: " + noTouchReason)
 		}},
 
-		"command":       {hShard0, "the command table of shard 0", func(c *client, n string, a [][]byte) { c.commandCmd(a) }},
-		"command|count": {hLocal, "the proxy's routing table", func(c *client, n string, a [][]byte) { c.commandCount(a) }},
+		"command":       {hShard0, "the command table of shard 0", func(c *session, n string, a [][]byte) { c.commandCmd(a) }},
+		"command|count": {hLocal, "the proxy's routing table", func(c *session, n string, a [][]byte) { c.commandCount(a) }},
 
 		"script":        {hFanout, "", sub},
-		"script|load":   {hFanout, "every shard; answered when all agree; allowed read-only", func(c *client, _ string, a [][]byte) { c.agree(a) }},
-		"script|flush":  {hFanout, "every shard; answered when all agree; allowed read-only", func(c *client, _ string, a [][]byte) { c.agree(a) }},
-		"script|exists": {hFanout, "1 only for a script every shard has", func(c *client, _ string, a [][]byte) { c.scriptExists(a) }},
-		"script|kill":   {hFanout, "every shard on connections of its own; +OK from the shard running one", func(c *client, _ string, a [][]byte) { c.killScript(a) }},
-		"script|help":   {hShard0, "", func(c *client, _ string, a [][]byte) { c.forward(0, a) }},
+		"script|load":   {hFanout, "every shard; answered when all agree; allowed read-only", func(c *session, _ string, a [][]byte) { c.agree(a) }},
+		"script|flush":  {hFanout, "every shard; answered when all agree; allowed read-only", func(c *session, _ string, a [][]byte) { c.agree(a) }},
+		"script|exists": {hFanout, "1 only for a script every shard has", func(c *session, _ string, a [][]byte) { c.scriptExists(a) }},
+		"script|kill":   {hFanout, "every shard on connections of its own; +OK from the shard running one", func(c *session, _ string, a [][]byte) { c.drv.killScript(a) }},
+		"script|help":   {hShard0, "", func(c *session, _ string, a [][]byte) { c.forward(0, a) }},
 
 		"function":         {hFanout, "", sub},
-		"function|load":    {hFanout, "every shard; answered when all agree; allowed read-only", func(c *client, _ string, a [][]byte) { c.agree(a) }},
-		"function|delete":  {hFanout, "every shard; answered when all agree; allowed read-only", func(c *client, _ string, a [][]byte) { c.agree(a) }},
-		"function|flush":   {hFanout, "every shard; answered when all agree; allowed read-only", func(c *client, _ string, a [][]byte) { c.agree(a) }},
-		"function|restore": {hFanout, "every shard; answered when all agree; allowed read-only", func(c *client, _ string, a [][]byte) { c.agree(a) }},
-		"function|dump":    {hFanout, "answered when every shard's dump is the same", func(c *client, _ string, a [][]byte) { c.agree(a) }},
-		"function|list":    {hFanout, "each library once", func(c *client, _ string, a [][]byte) { c.functionList(a) }},
-		"function|stats":   {hFanout, "the shard running a function, else shard 0", func(c *client, _ string, a [][]byte) { c.functionStats(a) }},
-		"function|kill":    {hFanout, "every shard on connections of its own; +OK from the shard running one", func(c *client, _ string, a [][]byte) { c.killScript(a) }},
-		"function|help":    {hShard0, "", func(c *client, _ string, a [][]byte) { c.forward(0, a) }},
+		"function|load":    {hFanout, "every shard; answered when all agree; allowed read-only", func(c *session, _ string, a [][]byte) { c.agree(a) }},
+		"function|delete":  {hFanout, "every shard; answered when all agree; allowed read-only", func(c *session, _ string, a [][]byte) { c.agree(a) }},
+		"function|flush":   {hFanout, "every shard; answered when all agree; allowed read-only", func(c *session, _ string, a [][]byte) { c.agree(a) }},
+		"function|restore": {hFanout, "every shard; answered when all agree; allowed read-only", func(c *session, _ string, a [][]byte) { c.agree(a) }},
+		"function|dump":    {hFanout, "answered when every shard's dump is the same", func(c *session, _ string, a [][]byte) { c.agree(a) }},
+		"function|list":    {hFanout, "each library once", func(c *session, _ string, a [][]byte) { c.functionList(a) }},
+		"function|stats":   {hFanout, "the shard running a function, else shard 0", func(c *session, _ string, a [][]byte) { c.functionStats(a) }},
+		"function|kill":    {hFanout, "every shard on connections of its own; +OK from the shard running one", func(c *session, _ string, a [][]byte) { c.drv.killScript(a) }},
+		"function|help":    {hShard0, "", func(c *session, _ string, a [][]byte) { c.forward(0, a) }},
 
 		"pubsub":               {hFanout, "", sub},
-		"pubsub|channels":      {hFanout, "the shards' lists merged", func(c *client, _ string, a [][]byte) { c.pubsubChannels(a) }},
-		"pubsub|shardchannels": {hFanout, "the shards' lists merged", func(c *client, _ string, a [][]byte) { c.pubsubChannels(a) }},
-		"pubsub|numsub":        {hFanout, "summed (a channel lives on its slot's shard)", func(c *client, _ string, a [][]byte) { c.pubsubNumsub(a) }},
-		"pubsub|shardnumsub":   {hFanout, "summed", func(c *client, _ string, a [][]byte) { c.pubsubNumsub(a) }},
-		"pubsub|numpat":        {hFanout, "the largest shard's count: the proxy subscribes each pattern on every shard", func(c *client, _ string, a [][]byte) { c.pubsubNumpat(a) }},
-		"pubsub|help":          {hShard0, "", func(c *client, _ string, a [][]byte) { c.forward(0, a) }},
+		"pubsub|channels":      {hFanout, "the shards' lists merged", func(c *session, _ string, a [][]byte) { c.pubsubChannels(a) }},
+		"pubsub|shardchannels": {hFanout, "the shards' lists merged", func(c *session, _ string, a [][]byte) { c.pubsubChannels(a) }},
+		"pubsub|numsub":        {hFanout, "summed (a channel lives on its slot's shard)", func(c *session, _ string, a [][]byte) { c.pubsubNumsub(a) }},
+		"pubsub|shardnumsub":   {hFanout, "summed", func(c *session, _ string, a [][]byte) { c.pubsubNumsub(a) }},
+		"pubsub|numpat":        {hFanout, "the largest shard's count: the proxy subscribes each pattern on every shard", func(c *session, _ string, a [][]byte) { c.pubsubNumpat(a) }},
+		"pubsub|help":          {hShard0, "", func(c *session, _ string, a [][]byte) { c.forward(0, a) }},
 	}
 	for _, name := range []string{"command|info", "command|docs", "command|list", "command|getkeys", "command|getkeysandflags", "command|help"} {
-		specials[name] = special{hShard0, "", func(c *client, _ string, a [][]byte) { c.forward(0, a) }}
+		specials[name] = special{hShard0, "", func(c *session, _ string, a [][]byte) { c.forward(0, a) }}
 	}
 	for name, why := range deniedReasons {
 		if _, ok := specials[name]; !ok {
@@ -172,7 +172,7 @@ var deniedReasons = map[string]string{
 
 // subcommand dispatches a container command (CLIENT, SCRIPT, …) through
 // specials.
-func (c *client) subcommand(parent string, args [][]byte) {
+func (c *session) subcommand(parent string, args [][]byte) {
 	if len(args) < 2 {
 		c.wrongArgs(parent)
 		return

@@ -10,6 +10,7 @@ import (
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
+	"github.com/tidwall/redcon"
 )
 
 // Error replies, worded like Redis' own.
@@ -20,11 +21,14 @@ const (
 	errReserved  = "ERR keys starting with '" + destination.KeyPrefix + "' are reserved"
 )
 
-// plan turns one command into an op of the batch: a local reply, or calls
-// to shards and the way their replies merge. Commands whose answer needs
-// a round trip before the batch ends (DBSIZE, EXEC, SUBSCRIBE…) run the
-// calls planned so far first, so replies keep command order.
-func (c *client) plan(args [][]byte) {
+// plan turns one command into an op of the batch: a local reply, calls
+// to shards and the way their replies merge, or a continuation (cont) for
+// a command that needs shard replies before it can answer (DBSIZE, INFO,
+// EXEC…), which the executor runs after the calls planned before it. The
+// commands that hold a connection of their own (SUBSCRIBE, WATCH,
+// blocking ones) have the executor run the plan so far first, so replies
+// keep command order.
+func (c *session) plan(args [][]byte) {
 	var nb [32]byte
 	name := lowerName(nb[:0], args[0])
 	if !c.authed {
@@ -68,7 +72,7 @@ func (c *client) plan(args [][]byte) {
 	c.route(args, c.lookup(name, args))
 }
 
-func (c *client) echo(args [][]byte) {
+func (c *session) echo(args [][]byte) {
 	if len(args) != 2 {
 		c.wrongArgs("echo")
 		return
@@ -77,7 +81,7 @@ func (c *client) echo(args [][]byte) {
 }
 
 // publish goes to the channel's shard, where the syncer publishes too.
-func (c *client) publish(name string, args [][]byte) {
+func (c *session) publish(name string, args [][]byte) {
 	if len(args) != 3 {
 		c.wrongArgs(name)
 		return
@@ -85,7 +89,7 @@ func (c *client) publish(name string, args [][]byte) {
 	c.forward(c.s.shards().ShardOf(args[1]), args)
 }
 
-func (c *client) multi(args [][]byte) {
+func (c *session) multi(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("multi")
 		return
@@ -97,7 +101,7 @@ func (c *client) multi(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) unwatchCmd(args [][]byte) {
+func (c *session) unwatchCmd(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("unwatch")
 		return
@@ -108,7 +112,7 @@ func (c *client) unwatchCmd(args [][]byte) {
 
 // lookup finds a command, swapping scripts for their read-only variants
 // when writes are not allowed: the shard then refuses writes inside them.
-func (c *client) lookup(name string, args [][]byte) *router.Command {
+func (c *session) lookup(name string, args [][]byte) *router.Command {
 	if !c.s.cfg.AllowWrites {
 		switch name {
 		case "eval", "evalsha", "fcall":
@@ -125,7 +129,7 @@ var roNames = map[string][]byte{
 // check applies the policies every routed command passes: known,
 // arity, not denied, read-only mode. It returns the key
 // positions, or false after replying.
-func (c *client) check(args [][]byte, cmd *router.Command) ([]int, bool) {
+func (c *session) check(args [][]byte, cmd *router.Command) ([]int, bool) {
 	if cmd == nil || (cmd.Subcommands != nil && len(args) > 1) {
 		c.unknown(args) // an unknown command or subcommand
 		return nil, false
@@ -158,7 +162,7 @@ func (c *client) check(args [][]byte, cmd *router.Command) ([]int, bool) {
 
 // route forwards a command whose keys all live on one shard. A bad key
 // count goes to shard 0, whose error reply is the right one.
-func (c *client) route(args [][]byte, cmd *router.Command) {
+func (c *session) route(args [][]byte, cmd *router.Command) {
 	keys, ok := c.check(args, cmd)
 	if !ok {
 		return
@@ -168,7 +172,7 @@ func (c *client) route(args [][]byte, cmd *router.Command) {
 		return
 	}
 	if cmd.Flags&router.FlagBlocking != 0 && !nonBlockingRead(cmd, args) {
-		c.blocking(cmd.Name, args, keys)
+		c.drv.blocking(cmd.Name, args, keys)
 		return
 	}
 	shard, err := c.s.shards().Route(args, keys)
@@ -183,12 +187,12 @@ func (c *client) route(args [][]byte, cmd *router.Command) {
 }
 
 // forwardCmd is forward, to a replica when cmd is a read one may serve.
-func (c *client) forwardCmd(cmd *router.Command, shard int, args [][]byte) {
+func (c *session) forwardCmd(cmd *router.Command, shard int, args [][]byte) {
 	if !replicaRead(cmd) {
 		c.forward(shard, args)
 		return
 	}
-	cl := c.readCall(shard)
+	cl := c.readCall(c.s.rep, shard)
 	cl.Req = resp.AppendCommand(cl.Req, args...)
 	c.ops = append(c.ops, op{kind: opForward, first: c.ncalls - 1, n: 1})
 }
@@ -221,7 +225,7 @@ func nonBlockingRead(cmd *router.Command, args [][]byte) bool {
 // hide applies the hidden-key rule: a read of a hidden key reads a key
 // that never exists (in the same slot, so routing is unchanged), a write
 // is refused.
-func (c *client) hide(args [][]byte, keys []int, write bool) ([][]byte, bool) {
+func (c *session) hide(args [][]byte, keys []int, write bool) ([][]byte, bool) {
 	copied := false
 	for _, k := range keys {
 		if !isHidden(args[k]) {
@@ -247,7 +251,7 @@ func absentKey(key []byte) []byte {
 }
 
 // forward plans one command to one shard, answered as the shard answers.
-func (c *client) forward(shard int, args [][]byte) {
+func (c *session) forward(shard int, args [][]byte) {
 	i := c.ncalls
 	cl := c.call(c.bk, shard)
 	cl.Req = resp.AppendCommand(cl.Req, args...)
@@ -256,7 +260,7 @@ func (c *client) forward(shard int, args [][]byte) {
 
 // split plans MGET, EXISTS, TOUCH, DEL, UNLINK and MSET: one part per shard,
 // merged by the router's rule.
-func (c *client) split(args [][]byte) {
+func (c *session) split(args [][]byte) {
 	cmd := c.s.cfg.Table.Lookup(args)
 	keys, ok := c.check(args, cmd)
 	if !ok {
@@ -287,7 +291,7 @@ func (c *client) split(args [][]byte) {
 	for _, p := range parts {
 		var cl *pool.Call
 		if read {
-			cl = c.readCall(p.Shard)
+			cl = c.readCall(c.s.rep, p.Shard)
 		} else {
 			cl = c.call(c.bk, p.Shard)
 		}
@@ -301,7 +305,7 @@ func (c *client) split(args [][]byte) {
 }
 
 // keysCmd fans KEYS out to every shard.
-func (c *client) keysCmd(args [][]byte) {
+func (c *session) keysCmd(args [][]byte) {
 	if len(args) != 2 {
 		c.wrongArgs("keys")
 		return
@@ -317,7 +321,7 @@ func (c *client) keysCmd(args [][]byte) {
 // scan runs SCAN on the shard the cursor names. The proxy's cursor is
 // shardCursor<<b | shard, b the bits a shard index needs: 0 starts on
 // shard 0, and a shard that finishes hands over to the next one.
-func (c *client) scan(args [][]byte) {
+func (c *session) scan(args [][]byte) {
 	if len(args) < 2 {
 		c.wrongArgs("scan")
 		return
@@ -335,11 +339,11 @@ func (c *client) scan(args [][]byte) {
 	i := c.ncalls
 	cl := c.call(c.bk, shard)
 	var num [20]byte
-	cl.Req = resp.AppendArray(cl.Req, len(args))
-	cl.Req = resp.AppendBulk(cl.Req, args[0])
-	cl.Req = resp.AppendBulk(cl.Req, strconv.AppendUint(num[:0], sc, 10))
+	cl.Req = redcon.AppendArray(cl.Req, len(args))
+	cl.Req = redcon.AppendBulk(cl.Req, args[0])
+	cl.Req = redcon.AppendBulk(cl.Req, strconv.AppendUint(num[:0], sc, 10))
 	for _, a := range args[2:] {
-		cl.Req = resp.AppendBulk(cl.Req, a)
+		cl.Req = redcon.AppendBulk(cl.Req, a)
 	}
 	c.ops = append(c.ops, op{kind: opScan, first: i, n: 1, arg: shard})
 }
@@ -369,41 +373,105 @@ func (s *Server) scanCursor(shard int, sc uint64) (uint64, bool) {
 
 // Local reply helpers: each appends one op.
 
-func (c *client) localOp(lo int) {
+func (c *session) localOp(lo int) {
+	if c.replyTo > 0 {
+		// A continuation answering: its op gets the reply.
+		o := &c.ops[c.replyTo-1]
+		o.kind, o.lo, o.hi = opLocal, lo, len(c.local)
+		c.replyTo = 0
+		return
+	}
 	c.ops = append(c.ops, op{kind: opLocal, lo: lo, hi: len(c.local)})
 }
 
-func (c *client) replyErr(msg string) {
+// then plans k: an op the cont answers, run in order with the batch's
+// calls (executor.runAll).
+func (c *session) then(k *cont) {
+	k.at, k.op = c.ncalls, len(c.ops)
+	c.ops = append(c.ops, op{kind: opCont})
+	c.conts = append(c.conts, k)
+}
+
+// cloneArgs copies args that a continuation needs: the command's own
+// buffer is reused by the next command read.
+func cloneArgs(args [][]byte) [][]byte {
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		out[i] = append([]byte(nil), a...)
+	}
+	return out
+}
+
+// fanOut plans req to every backend of the client's database (as of
+// now), and done with the replies once all arrived; a shard that fails
+// is answered for done.
+func (c *session) fanOut(req []byte, done func(replies [][]byte)) {
+	bk := c.bk
+	k := &cont{}
+	k.each(bk, req)
+	k.next = func(k *cont) {
+		replies := make([][]byte, len(k.calls))
+		for i := range k.calls {
+			if err := k.calls[i].Err; err != nil {
+				c.replyErr(shardErr(i, err))
+				return
+			}
+			replies[i] = k.calls[i].Reply
+		}
+		done(replies)
+	}
+	c.then(k)
+}
+
+func (c *session) replyErr(msg string) {
 	lo := len(c.local)
-	c.local = resp.AppendError(c.local, msg)
+	c.local = redcon.AppendError(c.local, msg)
 	c.localOp(lo)
 }
 
-func (c *client) replyOK() {
+func (c *session) replyOK() {
 	lo := len(c.local)
-	c.local = append(c.local, "+OK\r\n"...)
+	c.local = redcon.AppendOK(c.local)
 	c.localOp(lo)
 }
 
-func (c *client) replyBulk(b []byte) {
+func (c *session) replyBulk(b []byte) {
 	lo := len(c.local)
-	c.local = resp.AppendBulk(c.local, b)
+	c.local = redcon.AppendBulk(c.local, b)
 	c.localOp(lo)
 }
 
-func (c *client) replyRaw(b []byte) {
+func (c *session) replySimple(str string) {
+	lo := len(c.local)
+	c.local = redcon.AppendString(c.local, str)
+	c.localOp(lo)
+}
+
+func (c *session) replyNull() {
+	lo := len(c.local)
+	c.local = redcon.AppendNull(c.local)
+	c.localOp(lo)
+}
+
+func (c *session) replyArrayLen(n int) {
+	lo := len(c.local)
+	c.local = redcon.AppendArray(c.local, n)
+	c.localOp(lo)
+}
+
+func (c *session) replyRaw(b []byte) {
 	lo := len(c.local)
 	c.local = append(c.local, b...)
 	c.localOp(lo)
 }
 
-func (c *client) wrongArgs(name string) {
+func (c *session) wrongArgs(name string) {
 	c.replyErr("ERR wrong number of arguments for '" + name + "' command")
 }
 
 // unknown answers a command the table does not know in Redis' words,
 // which client libraries match on.
-func (c *client) unknown(args [][]byte) {
+func (c *session) unknown(args [][]byte) {
 	if parent := c.s.cfg.Table.Lookup(args[:1]); parent != nil && len(args) > 1 {
 		c.replyErr("ERR unknown subcommand '" + printable128(args[1]) + "'. Try " + upper(parent.Name) + " HELP.")
 		return
@@ -433,7 +501,7 @@ func printable128(b []byte) string {
 	return string(out)
 }
 
-func (c *client) unsupported(args [][]byte) {
+func (c *session) unsupported(args [][]byte) {
 	name := printable(args[0])
 	if len(args) > 1 {
 		if cmd := c.s.cfg.Table.Lookup(args[:1]); cmd != nil && cmd.Subcommands != nil {

@@ -22,8 +22,9 @@
 //
 // Single-key commands go to the key's shard; a client's pipeline is
 // forwarded pipelined and answered in order, replies from different shards
-// included: the client goroutine queues one block per shard in a reused
-// pool.Batch and waits for all of them, with no goroutine per shard.
+// included: the executor queues one block per shard in a reused
+// pool.Batch and waits for all of them, with no goroutine per shard (see
+// "Session, plan, executor, driver" below).
 // Each shard and database has one pipelined connection by default
 // (Config.Backend.Conns), shared by every client, so one write to a shard
 // carries many clients' commands (pool.Backend lets callers that are
@@ -120,6 +121,43 @@
 // a key that never exists in the same slot (so they answer as if absent),
 // writes to them are refused.
 //
+// # Session, plan, executor, driver
+//
+// A client is four parts, so that planning does no I/O of its own. Its
+// session (session.go) holds the per-client state — database and its
+// backends, AUTH, the MULTI queue, subscriptions, WATCH, CLIENT REPLY
+// mode, names — and its methods are the planner (command and plan in
+// session.go and dispatch.go, and the command files), which turns each
+// parsed command into entries of the batch's plan (a batchPlan):
+// local replies, calls to shards with how their replies merge, and
+// continuations (cont) for commands that need shard replies before they
+// can answer or go on: DBSIZE (with the hidden-key listing, itself SCAN
+// rounds), RANDOMKEY, INFO, the SCRIPT/FUNCTION fan-outs, PUBSUB
+// NUMPAT/CHANNELS/NUMSUB, FLUSHDB/FLUSHALL and EXEC. KEYS, SCAN and the
+// split commands are plain calls merged at the end. Planning all of these
+// does no I/O.
+//
+// The executor (exec.go) completes a plan: the calls planned before each
+// continuation are queued as one block per backend in a reused pool.Batch
+// (every shard's block queued before waiting on any, so the shards work in
+// parallel with no goroutine per shard), then the continuation runs its
+// rounds (each round's calls sent the same way; EXEC's as one block no
+// other client's command can split), and only then are later calls sent,
+// so every command sees the effects of the ones before it, as on one
+// server. The driver is a goroutine per client (client.go): it reads a
+// batch, has the session plan it, the executor run it, and writes the
+// replies with one write.
+//
+// Some commands still do their I/O while planned, on the driver's
+// goroutine (the session hands them over through its driver interface),
+// because they hold a connection or the client's socket:
+// SUBSCRIBE and the other pub/sub commands (the confirmations must
+// precede pushes), WATCH and EXEC under WATCH (the client's own shard
+// connection), blocking commands (a shard connection held for the
+// command), SCRIPT KILL / FUNCTION KILL (connections of their own) and
+// the PSYNC relay. They first have the executor complete the plan so
+// far, so replies keep command order.
+//
 // # Reading from replicas
 //
 // With Config.ReadFrom other than ReadPrimary (replicas.go), reads may go
@@ -189,9 +227,12 @@
 // allocating, reads bulks in bounded steps, and stops a line at
 // MaxInline, so hostile input is answered "-ERR Protocol error: …" and
 // that client alone is closed. It is also faster: BenchmarkParse (16
-// pipelined GETs; -tags redconbench, the only place redcon is imported)
+// pipelined GETs; -tags redconbench)
 // measured resp.ReadCommand about 3x faster than redcon's reader, with 0
-// allocations per batch against redcon's 37.
+// allocations per batch against redcon's 37. Replies to clients are
+// encoded with redcon's encoders (AppendBulk, AppendArray, AppendInt,
+// AppendError, AppendOK…); commands to the shards with
+// resp.AppendCommand.
 //
 // # Idle clients
 //

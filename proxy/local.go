@@ -17,38 +17,39 @@ import (
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
+	"github.com/tidwall/redcon"
 )
 
-func (c *client) ping(args [][]byte) {
+func (c *session) ping(args [][]byte) {
 	switch {
 	case len(args) > 2:
 		c.wrongArgs("ping")
 	case c.sub.active():
 		// In subscribed mode PING answers a push-shaped pair (RESP2).
 		lo := len(c.local)
-		c.local = resp.AppendArray(c.local, 2)
-		c.local = resp.AppendBulkString(c.local, "pong")
+		c.local = redcon.AppendArray(c.local, 2)
+		c.local = redcon.AppendBulkString(c.local, "pong")
 		if len(args) == 2 {
-			c.local = resp.AppendBulk(c.local, args[1])
+			c.local = redcon.AppendBulk(c.local, args[1])
 		} else {
-			c.local = resp.AppendBulkString(c.local, "")
+			c.local = redcon.AppendBulkString(c.local, "")
 		}
 		c.localOp(lo)
 	case len(args) == 2:
 		c.replyBulk(args[1])
 	default:
-		c.replyRaw([]byte("+PONG\r\n"))
+		c.replySimple("PONG")
 	}
 }
 
 // checkPassword compares in constant time.
-func (c *client) checkPassword(user, pw []byte) bool {
+func (c *session) checkPassword(user, pw []byte) bool {
 	okUser := user == nil || string(user) == "default"
 	okPw := subtle.ConstantTimeCompare(pw, []byte(c.s.cfg.Password)) == 1
 	return okUser && okPw
 }
 
-func (c *client) auth(args [][]byte) {
+func (c *session) auth(args [][]byte) {
 	if len(args) < 2 || len(args) > 3 {
 		c.wrongArgs("auth")
 		return
@@ -86,7 +87,7 @@ func (c *client) auth(args [][]byte) {
 // hello implements HELLO [2 [AUTH user pass] [SETNAME name]]. RESP3 is
 // refused with Redis' own NOPROTO error, on which clients fall back to
 // RESP2.
-func (c *client) hello(args [][]byte) {
+func (c *session) hello(args [][]byte) {
 	if len(args) >= 2 {
 		v, err := strconv.Atoi(string(args[1]))
 		if err != nil {
@@ -149,23 +150,23 @@ func (c *client) hello(args [][]byte) {
 		role = "replica"
 	}
 	lo := len(c.local)
-	c.local = resp.AppendArray(c.local, 14)
+	c.local = redcon.AppendArray(c.local, 14)
 	for _, kv := range [][2]string{
 		{"server", "redis"}, {"version", router.BuiltinVersion},
 	} {
-		c.local = resp.AppendBulkString(c.local, kv[0])
-		c.local = resp.AppendBulkString(c.local, kv[1])
+		c.local = redcon.AppendBulkString(c.local, kv[0])
+		c.local = redcon.AppendBulkString(c.local, kv[1])
 	}
-	c.local = resp.AppendBulkString(c.local, "proto")
-	c.local = resp.AppendInt(c.local, 2)
-	c.local = resp.AppendBulkString(c.local, "id")
-	c.local = resp.AppendInt(c.local, c.id)
-	c.local = resp.AppendBulkString(c.local, "mode")
-	c.local = resp.AppendBulkString(c.local, "standalone")
-	c.local = resp.AppendBulkString(c.local, "role")
-	c.local = resp.AppendBulkString(c.local, role)
-	c.local = resp.AppendBulkString(c.local, "modules")
-	c.local = resp.AppendArray(c.local, 0)
+	c.local = redcon.AppendBulkString(c.local, "proto")
+	c.local = redcon.AppendInt(c.local, 2)
+	c.local = redcon.AppendBulkString(c.local, "id")
+	c.local = redcon.AppendInt(c.local, c.id)
+	c.local = redcon.AppendBulkString(c.local, "mode")
+	c.local = redcon.AppendBulkString(c.local, "standalone")
+	c.local = redcon.AppendBulkString(c.local, "role")
+	c.local = redcon.AppendBulkString(c.local, role)
+	c.local = redcon.AppendBulkString(c.local, "modules")
+	c.local = redcon.AppendArray(c.local, 0)
 	c.localOp(lo)
 }
 
@@ -178,7 +179,7 @@ func validName(b []byte) bool {
 	return true
 }
 
-func (c *client) selectDB(args [][]byte) {
+func (c *session) selectDB(args [][]byte) {
 	if len(args) != 2 {
 		c.wrongArgs("select")
 		return
@@ -197,7 +198,7 @@ func (c *client) selectDB(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) clientSetName(args [][]byte) {
+func (c *session) clientSetName(args [][]byte) {
 	if len(args) != 3 {
 		c.wrongArgs("client|setname")
 		return
@@ -210,15 +211,15 @@ func (c *client) clientSetName(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) clientGetName(args [][]byte) {
+func (c *session) clientGetName(args [][]byte) {
 	if c.name == "" {
-		c.replyRaw([]byte("$-1\r\n"))
+		c.replyNull()
 		return
 	}
 	c.replyBulk([]byte(c.name))
 }
 
-func (c *client) clientSetInfo(args [][]byte) {
+func (c *session) clientSetInfo(args [][]byte) {
 	if len(args) != 4 {
 		c.wrongArgs("client|setinfo")
 		return
@@ -239,14 +240,14 @@ func (c *client) clientSetInfo(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) clientID(args [][]byte) {
+func (c *session) clientID(args [][]byte) {
 	lo := len(c.local)
-	c.local = resp.AppendInt(c.local, c.id)
+	c.local = redcon.AppendInt(c.local, c.id)
 	c.localOp(lo)
 }
 
 // clientNoEvict answers +OK: the proxy never evicts clients.
-func (c *client) clientNoEvict(args [][]byte) {
+func (c *session) clientNoEvict(args [][]byte) {
 	if len(args) != 3 || !onOff(args[2]) {
 		c.replyErr("ERR syntax error")
 		return
@@ -254,15 +255,15 @@ func (c *client) clientNoEvict(args [][]byte) {
 	c.replyOK()
 }
 
-func (c *client) infoLine() string {
+func (c *session) infoLine() string {
 	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s db=%d sub=%d psub=%d multi=%d lib-name=%s lib-ver=%s\n",
-		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, c.db,
+		c.id, c.drv.conn().RemoteAddr(), c.drv.conn().LocalAddr(), c.name, c.db,
 		c.sub.nChannels(), c.sub.nPatterns(), c.tx.queued(), c.libName, c.libVer)
 }
 
 // commandCmd forwards COMMAND (the table's detail) to shard 0, whose
 // table it is; COMMAND COUNT is the proxy's own table.
-func (c *client) commandCmd(args [][]byte) {
+func (c *session) commandCmd(args [][]byte) {
 	if len(args) == 1 {
 		c.forward(0, args)
 		return
@@ -270,14 +271,14 @@ func (c *client) commandCmd(args [][]byte) {
 	c.subcommand("command", args)
 }
 
-func (c *client) commandCount(args [][]byte) {
+func (c *session) commandCount(args [][]byte) {
 	lo := len(c.local)
-	c.local = resp.AppendInt(c.local, int64(c.s.cfg.Table.Len()))
+	c.local = redcon.AppendInt(c.local, int64(c.s.cfg.Table.Len()))
 	c.localOp(lo)
 }
 
 // infoCmd answers INFO: the admin user's INFO replication, else merged.
-func (c *client) infoCmd(args [][]byte) {
+func (c *session) infoCmd(args [][]byte) {
 	if !c.replInfo(args) {
 		c.info(args)
 	}
@@ -287,17 +288,27 @@ func (c *client) infoCmd(args [][]byte) {
 // server, memory, persistence, stats and cpu sections merged from the
 // shards with the proxy's own, clients, replication, proxy and keyspace
 // the proxy's.
-func (c *client) info(args [][]byte) {
+func (c *session) info(args [][]byte) {
 	want := map[string]bool{}
 	for _, a := range args[1:] {
 		want[strings.ToLower(string(a))] = true
 	}
 	all := len(want) == 0 || want["all"] || want["default"] || want["everything"]
+	k := &cont{}
+	fromShards := all || want["server"] || want["memory"] || want["persistence"] || want["stats"] || want["cpu"]
+	if fromShards {
+		k.each(c.bk, resp.AppendCommandString(nil, "INFO", "server", "memory", "persistence", "stats", "cpu"))
+	}
+	k.next = func(k *cont) { c.infoReply(k, want, all, fromShards) }
+	c.then(k) // after the commands planned before: keep command order
+}
+
+// infoReply answers info once the shards' sections are in k's calls.
+func (c *session) infoReply(k *cont, want map[string]bool, all, fromShards bool) {
 	var shards [][]infoSection
-	if all || want["server"] || want["memory"] || want["persistence"] || want["stats"] || want["cpu"] {
-		c.run() // keep command order
-		calls := c.s.each(c.bk, resp.AppendCommandString(nil, "INFO", "server", "memory", "persistence", "stats", "cpu"))
-		for i, cl := range calls {
+	if fromShards {
+		for i := range k.calls {
+			cl := &k.calls[i]
 			if cl.Err != nil {
 				c.replyErr(shardErr(i, cl.Err))
 				return
@@ -309,7 +320,7 @@ func (c *client) info(args [][]byte) {
 			shards = append(shards, parseInfo(resp.BulkBody(cl.Reply)))
 		}
 	}
-	var b strings.Builder
+	b := new(strings.Builder)
 	if all || want["server"] {
 		port := 0
 		if _, p, err := splitHostPort(c.s.Addr().String()); err == nil {
@@ -331,24 +342,24 @@ func (c *client) info(args [][]byte) {
 		if _, ok := sec.get("redis_version"); !ok {
 			sec.setField("redis_version", router.BuiltinVersion)
 		}
-		sec.write(&b, "Server")
+		sec.write(b, "Server")
 	}
 	if all || want["clients"] {
-		fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\nblocked_clients:%d\r\n\r\n",
+		fmt.Fprintf(b, "# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\nblocked_clients:%d\r\n\r\n",
 			c.s.clientCount(), c.s.cfg.MaxClients, c.s.blocked.Load())
 	}
 	if all || want["memory"] {
-		mergeSection(shards, "memory").write(&b, "Memory")
+		mergeSection(shards, "memory").write(b, "Memory")
 	}
 	if all || want["persistence"] {
-		mergeSection(shards, "persistence").write(&b, "Persistence")
+		mergeSection(shards, "persistence").write(b, "Persistence")
 	}
 	if all || want["stats"] {
 		sec := mergeSection(shards, "stats")
 		sec.setField("total_connections_received", strconv.FormatInt(c.s.accepted.Load(), 10))
 		sec.setField("total_commands_processed", strconv.FormatInt(c.s.commands.Load(), 10))
 		sec.setField("rejected_connections", strconv.FormatInt(c.s.rejected.Load(), 10))
-		sec.write(&b, "Stats")
+		sec.write(b, "Stats")
 	}
 	if all || want["replication"] {
 		b.WriteString(c.replSection())
@@ -364,27 +375,25 @@ func (c *client) info(args [][]byte) {
 			add("used_cpu_sys", sys)
 			add("used_cpu_user", user)
 		}
-		sec.write(&b, "CPU")
+		sec.write(b, "CPU")
 	}
 	if all || want["proxy"] {
-		fmt.Fprintf(&b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
+		fmt.Fprintf(b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
 			c.s.shards().Len(), b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
 		m := c.s.shards()
 		for i := range m.Len() {
-			fmt.Fprintf(&b, "shard%d:addr=%s,slots=%s\r\n", i, c.s.cfg.Destination.Addr(i), router.FormatSlotRanges(m.Ranges(i)))
+			fmt.Fprintf(b, "shard%d:addr=%s,slots=%s\r\n", i, c.s.cfg.Destination.Addr(i), router.FormatSlotRanges(m.Ranges(i)))
 		}
 		b.WriteString("\r\n")
 	}
 	if all || want["keyspace"] {
-		c.run() // keep command order: earlier writes count
-		b.WriteString("# Keyspace\r\n")
-		ks, err := c.s.keyspace()
-		if err != nil {
-			c.replyErr(err.Error())
-			return
-		}
-		b.WriteString(ks)
-		b.WriteString("\r\n")
+		c.keyspace(k, func(ks string) {
+			b.WriteString("# Keyspace\r\n")
+			b.WriteString(ks)
+			b.WriteString("\r\n")
+			c.replyBulk([]byte(b.String()))
+		})
+		return
 	}
 	c.replyBulk([]byte(b.String()))
 }
@@ -414,43 +423,45 @@ const dbsizeScript = "local n = redis.call('DBSIZE') for _, k in ipairs(KEYS) do
 // they exist is checked with the count, so DBSIZE is exact right after
 // a flush. Only a hidden key created in the last hiddenTTL can be counted
 // (a new source's checkpoint, once).
-func (c *client) dbsize(args [][]byte) {
+func (c *session) dbsize(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("dbsize")
 		return
 	}
-	c.run()
-	names, err := c.s.hiddenNames(c.db)
-	if err != nil {
-		c.replyErr(err.Error())
-		return
+	db, bk := c.db, c.bk
+	k := &cont{}
+	k.next = func(k *cont) { // after the commands planned before: they count
+		c.withHidden(k, db, func(k *cont, names [][]string) {
+			k.round(func(k *cont) {
+				var sum int64
+				for i := range k.calls {
+					cl := &k.calls[i]
+					if cl.Err != nil {
+						c.replyErr(shardErr(i, cl.Err))
+						return
+					}
+					n, ok := intReply(cl.Reply)
+					if !ok {
+						c.replyRaw(cl.Reply)
+						return
+					}
+					sum += n
+				}
+				lo := len(c.local)
+				c.local = redcon.AppendInt(c.local, max(sum, 0))
+				c.localOp(lo)
+			})
+			for i := range bk {
+				if len(names[i]) == 0 {
+					k.add(bk[i], resp.AppendCommandString(nil, "DBSIZE"))
+					continue
+				}
+				a := append([]string{"EVAL", dbsizeScript, strconv.Itoa(len(names[i]))}, names[i]...)
+				k.add(bk[i], resp.AppendCommandString(nil, a...))
+			}
+		})
 	}
-	reqs := make([][]byte, len(c.bk))
-	for i := range c.bk {
-		if len(names[i]) == 0 {
-			reqs[i] = resp.AppendCommandString(nil, "DBSIZE")
-			continue
-		}
-		a := append([]string{"EVAL", dbsizeScript, strconv.Itoa(len(names[i]))}, names[i]...)
-		reqs[i] = resp.AppendCommandString(nil, a...)
-	}
-	calls := c.s.eachReq(c.bk, reqs)
-	var sum int64
-	for i, cl := range calls {
-		if cl.Err != nil {
-			c.replyErr(shardErr(i, cl.Err))
-			return
-		}
-		n, ok := intReply(cl.Reply)
-		if !ok {
-			c.replyRaw(cl.Reply)
-			return
-		}
-		sum += n
-	}
-	lo := len(c.local)
-	c.local = resp.AppendInt(c.local, max(sum, 0))
-	c.localOp(lo)
+	c.then(k)
 }
 
 // randomKeyScript answers a random key of the shard that is not one of
@@ -477,55 +488,28 @@ return false
 
 // randomKey asks every shard for a random key that is not a hidden one
 // and picks one of the answers.
-func (c *client) randomKey(args [][]byte) {
+func (c *session) randomKey(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("randomkey")
 		return
 	}
-	c.run()
-	calls := c.s.each(c.bk, resp.AppendCommandString(nil, "EVAL", randomKeyScript, "0"))
-	var found [][]byte
-	for i, cl := range calls {
-		if cl.Err != nil {
-			c.replyErr(shardErr(i, cl.Err))
+	c.fanOut(resp.AppendCommandString(nil, "EVAL", randomKeyScript, "0"), func(replies [][]byte) {
+		var found [][]byte
+		for _, r := range replies {
+			switch {
+			case len(r) > 0 && r[0] == resp.TypeError:
+				c.replyRaw(r)
+				return
+			case resp.BulkBody(r) != nil:
+				found = append(found, r)
+			}
+		}
+		if len(found) == 0 {
+			c.replyNull()
 			return
 		}
-		switch {
-		case len(cl.Reply) > 0 && cl.Reply[0] == resp.TypeError:
-			c.replyRaw(cl.Reply)
-			return
-		case resp.BulkBody(cl.Reply) != nil:
-			found = append(found, cl.Reply)
-		}
-	}
-	if len(found) == 0 {
-		c.replyRaw([]byte("$-1\r\n"))
-		return
-	}
-	c.replyRaw(found[rand.IntN(len(found))])
-}
-
-// each sends one request to every backend in parallel.
-func (s *Server) each(bk []*pool.Backend, req []byte) []pool.Call {
-	reqs := make([][]byte, len(bk))
-	for i := range reqs {
-		reqs[i] = req
-	}
-	return s.eachReq(bk, reqs)
-}
-
-// eachReq sends reqs[i] to bk[i], all in parallel.
-func (s *Server) eachReq(bk []*pool.Backend, reqs [][]byte) []pool.Call {
-	calls := make([]pool.Call, len(bk))
-	ptrs := make([]*pool.Call, len(bk))
-	var bt pool.Batch
-	for i := range bk {
-		calls[i].Req = reqs[i]
-		ptrs[i] = &calls[i]
-		bt.Add(s.ctx, bk[i], ptrs[i:i+1])
-	}
-	bt.Wait()
-	return calls
+		c.replyRaw(found[rand.IntN(len(found))])
+	})
 }
 
 // hiddenCache remembers, per database, the names of the hidden keys on
@@ -546,146 +530,173 @@ const hiddenTTL = time.Second
 // (a checkpoint per source, a marker).
 const maxHiddenNames = 4096
 
-// hiddenKeys counts the hidden keys of database db over all shards, as
-// of the last listing.
-func (s *Server) hiddenKeys(db int) (int64, error) {
-	names, err := s.hiddenNames(db)
-	var n int64
-	for _, ns := range names {
-		n += int64(len(ns))
-	}
-	return n, err
-}
-
-// hiddenNames lists the hidden keys of database db on each shard.
-func (s *Server) hiddenNames(db int) ([][]string, error) {
+// withHidden calls done with the names of the hidden keys of database db
+// on each shard: the cached ones, or, when they are older than
+// hiddenTTL, listed first in rounds of k (a SCAN MATCH of every shard at
+// once, each shard on until its cursor is back to 0). A failure is
+// answered instead.
+func (c *session) withHidden(k *cont, db int, done func(k *cont, names [][]string)) {
+	s := c.s
 	s.hidden.mu.Lock()
-	defer s.hidden.mu.Unlock()
-	if e, ok := s.hidden.m[db]; ok && time.Since(e.at) < hiddenTTL {
-		return e.names, nil
+	e, ok := s.hidden.m[db]
+	s.hidden.mu.Unlock()
+	if ok && time.Since(e.at) < hiddenTTL {
+		done(k, e.names)
+		return
 	}
 	bk := s.pools.db(db)
 	names := make([][]string, len(bk))
-	errs := make([]error, len(bk))
-	var wg sync.WaitGroup
-	for i := range bk {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			names[i], errs[i] = s.listHidden(bk[i])
-			if errs[i] != nil {
-				errs[i] = fmt.Errorf("%s", shardErr(i, errs[i]))
+	seen := make([]map[string]bool, len(bk))
+	var shards []int // the shard of each call of the round
+	var scan func(k *cont)
+	send := func(k *cont, cursors []string) {
+		k.round(scan)
+		shards = shards[:0]
+		for i, cur := range cursors {
+			if cur == "" {
+				continue
 			}
-		}(i)
-	}
-	wg.Wait()
-	for i := range bk {
-		if errs[i] != nil {
-			return nil, errs[i]
+			shards = append(shards, i)
+			k.add(bk[i], resp.AppendCommandString(nil, "SCAN", cur, "MATCH", destination.KeyPrefix+"*", "COUNT", "1000"))
 		}
 	}
-	if s.hidden.m == nil {
-		s.hidden.m = make(map[int]hiddenEntry)
+	scan = func(k *cont) {
+		cursors := make([]string, len(bk)) // "": the shard is done
+		more := false
+		for j := range k.calls {
+			i := shards[j]
+			cur, err := s.hiddenPage(&k.calls[j], &names[i], &seen[i])
+			if err != nil {
+				c.replyErr(shardErr(i, err))
+				return
+			}
+			if cur != "0" {
+				cursors[i], more = cur, true
+			}
+		}
+		if more {
+			send(k, cursors)
+			return
+		}
+		s.hidden.mu.Lock()
+		if s.hidden.m == nil {
+			s.hidden.m = make(map[int]hiddenEntry)
+		}
+		s.hidden.m[db] = hiddenEntry{names: names, at: time.Now()}
+		s.hidden.mu.Unlock()
+		done(k, names)
 	}
-	s.hidden.m[db] = hiddenEntry{names: names, at: time.Now()}
-	return names, nil
+	first := make([]string, len(bk))
+	for i := range first {
+		first[i] = "0"
+	}
+	send(k, first)
 }
 
-func (s *Server) listHidden(b *pool.Backend) ([]string, error) {
-	cursor := "0"
-	var names []string
-	seen := map[string]bool{}
-	var reply []byte
-	for {
-		var err error
-		reply, err = b.Do(s.ctx, resp.AppendCommandString(nil, "SCAN", cursor, "MATCH", destination.KeyPrefix+"*", "COUNT", "1000"), reply)
-		if err != nil {
-			return nil, err
-		}
-		v, _, err := resp.ParseValue(reply, s.cfg.Limits)
-		if err != nil {
-			return nil, err
-		}
-		if e := v.Err(); e != nil {
-			return nil, e
-		}
-		if v.Type != resp.TypeArray || len(v.Elems) != 2 {
-			return nil, fmt.Errorf("unexpected SCAN reply")
-		}
-		for _, k := range v.Elems[1].Elems {
-			if seen[string(k.Str)] { // SCAN may return a key twice
-				continue
-			}
-			seen[string(k.Str)] = true
-			if len(names) >= maxHiddenNames {
-				return nil, fmt.Errorf("more than %d keys named %s*", maxHiddenNames, destination.KeyPrefix)
-			}
-			names = append(names, string(k.Str))
-		}
-		cursor = string(v.Elems[0].Str)
-		if cursor == "0" {
-			return names, nil
-		}
+// hiddenPage takes one SCAN reply of the hidden-key listing into names
+// and returns the next cursor.
+func (s *Server) hiddenPage(cl *pool.Call, names *[]string, seen *map[string]bool) (string, error) {
+	if cl.Err != nil {
+		return "", cl.Err
 	}
+	v, _, err := resp.ParseValue(cl.Reply, s.cfg.Limits)
+	if err != nil {
+		return "", err
+	}
+	if e := v.Err(); e != nil {
+		return "", e
+	}
+	if v.Type != resp.TypeArray || len(v.Elems) != 2 {
+		return "", fmt.Errorf("unexpected SCAN reply")
+	}
+	if *seen == nil {
+		*seen = map[string]bool{}
+	}
+	for _, k := range v.Elems[1].Elems {
+		if (*seen)[string(k.Str)] { // SCAN may return a key twice
+			continue
+		}
+		(*seen)[string(k.Str)] = true
+		if len(*names) >= maxHiddenNames {
+			return "", fmt.Errorf("more than %d keys named %s*", maxHiddenNames, destination.KeyPrefix)
+		}
+		*names = append(*names, string(k.Str))
+	}
+	return string(v.Elems[0].Str), nil
 }
 
-// keyspace sums every shard's INFO keyspace, less hidden keys.
-func (s *Server) keyspace() (string, error) {
-	calls := s.each(s.pools.db(0), resp.AppendCommandString(nil, "INFO", "keyspace"))
-	type sums struct{ keys, expires int64 }
-	dbs := map[int]*sums{}
-	for i, cl := range calls {
-		if cl.Err != nil {
-			return "", fmt.Errorf("%s", shardErr(i, cl.Err))
-		}
-		for _, line := range bytes.Split(resp.BulkBody(cl.Reply), []byte("\n")) {
-			line = bytes.TrimSpace(line)
-			rest, ok := bytes.CutPrefix(line, []byte("db"))
-			if !ok {
-				continue
+// keyspace sums every shard's INFO keyspace, less hidden keys, in rounds
+// of k, and calls done with the section's lines. A failure is answered
+// instead.
+func (c *session) keyspace(k *cont, done func(ks string)) {
+	s := c.s
+	k.round(func(k *cont) {
+		type sums struct{ keys, expires int64 }
+		dbs := map[int]*sums{}
+		for i := range k.calls {
+			cl := &k.calls[i]
+			if cl.Err != nil {
+				c.replyErr(shardErr(i, cl.Err))
+				return
 			}
-			num, fields, ok := bytes.Cut(rest, []byte(":"))
-			if !ok {
-				continue
-			}
-			db, err := strconv.Atoi(string(num))
-			if err != nil || db < 0 || db >= s.cfg.Databases {
-				continue
-			}
-			d := dbs[db]
-			if d == nil {
-				d = &sums{}
-				dbs[db] = d
-			}
-			for _, f := range bytes.Split(fields, []byte(",")) {
-				k, v, _ := bytes.Cut(f, []byte("="))
-				n, _ := strconv.ParseInt(string(v), 10, 64)
-				switch string(k) {
-				case "keys":
-					d.keys += n
-				case "expires":
-					d.expires += n
+			for _, line := range bytes.Split(resp.BulkBody(cl.Reply), []byte("\n")) {
+				line = bytes.TrimSpace(line)
+				rest, ok := bytes.CutPrefix(line, []byte("db"))
+				if !ok {
+					continue
+				}
+				num, fields, ok := bytes.Cut(rest, []byte(":"))
+				if !ok {
+					continue
+				}
+				db, err := strconv.Atoi(string(num))
+				if err != nil || db < 0 || db >= s.cfg.Databases {
+					continue
+				}
+				d := dbs[db]
+				if d == nil {
+					d = &sums{}
+					dbs[db] = d
+				}
+				for _, f := range bytes.Split(fields, []byte(",")) {
+					k, v, _ := bytes.Cut(f, []byte("="))
+					n, _ := strconv.ParseInt(string(v), 10, 64)
+					switch string(k) {
+					case "keys":
+						d.keys += n
+					case "expires":
+						d.expires += n
+					}
 				}
 			}
 		}
-	}
-	order := make([]int, 0, len(dbs))
-	for db := range dbs {
-		order = append(order, db)
-	}
-	sort.Ints(order)
-	var b strings.Builder
-	for _, db := range order {
-		d := dbs[db]
-		hidden, err := s.hiddenKeys(db)
-		if err != nil {
-			return "", err
+		order := make([]int, 0, len(dbs))
+		for db := range dbs {
+			order = append(order, db)
 		}
-		keys := d.keys - hidden
-		if keys <= 0 {
-			continue
+		sort.Ints(order)
+		var b strings.Builder
+		// One database after another: each may need its hidden keys listed.
+		var next func(k *cont, at int)
+		next = func(k *cont, at int) {
+			if at == len(order) {
+				done(b.String())
+				return
+			}
+			db := order[at]
+			c.withHidden(k, db, func(k *cont, names [][]string) {
+				var hidden int64
+				for _, ns := range names {
+					hidden += int64(len(ns))
+				}
+				d := dbs[db]
+				if keys := d.keys - hidden; keys > 0 {
+					fmt.Fprintf(&b, "db%d:keys=%d,expires=%d,avg_ttl=0\r\n", db, keys, min(d.expires, keys))
+				}
+				next(k, at+1)
+			})
 		}
-		fmt.Fprintf(&b, "db%d:keys=%d,expires=%d,avg_ttl=0\r\n", db, keys, min(d.expires, keys))
-	}
-	return b.String(), nil
+		next(k, 0)
+	})
+	k.each(s.pools.db(0), resp.AppendCommandString(nil, "INFO", "keyspace"))
 }

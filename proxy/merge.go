@@ -10,6 +10,7 @@ import (
 
 	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // opKind says how an op's reply is made.
@@ -24,6 +25,7 @@ const (
 	opKeys                  // KEYS: n arrays, concatenated, hidden keys dropped
 	opScan                  // SCAN on shard arg: cursor re-encoded, hidden keys dropped
 	opTTL                   // a TTL read: the grace taken off (ttl.go), arg is its ttlMode
+	opCont                  // a continuation's: it turns into opLocal when it answers
 )
 
 // op is one command of a batch: the reply it owes, in order.
@@ -44,7 +46,7 @@ type op struct {
 func isHidden(key []byte) bool { return bytes.HasPrefix(key, []byte(destination.KeyPrefix)) }
 
 // reply appends o's reply to out.
-func (c *client) reply(out []byte, o *op) []byte {
+func (c *session) reply(out []byte, o *op) []byte {
 	if o.kind == opLocal {
 		return append(out, c.local[o.lo:o.hi]...)
 	}
@@ -66,18 +68,18 @@ func (c *client) reply(out []byte, o *op) []byte {
 		for i := o.first; i < o.first+o.n; i++ {
 			n, ok := intReply(c.calls[i].Reply)
 			if !ok {
-				return resp.AppendError(out, "ERR unexpected reply from shard")
+				return redcon.AppendError(out, "ERR unexpected reply from shard")
 			}
 			sum += n
 		}
-		return resp.AppendInt(out, sum)
+		return redcon.AppendInt(out, sum)
 	case opOK:
 		for i := o.first; i < o.first+o.n; i++ {
 			if !bytes.Equal(c.calls[i].Reply, []byte("+OK\r\n")) {
 				return append(out, c.calls[i].Reply...)
 			}
 		}
-		return resp.AppendSimple(out, "OK")
+		return redcon.AppendOK(out)
 	case opArray:
 		return c.mergeArray(out, o)
 	case opKeys:
@@ -87,11 +89,11 @@ func (c *client) reply(out []byte, o *op) []byte {
 	case opTTL:
 		return c.ttlReply(out, c.calls[o.first].Reply, ttlMode(o.arg))
 	}
-	return resp.AppendError(out, "ERR internal: unknown op")
+	return redcon.AppendError(out, "ERR internal: unknown op")
 }
 
-func (c *client) appendCallErr(out []byte, i int) []byte {
-	return resp.AppendError(out, shardErr(c.callsh[i], c.calls[i].Err))
+func (c *session) appendCallErr(out []byte, i int) []byte {
+	return redcon.AppendError(out, shardErr(c.callsh[i], c.calls[i].Err))
 }
 
 // shardErr is the error a client sees when shard cannot answer.
@@ -107,7 +109,7 @@ func shardErr(shard int, err error) string {
 
 // mergeArray re-assembles MGET: part p answered one element per key, and
 // ords (in part order) says where each goes.
-func (c *client) mergeArray(out []byte, o *op) []byte {
+func (c *session) mergeArray(out []byte, o *op) []byte {
 	nkeys := o.hi - o.lo
 	elems := c.scratch[:0]
 	for i := 0; i < nkeys; i++ {
@@ -119,12 +121,12 @@ func (c *client) mergeArray(out []byte, o *op) []byte {
 		b := c.calls[i].Reply
 		n, p, ok := resp.AggregateHeader(b)
 		if !ok || at+n > nkeys {
-			return resp.AppendError(out, "ERR unexpected reply from shard")
+			return redcon.AppendError(out, "ERR unexpected reply from shard")
 		}
 		for j := 0; j < n; j++ {
 			l, err := resp.ReplyLen(b[p:], relayed)
 			if err != nil {
-				return resp.AppendError(out, "ERR unexpected reply from shard")
+				return redcon.AppendError(out, "ERR unexpected reply from shard")
 			}
 			elems[ords[at]] = b[p : p+l]
 			at++
@@ -132,9 +134,9 @@ func (c *client) mergeArray(out []byte, o *op) []byte {
 		}
 	}
 	if at != nkeys {
-		return resp.AppendError(out, "ERR unexpected reply from shard")
+		return redcon.AppendError(out, "ERR unexpected reply from shard")
 	}
-	out = resp.AppendArray(out, nkeys)
+	out = redcon.AppendArray(out, nkeys)
 	for _, e := range elems {
 		out = append(out, e...)
 	}
@@ -143,22 +145,22 @@ func (c *client) mergeArray(out []byte, o *op) []byte {
 }
 
 // mergeKeys concatenates KEYS replies without hidden keys.
-func (c *client) mergeKeys(out []byte, o *op) []byte {
+func (c *session) mergeKeys(out []byte, o *op) []byte {
 	total, base := 0, len(out)
 	for pass := 0; pass < 2; pass++ {
 		if pass == 1 {
-			out = resp.AppendArray(out, total)
+			out = redcon.AppendArray(out, total)
 		}
 		for i := o.first; i < o.first+o.n; i++ {
 			b := c.calls[i].Reply
 			n, p, ok := resp.AggregateHeader(b)
 			if !ok {
-				return resp.AppendError(out[:base], "ERR unexpected reply from shard")
+				return redcon.AppendError(out[:base], "ERR unexpected reply from shard")
 			}
 			for j := 0; j < n; j++ {
 				l, err := resp.ReplyLen(b[p:], relayed)
 				if err != nil {
-					return resp.AppendError(out[:base], "ERR unexpected reply from shard")
+					return redcon.AppendError(out[:base], "ERR unexpected reply from shard")
 				}
 				if e := b[p : p+l]; !isHidden(resp.BulkBody(e)) {
 					if pass == 0 {
@@ -176,18 +178,18 @@ func (c *client) mergeKeys(out []byte, o *op) []byte {
 
 // mergeScan turns one shard's SCAN reply into the proxy's: the cursor
 // names the shard to continue on, hidden keys are dropped.
-func (c *client) mergeScan(out []byte, o *op) []byte {
+func (c *session) mergeScan(out []byte, o *op) []byte {
 	v, _, err := resp.ParseValue(c.calls[o.first].Reply, c.s.cfg.Limits)
 	if err != nil || v.Type != resp.TypeArray || len(v.Elems) != 2 {
-		return resp.AppendError(out, "ERR unexpected reply from shard")
+		return redcon.AppendError(out, "ERR unexpected reply from shard")
 	}
 	sc, err := strconv.ParseUint(string(v.Elems[0].Str), 10, 64)
 	if err != nil {
-		return resp.AppendError(out, "ERR unexpected reply from shard")
+		return redcon.AppendError(out, "ERR unexpected reply from shard")
 	}
 	next, ok := c.s.scanCursor(o.arg, sc)
 	if !ok {
-		return resp.AppendError(out, "ERR shard cursor out of range")
+		return redcon.AppendError(out, "ERR shard cursor out of range")
 	}
 	keys := v.Elems[1].Elems
 	n := 0
@@ -196,12 +198,12 @@ func (c *client) mergeScan(out []byte, o *op) []byte {
 			n++
 		}
 	}
-	out = resp.AppendArray(out, 2)
-	out = resp.AppendBulk(out, strconv.AppendUint(nil, next, 10))
-	out = resp.AppendArray(out, n)
+	out = redcon.AppendArray(out, 2)
+	out = redcon.AppendBulk(out, strconv.AppendUint(nil, next, 10))
+	out = redcon.AppendArray(out, n)
 	for _, k := range keys {
 		if !isHidden(k.Str) {
-			out = resp.AppendBulk(out, k.Str)
+			out = redcon.AppendBulk(out, k.Str)
 		}
 	}
 	return out

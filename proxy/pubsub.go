@@ -10,6 +10,7 @@ import (
 
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // subState is a client's subscriptions. A channel is subscribed on the
@@ -155,16 +156,16 @@ func (c *client) pubsub(name string, args [][]byte) {
 		} else {
 			delete(set, n)
 		}
-		c.local = resp.AppendArray(c.local, 3)
-		c.local = resp.AppendBulkString(c.local, kind)
-		c.local = resp.AppendBulkString(c.local, n)
-		c.local = resp.AppendInt(c.local, int64(len(s.channels)+len(s.patterns)))
+		c.local = redcon.AppendArray(c.local, 3)
+		c.local = redcon.AppendBulkString(c.local, kind)
+		c.local = redcon.AppendBulkString(c.local, n)
+		c.local = redcon.AppendInt(c.local, int64(len(s.channels)+len(s.patterns)))
 	}
 	if len(names) == 0 {
-		c.local = resp.AppendArray(c.local, 3)
-		c.local = resp.AppendBulkString(c.local, kind)
-		c.local = resp.AppendNull(c.local)
-		c.local = resp.AppendInt(c.local, int64(len(s.channels)+len(s.patterns)))
+		c.local = redcon.AppendArray(c.local, 3)
+		c.local = redcon.AppendBulkString(c.local, kind)
+		c.local = redcon.AppendNull(c.local)
+		c.local = redcon.AppendInt(c.local, int64(len(s.channels)+len(s.patterns)))
 	}
 	idle := len(s.channels)+len(s.patterns) == 0
 	s.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // The proxy as a replication source (chaining replicaof deployments).
@@ -81,16 +82,16 @@ const tlsHandshakeRecord = 0x16
 const errAdminNeedsTLS = "WRONGPASS the admin user needs TLS on this proxy (proxy.tls.mode: replication): use rediss://"
 
 // adminAllowed reports whether c's connection may log in as the admin.
-func (c *client) adminAllowed() bool {
+func (c *session) adminAllowed() bool {
 	if c.s.cfg.TLS == nil {
 		return true
 	}
-	_, ok := c.nc.(*tls.Conn)
+	_, ok := c.drv.conn().(*tls.Conn)
 	return ok
 }
 
 // checkAdmin compares pw with the admin password in constant time.
-func (c *client) checkAdmin(pw []byte) bool {
+func (c *session) checkAdmin(pw []byte) bool {
 	if c.s.cfg.AdminPassword == nil {
 		return false
 	}
@@ -99,7 +100,7 @@ func (c *client) checkAdmin(pw []byte) bool {
 }
 
 // becomeAdmin marks c as the admin user's, so DropAdmin closes it.
-func (c *client) becomeAdmin() {
+func (c *session) becomeAdmin() {
 	c.authed, c.admin = true, true
 	c.s.mu.Lock()
 	c.s.admins[c] = struct{}{}
@@ -114,14 +115,14 @@ func (s *Server) DropAdmin() int {
 	defer s.mu.Unlock()
 	n := 0
 	for c := range s.admins {
-		c.nc.Close() // its goroutine notices and cleans up
+		c.drv.conn().Close() // its driver notices and cleans up
 		n++
 	}
 	return n
 }
 
 // replconf answers REPLCONF for an admin client.
-func (c *client) replconf(args [][]byte) {
+func (c *session) replconf(args [][]byte) {
 	if !c.admin {
 		c.replyErr(errNoPermRepl("replconf"))
 		return
@@ -172,7 +173,7 @@ func errNoPermRepl(cmd string) string {
 
 // psync plans a PSYNC or SYNC: nothing is answered in the batch; the
 // client goroutine relays once the batch is written.
-func (c *client) psync(name string, args [][]byte) {
+func (c *session) psync(name string, args [][]byte) {
 	if !c.admin {
 		c.replyErr(errNoPermRepl(name))
 		return
@@ -200,7 +201,7 @@ func (c *client) psync(name string, args [][]byte) {
 
 // replInfo answers INFO replication for an admin client: the bound
 // shard's own, or what the syncer needs to discover the proxy.
-func (c *client) replInfo(args [][]byte) bool {
+func (c *session) replInfo(args [][]byte) bool {
 	if !c.admin || len(args) != 2 || !equalFold(args[1], "replication") {
 		return false
 	}
@@ -214,7 +215,7 @@ func (c *client) replInfo(args [][]byte) bool {
 
 // replSection is the proxy's own Replication section. The role is the
 // one HELLO reports (replica unless writes are allowed).
-func (c *client) replSection() string {
+func (c *session) replSection() string {
 	role := "master"
 	if !c.s.cfg.AllowWrites {
 		role = "replica"
@@ -229,7 +230,7 @@ func (c *client) relay(req *replRequest) {
 	if err != nil {
 		log.Warn("proxy: replication relay", "err", err)
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.Timeout))
-		_, _ = c.nc.Write(resp.AppendError(nil, "ERR "+err.Error()))
+		_, _ = c.nc.Write(redcon.AppendError(nil, "ERR "+err.Error()))
 		return
 	}
 	defer up.Close()

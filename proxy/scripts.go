@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // Scripts and functions live on every shard: a script loaded on one shard
@@ -25,43 +26,33 @@ func lowerArg(b []byte) string {
 	return lowerName(nb[:0], b)
 }
 
-// everyShard runs args on every shard of the client's database and
-// returns the replies, or false after answering a shard's failure.
-func (c *client) everyShard(args [][]byte) ([][]byte, bool) {
-	c.run() // commands planned before go first
-	calls := c.s.each(c.bk, resp.AppendCommand(nil, args...))
-	replies := make([][]byte, len(calls))
-	for i, cl := range calls {
-		if cl.Err != nil {
-			c.replyErr(shardErr(i, cl.Err))
-			return nil, false
-		}
-		replies[i] = cl.Reply
-	}
-	return replies, true
+// everyShard plans args on every shard of the client's database, and
+// done with the replies (a continuation: commands planned before go
+// first); a shard that fails is answered for done.
+func (c *session) everyShard(args [][]byte, done func(replies [][]byte)) {
+	c.fanOut(resp.AppendCommand(nil, args...), done)
 }
 
 // everyShardNoError is everyShard that also answers the first error
-// reply a shard gave, if any, and then reports false.
-func (c *client) everyShardNoError(args [][]byte) ([][]byte, bool) {
-	replies, ok := c.everyShard(args)
-	if !ok {
-		return nil, false
-	}
-	if e := firstError(replies); e != nil {
-		c.replyRaw(e)
-		return nil, false
-	}
-	return replies, true
+// reply a shard gave, if any, instead of calling done.
+func (c *session) everyShardNoError(args [][]byte, done func(replies [][]byte)) {
+	c.everyShard(args, func(replies [][]byte) {
+		if e := firstError(replies); e != nil {
+			c.replyRaw(e)
+			return
+		}
+		done(replies)
+	})
 }
 
 // agree answers the shards' common reply, or names the first shard whose
 // reply differs from shard 0's.
-func (c *client) agree(args [][]byte) {
-	replies, ok := c.everyShard(args)
-	if !ok {
-		return
-	}
+func (c *session) agree(args [][]byte) {
+	c.everyShard(args, c.agreeReply)
+}
+
+// agreeReply answers agree's replies.
+func (c *session) agreeReply(replies [][]byte) {
 	for i, r := range replies[1:] {
 		if !bytes.Equal(r, replies[0]) {
 			c.replyErr(fmt.Sprintf("ERR shards disagree: shard 0 answered %s, shard %d answered %s",
@@ -97,39 +88,37 @@ func firstError(replies [][]byte) []byte {
 
 // scriptExists answers 1 for a script every shard has: only then does
 // EVALSHA work for keys of any shard.
-func (c *client) scriptExists(args [][]byte) {
-	replies, ok := c.everyShardNoError(args)
-	if !ok {
-		return
-	}
-	var all []int64
-	for i, r := range replies {
-		n, at, ok := resp.AggregateHeader(r)
-		if !ok || (i > 0 && n != len(all)) {
-			c.replyErr("ERR shard " + fmt.Sprint(i) + " answered SCRIPT EXISTS unexpectedly")
-			return
-		}
-		for j := 0; j < n; j++ {
-			l, err := resp.ReplyLen(r[at:], relayed)
-			v, ok := intReply(r[at : at+l])
-			if err != nil || !ok {
+func (c *session) scriptExists(args [][]byte) {
+	c.everyShardNoError(args, func(replies [][]byte) {
+		var all []int64
+		for i, r := range replies {
+			n, at, ok := resp.AggregateHeader(r)
+			if !ok || (i > 0 && n != len(all)) {
 				c.replyErr("ERR shard " + fmt.Sprint(i) + " answered SCRIPT EXISTS unexpectedly")
 				return
 			}
-			at += l
-			if i == 0 {
-				all = append(all, v)
-			} else if v == 0 {
-				all[j] = 0
+			for j := 0; j < n; j++ {
+				l, err := resp.ReplyLen(r[at:], relayed)
+				v, ok := intReply(r[at : at+l])
+				if err != nil || !ok {
+					c.replyErr("ERR shard " + fmt.Sprint(i) + " answered SCRIPT EXISTS unexpectedly")
+					return
+				}
+				at += l
+				if i == 0 {
+					all = append(all, v)
+				} else if v == 0 {
+					all[j] = 0
+				}
 			}
 		}
-	}
-	lo := len(c.local)
-	c.local = resp.AppendArray(c.local, len(all))
-	for _, v := range all {
-		c.local = resp.AppendInt(c.local, v)
-	}
-	c.localOp(lo)
+		lo := len(c.local)
+		c.local = redcon.AppendArray(c.local, len(all))
+		for _, v := range all {
+			c.local = redcon.AppendInt(c.local, v)
+		}
+		c.localOp(lo)
+	})
 }
 
 // elems splits a raw array reply into its raw elements.
@@ -163,59 +152,55 @@ func field(v resp.Value, key string) (resp.Value, bool) {
 
 // functionList merges the shards' libraries by name: a library loaded
 // through the proxy is on every shard and is listed once.
-func (c *client) functionList(args [][]byte) {
-	replies, ok := c.everyShardNoError(args)
-	if !ok {
-		return
-	}
-	seen := map[string]bool{}
-	var libs [][]byte
-	for i, r := range replies {
-		es, ok := elems(r)
-		if !ok {
-			c.replyErr(fmt.Sprintf("ERR shard %d answered FUNCTION LIST unexpectedly", i))
-			return
-		}
-		for _, e := range es {
-			v, _, err := resp.ParseValue(e, resp.Limits{MaxArray: 1 << 31})
-			if err != nil {
+func (c *session) functionList(args [][]byte) {
+	c.everyShardNoError(args, func(replies [][]byte) {
+		seen := map[string]bool{}
+		var libs [][]byte
+		for i, r := range replies {
+			es, ok := elems(r)
+			if !ok {
 				c.replyErr(fmt.Sprintf("ERR shard %d answered FUNCTION LIST unexpectedly", i))
 				return
 			}
-			name, _ := field(v, "library_name")
-			if seen[string(name.Str)] {
-				continue
+			for _, e := range es {
+				v, _, err := resp.ParseValue(e, resp.Limits{MaxArray: 1 << 31})
+				if err != nil {
+					c.replyErr(fmt.Sprintf("ERR shard %d answered FUNCTION LIST unexpectedly", i))
+					return
+				}
+				name, _ := field(v, "library_name")
+				if seen[string(name.Str)] {
+					continue
+				}
+				seen[string(name.Str)] = true
+				libs = append(libs, e)
 			}
-			seen[string(name.Str)] = true
-			libs = append(libs, e)
 		}
-	}
-	lo := len(c.local)
-	c.local = resp.AppendArray(c.local, len(libs))
-	for _, l := range libs {
-		c.local = append(c.local, l...)
-	}
-	c.localOp(lo)
+		lo := len(c.local)
+		c.local = redcon.AppendArray(c.local, len(libs))
+		for _, l := range libs {
+			c.local = append(c.local, l...)
+		}
+		c.localOp(lo)
+	})
 }
 
 // functionStats answers the stats of the shard running a function, or
 // shard 0's when none is: the libraries are the same on every shard.
-func (c *client) functionStats(args [][]byte) {
-	replies, ok := c.everyShardNoError(args)
-	if !ok {
-		return
-	}
-	for _, r := range replies {
-		v, _, err := resp.ParseValue(r, resp.Limits{MaxArray: 1 << 31})
-		if err != nil {
-			continue
+func (c *session) functionStats(args [][]byte) {
+	c.everyShardNoError(args, func(replies [][]byte) {
+		for _, r := range replies {
+			v, _, err := resp.ParseValue(r, resp.Limits{MaxArray: 1 << 31})
+			if err != nil {
+				continue
+			}
+			if run, ok := field(v, "running_script"); ok && !run.Null {
+				c.replyRaw(r)
+				return
+			}
 		}
-		if run, ok := field(v, "running_script"); ok && !run.Null {
-			c.replyRaw(r)
-			return
-		}
-	}
-	c.replyRaw(replies[0])
+		c.replyRaw(replies[0])
+	})
 }
 
 // killScript sends SCRIPT KILL or FUNCTION KILL to every shard, each on a
@@ -247,7 +232,7 @@ func (c *client) killScript(args [][]byte) {
 		switch r := replies[i]; {
 		case errs[i] != nil:
 			if refusal == nil {
-				refusal = resp.AppendError(nil, shardErr(i, errs[i]))
+				refusal = redcon.AppendError(nil, shardErr(i, errs[i]))
 			}
 		case bytes.HasPrefix(r, []byte("+OK")):
 			c.replyRaw(r)

@@ -14,8 +14,8 @@ import (
 
 	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/pool"
-	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
+	"github.com/tidwall/redcon"
 )
 
 // Server is a running proxy: a listener, its clients and the shard
@@ -33,7 +33,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
-	admins  map[*client]struct{} // authenticated as AdminUser
+	admins  map[*session]struct{} // authenticated as AdminUser
 	closed  bool
 	wg      sync.WaitGroup // client goroutines
 
@@ -75,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 		ln:      ln,
 		start:   time.Now(),
 		clients: make(map[*client]struct{}),
-		admins:  make(map[*client]struct{}),
+		admins:  make(map[*session]struct{}),
 
 		blockSem: make(chan struct{}, cfg.MaxBlocking),
 	}
@@ -163,7 +163,7 @@ func (s *Server) admit(nc net.Conn) {
 			// Over TLS the reply would need a handshake, here on the
 			// accept loop: the client is just closed.
 			_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.Timeout))
-			_, _ = nc.Write(resp.AppendError(nil, "ERR max number of clients reached"))
+			_, _ = nc.Write(redcon.AppendError(nil, "ERR max number of clients reached"))
 		}
 		nc.Close()
 		return
@@ -188,7 +188,7 @@ func (s *Server) admit(nc net.Conn) {
 func (s *Server) forget(c *client) {
 	s.mu.Lock()
 	delete(s.clients, c)
-	delete(s.admins, c)
+	delete(s.admins, &c.session)
 	s.mu.Unlock()
 }
 

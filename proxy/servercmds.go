@@ -6,6 +6,7 @@ import (
 
 	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // flushScript runs FLUSHDB or FLUSHALL on one shard and puts back the
@@ -48,7 +49,7 @@ return {ok='OK'}
 // the syncer carries on from where it was (no full resync): the keys come
 // back only as the sources write them again, and the destination differs
 // from the sources until then, which is what flushing a replica means.
-func (c *client) flushCmd(name string, args [][]byte) {
+func (c *session) flushCmd(name string, args [][]byte) {
 	if !c.s.cfg.AllowWrites {
 		c.replyErr(errReadOnly)
 		return
@@ -63,12 +64,14 @@ func (c *client) flushCmd(name string, args [][]byte) {
 		mode = "all"
 	}
 	eval := [][]byte{[]byte("EVAL"), []byte(flushScript), []byte("0"), []byte(mode), []byte(strconv.Itoa(c.s.cfg.Databases))}
-	c.agree(append(eval, opts...))
-	c.s.forgetHidden()
+	c.everyShard(append(eval, opts...), func(replies [][]byte) {
+		c.s.forgetHidden()
+		c.agreeReply(replies)
+	})
 }
 
 // time answers TIME from shard 0: one clock for every client.
-func (c *client) timeCmd(args [][]byte) {
+func (c *session) timeCmd(args [][]byte) {
 	if len(args) != 1 {
 		c.wrongArgs("time")
 		return
@@ -80,92 +83,87 @@ func (c *client) timeCmd(args [][]byte) {
 // each pattern on every shard, so a sum would count it once per shard.
 // (Channel lists are merged and NUMSUB summed: a channel's subscribers
 // are on its slot's shard.)
-func (c *client) pubsubNumpat(args [][]byte) {
+func (c *session) pubsubNumpat(args [][]byte) {
 	if len(args) != 2 {
 		c.wrongArgs("pubsub|numpat")
 		return
 	}
-	replies, ok := c.everyShard(args)
-	if !ok {
-		return
-	}
-	var most int64
-	for _, r := range replies {
-		n, ok := intReply(r)
-		if !ok {
-			c.replyRaw(r)
-			return
+	c.everyShard(args, func(replies [][]byte) {
+		var most int64
+		for _, r := range replies {
+			n, ok := intReply(r)
+			if !ok {
+				c.replyRaw(r)
+				return
+			}
+			most = max(most, n)
 		}
-		most = max(most, n)
-	}
-	lo := len(c.local)
-	c.local = resp.AppendInt(c.local, most)
-	c.localOp(lo)
+		lo := len(c.local)
+		c.local = redcon.AppendInt(c.local, most)
+		c.localOp(lo)
+	})
 }
 
-func (c *client) pubsubChannels(args [][]byte) {
+func (c *session) pubsubChannels(args [][]byte) {
 	if len(args) > 3 {
 		c.wrongArgs("pubsub|" + lowerArg(args[1]))
 		return
 	}
-	replies, ok := c.everyShard(args)
-	if !ok {
-		return
-	}
-	seen := map[string]bool{}
-	var all []string
-	for _, r := range replies {
-		es, ok := elems(r)
-		if !ok {
-			c.replyRaw(r)
-			return
-		}
-		for _, e := range es {
-			ch := string(resp.BulkBody(e))
-			if !seen[ch] {
-				seen[ch] = true
-				all = append(all, ch)
+	c.everyShard(args, func(replies [][]byte) {
+		seen := map[string]bool{}
+		var all []string
+		for _, r := range replies {
+			es, ok := elems(r)
+			if !ok {
+				c.replyRaw(r)
+				return
+			}
+			for _, e := range es {
+				ch := string(resp.BulkBody(e))
+				if !seen[ch] {
+					seen[ch] = true
+					all = append(all, ch)
+				}
 			}
 		}
-	}
-	sort.Strings(all)
-	lo := len(c.local)
-	c.local = resp.AppendArray(c.local, len(all))
-	for _, ch := range all {
-		c.local = resp.AppendBulkString(c.local, ch)
-	}
-	c.localOp(lo)
+		sort.Strings(all)
+		lo := len(c.local)
+		c.local = redcon.AppendArray(c.local, len(all))
+		for _, ch := range all {
+			c.local = redcon.AppendBulkString(c.local, ch)
+		}
+		c.localOp(lo)
+	})
 }
 
-func (c *client) pubsubNumsub(args [][]byte) {
-	replies, ok := c.everyShard(args)
-	if !ok {
-		return
-	}
-	counts := make([]int64, len(args)-2)
-	for _, r := range replies {
-		es, ok := elems(r)
-		if !ok || len(es) != 2*len(counts) {
-			c.replyRaw(r)
-			return
+func (c *session) pubsubNumsub(args [][]byte) {
+	chans := cloneArgs(args[2:]) // args are reused before the replies come
+	c.everyShard(args, func(replies [][]byte) {
+		counts := make([]int64, len(chans))
+		for _, r := range replies {
+			es, ok := elems(r)
+			if !ok || len(es) != 2*len(counts) {
+				c.replyRaw(r)
+				return
+			}
+			for i := range counts {
+				n, _ := intReply(es[2*i+1])
+				counts[i] += n
+			}
 		}
-		for i := range counts {
-			n, _ := intReply(es[2*i+1])
-			counts[i] += n
+		lo := len(c.local)
+		c.local = redcon.AppendArray(c.local, 2*len(counts))
+		for i, n := range counts {
+			c.local = redcon.AppendBulk(c.local, chans[i])
+			c.local = redcon.AppendInt(c.local, n)
 		}
-	}
-	lo := len(c.local)
-	c.local = resp.AppendArray(c.local, 2*len(counts))
-	for i, n := range counts {
-		c.local = resp.AppendBulk(c.local, args[2+i])
-		c.local = resp.AppendInt(c.local, n)
-	}
-	c.localOp(lo)
+		c.localOp(lo)
+	})
 }
 
 // clientReply runs CLIENT REPLY ON|OFF|SKIP: the proxy withholds the
 // replies, as Redis does (OFF and SKIP are not answered themselves).
-func (c *client) clientReply(args [][]byte) {
+func (c *session) clientReply(args [][]byte) {
 	if len(args) != 3 {
 		c.wrongArgs("client|reply")
 		return

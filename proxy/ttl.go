@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"github.com/replicaof/replicaof/resp"
+	"github.com/tidwall/redcon"
 )
 
 // TTL reads (Config.TTLGrace). The syncer writes every TTL with a grace
@@ -50,7 +51,7 @@ var ttlForms = map[string]struct {
 // ttlRead plans a TTL read with the grace taken off its reply. It returns
 // false for commands it does not handle (or without a grace), which are
 // then routed as usual.
-func (c *client) ttlRead(name string, args [][]byte) bool {
+func (c *session) ttlRead(name string, args [][]byte) bool {
 	if c.s.cfg.TTLGrace <= 0 {
 		return false
 	}
@@ -75,14 +76,14 @@ func (c *client) ttlRead(name string, args [][]byte) bool {
 
 // ttlReply appends reply, a TTL read's answer from the shard, with the
 // grace taken off.
-func (c *client) ttlReply(out, reply []byte, mode ttlMode) []byte {
+func (c *session) ttlReply(out, reply []byte, mode ttlMode) []byte {
 	grace := c.s.cfg.TTLGrace.Milliseconds()
 	if mode&ttlFields == 0 {
 		v, ok := intReply(reply)
 		if !ok {
 			return append(out, reply...)
 		}
-		return resp.AppendInt(out, ungrace(v, grace, mode))
+		return redcon.AppendInt(out, ungrace(v, grace, mode))
 	}
 	n, p, ok := resp.AggregateHeader(reply)
 	if !ok || reply[0] != resp.TypeArray {
@@ -96,11 +97,11 @@ func (c *client) ttlReply(out, reply []byte, mode ttlMode) []byte {
 	for range n {
 		l, err := resp.ReplyLen(reply[p:], relayed)
 		if err != nil {
-			return resp.AppendError(out[:start], "ERR unexpected reply from shard")
+			return redcon.AppendError(out[:start], "ERR unexpected reply from shard")
 		}
 		e := reply[p : p+l]
 		if v, ok := intReply(e); ok {
-			out = resp.AppendInt(out, ungrace(v, grace, mode))
+			out = redcon.AppendInt(out, ungrace(v, grace, mode))
 		} else {
 			out = append(out, e...)
 		}
@@ -137,7 +138,7 @@ type ttlMark struct {
 
 // ttlQueued turns a TTL read queued in MULTI into its millisecond form
 // and marks its reply for ttlExec.
-func (c *client) ttlQueued(t *txState, name string, args [][]byte) [][]byte {
+func (c *session) ttlQueued(t *txState, name string, args [][]byte) [][]byte {
 	if c.s.cfg.TTLGrace <= 0 {
 		return args
 	}
@@ -153,7 +154,7 @@ func (c *client) ttlQueued(t *txState, name string, args [][]byte) [][]byte {
 }
 
 // ttlExec takes the grace off the marked elements of EXEC's reply.
-func (c *client) ttlExec(t *txState, reply []byte) []byte {
+func (c *session) ttlExec(t *txState, reply []byte) []byte {
 	if len(t.ttls) == 0 {
 		return reply
 	}
@@ -166,7 +167,7 @@ func (c *client) ttlExec(t *txState, reply []byte) []byte {
 	for i := range n {
 		l, err := resp.ReplyLen(reply[p:], relayed)
 		if err != nil {
-			return resp.AppendError(nil, "ERR unexpected reply from shard")
+			return redcon.AppendError(nil, "ERR unexpected reply from shard")
 		}
 		e := reply[p : p+l]
 		if len(marks) > 0 && marks[0].at == i {

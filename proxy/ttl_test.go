@@ -88,7 +88,7 @@ func TestTTLGrace(t *testing.T) {
 // TestTTLReplyFields checks the per-field arrays of HTTL and friends
 // (hash-field TTLs need Redis 7.4+ shards).
 func TestTTLReplyFields(t *testing.T) {
-	c := &client{s: &Server{cfg: Config{TTLGrace: 5 * time.Second}}}
+	c := &session{s: &Server{cfg: Config{TTLGrace: 5 * time.Second}}}
 	ms := func(v int64) string { return ":" + strconv.FormatInt(v, 10) + "\r\n" }
 	reply := []byte("*5\r\n:-2\r\n:-1\r\n" + ms(6500) + ms(4000) + ms(1700000005000))
 	cases := []struct {
@@ -129,7 +129,7 @@ func FuzzTTLReply(f *testing.F) {
 	} {
 		f.Add([]byte(s), uint8(0))
 	}
-	c := &client{s: &Server{cfg: Config{TTLGrace: 5 * time.Second}}}
+	c := &session{s: &Server{cfg: Config{TTLGrace: 5 * time.Second}}}
 	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
 		reply, err := resp.ReadReply(bufio.NewReader(bytes.NewReader(data)), nil, resp.Limits{})
 		if err != nil {

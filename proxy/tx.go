@@ -3,7 +3,6 @@ package proxy
 import (
 	"strconv"
 
-	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
@@ -35,7 +34,7 @@ func (t *txState) queued() int {
 
 // queue checks one command inside MULTI and answers +QUEUED, or an error
 // that makes EXEC abort, as Redis does.
-func (c *client) queue(name string, args [][]byte) {
+func (c *session) queue(name string, args [][]byte) {
 	t := c.tx
 	fail := func(msg string) {
 		t.dirty = true
@@ -75,17 +74,17 @@ func (c *client) queue(name string, args [][]byte) {
 	args = c.ttlQueued(t, name, args)
 	t.reqs = resp.AppendCommand(t.reqs, args...)
 	t.ends = append(t.ends, len(t.reqs))
-	c.replyRaw([]byte("+QUEUED\r\n"))
+	c.replySimple("QUEUED")
 }
 
 // exec sends the queued commands wrapped in MULTI/EXEC and answers EXEC's
 // reply: on the WATCH connection when the client watches keys, else as
 // one block on the shared connection.
-func (c *client) exec() {
+func (c *session) exec() {
 	t := c.tx
 	c.tx = nil
 	if c.watching != nil {
-		c.execWatched(t)
+		c.drv.execWatched(t)
 		return
 	}
 	switch {
@@ -93,27 +92,29 @@ func (c *client) exec() {
 		c.replyErr("EXECABORT Transaction discarded because of previous errors.")
 		return
 	case len(t.ends) == 0:
-		c.replyRaw([]byte("*0\r\n"))
+		c.replyArrayLen(0)
 		return
 	}
-	c.run() // earlier commands of the batch go first
 	shard := max(t.shard, 0)
-	calls := make([]*pool.Call, 0, len(t.ends)+2)
-	calls = append(calls, &pool.Call{Req: resp.AppendCommandString(nil, "MULTI")})
+	bk := c.bk[shard]
+	k := &cont{block: true} // one block no other client's command can split
+	k.add(bk, resp.AppendCommandString(nil, "MULTI"))
 	start := 0
 	for _, end := range t.ends {
-		calls = append(calls, &pool.Call{Req: t.reqs[start:end]})
+		k.add(bk, t.reqs[start:end])
 		start = end
 	}
-	calls = append(calls, &pool.Call{Req: resp.AppendCommandString(nil, "EXEC")})
-	c.bk[shard].Pipeline(c.s.ctx, calls)
-	for _, cl := range calls {
-		if cl.Err != nil {
-			c.replyErr(shardErr(shard, cl.Err))
-			return
+	k.add(bk, resp.AppendCommandString(nil, "EXEC"))
+	k.next = func(k *cont) {
+		for i := range k.calls {
+			if err := k.calls[i].Err; err != nil {
+				c.replyErr(shardErr(shard, err))
+				return
+			}
 		}
+		c.replyRaw(c.ttlExec(t, k.calls[len(k.calls)-1].Reply))
 	}
-	c.replyRaw(c.ttlExec(t, calls[len(calls)-1].Reply))
+	c.then(k) // after the commands planned before it
 }
 
 // WATCH pins the client to the watched keys' shard: WATCH runs on a shard
@@ -166,7 +167,7 @@ func (c *client) watch(args [][]byte) {
 }
 
 // unwatch ends a watch: closing its connection unwatches every key.
-func (c *client) unwatch() {
+func (c *session) unwatch() {
 	if c.watching == nil {
 		return
 	}
