@@ -27,3 +27,19 @@ HZ=$(getconf CLK_TCK)
 # (1/HZ s): fields 14 and 15 of /proc/<pid>/stat, counted after the ")"
 # that ends the command name.
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+# nutcracker_conf file listen_port shard_port... writes a twemproxy config
+# that places keys like Redis Cluster over 3 shards (crc16 % shards), one
+# connection per shard.
+nutcracker_conf() {
+	local file=$1 listen=$2 i=0
+	shift 2
+	{
+		printf 'bench:\n  listen: 127.0.0.1:%s\n  hash: crc16\n  distribution: modula\n' "$listen"
+		printf '  redis: true\n  auto_eject_hosts: false\n  server_connections: 1\n  servers:\n'
+		for p in "$@"; do
+			i=$((i + 1))
+			printf '    - 127.0.0.1:%s:1 s%d\n' "$p" "$i"
+		done
+	} >"$file"
+}

@@ -52,19 +52,7 @@ ulimit -n 32768 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 PROXY_PID=$!
 PIDS+=($PROXY_PID)
 
-cat >"$WORK/nutcracker.yml" <<EOF
-bench:
-  listen: 127.0.0.1:$TWEM
-  hash: crc16
-  distribution: modula
-  redis: true
-  auto_eject_hosts: false
-  server_connections: 1
-  servers:
-    - 127.0.0.1:$S1:1 s1
-    - 127.0.0.1:$S2:1 s2
-    - 127.0.0.1:$S3:1 s3
-EOF
+nutcracker_conf "$WORK/nutcracker.yml" "$TWEM" "$S1" "$S2" "$S3"
 nutcracker -c "$WORK/nutcracker.yml" -o "$WORK/nutcracker.log" -s $((BASE_PORT + 5)) &
 TWEM_PID=$!
 PIDS+=($TWEM_PID)

@@ -49,19 +49,7 @@ for p in $S1 $S2 $S3; do wait_port "$p"; done
 ulimit -n 32768 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 SHARDS="127.0.0.1:$S1,127.0.0.1:$S2,127.0.0.1:$S3"
 
-cat >"$WORK/nutcracker.yml" <<YML
-bench:
-  listen: 127.0.0.1:${PORT[nutcracker]}
-  hash: crc16
-  distribution: modula
-  redis: true
-  auto_eject_hosts: false
-  server_connections: 1
-  servers:
-    - 127.0.0.1:$S1:1 s1
-    - 127.0.0.1:$S2:1 s2
-    - 127.0.0.1:$S3:1 s3
-YML
+nutcracker_conf "$WORK/nutcracker.yml" "${PORT[nutcracker]}" "$S1" "$S2" "$S3"
 nutcracker -c "$WORK/nutcracker.yml" -o "$WORK/nutcracker.log" -s $((BASE_PORT + 8)) &
 PID[nutcracker]=$!
 "$WORK/proxybench" serve -listen "127.0.0.1:${PORT[proxy]}" -allow-writes -shards "$SHARDS" >"$WORK/proxy.log" 2>&1 &
