@@ -168,59 +168,88 @@ func (s Shard) PoolConfig(shard, db int, tmpl pool.Config) pool.Config {
 // calls fail with pool.ErrClosed.
 func (d *Destination) Backend(shard, db int) *pool.Backend { return d.def.Get(shard, db) }
 
-// Pools is a set of backends, one per (shard, db), created on first use
-// from one template: the syncer's (Destination.Backend) and the proxy's
-// differ in connection counts, timeouts and reply limits.
-type Pools struct {
-	d    *Destination
-	tmpl pool.Config
+// NodePool is the backends of one node, one per database, created on
+// first use from one template. A shard's primary and each of its replicas
+// (the proxy's replica reads) have one.
+type NodePool struct {
+	node  Shard
+	shard int
+	tmpl  pool.Config
 
 	mu       sync.Mutex
 	closed   bool
-	backends map[poolKey]*pool.Backend
+	backends map[int]*pool.Backend // by database
 }
 
-type poolKey struct{ shard, db int }
+// NewNodePool returns the backends of node, which serves shard, built
+// from tmpl (see Shard.PoolConfig).
+func NewNodePool(node Shard, shard int, tmpl pool.Config) *NodePool {
+	return &NodePool{node: node, shard: shard, tmpl: tmpl, backends: map[int]*pool.Backend{}}
+}
+
+// Get returns the backend of database db, creating it on first use. After
+// Close it returns a closed backend whose calls fail with pool.ErrClosed.
+func (p *NodePool) Get(db int) *pool.Backend {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b := p.backends[db]; b != nil {
+		return b
+	}
+	b := pool.NewBackend(p.node.PoolConfig(p.shard, db, p.tmpl))
+	if p.closed {
+		_ = b.Close()
+		return b
+	}
+	p.backends[db] = b
+	return b
+}
+
+// Close closes every backend of the node. Calls in flight fail with
+// pool.ErrClosed.
+func (p *NodePool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	bs := p.backends
+	p.backends = map[int]*pool.Backend{}
+	p.mu.Unlock()
+	for _, b := range bs {
+		_ = b.Close()
+	}
+}
+
+// Pools is a set of backends, one NodePool per shard's primary, all from
+// one template: the syncer's (Destination.Backend) and the proxy's differ
+// in connection counts, timeouts and reply limits.
+type Pools struct {
+	nodes []*NodePool // by shard
+}
 
 // NewPools returns a new set of backends built from tmpl (see
 // PoolConfig). Close closes it, as does the Destination's Close.
 func (d *Destination) NewPools(tmpl pool.Config) *Pools {
-	p := &Pools{d: d, tmpl: tmpl, backends: map[poolKey]*pool.Backend{}}
+	p := &Pools{nodes: make([]*NodePool, d.Len())}
+	for i := range p.nodes {
+		p.nodes[i] = NewNodePool(d.cfg.Shards[i], i, tmpl)
+	}
 	d.mu.Lock()
 	d.sets = append(d.sets, p)
-	p.closed = d.closed
+	closed := d.closed
 	d.mu.Unlock()
+	if closed {
+		p.Close()
+	}
 	return p
 }
 
 // Get returns the backend of (shard, db), creating it on first use. After
 // Close it returns a closed backend whose calls fail with pool.ErrClosed.
-func (p *Pools) Get(shard, db int) *pool.Backend {
-	k := poolKey{shard, db}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if b := p.backends[k]; b != nil {
-		return b
-	}
-	b := pool.NewBackend(p.d.PoolConfig(shard, db, p.tmpl))
-	if p.closed {
-		_ = b.Close()
-		return b
-	}
-	p.backends[k] = b
-	return b
-}
+func (p *Pools) Get(shard, db int) *pool.Backend { return p.nodes[shard].Get(db) }
 
 // Close closes every backend of the set. Calls in flight fail with
 // pool.ErrClosed.
 func (p *Pools) Close() {
-	p.mu.Lock()
-	p.closed = true
-	bs := p.backends
-	p.backends = map[poolKey]*pool.Backend{}
-	p.mu.Unlock()
-	for _, b := range bs {
-		_ = b.Close()
+	for _, n := range p.nodes {
+		n.Close()
 	}
 }
 

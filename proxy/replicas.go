@@ -98,8 +98,6 @@ type rnode struct {
 	addr   string
 	static bool
 	shard  int
-	node   destination.Shard // how to reach it
-	tmpl   pool.Config       // the proxy's backend template
 
 	inRotation atomic.Bool
 	reachable  atomic.Bool  // the last check answered (whatever its lag)
@@ -110,40 +108,13 @@ type rnode struct {
 	linkDown   atomic.Int64
 	errors     atomic.Int64
 
-	mu     sync.Mutex
-	closed bool
-	bks    map[int]*pool.Backend // by database
+	pool *destination.NodePool // its backends, one per database
 }
 
 // backend returns the node's backend of database db.
-func (n *rnode) backend(db int) *pool.Backend {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if b := n.bks[db]; b != nil {
-		return b
-	}
-	cfg := n.node.PoolConfig(n.shard, db, n.tmpl)
-	cfg.Observer = nil // shard metrics are the primary's
-	b := pool.NewBackend(cfg)
-	if n.closed {
-		b.Close()
-	}
-	if n.bks == nil {
-		n.bks = make(map[int]*pool.Backend)
-	}
-	n.bks[db] = b
-	return b
-}
+func (n *rnode) backend(db int) *pool.Backend { return n.pool.Get(db) }
 
-func (n *rnode) close() {
-	n.mu.Lock()
-	n.closed = true
-	bks := n.bks
-	n.mu.Unlock()
-	for _, b := range bks {
-		b.Close()
-	}
-}
+func (n *rnode) close() { n.pool.Close() }
 
 // A node's state after its last check.
 const (
@@ -211,7 +182,7 @@ func newReplicas(s *Server) *replicas {
 		sn := &shardNodes{shard: i, primary: d.Shard(i), tmpl: s.cfg.Backend}
 		var nodes []*rnode
 		for _, rc := range d.Replicas(i) {
-			nodes = append(nodes, &rnode{addr: rc.Addr, static: true, shard: i, node: rc, tmpl: s.cfg.Backend})
+			nodes = append(nodes, &rnode{addr: rc.Addr, static: true, shard: i, pool: replicaPool(rc, i, s.cfg.Backend)})
 		}
 		sn.nodes.Store(&nodes)
 		r.shards = append(r.shards, sn)
@@ -223,7 +194,14 @@ func newReplicas(s *Server) *replicas {
 func (sn *shardNodes) newNode(addr string) *rnode {
 	node := sn.primary
 	node.Addr = addr
-	return &rnode{addr: addr, shard: sn.shard, node: node, tmpl: sn.tmpl}
+	return &rnode{addr: addr, shard: sn.shard, pool: replicaPool(node, sn.shard, sn.tmpl)}
+}
+
+// replicaPool returns the backends of a replica of shard, built from the
+// proxy's template without its observer: shard metrics are the primary's.
+func replicaPool(node destination.Shard, shard int, tmpl pool.Config) *destination.NodePool {
+	tmpl.Observer = nil
+	return destination.NewNodePool(node, shard, tmpl)
 }
 
 // run checks the nodes every ReplicaRefresh until ctx ends, then closes

@@ -80,18 +80,7 @@ func serveProxyOnly(ctx context.Context, cfg *config.Config, log *slog.Logger, r
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return prox.Serve(gctx) })
-	g.Go(func() error {
-		if err := hs.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return hs.Shutdown(sctx)
-	})
+	serveAdmin(gctx, g, hs, adminLn)
 	log.Info("replicaof serving the proxy only (no syncer)", "proxy", prox.Addr().String(),
 		"admin", "http://"+adminLn.Addr().String(), "shards", dest.Len(), "read_from", readFrom.String())
 	if ready != nil {

@@ -219,18 +219,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sup.Run(gctx) })
 	g.Go(func() error { return prox.Serve(gctx) })
-	g.Go(func() error {
-		if err := hs.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return hs.Shutdown(sctx)
-	})
+	serveAdmin(gctx, g, hs, adminLn)
 	if path != "" {
 		g.Go(func() error { return reloadOnHUP(gctx, path, sup, log) })
 	}
@@ -408,3 +397,20 @@ func advertised(a net.Addr) string {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// serveAdmin runs hs on ln in g until ctx ends, then shuts it down,
+// giving requests in flight 5 seconds.
+func serveAdmin(ctx context.Context, g *errgroup.Group, hs *http.Server, ln net.Listener) {
+	g.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+}
