@@ -44,6 +44,8 @@ type Server struct {
 	idled    atomic.Int64 // times a client gave its buffers back while idle
 	served   atomic.Bool
 	relays   atomic.Int64 // replication relays running
+	// clients closed for replies over MaxPendingHard (pending.go)
+	overPending atomic.Int64
 
 	hidden hiddenCache
 	rep    *replicas // nil with ReadPrimary
