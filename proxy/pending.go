@@ -20,12 +20,14 @@ import (
 //     per reply, so it is at most slowStartOps commands. A batch has at
 //     least one command.
 //   - A batch of several commands whose replies, once the shards
-//     answered, pass Config.MaxPendingHard is not written: the client is
-//     closed with a log line and counted (INFO stats
-//     client_output_buffer_limit_disconnections). This happens only when
-//     replies grow suddenly past the estimate. A single command's reply
-//     is always written, whatever its size (the shards' reply limit,
-//     pool.Config.Limits.MaxReply, bounds it).
+//     answered, pass Config.MaxPendingHard (replies grew suddenly past
+//     the estimate) is written if the client took every earlier reply;
+//     if earlier replies still wait in its socket (SIOCOUTQ, Linux: it
+//     is not reading), it is not written: the client is closed with a
+//     log line and counted (INFO stats
+//     client_output_buffer_limit_disconnections). A single command's
+//     reply is always written, whatever its size (the shards' reply
+//     limit, pool.Config.Limits.MaxReply, bounds it).
 //   - Replies are written in chunks of writeChunk, each with the write
 //     deadline moved on, so a client that reads slowly keeps its
 //     connection while one that takes nothing for Config.Timeout is
@@ -70,7 +72,8 @@ func (c *client) pendingBytes() int64 {
 
 // overPending closes the client, with a log line, when the batch just
 // run holds more than MaxPendingHard bytes of replies for more than one
-// command, and reports whether it did. Call with wmu held.
+// command while earlier replies still wait in its socket (it is not
+// reading them), and reports whether it did. Call with wmu held.
 func (c *client) overPending() bool {
 	if len(c.ops) < 2 {
 		return false
@@ -79,7 +82,11 @@ func (c *client) overPending() bool {
 	if n <= c.s.cfg.MaxPendingHard {
 		return false
 	}
-	c.s.closedOverPending(c.id, c.nc.RemoteAddr(), n)
+	unsent, ok := unsentBytes(c.nc)
+	if !ok || unsent == 0 {
+		return false // it took every earlier reply: it gets these too
+	}
+	c.s.closedOverPending(c.id, c.nc.RemoteAddr(), n+int64(unsent))
 	c.closeNow = true
 	c.nc.Close()
 	return true
