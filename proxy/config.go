@@ -128,10 +128,11 @@ type Config struct {
 	// pipelined batch where its replies are expected to reach
 	// MaxPending (pending.go).
 	MaxPending int64
-	// MaxPendingHard is the hard limit: a client with more replies than
-	// this waiting is closed, with a log line, and counted in INFO stats
-	// client_output_buffer_limit_disconnections (default 4 × MaxPending;
-	// not below MaxPending).
+	// MaxPendingHard is the hard limit: a client that is not taking its
+	// replies and has more than this waiting is closed, with a log line,
+	// and counted in INFO stats client_output_buffer_limit_disconnections
+	// (default 4 × MaxPending; not below MaxPending). A single reply
+	// larger than it is still delivered.
 	MaxPendingHard int64
 
 	// idleAfter is how long a client waits for its next command holding
