@@ -148,6 +148,34 @@ func TestClusterOpen(t *testing.T) {
 		}
 	}
 
+	// Refreshes asked for at once share one flight; all succeed.
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() { errs <- d.Refresh(ctx) }()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A connection that fails under a command is not sent the command
+	// again: its outcome is unknown.
+	kb := c.KeyInShard(1, "b")
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { _, err := d.Do(ctx, 1, 0, "BLPOP", kb, "5"); done <- err }()
+	admin := c.MasterOf(1).Client()
+	harness.WaitFor(t, 5*time.Second, "BLPOP blocks", func() bool {
+		return strings.Contains(admin.ClientList(ctx).Val(), "cmd=blpop")
+	})
+	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, pool.ErrShardDown) || time.Since(start) > 4*time.Second {
+		t.Fatalf("Do on a killed connection: %v after %v", err, time.Since(start))
+	}
+
 	// A standalone server opens as standalone shards.
 	r := harness.StartRedis(t)
 	sd, err := destination.Open(ctx, destination.Config{Shards: []destination.Shard{{Addr: r.Addr}}})
