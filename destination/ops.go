@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,12 @@ func (d *Destination) doCluster(ctx context.Context, shard, db int, req []byte) 
 			break
 		}
 		if r, ok := ParseRedirect(reply); ok {
+			if host, port, _ := net.SplitHostPort(r.Addr); host == "" {
+				// The node does not know its address: it is the one
+				// that answered's host.
+				h, _, _ := net.SplitHostPort(b.Addr())
+				r.Addr = net.JoinHostPort(h, port)
+			}
 			if !r.Ask {
 				d.Moved(r)
 			}
