@@ -409,3 +409,49 @@ func TestClusterTopologyChanged(t *testing.T) {
 		t.Fatalf("second Refresh: %v (class %v)", err, errclass.Classify(err))
 	}
 }
+
+// A multi-key command meeting a migration (TRYAGAIN) is sent again until
+// the migration ends, then follows MOVED.
+func TestClusterTryAgain(t *testing.T) {
+	c := harness.StartCluster(t, 3, 0)
+	ctx := harness.Context(t, time.Minute)
+	d := openCluster(t, ctx, destination.Config{Refresh: time.Hour}, c.Nodes[0].Addr)
+	tag := "{" + router.SlotTag(7) + "}"
+	k1, k2 := tag+"a", tag+"b"
+	for _, k := range []string{k1, k2} {
+		if _, err := d.Do(ctx, 0, 0, "SET", k, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, dst := c.Nodes[0].Client(), c.Nodes[1].Client()
+	srcID, dstID := src.ClusterMyID(ctx).Val(), dst.ClusterMyID(ctx).Val()
+	must := func(cl *redis.Client, args ...any) {
+		t.Helper()
+		if err := cl.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	must(dst, "CLUSTER", "SETSLOT", 7, "IMPORTING", srcID)
+	must(src, "CLUSTER", "SETSLOT", 7, "MIGRATING", dstID)
+	must(src, "MIGRATE", "127.0.0.1", c.Nodes[1].Port, "", 0, 5000, "KEYS", k1)
+	if reply, err := src.Do(ctx, "MGET", k1, k2).Result(); err == nil || !strings.HasPrefix(fmt.Sprint(err), "TRYAGAIN") {
+		t.Fatalf("MGET during the migration answered %v, %v; want TRYAGAIN", reply, err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		reply, err := d.Do(ctx, 0, 0, "MGET", k1, k2)
+		got <- fmt.Sprintf("%q %v", reply, err)
+	}()
+	time.Sleep(300 * time.Millisecond) // a few TRYAGAINs
+	must(src, "MIGRATE", "127.0.0.1", c.Nodes[1].Port, "", 0, 5000, "KEYS", k2)
+	for _, n := range []*redis.Client{dst, src, c.Nodes[2].Client()} {
+		must(n, "CLUSTER", "SETSLOT", 7, "NODE", dstID)
+	}
+	want := fmt.Sprintf("%q <nil>", "*2\r\n$"+strconv.Itoa(len(k1))+"\r\n"+k1+"\r\n$"+strconv.Itoa(len(k2))+"\r\n"+k2+"\r\n")
+	if g := <-got; g != want {
+		t.Fatalf("MGET across the migration: %s, want %s", g, want)
+	}
+	if d.Map().ShardOfSlot(7) != 1 {
+		t.Fatalf("slot 7 on group %d after MOVED, want 1", d.Map().ShardOfSlot(7))
+	}
+}
