@@ -127,6 +127,10 @@ func TestClusterOpen(t *testing.T) {
 	if err := d.Mark(ctx, "m"); err != nil {
 		t.Fatal(err)
 	}
+	// Mark waited for the replicas: group 2's has its marker already.
+	if got := doStr(t, ctx, rb, "EXISTS", d.MarkerKeyOf(2)); got != ":1" {
+		t.Fatalf("the replica lacks the marker right after Mark: %s", got)
+	}
 	st, err := d.Probe(ctx)
 	if err != nil {
 		t.Fatal(err)
