@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
@@ -329,5 +330,54 @@ func TestClusterPassword(t *testing.T) {
 	_, err := destination.Open(ctx, destination.Config{Shards: []destination.Shard{{Addr: c.Nodes[0].Addr, Password: "bad"}}})
 	if err == nil {
 		t.Fatal("Open with a wrong password succeeded")
+	}
+}
+
+// A master outside every group that gets slots (here a replica reset
+// into a new, empty master) fails Refresh with ErrTopologyChanged, for
+// good.
+func TestClusterTopologyChanged(t *testing.T) {
+	c := harness.StartCluster(t, 3, 1)
+	ctx := harness.Context(t, 2*time.Minute)
+	d := openCluster(t, ctx, destination.Config{Refresh: time.Hour}, c.Nodes[0].Addr)
+	n := c.Nodes[5] // group 2's replica
+	nc := n.Client()
+	if err := nc.Do(ctx, "CLUSTER", "RESET", "HARD").Err(); err != nil {
+		t.Fatal(err)
+	}
+	newID := nc.ClusterMyID(ctx).Val()
+	// Meet node 0 at its cluster bus port, as CLUSTER NODES shows it.
+	m0 := c.Nodes[0].Client()
+	var bus string
+	for line := range strings.SplitSeq(m0.ClusterNodes(ctx).Val(), "\n") {
+		if strings.Contains(line, "myself") {
+			addr := strings.Fields(line)[1] // ip:port@bus[,hostname]
+			bus = strings.SplitN(strings.SplitN(addr, "@", 2)[1], ",", 2)[0]
+		}
+	}
+	if err := nc.Do(ctx, "CLUSTER", "MEET", "127.0.0.1", c.Nodes[0].Port, bus).Err(); err != nil {
+		t.Fatal(err)
+	}
+	masters := []*redis.Client{m0, c.Nodes[1].Client(), c.Nodes[2].Client(), nc}
+	harness.WaitFor(t, 30*time.Second, "every master knows the new node", func() bool {
+		for _, m := range masters {
+			if !strings.Contains(m.ClusterNodes(ctx).Val(), newID) {
+				return false
+			}
+		}
+		return true
+	})
+	const slot = 16383 // group 2's, empty
+	for _, m := range masters {
+		if err := m.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", newID).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	harness.WaitFor(t, 30*time.Second, "Refresh sees the new master", func() bool {
+		return errors.Is(d.Refresh(ctx), destination.ErrTopologyChanged)
+	})
+	err := d.Refresh(ctx)
+	if !errors.Is(err, destination.ErrTopologyChanged) || !strings.Contains(err.Error(), newID) || errclass.Classify(err) != errclass.Fatal {
+		t.Fatalf("second Refresh: %v (class %v)", err, errclass.Classify(err))
 	}
 }
