@@ -77,7 +77,7 @@ func init() {
 		"readwrite":    {hLocal, "", func(c *session, _ string, a [][]byte) { c.replyOK() }},
 		"dbsize":       {hFanout, "summed, less replicaof's own keys; exact right after a flush", func(c *session, _ string, a [][]byte) { c.dbsize(a) }},
 		"keys":         {hFanout, "every shard's keys, less replicaof's own", func(c *session, _ string, a [][]byte) { c.keysCmd(a) }},
-		"scan":         {hFanout, "the shards one after another; the cursor carries the shard", func(c *session, _ string, a [][]byte) { c.scan(a) }},
+		"scan":         {hFanout, "the shards one after another; the cursor carries the shard and a tag of the topology: after resharding or a failover of the shard being scanned it is refused (start again from 0)", func(c *session, _ string, a [][]byte) { c.scan(a) }},
 		"randomkey":    {hFanout, "one of the shards' answers, never one of replicaof's own keys", func(c *session, _ string, a [][]byte) { c.randomKey(a) }},
 		"mget":         {hSplit, "", func(c *session, _ string, a [][]byte) { c.split(a) }},
 		"exists":       {hSplit, "counts summed", func(c *session, _ string, a [][]byte) { c.split(a) }},
