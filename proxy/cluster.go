@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/router"
 	"github.com/tidwall/redcon"
 )
@@ -159,4 +160,16 @@ func (c *session) clusterKeySlot(args [][]byte) {
 	lo := len(c.local)
 	c.local = redcon.AppendInt(c.local, int64(router.Slot(args[2])))
 	c.localOp(lo)
+}
+
+// current reports whether bs are still the backends of every shard's
+// node: a cluster group's master changes with a failover (the
+// destination's Pools follow it; the proxy's cached sets are rebuilt).
+func (p *shardPools) current(bs []*pool.Backend) bool {
+	for i, b := range bs {
+		if b.Addr() != p.d.Addr(i) {
+			return false
+		}
+	}
+	return true
 }
