@@ -17,6 +17,7 @@ import (
 
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/tlsutil"
 )
 
 // clusterWait bounds every wait of the cluster harness: forming the
@@ -45,6 +46,8 @@ type Cluster struct {
 	masters  int
 	replicas int             // per shard
 	password string          // requirepass and masterauth of every node; "" for none
+	tls      *tlsutil.Files  // the certificates of a TLS cluster; nil for plain TCP
+	tlsPorts []int           // each node's TLS port (TLS clusters), by node index
 	ids      []string        // cluster node IDs, by node index
 	bus      []int           // cluster bus ports, by node index
 	admin    []*redis.Client // one plain client per node, by node index
@@ -64,6 +67,14 @@ type ClusterOptions struct {
 	// harness's own clients (Client, Masters, each node's Client) and
 	// redis-cli use it.
 	Password string
+	// TLS, when set, gives every node a TLS port (TLSAddr) next to its
+	// plain one, with the demo proxy certificate of these files, clients
+	// certificates optional, and TLS on the cluster bus and between
+	// masters and replicas (tls-cluster, tls-replication); the harness's
+	// own clients keep the plain ports. Redis then names a node by its
+	// TLS port to TLS clients (CLUSTER SLOTS, SHARDS, MOVED) and by its
+	// plain port to the others.
+	TLS *tlsutil.Files
 	// Extra holds more `--name value` redis-server arguments for every
 	// node.
 	Extra []string
@@ -103,7 +114,7 @@ func StartClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 	}
 	n := masters * (1 + replicasPerMaster)
 	c := &Cluster{
-		t: t, masters: masters, replicas: replicasPerMaster, password: o.Password,
+		t: t, masters: masters, replicas: replicasPerMaster, password: o.Password, tls: o.TLS,
 		ids: make([]string, n), admin: make([]*redis.Client, n),
 		cur: make([]int, masters), down: make([]bool, n),
 	}
@@ -115,10 +126,18 @@ func StartClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 		if o.Password != "" {
 			extra = append([]string{"--requirepass", o.Password, "--masterauth", o.Password}, extra...)
 		}
-		r, bus := startClusterNode(t, extra...)
+		if o.TLS != nil {
+			extra = append([]string{
+				"--tls-cert-file", o.TLS.ProxyCert, "--tls-key-file", o.TLS.ProxyKey,
+				"--tls-ca-cert-file", o.TLS.CA, "--tls-auth-clients", "optional",
+				"--tls-cluster", "yes", "--tls-replication", "yes",
+			}, extra...)
+		}
+		r, bus, tlsPort := startClusterNode(t, o.TLS != nil, extra...)
 		r.Password = o.Password
 		c.Nodes = append(c.Nodes, r)
 		c.bus = append(c.bus, bus)
+		c.tlsPorts = append(c.tlsPorts, tlsPort)
 		c.admin[i] = r.Client()
 	}
 	t.Cleanup(func() {
@@ -232,9 +251,10 @@ func StartClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 // startClusterNode starts one cluster-enabled redis-server like StartRedis
 // does, with its cluster bus on a port of its own: the default bus port,
 // port+10000, does not exist for ports above 55535, which the kernel hands
-// out as free ports. It retries when the bus port was taken meanwhile, and
-// returns the node and its bus port.
-func startClusterNode(t testing.TB, extra ...string) (*Redis, int) {
+// out as free ports. With tls it also listens for TLS on a port of its
+// own. It retries when a port it picked was taken meanwhile, and returns
+// the node, its bus port and its TLS port (0 without tls).
+func startClusterNode(t testing.TB, tls bool, extra ...string) (*Redis, int, int) {
 	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -242,6 +262,14 @@ func startClusterNode(t testing.TB, extra ...string) (*Redis, int) {
 		bus, err := redisproc.FreePort()
 		if err != nil {
 			t.Fatalf("harness: no free port: %v", err)
+		}
+		args := extra
+		tlsPort := 0
+		if tls {
+			if tlsPort, err = redisproc.FreePort(); err != nil {
+				t.Fatalf("harness: no free port: %v", err)
+			}
+			args = append([]string{"--tls-port", strconv.Itoa(tlsPort)}, extra...)
 		}
 		r, err := start(t, dir, append([]string{
 			"--cluster-enabled", "yes",
@@ -256,15 +284,32 @@ func startClusterNode(t testing.TB, extra ...string) (*Redis, int) {
 			"--cluster-allow-replica-migration", "no",
 			// Replicas sync at once, not after 5 s.
 			"--repl-diskless-sync-delay", "0",
-		}, extra...)...)
+		}, args...)...)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		return r, bus
+		return r, bus, tlsPort
 	}
 	t.Fatalf("harness: cluster node did not start: %v", lastErr)
-	return nil, 0
+	return nil, 0, 0
+}
+
+// TLSAddr returns node i's TLS address (a cluster started with TLS).
+func (c *Cluster) TLSAddr(i int) string {
+	if c.tls == nil {
+		c.t.Fatalf("harness: TLSAddr: the cluster has no TLS")
+	}
+	return "127.0.0.1:" + strconv.Itoa(c.tlsPorts[i])
+}
+
+// replPort is the port node i's replicas connect to: its TLS port with
+// tls-replication, else its port.
+func (c *Cluster) replPort(i int) int {
+	if c.tls != nil {
+		return c.tlsPorts[i]
+	}
+	return c.Nodes[i].Port
 }
 
 // SlotRange returns the first and last slot shard s started with.
@@ -487,9 +532,16 @@ func (c *Cluster) Reshard(t testing.TB, ctx context.Context, from, to, n int) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(rctx, cli, "--cluster", "reshard", c.Nodes[dst].Addr,
+	// MIGRATE between the nodes of a TLS cluster goes over TLS: redis-cli
+	// must see the nodes' TLS ports, so it talks TLS too.
+	args := []string{"--cluster", "reshard", c.Nodes[dst].Addr}
+	if c.tls != nil {
+		args = []string{"--tls", "--cacert", c.tls.CA, "--cert", c.tls.ProxyCert, "--key", c.tls.ProxyKey,
+			"--cluster", "reshard", c.TLSAddr(dst)}
+	}
+	cmd := exec.CommandContext(rctx, cli, append(args,
 		"--cluster-from", c.ids[src], "--cluster-to", c.ids[dst],
-		"--cluster-slots", strconv.Itoa(n), "--cluster-yes")
+		"--cluster-slots", strconv.Itoa(n), "--cluster-yes")...)
 	cmd.Env = os.Environ()
 	if c.password != "" {
 		cmd.Env = append(cmd.Env, "REDISCLI_AUTH="+c.password)
@@ -670,7 +722,7 @@ func (c *Cluster) waitHealthy(t testing.TB, ctx context.Context, what string) {
 			switch {
 			case i == m && info["role"] != "master":
 				return fmt.Sprintf("%s: role %s, want master", addr, info["role"])
-			case i != m && (info["role"] != "slave" || info["master_port"] != strconv.Itoa(c.Nodes[m].Port)):
+			case i != m && (info["role"] != "slave" || info["master_port"] != strconv.Itoa(c.replPort(m))):
 				return fmt.Sprintf("%s: role %s of port %s, want replica of %s", addr, info["role"], info["master_port"], c.Nodes[m].Addr)
 			case i != m && info["master_link_status"] != "up":
 				return fmt.Sprintf("%s: master_link_status %s", addr, info["master_link_status"])

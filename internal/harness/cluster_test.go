@@ -20,6 +20,7 @@ import (
 
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/tlsutil"
 )
 
 func TestClusterSlotRanges(t *testing.T) {
@@ -427,6 +428,44 @@ func TestClusterReshardWithPassword(t *testing.T) {
 	for i := 0; i < 3000; i += 97 {
 		if v, err := c.Client().Get(ctx, fmt.Sprint("k:", i)).Result(); err != nil || v != strconv.Itoa(i) {
 			t.Fatalf("k:%d after the reshard: %q %v", i, v, err)
+		}
+	}
+}
+
+// A TLS cluster: TLS clients see the nodes' TLS ports in CLUSTER SLOTS,
+// replicas follow over TLS through a failover, and Reshard (redis-cli over
+// TLS, MIGRATE over TLS) moves slots with their keys.
+func TestClusterTLS(t *testing.T) {
+	ctx := Context(t, 2*time.Minute)
+	certs, err := tlsutil.GenerateDemo(filepath.Join(t.TempDir(), "certs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := StartClusterWith(t, ClusterOptions{Masters: 3, ReplicasPerMaster: 1, TLS: &certs})
+	writeKeys(t, ctx, c.Client(), "k:", 1000)
+	c.Failover(t, ctx, 1)
+	c.Reshard(t, ctx, 1, 0, 100)
+	requireKeyCount(t, ctx, c, 1000)
+
+	tc, err := tlsutil.ClientConfig("127.0.0.1", tlsutil.ClientOptions{CAFile: certs.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcl := redis.NewClient(&redis.Options{Addr: c.TLSAddr(0), TLSConfig: tc, Protocol: 2, MaxRetries: -1})
+	defer tcl.Close()
+	slots, err := tcl.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER SLOTS over TLS: %v", err)
+	}
+	tlsAddrs := map[string]bool{}
+	for i := range c.Nodes {
+		tlsAddrs[c.TLSAddr(i)] = true
+	}
+	for _, s := range slots {
+		for _, n := range s.Nodes {
+			if !tlsAddrs[n.Addr] {
+				t.Fatalf("CLUSTER SLOTS over TLS names %s, not a TLS address (%v)", n.Addr, slots)
+			}
 		}
 	}
 }
