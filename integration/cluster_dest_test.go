@@ -6,7 +6,8 @@ package integration
 // cluster of 3 masters and 3 replicas while the cluster fails over, loses
 // a master to kill -9 and moves 500 slots with redis-cli; it must end
 // equal to the source key by key, with every counter exact and the
-// source having served one full sync.
+// source having served one full sync. The other tests: the mixed dataset
+// with big keys, a cluster with a password, a cluster reached over TLS.
 //
 // Valkey: Debian 12 (bookworm), what CI installs from, ships no
 // valkey-server package (`apt-cache policy valkey-server` has no
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,6 +35,7 @@ import (
 	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/syncer"
+	"github.com/replicaof/replicaof/tlsutil"
 )
 
 // clusterDeployment is replicaof serving a Redis Cluster destination, put
@@ -49,11 +52,16 @@ type clusterDeployment struct {
 // always has) and the proxy until the test ends.
 func startClusterDeployment(t *testing.T, ctx context.Context, cl *harness.Cluster, seed *harness.Redis, srcs ...config.Source) *clusterDeployment {
 	t.Helper()
+	return startClusterDeploymentAt(t, ctx, cl, destpkg.Shard{Addr: seed.Addr, Password: seed.Password}, srcs...)
+}
+
+// startClusterDeploymentAt is startClusterDeployment with the seed given
+// as a destination shard (e.g. a TLS address with its dialer).
+func startClusterDeploymentAt(t *testing.T, ctx context.Context, cl *harness.Cluster, seed destpkg.Shard, srcs ...config.Source) *clusterDeployment {
+	t.Helper()
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	dest, err := destpkg.Open(octx, destpkg.Config{
-		Shards: []destpkg.Shard{{Addr: seed.Addr, Password: seed.Password}},
-	})
+	dest, err := destpkg.Open(octx, destpkg.Config{Shards: []destpkg.Shard{seed}})
 	if err != nil {
 		t.Fatalf("destination.Open on cluster node %s: %v", seed.Addr, err)
 	}
@@ -384,6 +392,44 @@ func TestClusterDestinationPassword(t *testing.T) {
 	waitState(t, d.sup, syncer.StateSynced, 2*time.Minute)
 	load.waitOps(t, 2000)
 	cl.Failover(t, ctx, 2)
+	load.waitOps(t, 2000)
+	d.requireEqual(t, ctx, src, load.finish(t))
+	requireOneFullSync(t, ctx, src, d)
+}
+
+// TestClusterDestinationTLS: a cluster reached over TLS only (the seed's
+// TLS address and dialer serve for every node: the nodes name their TLS
+// ports to a TLS client) syncs and stays exact through a failover and a
+// reshard.
+func TestClusterDestinationTLS(t *testing.T) {
+	ctx := harness.Context(t, 4*time.Minute)
+	certs, err := tlsutil.GenerateDemo(filepath.Join(t.TempDir(), "certs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := harness.StartClusterWith(t, harness.ClusterOptions{Masters: 3, ReplicasPerMaster: 1, TLS: &certs})
+	src := startClusterSource(t)
+	if err := harness.LoadDataset(ctx, src.Client(), "", 81, 3000); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tlsutil.ClientConfig("127.0.0.1", tlsutil.ClientOptions{CAFile: certs.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startClusterDeploymentAt(t, ctx, cl, destpkg.Shard{Addr: cl.TLSAddr(1), Dial: (&tlsutil.Dialer{Config: tc}).DialContext},
+		source(t, "src", src, ""))
+	for i := 0; i < d.dest.Len(); i++ {
+		if a := d.dest.Addr(i); a != cl.TLSAddr(i) {
+			t.Fatalf("group %d's master is %s, want its TLS address %s", i, a, cl.TLSAddr(i))
+		}
+	}
+	load := startCounterLoad(ctx, src.Client(), 82, 1_000_000)
+	defer load.stop()
+	waitState(t, d.sup, syncer.StateSynced, 2*time.Minute)
+	load.waitOps(t, 2000)
+	cl.Failover(t, ctx, 1)
+	load.waitOps(t, 2000)
+	cl.Reshard(t, ctx, 1, 2, 200)
 	load.waitOps(t, 2000)
 	d.requireEqual(t, ctx, src, load.finish(t))
 	requireOneFullSync(t, ctx, src, d)
