@@ -45,8 +45,9 @@ bench: deps
 bench-proxy: deps
 	bench/proxy/run.sh
 
-# Full sync of 1M mixed keys into 1 and 3 shards next to native REPLICAOF,
-# then lag and catch-up under redis-benchmark SET load; peak RSS.
+# Full sync of 1M mixed keys into 1 and 3 shards and into a 3-master Redis
+# Cluster next to native REPLICAOF, then lag and catch-up under
+# redis-benchmark SET load; peak RSS.
 # KEYS=, VALUE_SIZE= and SET_N= override the sizes.
 bench-sync: deps build
 	$(GO) run ./bench/sync -bin $(BIN) -keys $${KEYS:-300000,1000000} -dataset $${DATASET:-mixed} -value-size $${VALUE_SIZE:-16} -set-n $${SET_N:-500000}

@@ -31,8 +31,16 @@
 // runnable queue theirs before it writes). MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
 // router.SlotMap.Split and merged; DBSIZE, KEYS and RANDOMKEY ask every
 // shard; SCAN walks the shards one after another, its cursor being
-// shardCursor<<b | shard (b bits hold a shard index), so MATCH, COUNT and
-// TYPE pass through and every key is visited once. PING, ECHO, QUIT,
+// shardCursor<<(b+16) | tag<<b | shard (b bits hold a shard index), so
+// MATCH, COUNT and TYPE pass through and every key is visited once. The
+// tag digests the topology the cursor is valid in (scancursor.go): the
+// slot map and, while a shard is being scanned, the address of its node.
+// After resharding or a failover of the shard being scanned a cursor
+// cannot keep SCAN's guarantee (a shard's cursor means nothing on another
+// node; moved slots would be missed or seen twice), so it is answered
+// "-ERR SCAN cursor is from before a change of the destination …: start
+// again from cursor 0"; a failover of a shard not being scanned, or a new
+// map placing every slot the same way, leaves it valid. PING, ECHO, QUIT,
 // HELLO 2 (HELLO 3 answers -NOPROTO, on which clients fall back to RESP2),
 // AUTH, SELECT, CLIENT SETNAME/GETNAME/SETINFO/ID/INFO, COMMAND
 // COUNT, READONLY and READWRITE are answered locally; INFO is merged the

@@ -386,6 +386,10 @@ func (c *session) infoReply(k *cont, want map[string]bool, all, fromShards bool)
 		}
 		b.WriteString("\r\n")
 	}
+	if all || want["cluster"] {
+		// The CLUSTER commands answer as a one-node cluster (cluster.go).
+		b.WriteString("# Cluster\r\ncluster_enabled:1\r\n\r\n")
+	}
 	if all || want["keyspace"] {
 		c.keyspace(k, func(ks string) {
 			b.WriteString("# Keyspace\r\n")

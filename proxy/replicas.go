@@ -13,6 +13,7 @@ import (
 	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
 )
 
 // ReadFrom says which nodes of a shard serve reads (Config.ReadFrom).
@@ -91,6 +92,13 @@ type NodeStatus struct {
 	// Static is true for a replica listed in the config (Config.Replicas)
 	// rather than found in the primary's INFO replication.
 	Static bool
+	// Slots are a primary's slots in the destination's current map.
+	Slots []router.SlotRange
+	// ID is a Redis Cluster node's ID ("" for standalone shards).
+	ID string
+	// Unread marks a cluster replica the proxy neither reads from nor
+	// checks (ReadFrom is ReadPrimary): listed for the topology only.
+	Unread bool
 }
 
 // rnode is one replica of a shard.
@@ -474,8 +482,9 @@ func (r *replicas) pick(shard int, except *rnode, primaryFailed bool) *rnode {
 // lists the primaries only.
 func (s *Server) Nodes() []NodeStatus {
 	var out []NodeStatus
+	m := s.shards()
 	for i := range s.cfg.Destination.Len() {
-		ns := NodeStatus{Shard: i, Addr: s.cfg.Destination.Addr(i), Role: "primary", Up: true}
+		ns := NodeStatus{Shard: i, Addr: s.cfg.Destination.Addr(i), Role: "primary", Up: true, Slots: m.Ranges(i)}
 		if s.rep != nil {
 			sn := s.rep.shards[i]
 			ns.Up = !sn.primaryDown.Load()

@@ -31,6 +31,7 @@ import (
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -350,7 +351,8 @@ func statusNodes(ns []proxy.NodeStatus) []admin.DestinationNode {
 	out := make([]admin.DestinationNode, len(ns))
 	for i, n := range ns {
 		out[i] = admin.DestinationNode{Shard: n.Shard, Addr: n.Addr, Role: n.Role, Up: n.Up, LagSeconds: n.Lag.Seconds(),
-			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors}
+			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors,
+			Slots: router.FormatSlotRanges(n.Slots), ID: n.ID, Unread: n.Unread}
 	}
 	return out
 }
