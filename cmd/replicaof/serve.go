@@ -184,6 +184,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			CrossShard:      crossShard,
 			TTLGrace:        cfg.ReplicaOf.Grace(),
 			SkipUnsupported: cfg.ReplicaOf.SkipUnsupported(),
+			DBMap:           cfg.Destination.DBMap, // config.DBDrop is apply.DropDB
 		}})
 	if err != nil {
 		return err

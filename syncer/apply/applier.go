@@ -77,11 +77,11 @@ type Options struct {
 	// MaxSkippedKeys bounds the skipped key names remembered to drop
 	// their commands (default 1<<20; see unsupported.go).
 	MaxSkippedKeys int
-	// DBMap maps a source database to a destination database (DropDB:
-	// the database's keys and commands are left out). Databases it does
-	// not list keep their number; on a Redis Cluster destination, which
-	// has only db 0, a write to any other database stops sync with a
-	// *DBError naming it.
+	// DBMap maps source databases onto a Redis Cluster destination,
+	// which has db 0 only: each listed database goes to 0 or, with
+	// DropDB, its keys and commands are left out; a write to an unlisted
+	// database other than 0 stops sync with a *DBError naming it
+	// (config: destination.db_map). Standalone shards ignore it.
 	DBMap map[int]int
 }
 

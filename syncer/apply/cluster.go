@@ -160,21 +160,25 @@ func (a *Applier) group(unit int) int {
 	return unit
 }
 
-// mapDB applies Options.DBMap to a source database: the destination
-// database, false when it is dropped, or a *DBError on a cluster.
+// mapDB applies Options.DBMap to a source database on a cluster: the
+// destination database (0), false when it is dropped, or a *DBError.
+// Standalone shards keep every database.
 func (a *Applier) mapDB(db int) (int, bool, error) {
+	if !a.cluster {
+		return db, true, nil
+	}
 	if m := a.opts.DBMap; m != nil {
 		if to, ok := m[db]; ok {
 			if to < 0 {
 				return 0, false, nil
 			}
-			if a.cluster && to != 0 {
+			if to != 0 {
 				return 0, false, &DBError{DB: db}
 			}
 			return to, true, nil
 		}
 	}
-	if a.cluster && db != 0 {
+	if db != 0 {
 		return 0, false, &DBError{DB: db}
 	}
 	return db, true, nil

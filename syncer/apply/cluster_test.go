@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
@@ -250,9 +251,14 @@ func TestClusterDBMap(t *testing.T) {
 			t.Errorf("a cluster transaction selects a database: %s", tx)
 		}
 	}
-	// mapDB on standalone shards: listed databases move, others stay.
-	if to, keep, err := (&Applier{opts: Options{DBMap: map[int]int{1: 0, 2: DropDB}}}).mapDB(5); to != 5 || !keep || err != nil {
-		t.Errorf("standalone mapDB(5) = %d %v %v", to, keep, err)
+	if DropDB != config.DBDrop {
+		t.Fatalf("apply.DropDB %d, config.DBDrop %d: serve passes destination.db_map as it is", DropDB, config.DBDrop)
+	}
+	// Standalone shards keep every database.
+	for _, db := range []int{0, 1, 2, 5} {
+		if to, keep, err := (&Applier{opts: Options{DBMap: map[int]int{1: 0, 2: DropDB}}}).mapDB(db); to != db || !keep || err != nil {
+			t.Errorf("standalone mapDB(%d) = %d %v %v", db, to, keep, err)
+		}
 	}
 }
 

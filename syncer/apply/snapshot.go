@@ -214,7 +214,7 @@ func (l *loader) key(k *rdb.Key) error {
 	}
 	shard := l.d.Map().ShardOf(k.Key)
 	db := int(k.DB)
-	if l.a.cluster || l.a.opts.DBMap != nil {
+	if l.a.cluster {
 		to, keep, err := l.a.mapDB(db)
 		if err != nil {
 			return fmt.Errorf("key %q: %w", k.Key, err)

@@ -229,7 +229,7 @@ func (s *streamState) route(c *replica.Command) error {
 		return nil
 	}
 	db := s.db
-	if s.a.cluster || s.a.opts.DBMap != nil {
+	if s.a.cluster {
 		var keep bool
 		var err error
 		if db, keep, err = s.a.mapDB(s.db); err != nil || !keep {
@@ -391,7 +391,7 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 		nb          [16]byte
 		selectedNow = startDB
 		split       = s.a.opts.SplitBlocks || s.a.opts.CrossShard == CrossShardEmulate
-		mapping     = s.a.cluster || s.a.opts.DBMap != nil
+		mapping     = s.a.cluster
 		units       []int // involved units, in the order met
 	)
 	if len(s.involved) != len(s.plan.runs) {

@@ -229,7 +229,7 @@ type xplan struct {
 func (x *xsState) prepare(j *xjob) (*xplan, error) {
 	a := x.a
 	m := a.units()
-	mapping := a.cluster || a.opts.DBMap != nil
+	mapping := a.cluster
 	p := &xplan{name: "MULTI/EXEC", offset: j.offset}
 	if !j.block && len(j.cmds) == 1 {
 		p.name = strings.ToUpper(string(j.cmds[0][0]))
