@@ -181,6 +181,11 @@ type Stats struct {
 	// UntrackedSkips counts skipped keys not remembered (over
 	// MaxSkippedKeys): their commands are not dropped.
 	UntrackedSkips int64
+	// On a Redis Cluster destination: Moved counts commands and slot
+	// transactions sent again to a slot's new owner after -MOVED;
+	// Retried those sent again after -ASK, -TRYAGAIN or -CLUSTERDOWN (a
+	// slot migrating, the cluster down).
+	Moved, Retried int64
 }
 
 // Applier writes one source's snapshot and command stream to a
@@ -202,6 +207,7 @@ type Applier struct {
 	// transactions and checkpoints are per slot.
 	cluster bool
 	cl      clusterState // owned by the caller's goroutine
+	redir   redirects
 
 	stream streamState // Apply's state, owned by the caller's goroutine
 	ckpt   ckptState   // checkpoints, owned by the caller's goroutine
@@ -241,6 +247,8 @@ func (a *Applier) Stats() Stats {
 		Unsupported:      a.skips.snapshot(),
 		DroppedCommands:  a.skips.dropped.Load(),
 		UntrackedSkips:   a.skips.untracked.Load(),
+		Moved:            a.redir.moved.Load(),
+		Retried:          a.redir.retried.Load(),
 	}
 }
 

@@ -33,6 +33,7 @@ type batch struct {
 	slot int
 	pipe bool
 	pre  []*pool.Call
+	ctr  *redirects // counts what a cluster made it send again
 
 	buf    []byte
 	starts []int // offset of each command in buf

@@ -69,6 +69,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/replicaof/replicaof/destination"
@@ -201,6 +202,21 @@ func clusterFlush(name string) bool {
 	return false
 }
 
+// redirects counts what a cluster sent again (Stats.Moved, Stats.Retried);
+// nil counts nothing.
+type redirects struct{ moved, retried atomic.Int64 }
+
+func (r *redirects) note(kind redirectKind) {
+	if r == nil {
+		return
+	}
+	if kind == redirMoved {
+		r.moved.Add(1)
+	} else {
+		r.retried.Add(1)
+	}
+}
+
 // clusterState is the Applier's cluster bookkeeping.
 type clusterState struct {
 	a *Applier
@@ -322,7 +338,7 @@ func movedBackend(ctx context.Context, d *destination.Destination, r destination
 // doOne sends one command outside a transaction to a cluster group,
 // following MOVED and ASK and retrying TRYAGAIN and CLUSTERDOWN; a
 // transport error is returned, never resent. It returns the reply.
-func doOne(ctx context.Context, d *destination.Destination, group int, req []byte) ([]byte, error) {
+func doOne(ctx context.Context, d *destination.Destination, group int, req []byte, ctr *redirects) ([]byte, error) {
 	be := d.Backend(group, 0)
 	for n := 1; ; n++ {
 		reply, err := be.Do(ctx, req, nil)
@@ -333,6 +349,7 @@ func doOne(ctx context.Context, d *destination.Destination, group int, req []byt
 		if kind == notRedirect {
 			return reply, nil
 		}
+		ctr.note(kind)
 		if n >= maxRedirects {
 			return nil, fmt.Errorf("%w: %s", errStillMoving, firstLine(reply))
 		}
@@ -416,7 +433,7 @@ func (b *batch) sendPipeline(ctx context.Context, d *destination.Destination) er
 		again = append(again, i)
 	}
 	for _, i := range again {
-		reply, err := doOne(ctx, d, b.shard, calls[i].Req)
+		reply, err := doOne(ctx, d, b.shard, calls[i].Req, b.ctr)
 		if err != nil {
 			return err
 		}
@@ -501,6 +518,9 @@ func (b *batch) sendTx(ctx context.Context, d *destination.Destination, epoch in
 		if n >= maxRedirects {
 			return fmt.Errorf("%w: slot %d", errStillMoving, b.slot)
 		}
+		if kind != notRedirect {
+			b.ctr.note(kind)
+		}
 		b.shard = d.Map().ShardOfSlot(uint16(b.slot))
 		target := be
 		if target == nil {
@@ -581,7 +601,7 @@ func (s *streamState) sealCluster(offset int64) {
 		if b == nil {
 			b = s.plan.newBatch()
 			b.reset(g, 0)
-			b.pipe = true
+			b.pipe, b.ctr = true, s.plan.ctr
 			s.plan.refresh[g] = b
 		}
 		b.begin(3)
@@ -730,7 +750,7 @@ func slotPipeline(ctx context.Context, d *destination.Destination, g int, slots 
 		reply := c.Reply
 		if kind, _ := classifyRedirect(reply); kind != notRedirect {
 			var err error
-			if reply, err = doOne(ctx, d, g, c.Req); err != nil {
+			if reply, err = doOne(ctx, d, g, c.Req, nil); err != nil {
 				return err
 			}
 		}
@@ -929,7 +949,7 @@ func probeKey(d *destination.Destination, shard int) string {
 // probeDo sends a probe to shard (following redirects on a cluster).
 func probeDo(ctx context.Context, d *destination.Destination, shard int, req []byte) ([]byte, error) {
 	if d.Cluster() {
-		return doOne(ctx, d, shard, req)
+		return doOne(ctx, d, shard, req, nil)
 	}
 	return d.Backend(shard, 0).Do(ctx, req, nil)
 }

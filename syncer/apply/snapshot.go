@@ -400,6 +400,7 @@ func (l *loader) batch(shard, db int) (*batch, error) {
 		l.seq++
 		b.reset(shard, db)
 		b.pipe = l.a.cluster
+		b.ctr = &l.a.redir
 		b.seq = l.seq
 		q.cur = b
 	}

@@ -140,6 +140,7 @@ func (s *streamState) init(a *Applier) {
 	s.plan.d = a.d
 	s.plan.runs = make([][]*batch, a.unitCount())
 	s.plan.cluster = a.cluster
+	s.plan.ctr = &a.redir
 	s.ttl.grace = a.opts.graceMs()
 }
 
@@ -594,6 +595,7 @@ type plan struct {
 	free    []*batch
 	flat    bool
 	cluster bool
+	ctr     *redirects
 	// On a cluster: per group, the checkpoint-only refresh pipeline and
 	// its slots.
 	refresh      []*batch
@@ -657,7 +659,7 @@ func (p *plan) get(shard, db int) *batch {
 	b := p.newBatch()
 	b.reset(shard, db)
 	if p.cluster {
-		b.slot = shard
+		b.slot, b.ctr = shard, p.ctr
 	}
 	if len(p.runs[shard]) == 0 {
 		p.touched = append(p.touched, shard)

@@ -737,7 +737,7 @@ func (a *Applier) txBatch(unit int) *batch {
 	b := &batch{}
 	b.reset(a.group(unit), 0)
 	if a.cluster {
-		b.slot = unit
+		b.slot, b.ctr = unit, &a.redir
 	}
 	return b
 }
@@ -757,7 +757,7 @@ func (a *Applier) readPipeline(ctx context.Context, unit, db int, calls []*pool.
 			continue
 		}
 		if kind, _ := classifyRedirect(c.Reply); kind != notRedirect {
-			reply, err := doOne(ctx, a.d, g, c.Req)
+			reply, err := doOne(ctx, a.d, g, c.Req, &a.redir)
 			if err != nil {
 				return err
 			}
