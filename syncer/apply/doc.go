@@ -65,6 +65,7 @@
 // Continue re-reads every slot's checkpoint: a slot that went back (a
 // master killed with kill -9 lost acknowledged writes) lowers its held
 // offset, and a *RewindError makes the link resume from it.
+// Stats.Moved and Stats.Retried count what was sent again.
 //
 // TTLs (ttl.go): with Options.TTLGrace every TTL written, snapshot and
 // stream alike, is the source's plus the grace, so the destination never
