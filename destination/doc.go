@@ -57,7 +57,8 @@
 // (a replica then serves reads). Probe keeps a group's run id across
 // failovers (a failover is not a data loss) and changes it when the same
 // master restarts; Mark and Probe use one marker key per group
-// (MarkerKeyOf).
+// (MarkerKeyOf), and Mark waits (up to a second) for the group's replicas
+// to have it.
 //
 //	d, err := destination.Open(ctx, destination.Config{
 //		Shards: []destination.Shard{{Addr: "127.0.0.1:7001"}, {Addr: "127.0.0.1:7002"}},
