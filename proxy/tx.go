@@ -163,6 +163,11 @@ func (c *client) watch(args [][]byte) {
 		c.replyErr(shardErr(shard, err))
 		return
 	}
+	if r, moved := c.s.dedicatedReply(reply); moved {
+		// A cluster's slot moved: the watch holds the wrong node.
+		c.unwatch()
+		reply = r
+	}
 	c.replyRaw(reply)
 }
 
