@@ -404,3 +404,64 @@ func TestClusterDestinationMigration(t *testing.T) {
 	}
 	cd.checkReads(ctx, p)
 }
+
+// TestClusterDestinationReplicaReads: with read_from replica the proxy
+// reads from each group's replicas (READONLY), and after a failover from
+// the group's new replicas.
+func TestClusterDestinationReplicaReads(t *testing.T) {
+	ctx := harness.Context(t, 3*time.Minute)
+	cd := newClusterDest(t, ctx, 100, func(cfg *Config) {
+		cfg.ReadFrom = ReadReplica
+		cfg.ReplicaRefresh = 100 * time.Millisecond
+		cfg.MaxReplicaLag = 5 * time.Second
+	})
+	p := cd.client()
+	inRotation := func(g int, addr string) bool {
+		for _, n := range cd.srv.Nodes() {
+			if n.Shard == g && n.Role == "replica" && n.Addr == addr && n.Up && !n.Unread {
+				return true
+			}
+		}
+		return false
+	}
+	for g := 0; g < 3; g++ {
+		harness.WaitFor(t, 10*time.Second, "the replica of group "+strconv.Itoa(g)+" in rotation", func() bool {
+			rs := cd.d.Replicas(g)
+			return len(rs) == 1 && inRotation(g, rs[0].Addr)
+		})
+	}
+	cd.checkReads(ctx, p)
+	replicaReads := func(g int) int64 {
+		var n int64
+		for _, nd := range cd.srv.Nodes() {
+			if nd.Shard == g && nd.Role == "replica" {
+				n += nd.Reads
+			}
+		}
+		return n
+	}
+	for g := 0; g < 3; g++ {
+		if replicaReads(g) == 0 {
+			t.Fatalf("no read went to group %d's replica: %+v", g, cd.srv.Nodes())
+		}
+	}
+
+	old := cd.d.Addr(1)
+	r := startReader(ctx, p, cd.keys, 200000)
+	cd.c.Failover(t, ctx, 1)
+	if err := cd.d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, 10*time.Second, "the old master "+old+" in rotation as group 1's replica", func() bool {
+		return inRotation(1, old)
+	})
+	n, errs := r.end()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d reads during the failover failed, first: %s", len(errs), n, errs[0])
+	}
+	before := replicaReads(1)
+	cd.checkReads(ctx, p)
+	if replicaReads(1) == before {
+		t.Fatalf("no read went to group 1's new replica: %+v", cd.srv.Nodes())
+	}
+}
