@@ -394,13 +394,47 @@ func TestClusterDestinationMigration(t *testing.T) {
 	if cd.d.Map().ShardOfSlot(s) != 0 {
 		t.Fatal("the map moved before any MOVED")
 	}
-	// Before any refresh: MOVED, followed, and the map learns it.
-	vals, err := p.MGet(ctx, k0, k1).Result()
-	if err != nil || len(vals) != 2 || vals[0] != "old" || vals[1] != "new" {
-		t.Fatalf("MGET after the migration = %v %v", vals, err)
+	// Before any refresh: a transaction meets MOVED on every queued
+	// command and EXECABORT: nothing ran, it is sent to the new owner.
+	cmds, err := p.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Append(ctx, k1, "+tx")
+		pipe.Get(ctx, k0)
+		return nil
+	})
+	if err != nil || cmds[0].(*redis.IntCmd).Val() != int64(len("new+tx")) || cmds[1].(*redis.StringCmd).Val() != "old" {
+		t.Fatalf("MULTI/EXEC after the migration: %v %v", cmds, err)
 	}
 	if cd.d.Map().ShardOfSlot(s) != 1 {
 		t.Fatalf("slot %d on group %d after MOVED, want 1", s, cd.d.Map().ShardOfSlot(s))
+	}
+	vals, err := p.MGet(ctx, k0, k1).Result()
+	if err != nil || len(vals) != 2 || vals[0] != "old" || vals[1] != "new+tx" {
+		t.Fatalf("MGET after the migration = %v %v", vals, err)
+	}
+
+	// A slot of group 2 moved whole to group 0, then read before any
+	// refresh: MOVED, followed.
+	k2 := c.KeyInShard(2, "n")
+	s2 := router.Slot([]byte(k2))
+	if err := cc.Set(ctx, k2, "two", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	src, dst = c.MasterOf(2).Client(), c.MasterOf(0).Client()
+	srcID, dstID = src.ClusterMyID(ctx).Val(), dst.ClusterMyID(ctx).Val()
+	must(dst, "CLUSTER", "SETSLOT", s2, "IMPORTING", srcID)
+	must(src, "CLUSTER", "SETSLOT", s2, "MIGRATING", dstID)
+	must(src, "MIGRATE", "127.0.0.1", c.MasterOf(0).Port, "", 0, 5000, "KEYS", k2)
+	for _, n := range append(c.Masters(ctx), src, dst) {
+		must(n, "CLUSTER", "SETSLOT", s2, "NODE", dstID)
+	}
+	if cd.d.Map().ShardOfSlot(s2) != 2 {
+		t.Fatal("the map moved before any MOVED")
+	}
+	if v, err := p.Get(ctx, k2).Result(); err != nil || v != "two" {
+		t.Fatalf("GET %s after its slot moved = %q %v", k2, v, err)
+	}
+	if cd.d.Map().ShardOfSlot(s2) != 0 {
+		t.Fatalf("slot %d on group %d after MOVED, want 0", s2, cd.d.Map().ShardOfSlot(s2))
 	}
 	cd.checkReads(ctx, p)
 }

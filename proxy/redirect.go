@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -178,4 +179,34 @@ func (s *Server) dedicatedReply(reply []byte) (out []byte, moved bool) {
 	}
 	s.cfg.Destination.Moved(r)
 	return fmt.Appendf(nil, "-TRYAGAIN the destination's slot %d is moving: try again\r\n", r.Slot), true
+}
+
+// txMoved tells where to send a MULTI … EXEC block (calls: MULTI, the
+// commands, EXEC) again after hops resends: when EXEC answered
+// -EXECABORT because a queued command was answered -MOVED, the node ran
+// nothing, and the whole block goes to the slot's new owner, which the
+// destination is told of. A block redirected by ASK or TRYAGAIN (its slot
+// migrating) is not resent there: ASKING covers one command, not a
+// transaction; its -EXECABORT reaches the client, which retries.
+func (s *Server) txMoved(calls []pool.Call, hops int) (*pool.Backend, bool) {
+	d := s.cfg.Destination
+	if !d.Cluster() || hops >= maxRedirects || len(calls) < 3 {
+		return nil, false
+	}
+	if last := calls[len(calls)-1].Reply; !bytes.HasPrefix(last, []byte("-EXECABORT")) {
+		return nil, false
+	}
+	for i := 1; i < len(calls)-1; i++ {
+		r, ok := destination.ParseRedirect(calls[i].Reply)
+		if !ok || r.Ask {
+			continue
+		}
+		d.Moved(r)
+		to, err := s.pools.set.Node(r.Addr, 0)
+		if err != nil {
+			to = s.pools.db(0)[d.Map().ShardOfSlot(r.Slot)]
+		}
+		return to, true
+	}
+	return nil, false
 }
