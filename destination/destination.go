@@ -244,21 +244,22 @@ func (d *Destination) NodeBackend(addr string, db int) (*pool.Backend, error) {
 
 // NodePool is the backends of one node, one per database, created on
 // first use from one template. A shard's primary and each of its replicas
-// (the proxy's replica reads) have one.
+// (the proxy's replica reads) have one. Get takes no lock once a
+// database's backend exists.
 type NodePool struct {
 	node  Shard
 	shard int
 	tmpl  pool.Config
+	dbs   atomic.Pointer[[]*pool.Backend] // by database, nil until built; copied on growth
 
-	mu       sync.Mutex
-	closed   bool
-	backends map[int]*pool.Backend // by database
+	mu     sync.Mutex
+	closed bool
 }
 
 // NewNodePool returns the backends of node, which serves shard, built
 // from tmpl (see Shard.PoolConfig).
 func NewNodePool(node Shard, shard int, tmpl pool.Config) *NodePool {
-	return &NodePool{node: node, shard: shard, tmpl: tmpl, backends: map[int]*pool.Backend{}}
+	return &NodePool{node: node, shard: shard, tmpl: tmpl}
 }
 
 // Get returns the backend of database db, creating it on first use. After
@@ -266,17 +267,29 @@ func NewNodePool(node Shard, shard int, tmpl pool.Config) *NodePool {
 // On a cluster node, the backend of a database other than 0 fails every
 // call with ErrClusterDB.
 func (p *NodePool) Get(db int) *pool.Backend {
+	if bs := p.dbs.Load(); bs != nil && db < len(*bs) {
+		if b := (*bs)[db]; b != nil {
+			return b
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if b := p.backends[db]; b != nil {
-		return b
+	var bs []*pool.Backend
+	if cur := p.dbs.Load(); cur != nil {
+		bs = *cur
+	}
+	if db < len(bs) && bs[db] != nil {
+		return bs[db]
 	}
 	b := pool.NewBackend(p.node.PoolConfig(p.shard, db, p.tmpl))
 	if p.closed {
 		_ = b.Close()
 		return b
 	}
-	p.backends[db] = b
+	grown := make([]*pool.Backend, max(len(bs), db+1))
+	copy(grown, bs)
+	grown[db] = b
+	p.dbs.Store(&grown)
 	return b
 }
 
@@ -285,11 +298,15 @@ func (p *NodePool) Get(db int) *pool.Backend {
 func (p *NodePool) Close() {
 	p.mu.Lock()
 	p.closed = true
-	bs := p.backends
-	p.backends = map[int]*pool.Backend{}
+	bs := p.dbs.Swap(nil)
 	p.mu.Unlock()
-	for _, b := range bs {
-		_ = b.Close()
+	if bs == nil {
+		return
+	}
+	for _, b := range *bs {
+		if b != nil {
+			_ = b.Close()
+		}
 	}
 }
 

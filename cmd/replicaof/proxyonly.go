@@ -55,7 +55,7 @@ func serveProxyOnly(ctx context.Context, cfg *config.Config, log *slog.Logger, r
 		return err
 	}
 	defer func() { _ = m.Shutdown(context.Background()) }()
-	dest, err := newDestination(cfg.Destination, pool.Config{})
+	dest, err := newDestination(ctx, cfg.Destination, pool.Config{}, log)
 	if err != nil {
 		return err
 	}

@@ -136,7 +136,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	}
 	defer func() { _ = m.Shutdown(context.Background()) }()
 	// The one destination the syncer writes and the proxy serves.
-	dest, err := newDestination(cfg.Destination, pool.Config{Observer: m.Shards()})
+	dest, err := newDestination(ctx, cfg.Destination, pool.Config{Observer: m.Shards()}, log)
 	if err != nil {
 		return err
 	}
@@ -273,9 +273,11 @@ func sameSources(a, b []config.Source) bool {
 	return true
 }
 
-// newDestination builds the destination from its URLs (AUTH, TLS) and
-// its configured replicas; tmpl tunes the syncer's pools.
-func newDestination(d config.Destination, tmpl pool.Config) (*destination.Destination, error) {
+// newDestination opens the destination at its URLs (AUTH, TLS) with its
+// configured replicas: a Redis Cluster when its nodes say so, else the
+// listed shards. It waits, within ctx, for a listed node to answer;
+// tmpl tunes the syncer's pools.
+func newDestination(ctx context.Context, d config.Destination, tmpl pool.Config, log *slog.Logger) (*destination.Destination, error) {
 	shards, err := destShards(d.Shards, d.TLS)
 	if err != nil {
 		return nil, err
@@ -288,7 +290,8 @@ func newDestination(d config.Destination, tmpl pool.Config) (*destination.Destin
 		}
 		replicas = append(replicas, rs)
 	}
-	return destination.New(destination.Config{Shards: shards, Replicas: replicas, Pool: tmpl})
+	return destination.Open(ctx, destination.Config{Shards: shards, Replicas: replicas, Pool: tmpl,
+		Refresh: d.Refresh, Logger: log})
 }
 
 // destShards turns destination URLs into how to reach each node: AUTH
