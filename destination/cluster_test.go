@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/internal/errclass"
 	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
@@ -126,6 +127,10 @@ func TestClusterOpen(t *testing.T) {
 	if err := d.Mark(ctx, "m"); err != nil {
 		t.Fatal(err)
 	}
+	// Mark waited for the replicas: group 2's has its marker already.
+	if got := doStr(t, ctx, rb, "EXISTS", d.MarkerKeyOf(2)); got != ":1" {
+		t.Fatalf("the replica lacks the marker right after Mark: %s", got)
+	}
 	st, err := d.Probe(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +150,34 @@ func TestClusterOpen(t *testing.T) {
 		if n := m.DBSize(ctx).Val(); n != 0 {
 			t.Fatalf("group %d has %d keys after FLUSHALL", g, n)
 		}
+	}
+
+	// Refreshes asked for at once share one flight; all succeed.
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() { errs <- d.Refresh(ctx) }()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A connection that fails under a command is not sent the command
+	// again: its outcome is unknown.
+	kb := c.KeyInShard(1, "b")
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { _, err := d.Do(ctx, 1, 0, "BLPOP", kb, "5"); done <- err }()
+	admin := c.MasterOf(1).Client()
+	harness.WaitFor(t, 5*time.Second, "BLPOP blocks", func() bool {
+		return strings.Contains(admin.ClientList(ctx).Val(), "cmd=blpop")
+	})
+	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, pool.ErrShardDown) || time.Since(start) > 4*time.Second {
+		t.Fatalf("Do on a killed connection: %v after %v", err, time.Since(start))
 	}
 
 	// A standalone server opens as standalone shards.
@@ -329,5 +362,100 @@ func TestClusterPassword(t *testing.T) {
 	_, err := destination.Open(ctx, destination.Config{Shards: []destination.Shard{{Addr: c.Nodes[0].Addr, Password: "bad"}}})
 	if err == nil {
 		t.Fatal("Open with a wrong password succeeded")
+	}
+}
+
+// A master outside every group that gets slots (here a replica reset
+// into a new, empty master) fails Refresh with ErrTopologyChanged, for
+// good.
+func TestClusterTopologyChanged(t *testing.T) {
+	c := harness.StartCluster(t, 3, 1)
+	ctx := harness.Context(t, 2*time.Minute)
+	d := openCluster(t, ctx, destination.Config{Refresh: time.Hour}, c.Nodes[0].Addr)
+	n := c.Nodes[5] // group 2's replica
+	nc := n.Client()
+	if err := nc.Do(ctx, "CLUSTER", "RESET", "HARD").Err(); err != nil {
+		t.Fatal(err)
+	}
+	newID := nc.ClusterMyID(ctx).Val()
+	// Meet node 0 at its cluster bus port, as CLUSTER NODES shows it.
+	m0 := c.Nodes[0].Client()
+	var bus string
+	for line := range strings.SplitSeq(m0.ClusterNodes(ctx).Val(), "\n") {
+		if strings.Contains(line, "myself") {
+			addr := strings.Fields(line)[1] // ip:port@bus[,hostname]
+			bus = strings.SplitN(strings.SplitN(addr, "@", 2)[1], ",", 2)[0]
+		}
+	}
+	if err := nc.Do(ctx, "CLUSTER", "MEET", "127.0.0.1", c.Nodes[0].Port, bus).Err(); err != nil {
+		t.Fatal(err)
+	}
+	masters := []*redis.Client{m0, c.Nodes[1].Client(), c.Nodes[2].Client(), nc}
+	harness.WaitFor(t, 30*time.Second, "every master knows the new node", func() bool {
+		for _, m := range masters {
+			if !strings.Contains(m.ClusterNodes(ctx).Val(), newID) {
+				return false
+			}
+		}
+		return true
+	})
+	const slot = 16383 // group 2's, empty
+	for _, m := range masters {
+		if err := m.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", newID).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	harness.WaitFor(t, 30*time.Second, "Refresh sees the new master", func() bool {
+		return errors.Is(d.Refresh(ctx), destination.ErrTopologyChanged)
+	})
+	err := d.Refresh(ctx)
+	if !errors.Is(err, destination.ErrTopologyChanged) || !strings.Contains(err.Error(), newID) || errclass.Classify(err) != errclass.Fatal {
+		t.Fatalf("second Refresh: %v (class %v)", err, errclass.Classify(err))
+	}
+}
+
+// A multi-key command meeting a migration (TRYAGAIN) is sent again until
+// the migration ends, then follows MOVED.
+func TestClusterTryAgain(t *testing.T) {
+	c := harness.StartCluster(t, 3, 0)
+	ctx := harness.Context(t, time.Minute)
+	d := openCluster(t, ctx, destination.Config{Refresh: time.Hour}, c.Nodes[0].Addr)
+	tag := "{" + router.SlotTag(7) + "}"
+	k1, k2 := tag+"a", tag+"b"
+	for _, k := range []string{k1, k2} {
+		if _, err := d.Do(ctx, 0, 0, "SET", k, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, dst := c.Nodes[0].Client(), c.Nodes[1].Client()
+	srcID, dstID := src.ClusterMyID(ctx).Val(), dst.ClusterMyID(ctx).Val()
+	must := func(cl *redis.Client, args ...any) {
+		t.Helper()
+		if err := cl.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	must(dst, "CLUSTER", "SETSLOT", 7, "IMPORTING", srcID)
+	must(src, "CLUSTER", "SETSLOT", 7, "MIGRATING", dstID)
+	must(src, "MIGRATE", "127.0.0.1", c.Nodes[1].Port, "", 0, 5000, "KEYS", k1)
+	if reply, err := src.Do(ctx, "MGET", k1, k2).Result(); err == nil || !strings.HasPrefix(fmt.Sprint(err), "TRYAGAIN") {
+		t.Fatalf("MGET during the migration answered %v, %v; want TRYAGAIN", reply, err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		reply, err := d.Do(ctx, 0, 0, "MGET", k1, k2)
+		got <- fmt.Sprintf("%q %v", reply, err)
+	}()
+	time.Sleep(300 * time.Millisecond) // a few TRYAGAINs
+	must(src, "MIGRATE", "127.0.0.1", c.Nodes[1].Port, "", 0, 5000, "KEYS", k2)
+	for _, n := range []*redis.Client{dst, src, c.Nodes[2].Client()} {
+		must(n, "CLUSTER", "SETSLOT", 7, "NODE", dstID)
+	}
+	want := fmt.Sprintf("%q <nil>", "*2\r\n$"+strconv.Itoa(len(k1))+"\r\n"+k1+"\r\n$"+strconv.Itoa(len(k2))+"\r\n"+k2+"\r\n")
+	if g := <-got; g != want {
+		t.Fatalf("MGET across the migration: %s, want %s", g, want)
+	}
+	if d.Map().ShardOfSlot(7) != 1 {
+		t.Fatalf("slot 7 on group %d after MOVED, want 1", d.Map().ShardOfSlot(7))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,12 @@ func (d *Destination) doCluster(ctx context.Context, shard, db int, req []byte) 
 			break
 		}
 		if r, ok := ParseRedirect(reply); ok {
+			if host, port, _ := net.SplitHostPort(r.Addr); host == "" {
+				// The node does not know its address: it is the one
+				// that answered's host.
+				h, _, _ := net.SplitHostPort(b.Addr())
+				r.Addr = net.JoinHostPort(h, port)
+			}
 			if !r.Ask {
 				d.Moved(r)
 			}
@@ -351,9 +358,40 @@ func (d *Destination) Mark(ctx context.Context, value string) error {
 	d.marker = value
 	d.mu.Unlock()
 	return d.Each(func(shard int) error {
+		if d.cl != nil {
+			if n := len(d.Replicas(shard)); n > 0 {
+				return d.markReplicated(ctx, shard, value, n)
+			}
+		}
 		_, err := d.Do(ctx, shard, 0, "SET", d.MarkerKeyOf(shard), value)
 		return err
 	})
+}
+
+// markReplicated sets a cluster group's marker and waits (up to a
+// second) for its replicas to have it: a master killed just after Mark
+// must not take the marker with it, which would look like lost data
+// (Probe) and cost a full sync. SET and WAIT go on one connection, so
+// WAIT waits for that SET.
+func (d *Destination) markReplicated(ctx context.Context, shard int, value string, replicas int) error {
+	if _, err := d.FenceEpoch(); err != nil {
+		return err
+	}
+	b := d.Backend(shard, 0)
+	set := resp.AppendCommandString(nil, "SET", d.MarkerKeyOf(shard), value)
+	calls := []*pool.Call{{Req: set}, {Req: resp.AppendCommandString(nil, "WAIT", strconv.Itoa(replicas), "1000")}}
+	b.Pipeline(ctx, calls)
+	if err := calls[0].Err; err != nil {
+		d.cl.kick()
+		return fmt.Errorf("apply: shard %d (%s): %w", shard, b.Addr(), err)
+	}
+	if string(calls[0].Reply) != "+OK\r\n" {
+		// Redirected (the marker's slot moved) or refused: the admin
+		// path follows redirects and reports the rest.
+		_, err := d.Do(ctx, shard, 0, "SET", d.MarkerKeyOf(shard), value)
+		return err
+	}
+	return calls[1].Err // WAIT's count is not checked: a replica may be down
 }
 
 // Marker is the value Mark set ("1" before any Mark): appliers rewrite

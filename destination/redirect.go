@@ -17,7 +17,8 @@ type Redirect struct {
 	Ask  bool
 	Slot uint16
 	// Addr is the target as host:port (an IPv6 host in brackets); the
-	// host is empty when the node does not know its own address.
+	// host is empty when the target's address is not known to the node
+	// that answered (then it is that node's host; Do does so).
 	Addr string
 }
 

@@ -25,8 +25,9 @@ import (
 //     (and REPLCONF rof-compress gzip <level> when the source asks for
 //     compression) before PSYNC.
 //   - A Redis Cluster node answers INFO cluster with cluster_enabled:1:
-//     CLUSTER SLOTS names the masters, one link per master, identified by
-//     its slot ranges. Before each reconnect a link asks the cluster again
+//     CLUSTER SHARDS (CLUSTER SLOTS before 7.0) names the masters, one
+//     link per master, identified by its slot ranges. Before each
+//     reconnect a link asks the cluster again
 //     which node serves its ranges (a failover moves it; the promoted
 //     replica keeps the old master's replication id, so the link resumes
 //     by partial resync there), and a watcher compares the slot map with

@@ -70,7 +70,9 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 			if len(dstEps) == 0 {
 				return usageError{errors.New("verify: at least one --shard URL is required")}
 			}
-			dest, err := destinationOf(dstEps)
+			octx, cancel := context.WithTimeout(c.Context(), max(cfg.Timeout, time.Second))
+			dest, err := destinationOf(octx, dstEps)
+			cancel()
 			if err != nil {
 				return err
 			}
@@ -132,14 +134,15 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 	return c
 }
 
-// destinationOf is the destination of the shards at eps (their AUTH and
-// TLS kept), in shard order.
-func destinationOf(eps []verify.Endpoint) (*destination.Destination, error) {
+// destinationOf opens the destination of the shards at eps (their AUTH
+// and TLS kept), in shard order: a Redis Cluster when they are its nodes
+// (seeds: one is enough).
+func destinationOf(ctx context.Context, eps []verify.Endpoint) (*destination.Destination, error) {
 	var shards []destination.Shard
 	for _, e := range eps {
 		shards = append(shards, destination.Shard{Addr: e.Addr, User: e.User, Password: e.Password, Dial: e.Dial})
 	}
-	return destination.New(destination.Config{Shards: shards})
+	return destination.Open(ctx, destination.Config{Shards: shards})
 }
 
 // endpointsFromConfig reads the sources, the shards and the TTL grace the

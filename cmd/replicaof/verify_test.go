@@ -152,3 +152,31 @@ func TestVerifyClusterSource(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
+
+// TestVerifyCluster: verify naming one node of a Redis Cluster as the
+// destination compares against the whole cluster.
+func TestVerifyCluster(t *testing.T) {
+	ctx := harness.Context(t, time.Minute)
+	src := harness.StartRedis(t)
+	c := harness.StartCluster(t, 3, 0)
+	sc, cc := src.Client(), c.Client()
+	for i := range 100 {
+		k := fmt.Sprintf("key:%d", i)
+		if err := sc.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cc.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"verify", "--source", "redis://" + src.Addr, "--shard", "redis://" + c.Nodes[1].Addr, "--recheck-delay", "0", "--no-progress"}
+	if code, out := cli(t, args...); code != exitOK {
+		t.Fatalf("verify of an equal cluster: exit %d\n%s", code, out)
+	}
+	if err := cc.Set(ctx, "key:7", "changed", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := cli(t, args...); code == exitOK || !strings.Contains(out, "key:7") {
+		t.Fatalf("verify of a changed cluster: exit %d\n%s", code, out)
+	}
+}
