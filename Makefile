@@ -28,7 +28,7 @@ test: test-deps lint
 
 # The fault-injection matrix (also part of make test), verbose, with timings.
 test-faults: deps
-	$(GO) test -race -count=1 -v -timeout 20m -run 'Fault|Passwords|ExactlyOnce|EmptyShard|ClusterSource|Chain|SourceDownAtStart|CrossShard' ./integration/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|faults_test|exactlyonce_test|clustersource_test|chain_test|crossshard_test'
+	$(GO) test -race -count=1 -v -timeout 20m -run 'Fault|Passwords|ExactlyOnce|EmptyShard|ClusterSource|ClusterDestination|Chain|SourceDownAtStart|CrossShard' ./integration/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|faults_test|exactlyonce_test|clustersource_test|cluster_dest_test|chain_test|crossshard_test'
 	$(GO) test -race -count=1 -v -timeout 10m -run 'FaultHA' ./cmd/replicaof/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|ha_test'
 
 lint:

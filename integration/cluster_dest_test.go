@@ -112,8 +112,8 @@ func groupAddrs(d *destpkg.Destination) []string {
 }
 
 // requireEqual waits until the cluster's masters hold exactly what src
-// holds (replicaof's own keys aside), then checks the counters of w, the
-// proxy's DBSIZE and the status.
+// holds (replicaof's own keys aside), then checks the counters, the
+// status, that the source served one full sync, and the proxy's DBSIZE.
 func (d *clusterDeployment) requireEqual(t *testing.T, ctx context.Context, src *harness.Redis, counters map[string]int64) {
 	t.Helper()
 	sc := src.Client()
@@ -124,6 +124,8 @@ func (d *clusterDeployment) requireEqual(t *testing.T, ctx context.Context, src 
 	if err := checkCounters(ctx, sc, counters); err != nil {
 		t.Fatalf("source (the workload's own count is off): %v", err)
 	}
+	waitState(t, d.sup, syncer.StateSynced, time.Minute)
+	requireOneFullSync(t, ctx, src, d)
 	want, err := sc.DBSize(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +133,6 @@ func (d *clusterDeployment) requireEqual(t *testing.T, ctx context.Context, src 
 	if got, err := d.proxy.DBSize(ctx).Result(); err != nil || got != want {
 		t.Fatalf("DBSIZE through the proxy: %d (%v), the source's: %d", got, err, want)
 	}
-	waitState(t, d.sup, syncer.StateSynced, time.Minute)
 }
 
 // checkCounters reads every counter through c and compares it with want.
@@ -342,7 +343,6 @@ func TestClusterDestinationFaults(t *testing.T) {
 	counters := load.finish(t)
 	t.Logf("workload: %d ops", load.ops.Load())
 	d.requireEqual(t, ctx, src, counters)
-	requireOneFullSync(t, ctx, src, d)
 }
 
 // TestClusterDestinationMixedData: the mixed dataset (every type, binary
@@ -373,7 +373,6 @@ func TestClusterDestinationMixedData(t *testing.T) {
 		want[k] = int64(n)
 	}
 	d.requireEqual(t, ctx, src, want)
-	requireOneFullSync(t, ctx, src, d)
 }
 
 // TestClusterDestinationPassword: a cluster whose nodes require a
@@ -394,7 +393,6 @@ func TestClusterDestinationPassword(t *testing.T) {
 	cl.Failover(t, ctx, 2)
 	load.waitOps(t, 2000)
 	d.requireEqual(t, ctx, src, load.finish(t))
-	requireOneFullSync(t, ctx, src, d)
 }
 
 // TestClusterDestinationTLS: a cluster reached over TLS only (the seed's
@@ -432,5 +430,4 @@ func TestClusterDestinationTLS(t *testing.T) {
 	cl.Reshard(t, ctx, 1, 2, 200)
 	load.waitOps(t, 2000)
 	d.requireEqual(t, ctx, src, load.finish(t))
-	requireOneFullSync(t, ctx, src, d)
 }

@@ -173,3 +173,39 @@ func (p *shardPools) current(bs []*pool.Backend) bool {
 	}
 	return true
 }
+
+// bySlot splits each part further so that every part's keys share one
+// slot: a Redis Cluster refuses a multi-key command across slots
+// (-CROSSSLOT), even when one node holds them all. stride is the
+// arguments per key (2 for MSET). Parts already on one slot are kept as
+// they are, in order; a part's pieces keep its shard and key order.
+func bySlot(parts []router.Part, stride int) []router.Part {
+	out := parts[:0:0]
+	for _, p := range parts {
+		one := true
+		first := router.Slot(p.Args[1])
+		for j := 1 + stride; j < len(p.Args); j += stride {
+			if router.Slot(p.Args[j]) != first {
+				one = false
+				break
+			}
+		}
+		if one {
+			out = append(out, p)
+			continue
+		}
+		at := map[uint16]int{} // slot → index in out
+		for j, k := 1, 0; j < len(p.Args); j, k = j+stride, k+1 {
+			sl := router.Slot(p.Args[j])
+			i, ok := at[sl]
+			if !ok {
+				i = len(out)
+				at[sl] = i
+				out = append(out, router.Part{Shard: p.Shard, Args: [][]byte{p.Args[0]}})
+			}
+			out[i].Args = append(out[i].Args, p.Args[j:j+stride]...)
+			out[i].Keys = append(out[i].Keys, p.Keys[k])
+		}
+	}
+	return out
+}

@@ -140,3 +140,43 @@ func clusterClientReads(t *testing.T, ctx context.Context, cc *redis.ClusterClie
 		t.Fatalf("SCAN found %d keys, want %d", len(got), len(want))
 	}
 }
+
+func TestBySlot(t *testing.T) {
+	m, _ := router.EvenSlotMap(2)
+	// a and {a}x share a slot; b and c are on other slots.
+	args := [][]byte{[]byte("MSET"), []byte("a"), []byte("1"), []byte("b"), []byte("2"), []byte("{a}x"), []byte("3"), []byte("c"), []byte("4")}
+	_, parts := m.Split(args, false)
+	got := bySlot(parts, 2)
+	seen := map[int]bool{}
+	for _, p := range got {
+		sl := router.Slot(p.Args[1])
+		for j := 1; j < len(p.Args); j += 2 {
+			if router.Slot(p.Args[j]) != sl {
+				t.Fatalf("part %q spans slots", p.Args)
+			}
+			if m.ShardOf(p.Args[j]) != p.Shard {
+				t.Fatalf("part %q on shard %d", p.Args, p.Shard)
+			}
+		}
+		if len(p.Keys) != (len(p.Args)-1)/2 {
+			t.Fatalf("part %q keys %v", p.Args, p.Keys)
+		}
+		for i, k := range p.Keys {
+			if string(p.Args[1+2*i]) != string(args[1+2*k]) || string(p.Args[2+2*i]) != string(args[2+2*k]) {
+				t.Fatalf("part %q: key ordinal %d is %q", p.Args, k, args[1+2*k])
+			}
+			if seen[k] {
+				t.Fatalf("key %d twice", k)
+			}
+			seen[k] = true
+		}
+	}
+	if len(seen) != 4 || len(got) != 3 {
+		t.Fatalf("%d parts, %d keys: %v", len(got), len(seen), got)
+	}
+	one := [][]byte{[]byte("MGET"), []byte("{t}1"), []byte("{t}2")}
+	_, parts = m.Split(one, false)
+	if got := bySlot(parts, 1); len(got) != 1 || len(got[0].Args) != 3 {
+		t.Fatalf("one slot split: %v", got)
+	}
+}

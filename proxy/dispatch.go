@@ -270,6 +270,9 @@ func (c *session) split(args [][]byte) {
 		return
 	}
 	merge, parts := c.s.shards().Split(args, false)
+	if merge != router.MergeNone && c.s.cfg.Destination.Cluster() {
+		parts = bySlot(parts, 1+b2i(merge == router.MergeOK)) // one slot per part
+	}
 	if merge == router.MergeNone || len(parts) == 1 {
 		shard := 0
 		if len(parts) == 1 {

@@ -189,6 +189,10 @@ func (c *session) selectDB(args [][]byte) {
 		c.replyErr("ERR value is not an integer or out of range")
 		return
 	}
+	if db != 0 && c.s.cfg.Destination.Cluster() {
+		c.replyErr("ERR SELECT is not allowed in cluster mode") // Redis Cluster's words
+		return
+	}
 	if db < 0 || db >= c.s.cfg.Databases {
 		c.replyErr("ERR DB index is out of range")
 		return

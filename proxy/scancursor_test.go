@@ -132,3 +132,56 @@ func TestScanCursorEncoding(t *testing.T) {
 		t.Fatal("two addresses, one tag (a 1 in 65536 chance: change the addresses)")
 	}
 }
+
+// FuzzScanCursor: any cursor a client sends is read without panicking;
+// a valid one names an existing shard; every cursor the proxy hands out
+// reads back as the shard and shard cursor it encodes.
+func FuzzScanCursor(f *testing.F) {
+	for _, c := range []uint64{0, 1, 2, 3, 4, 5, 1 << 20, 1<<64 - 1, 12345678901234} {
+		f.Add(c, uint64(7), uint8(1))
+	}
+	dests := map[int]*Server{}
+	for _, n := range []int{1, 2, 3, 5, 16} {
+		addrs := make([]string, n)
+		for i := range addrs {
+			addrs[i] = "127.0.0.1:" + strconv.Itoa(7000+i)
+		}
+		dests[n] = &Server{cfg: Config{Destination: harness.Destination(f, addrs...)}}
+	}
+	f.Fuzz(func(t *testing.T, cur, sc uint64, n uint8) {
+		s := dests[[]int{1, 2, 3, 5, 16}[int(n)%5]]
+		shards := s.shards().Len()
+		shard, _, tags, msg := s.scanStart(cur)
+		if msg != "" {
+			if cur == 0 {
+				t.Fatalf("cursor 0 refused: %s", msg)
+			}
+			return
+		}
+		if shard < 0 || shard >= shards {
+			t.Fatalf("cursor %d: shard %d of %d", cur, shard, shards)
+		}
+		// Round trip from a shard's reply.
+		next, ok := s.scanNext(tags, shard, sc)
+		if !ok {
+			if sc>>(64-scanBits(shards)-scanTagBits) == 0 {
+				t.Fatalf("shard cursor %d did not fit", sc)
+			}
+			return
+		}
+		if next == 0 {
+			if sc != 0 || shard != shards-1 {
+				t.Fatalf("scan ended at shard %d of %d, shard cursor %d", shard, shards, sc)
+			}
+			return
+		}
+		wantShard, wantSC := shard, sc
+		if sc == 0 {
+			wantShard, wantSC = shard+1, 0
+		}
+		sh2, sc2, _, msg := s.scanStart(next)
+		if msg != "" || sh2 != wantShard || sc2 != wantSC {
+			t.Fatalf("cursor %d reads back as shard %d cursor %d (%q), want %d %d", next, sh2, sc2, msg, wantShard, wantSC)
+		}
+	})
+}

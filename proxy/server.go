@@ -231,19 +231,21 @@ type shardPools struct {
 	set    *destination.Pools
 	d      *destination.Destination
 	shards int
+	follow bool // a cluster: masters change
 
 	mu  sync.Mutex
 	dbs []atomic.Pointer[[]*pool.Backend] // by database, then shard
 }
 
 func newShardPools(d *destination.Destination, tmpl pool.Config, databases int) *shardPools {
-	return &shardPools{set: d.NewPools(tmpl), d: d, shards: d.Len(), dbs: make([]atomic.Pointer[[]*pool.Backend], databases)}
+	return &shardPools{set: d.NewPools(tmpl), d: d, shards: d.Len(), follow: d.Cluster(),
+		dbs: make([]atomic.Pointer[[]*pool.Backend], databases)}
 }
 
 // db returns the backends of database db, one per shard (a cluster
 // group's current master's).
 func (p *shardPools) db(db int) []*pool.Backend {
-	if bs := p.dbs[db].Load(); bs != nil && p.current(*bs) {
+	if bs := p.dbs[db].Load(); bs != nil && (!p.follow || p.current(*bs)) {
 		return *bs
 	}
 	p.mu.Lock()
