@@ -28,7 +28,7 @@ test: test-deps lint
 
 # The fault-injection matrix (also part of make test), verbose, with timings.
 test-faults: deps
-	$(GO) test -race -count=1 -v -timeout 20m -run 'Fault|Passwords|ExactlyOnce|EmptyShard|ClusterSource|Chain|SourceDownAtStart|CrossShard' ./integration/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|faults_test|exactlyonce_test|clustersource_test|chain_test|crossshard_test'
+	$(GO) test -race -count=1 -v -timeout 20m -run 'Fault|Passwords|ExactlyOnce|EmptyShard|ClusterSource|ClusterDestination|Chain|SourceDownAtStart|CrossShard' ./integration/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|faults_test|exactlyonce_test|clustersource_test|cluster_dest_test|chain_test|crossshard_test'
 	$(GO) test -race -count=1 -v -timeout 10m -run 'FaultHA' ./cmd/replicaof/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|ha_test'
 
 lint:
@@ -45,8 +45,9 @@ bench: deps
 bench-proxy: deps
 	bench/proxy/run.sh
 
-# Full sync of 1M mixed keys into 1 and 3 shards next to native REPLICAOF,
-# then lag and catch-up under redis-benchmark SET load; peak RSS.
+# Full sync of 1M mixed keys into 1 and 3 shards and into a 3-master Redis
+# Cluster next to native REPLICAOF, then lag and catch-up under
+# redis-benchmark SET load; peak RSS.
 # KEYS=, VALUE_SIZE= and SET_N= override the sizes.
 bench-sync: deps build
 	$(GO) run ./bench/sync -bin $(BIN) -keys $${KEYS:-300000,1000000} -dataset $${DATASET:-mixed} -value-size $${VALUE_SIZE:-16} -set-n $${SET_N:-500000}

@@ -68,7 +68,7 @@ type readTarget struct {
 func newClient(s *Server, nc net.Conn) *client {
 	c := &client{nc: nc, lastActive: time.Now()}
 	c.session.init(s, c, s.nextID.Add(1))
-	c.ex.ctx = s.ctx
+	c.ex.ctx, c.ex.srv = s.ctx, s
 	return c
 }
 

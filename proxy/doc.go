@@ -31,8 +31,16 @@
 // runnable queue theirs before it writes). MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
 // router.SlotMap.Split and merged; DBSIZE, KEYS and RANDOMKEY ask every
 // shard; SCAN walks the shards one after another, its cursor being
-// shardCursor<<b | shard (b bits hold a shard index), so MATCH, COUNT and
-// TYPE pass through and every key is visited once. PING, ECHO, QUIT,
+// shardCursor<<(b+16) | tag<<b | shard (b bits hold a shard index), so
+// MATCH, COUNT and TYPE pass through and every key is visited once. The
+// tag digests the topology the cursor is valid in (scancursor.go): the
+// slot map and, while a shard is being scanned, the address of its node.
+// After resharding or a failover of the shard being scanned a cursor
+// cannot keep SCAN's guarantee (a shard's cursor means nothing on another
+// node; moved slots would be missed or seen twice), so it is answered
+// "-ERR SCAN cursor is from before a change of the destination …: start
+// again from cursor 0"; a failover of a shard not being scanned, or a new
+// map placing every slot the same way, leaves it valid. PING, ECHO, QUIT,
 // HELLO 2 (HELLO 3 answers -NOPROTO, on which clients fall back to RESP2),
 // AUTH, SELECT, CLIENT SETNAME/GETNAME/SETINFO/ID/INFO, COMMAND
 // COUNT, READONLY and READWRITE are answered locally; INFO is merged the
@@ -183,6 +191,52 @@
 // in the same batch, to another node of the shard: the client sees no
 // error. Server.Nodes reports every node with its role, state, lag and
 // counts of reads, lag and link-down episodes and errors.
+//
+// # A Redis Cluster destination
+//
+// With a destination opened on a Redis Cluster (destination.Open) a shard
+// is a group: a master and its replicas, whose master a failover changes
+// and whose slots resharding changes, under the destination's live map
+// and pools. The proxy places keys with that map; its per-database
+// backend sets follow each group's current master (shardPools.current).
+// A command that reaches a node no longer serving its slot is followed
+// (redirect.go): -MOVED is told to the destination (which moves the slot
+// in its map at once and refreshes) and the command goes to the new
+// owner; -ASK sends ASKING and the command to the importing node, in
+// one block, map unchanged; -TRYAGAIN and -CLUSTERDOWN are sent again
+// after 20 ms, doubled each time. At most 5 hops per command; a command
+// still redirected then is answered -TRYAGAIN naming the slot, so a
+// client never sees MOVED or ASK. A command that failed on its
+// connection (a master killed) is not sent again (its effect is
+// unknown): the connection error makes the destination refresh, and the
+// next commands reach the promoted replica. MOVED or ASK on a dedicated
+// connection (blocking commands, WATCH) is answered -TRYAGAIN, and WATCH
+// lets go of the wrong node. A MULTI … EXEC block whose slot moved is
+// refused whole by the node (its commands answer MOVED, EXEC answers
+// -EXECABORT: nothing ran), and is sent whole to the new owner; one whose
+// slot is migrating (ASK, TRYAGAIN) is not sent with ASKING (that covers
+// one command, not a transaction): its -EXECABORT reaches the client,
+// which retries.
+//
+// Multi-key commands split by the proxy (MGET, EXISTS, TOUCH, DEL,
+// UNLINK, MSET) are split per slot, since a cluster refuses keys of
+// several slots in one command even on one node; other multi-key
+// commands need their keys in one slot (hash tags), as on Redis Cluster.
+// SELECT of a database other than 0 answers "-ERR SELECT is not allowed
+// in cluster mode". Fan-outs (DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SCRIPT
+// LOAD…) go to every group's master; SCAN's cursor tag (above) makes a
+// scan that resharding or a failover of its group would break fail
+// clearly. With ReadFrom set, each group's replicas are the ones the
+// destination's last refresh reports (their connections send READONLY).
+//
+// Whatever the destination, CLUSTER SLOTS, SHARDS, NODES, INFO, MYID and
+// KEYSLOT answer as a one-node cluster that owns all 16384 slots, the
+// node being the proxy at the local address of the client's connection
+// (cluster.go), and INFO cluster says cluster_enabled:1: cluster-mode
+// clients (go-redis ClusterClient, redis-cli -c) send everything to the
+// proxy. HELLO and INFO server still say standalone, so SELECT-using
+// clients are served as before. Other CLUSTER subcommands are refused;
+// ASKING, READONLY and READWRITE answer +OK.
 //
 // # One client cannot hurt another
 //

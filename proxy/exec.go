@@ -16,6 +16,7 @@ import (
 // once more to another node of its shard (Config.ReadFrom).
 type executor struct {
 	ctx    context.Context
+	srv    *Server // for redirects; nil follows none
 	groups []group
 	bt     pool.Batch // reused by every run
 }
@@ -38,6 +39,7 @@ func (e *executor) run(p *batchPlan, rep *replicas) {
 	}
 	p.ran = p.ncalls
 	e.sendGroups()
+	e.redirects(p, from) // a cluster destination's MOVED, ASK, TRYAGAIN (redirect.go)
 	if rep != nil {
 		e.retryReads(p, rep, from)
 	}

@@ -189,6 +189,10 @@ func (c *session) selectDB(args [][]byte) {
 		c.replyErr("ERR value is not an integer or out of range")
 		return
 	}
+	if db != 0 && c.s.cfg.Destination.Cluster() {
+		c.replyErr("ERR SELECT is not allowed in cluster mode") // Redis Cluster's words
+		return
+	}
 	if db < 0 || db >= c.s.cfg.Databases {
 		c.replyErr("ERR DB index is out of range")
 		return
@@ -386,6 +390,10 @@ func (c *session) infoReply(k *cont, want map[string]bool, all, fromShards bool)
 			fmt.Fprintf(b, "shard%d:addr=%s,slots=%s\r\n", i, c.s.cfg.Destination.Addr(i), router.FormatSlotRanges(m.Ranges(i)))
 		}
 		b.WriteString("\r\n")
+	}
+	if all || want["cluster"] {
+		// The CLUSTER commands answer as a one-node cluster (cluster.go).
+		b.WriteString("# Cluster\r\ncluster_enabled:1\r\n\r\n")
 	}
 	if all || want["keyspace"] {
 		c.keyspace(k, func(ks string) {

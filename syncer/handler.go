@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,9 @@ type handler struct {
 	loading    bool        // inside FullSync; read by runPart after Run returns
 	streamed   atomic.Bool // a stream command was applied since the last snapshot began
 	progressed atomic.Bool // something was applied since the last retry
+	// rewind: where the link must resume after a destination slot went
+	// back (apply.RewindError); read and cleared by runPart after Run.
+	rewind *replica.Position
 }
 
 func (h *handler) release() {
@@ -49,6 +53,10 @@ func (h *handler) FullSync(ctx context.Context, replID string, offset, size int6
 
 func (h *handler) Continue(ctx context.Context, replID string, offset int64) error {
 	if err := h.applier.Continue(ctx, replID, offset); err != nil {
+		var rw *apply.RewindError
+		if errors.As(err, &rw) {
+			h.rewind = &replica.Position{ReplID: replID, Offset: rw.Offset}
+		}
 		return err
 	}
 	h.part.continued(replID, offset)

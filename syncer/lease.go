@@ -14,6 +14,10 @@ package syncer
 // before its first write (apply/fence.go), and every write checks, by the
 // monotonic clock, that the last renewal was sent less than
 // lease - margin ago.
+//
+// On a Redis Cluster destination the lease's keys end with the hash tag
+// {lease} (one slot, so its scripts may take two of them), and the fence
+// is a key per slot (apply/cluster.go).
 
 import (
 	"context"
@@ -30,12 +34,29 @@ import (
 	"github.com/replicaof/replicaof/syncer/apply"
 )
 
-// Keys the lease uses on shard 0, db 0 (hidden by the proxy).
+// Keys the lease uses on shard 0, db 0 (hidden by the proxy). On a Redis
+// Cluster destination the scripts' keys must share a slot: each name then
+// ends with clusterLeaseTag (leaseKeys).
 const (
 	LeaseKey   = destination.KeyPrefix + "lease"
 	SourcesKey = destination.KeyPrefix + "sources"
 	epochKey   = destination.KeyPrefix + "epoch"
+
+	clusterLeaseTag = "{lease}"
 )
+
+// leaseKeys are the lease's key names on d.
+type leaseKeys struct{ lease, sources, epoch string }
+
+func leaseKeysOf(d *destination.Destination) leaseKeys {
+	k := leaseKeys{LeaseKey, SourcesKey, epochKey}
+	if d.Cluster() {
+		k.lease += clusterLeaseTag
+		k.sources += clusterLeaseTag
+		k.epoch += clusterLeaseTag
+	}
+	return k
+}
 
 // Roles of an instance (GET /v1/status "role").
 const (
@@ -138,6 +159,7 @@ return 0`
 type lease struct {
 	cfg  LeaseConfig
 	dest *destination.Destination
+	keys leaseKeys
 	// sources returns the current source list, encoded for SourcesKey.
 	sources func() string
 	changed chan struct{} // role may have changed; buffered 1
@@ -153,7 +175,7 @@ func newLease(cfg LeaseConfig, dest *destination.Destination, sources func() str
 	if cfg.Duration <= 0 {
 		cfg.Duration = 10 * time.Second
 	}
-	return &lease{cfg: cfg, dest: dest, sources: sources, changed: make(chan struct{}, 1)}
+	return &lease{cfg: cfg, dest: dest, keys: leaseKeysOf(dest), sources: sources, changed: make(chan struct{}, 1)}
 }
 
 // Epoch implements apply.Fence.
@@ -178,11 +200,11 @@ func (l *lease) Restore() [][]string {
 		return nil
 	}
 	out := [][]string{
-		{"SET", LeaseKey, st.value, "PX", strconv.FormatInt(max(left.Milliseconds(), 1), 10)},
-		{"SET", epochKey, strconv.FormatInt(st.epoch, 10)},
+		{"SET", l.keys.lease, st.value, "PX", strconv.FormatInt(max(left.Milliseconds(), 1), 10)},
+		{"SET", l.keys.epoch, strconv.FormatInt(st.epoch, 10)},
 	}
 	if srcs != "" {
-		out = append(out, []string{"SET", SourcesKey, srcs})
+		out = append(out, []string{"SET", l.keys.sources, srcs})
 	}
 	return out
 }
@@ -245,7 +267,7 @@ func (l *lease) step(ctx context.Context, log func(msg string, args ...any)) {
 	defer cancel()
 	px := strconv.FormatInt(l.cfg.Duration.Milliseconds(), 10)
 	if st.next(now, l.cfg.Duration) {
-		reply, err := l.dest.DoUnfenced(ctx, 0, 0, "EVAL", renewScript, "2", LeaseKey, SourcesKey, st.value, px, l.sources())
+		reply, err := l.dest.DoUnfenced(ctx, 0, 0, "EVAL", renewScript, "2", l.keys.lease, l.keys.sources, st.value, px, l.sources())
 		l.mu.Lock()
 		switch {
 		case err != nil:
@@ -263,7 +285,7 @@ func (l *lease) step(ctx context.Context, log func(msg string, args ...any)) {
 		l.mu.Lock()
 		floor := strconv.FormatInt(l.floor, 10)
 		l.mu.Unlock()
-		reply, err := l.dest.DoUnfenced(ctx, 0, 0, "EVAL", acquireScript, "2", LeaseKey, epochKey, l.cfg.ID, l.cfg.Addr, px, floor)
+		reply, err := l.dest.DoUnfenced(ctx, 0, 0, "EVAL", acquireScript, "2", l.keys.lease, l.keys.epoch, l.cfg.ID, l.cfg.Addr, px, floor)
 		if err == nil {
 			var ok bool
 			var val string
@@ -322,7 +344,7 @@ func (l *lease) release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout())
 	defer cancel()
-	_, _ = l.dest.DoUnfenced(ctx, 0, 0, "EVAL", releaseScript, "1", LeaseKey, st.value)
+	_, _ = l.dest.DoUnfenced(ctx, 0, 0, "EVAL", releaseScript, "1", l.keys.lease, st.value)
 }
 
 // parseAcquire reads the acquire script's reply: [1, value] taken, [0,
@@ -357,7 +379,8 @@ func encodeSources(id string, srcs []config.Source) string {
 // readSources reads SourcesKey: the list and the id of the instance that
 // wrote it; ok false when there is none.
 func readSources(ctx context.Context, d *destination.Destination) (writer string, srcs []config.Source, ok bool, err error) {
-	reply, err := d.DoUnfenced(ctx, 0, 0, "GET", SourcesKey)
+	key := leaseKeysOf(d).sources
+	reply, err := d.DoUnfenced(ctx, 0, 0, "GET", key)
 	if err != nil {
 		return "", nil, false, err
 	}
@@ -367,11 +390,11 @@ func readSources(ctx context.Context, d *destination.Destination) (writer string
 	}
 	id, body, found := strings.Cut(string(v.Str), "\n")
 	if !found {
-		return "", nil, false, fmt.Errorf("%s: malformed value", SourcesKey)
+		return "", nil, false, fmt.Errorf("%s: malformed value", key)
 	}
 	srcs, err = config.ParseSources([]byte(body))
 	if err != nil {
-		return "", nil, false, fmt.Errorf("%s: %w", SourcesKey, err)
+		return "", nil, false, fmt.Errorf("%s: %w", key, err)
 	}
 	return id, srcs, true, nil
 }

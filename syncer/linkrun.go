@@ -81,7 +81,8 @@ func (s *Supervisor) runPart(ctx context.Context, src *source, p *part, dial dia
 			log.Error("source failed", "class", v.class.String(), "error", v.err)
 			return &SourceError{src.cfg.Name, v.err}
 		}
-		pos = newPos // resume by partial resync when it is not zero
+		pos = resumeAt(newPos, h.rewind) // resume by partial resync when it is not zero
+		h.rewind = nil
 		attempt = v.attempt
 		src.retry(v.err)
 		log.Warn("link lost, retrying", "error", v.err, "in", v.wait)

@@ -113,6 +113,23 @@ func resumeFrom(cps []*apply.Checkpoint, fp string) (pos replica.Position, newes
 	return replica.Position{ReplID: hi.ReplID, Offset: lo.Offset}, hi.Offset, -1
 }
 
+// resumeAt is where a link reconnects after Run returned pos: pos, or,
+// when a destination slot went back below it (a cluster master lost
+// acknowledged writes in a failover; apply.RewindError), that older
+// offset (rewind), so the writes are replayed by a partial resync from
+// there, or a full resync when the source's backlog no longer holds it.
+// A zero pos (a full sync is due) stays zero.
+func resumeAt(pos replica.Position, rewind *replica.Position) replica.Position {
+	if rewind == nil || pos.IsZero() || rewind.Offset >= pos.Offset {
+		return pos
+	}
+	replID := rewind.ReplID
+	if replID == "" {
+		replID = pos.ReplID
+	}
+	return replica.Position{ReplID: replID, Offset: rewind.Offset}
+}
+
 // fingerprintOf is the fingerprint of a source list.
 func fingerprintOf(srcs []config.Source) string {
 	ss := make([]*source, len(srcs))

@@ -57,3 +57,43 @@ func TestResumeFrom(t *testing.T) {
 		}
 	}
 }
+
+func TestResumeAt(t *testing.T) {
+	pos := replica.Position{ReplID: "a", Offset: 5000}
+	cases := []struct {
+		name   string
+		pos    replica.Position
+		rewind *replica.Position
+		want   replica.Position
+	}{
+		{"no rewind", pos, nil, pos},
+		{"a slot went back below the link", pos, &replica.Position{ReplID: "b", Offset: 1200}, replica.Position{ReplID: "b", Offset: 1200}},
+		{"rewind without replid keeps the link's", pos, &replica.Position{Offset: 1200}, replica.Position{ReplID: "a", Offset: 1200}},
+		{"a slot back but not below the link", pos, &replica.Position{ReplID: "a", Offset: 5000}, pos},
+		{"above the link", pos, &replica.Position{ReplID: "a", Offset: 6000}, pos},
+		{"a full sync stays a full sync", replica.Position{}, &replica.Position{ReplID: "a", Offset: 10}, replica.Position{}},
+	}
+	for _, c := range cases {
+		if got := resumeAt(c.pos, c.rewind); got != c.want {
+			t.Errorf("%s: resumeAt(%v, %v) = %v, want %v", c.name, c.pos, c.rewind, got, c.want)
+		}
+	}
+}
+
+// A cluster destination has a checkpoint per slot: the run resumes from
+// the lowest.
+func TestResumeFromSlots(t *testing.T) {
+	cps := make([]*apply.Checkpoint, 16384)
+	for i := range cps {
+		cps[i] = &apply.Checkpoint{Fingerprint: "fp", ReplID: "r", Offset: int64(10000 + i)}
+	}
+	cps[9000].Offset = 42
+	pos, newest, missing := resumeFrom(cps, "fp")
+	if missing != -1 || pos.Offset != 42 || newest != 10000+16383 {
+		t.Fatalf("resumeFrom = %v %d %d, want offset 42, newest %d, none missing", pos, newest, missing, 10000+16383)
+	}
+	cps[16000] = nil
+	if _, _, missing := resumeFrom(cps, "fp"); missing != 16000 {
+		t.Fatalf("missing = %d, want 16000", missing)
+	}
+}

@@ -7,8 +7,10 @@
 //  2. times a native replica's full sync (REPLICAOF) of it, with the
 //     replica's CPU time;
 //  3. times `replicaof serve` (a subprocess) syncing it into 1 and into 3
-//     fresh shards, with the CPU time of the shards and of serve (per key,
-//     and how busy the shards were) and serve's peak RSS (VmHWM);
+//     fresh shards, and into a fresh 3-master Redis Cluster (no replicas,
+//     formed with redis-cli; db 3 mapped to 0 with destination.db_map),
+//     with the CPU time of the shards (or cluster nodes) and of serve (per
+//     key, and how busy the shards were) and serve's peak RSS (VmHWM);
 //
 // then, synced into 3 shards after the largest size, runs redis-benchmark
 // -t set -P 16 on the source, samples the lag, and times the catch-up
@@ -112,16 +114,17 @@ func run(bin string, sizes []int, dataset string, valueSize, setN int) error {
 		fmt.Printf("native REPLICAOF full sync: %v; replica CPU %.2f s (%.2f µs/key)\n",
 			native.Round(time.Millisecond), nativeCPU, 1e6*nativeCPU/float64(keys))
 
-		for _, shards := range []int{1, 3} {
-			r, stop, err := b.replicaof(ctx, src, shards, keys)
+		for _, dest := range []target{{shards: 1}, {shards: 3}, {shards: 3, cluster: true}} {
+			shards := dest.shards
+			r, stop, err := b.replicaof(ctx, src, dest, keys, dataset)
 			if err != nil {
 				return err
 			}
-			fmt.Printf("replicaof full sync into %d shard(s): %v (%.2fx native); CPU: shards %.2f s (%.2f µs/key, busy %.0f%% of the sync), serve %.2f s (%.2f µs/key); peak RSS %.0f MB\n",
-				shards, r.took.Round(time.Millisecond), r.took.Seconds()/native.Seconds(),
+			fmt.Printf("replicaof full sync into %s: %v (%.2fx native); CPU: shards %.2f s (%.2f µs/key, busy %.0f%% of the sync), serve %.2f s (%.2f µs/key); peak RSS %.0f MB\n",
+				dest, r.took.Round(time.Millisecond), r.took.Seconds()/native.Seconds(),
 				r.shardCPU, 1e6*r.shardCPU/float64(keys), 100*r.shardCPU/float64(shards)/r.took.Seconds(),
 				r.serveCPU, 1e6*r.serveCPU/float64(keys), float64(r.rss)/(1<<20))
-			if shards == 3 && i == len(sizes)-1 && setN > 0 {
+			if shards == 3 && !dest.cluster && i == len(sizes)-1 && setN > 0 {
 				if err := b.stream(ctx, src, sc, r.adminURL, setN, stop); err != nil {
 					stop()
 					return err
@@ -205,9 +208,23 @@ type result struct {
 	adminURL string
 }
 
-// replicaof starts serve against src with n fresh shards and measures its
-// full sync; stop ends serve and the shards.
-func (b *bench) replicaof(ctx context.Context, src *redisproc.Proc, n, keys int) (result, func(), error) {
+// target is a destination to sync into: shards standalone shards, or a
+// Redis Cluster of shards masters.
+type target struct {
+	shards  int
+	cluster bool
+}
+
+func (t target) String() string {
+	if t.cluster {
+		return fmt.Sprintf("a %d-master cluster", t.shards)
+	}
+	return fmt.Sprintf("%d shard(s)", t.shards)
+}
+
+// replicaof starts serve against src with a fresh destination dest and
+// measures its full sync; stop ends serve and the destination.
+func (b *bench) replicaof(ctx context.Context, src *redisproc.Proc, dest target, keys int, dataset string) (result, func(), error) {
 	var r result
 	var shards []string
 	var procs []*redisproc.Proc
@@ -220,14 +237,38 @@ func (b *bench) replicaof(ctx context.Context, src *redisproc.Proc, n, keys int)
 			p.Kill()
 		}
 	}
-	var cpu0 float64
-	for i := 0; i < n; i++ {
-		p, err := b.start(fmt.Sprintf("shard-%d-of-%d-%d", i, n, keys))
+	n := dest.shards
+	name := fmt.Sprintf("shard-of-%d-%d", n, keys)
+	var nodes []*redisproc.Proc
+	extraDest := ""
+	if dest.cluster {
+		name = fmt.Sprintf("cluster-of-%d-%d", n, keys)
+		cl, err := b.servers.StartCluster(ctx, name, n, 0)
 		if err != nil {
-			stopShards()
 			return r, nil, err
 		}
-		procs = append(procs, p)
+		procs = append(procs, cl.Nodes...)
+		nodes = cl.Nodes
+		// One seed node; the mixed dataset's db 3 goes to the cluster's
+		// only db (its key names do not collide with db 0's).
+		shards = []string{fmt.Sprintf("%q", "redis://"+cl.Nodes[0].Addr)}
+		if dataset == "mixed" {
+			extraDest = ", db_map: { 3: 0 }"
+		}
+	} else {
+		for i := 0; i < n; i++ {
+			p, err := b.start(fmt.Sprintf("%s-%d", name, i))
+			if err != nil {
+				stopShards()
+				return r, nil, err
+			}
+			procs = append(procs, p)
+			nodes = append(nodes, p)
+			shards = append(shards, fmt.Sprintf("%q", "redis://"+p.Addr))
+		}
+	}
+	var cpu0 float64
+	for _, p := range nodes {
 		c := client(p.Addr)
 		clients = append(clients, c)
 		cpu, err := serverCPU(ctx, c)
@@ -236,13 +277,12 @@ func (b *bench) replicaof(ctx context.Context, src *redisproc.Proc, n, keys int)
 			return r, nil, err
 		}
 		cpu0 += cpu
-		shards = append(shards, fmt.Sprintf("%q", "redis://"+p.Addr))
 	}
 	pp, _ := redisproc.FreePort()
 	ap, _ := redisproc.FreePort()
-	cfg := filepath.Join(b.dir, fmt.Sprintf("replicaof-%d.yaml", n))
-	yaml := fmt.Sprintf("proxy: { listen: \"127.0.0.1:%d\" }\nadmin: { listen: \"127.0.0.1:%d\" }\ndestination: { shards: [%s] }\nreplica_of: { sources: [\"src: redis://%s\"] }\nstate_dir: %q\nlog: { level: warn }\n",
-		pp, ap, strings.Join(shards, ", "), src.Addr, filepath.Join(b.dir, "state"))
+	cfg := filepath.Join(b.dir, name+".yaml")
+	yaml := fmt.Sprintf("proxy: { listen: \"127.0.0.1:%d\" }\nadmin: { listen: \"127.0.0.1:%d\" }\ndestination: { shards: [%s]%s }\nreplica_of: { sources: [\"src: redis://%s\"] }\nstate_dir: %q\nlog: { level: warn }\n",
+		pp, ap, strings.Join(shards, ", "), extraDest, src.Addr, filepath.Join(b.dir, "state"))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		stopShards()
 		return r, nil, err

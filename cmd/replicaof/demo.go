@@ -22,20 +22,28 @@ import (
 )
 
 func newDemo() *cobra.Command {
-	var nSources, nShards, keys int
+	var nSources, nShards, keys, replicas int
 	var duration time.Duration
-	var quiet bool
+	var quiet, cluster bool
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Run replicaof on a local topology: 2 sources, a 3-shard destination, live traffic",
 		Long: `Starts redis-server processes on free 127.0.0.1 ports (sources and
 destination shards), loads some data into the sources, runs replicaof serve
 against them, keeps writing a little traffic into the sources and shows the
-sync status until Ctrl-C, which stops everything it started.`,
+sync status until Ctrl-C, which stops everything it started.
+
+With --cluster the destination is a local Redis Cluster instead: --shards
+masters (default 3) with --cluster-replicas replicas each (default 1),
+formed with redis-cli --cluster create and named to replicaof by one seed
+node.`,
 		Args: positional(cobra.NoArgs),
 		RunE: func(c *cobra.Command, args []string) error {
 			if nSources < 1 || nSources > config.MaxSources || nShards < 1 || nShards > 64 {
 				return usageError{fmt.Errorf("demo: --sources 1..%d and --shards 1..64", config.MaxSources)}
+			}
+			if cluster && (nShards < 3 || replicas < 0 || replicas > 4) {
+				return usageError{errors.New("demo: --cluster needs --shards 3..64 (masters) and --cluster-replicas 0..4")}
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -44,7 +52,8 @@ sync status until Ctrl-C, which stops everything it started.`,
 				ctx, cancel = context.WithTimeout(ctx, duration)
 				defer cancel()
 			}
-			return runDemo(ctx, c.OutOrStdout(), demoOptions{sources: nSources, shards: nShards, keys: keys, quiet: quiet})
+			return runDemo(ctx, c.OutOrStdout(), demoOptions{sources: nSources, shards: nShards, keys: keys, quiet: quiet,
+				cluster: cluster, replicas: replicas})
 		},
 	}
 	c.Flags().IntVar(&nSources, "sources", 2, "source databases to start")
@@ -52,12 +61,16 @@ sync status until Ctrl-C, which stops everything it started.`,
 	c.Flags().IntVar(&keys, "keys", 10000, "keys to load into each source before sync starts")
 	c.Flags().DurationVar(&duration, "duration", 0, "stop by itself after this long (0: run until Ctrl-C)")
 	c.Flags().BoolVar(&quiet, "quiet", false, "print the status once a second as a line instead of redrawing the table")
+	c.Flags().BoolVar(&cluster, "cluster", false, "make the destination a local Redis Cluster of --shards masters")
+	c.Flags().IntVar(&replicas, "cluster-replicas", 1, "replicas per master with --cluster")
 	return c
 }
 
 type demoOptions struct {
 	sources, shards, keys int
 	quiet                 bool
+	cluster               bool // the destination is a Redis Cluster of shards masters
+	replicas              int  // per master, with cluster
 }
 
 // ensureRedis finds redis-server, installing Debian's package when it is
@@ -123,12 +136,30 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 		}
 		sources = append(sources, p)
 	}
-	for i := 0; i < o.shards; i++ {
-		p, err := start(fmt.Sprintf("shard-%d", i))
+	// seeds are the destination URLs of the config: the shards, or one
+	// node of the cluster (any node will do: replicaof discovers the rest).
+	var seeds []string
+	destText := ""
+	if o.cluster {
+		fmt.Fprintf(out, "forming a Redis Cluster of %d masters with %d replica(s) each…\n", o.shards, o.replicas)
+		cl, err := redisproc.StartCluster(ctx, bin, dir, "cluster-node", o.shards, o.replicas)
 		if err != nil {
 			return err
 		}
-		shards = append(shards, p)
+		procs = append(procs, cl.Nodes...)
+		seeds = []string{cl.Nodes[0].Addr}
+		destText = fmt.Sprintf("Redis Cluster, %d masters + %d replicas (seed %s): %s",
+			o.shards, len(cl.Nodes)-o.shards, cl.Nodes[0].Addr, addrs(cl.Nodes))
+	} else {
+		for i := 0; i < o.shards; i++ {
+			p, err := start(fmt.Sprintf("shard-%d", i))
+			if err != nil {
+				return err
+			}
+			shards = append(shards, p)
+			seeds = append(seeds, p.Addr)
+		}
+		destText = addrs(shards)
 	}
 	clients := make([]*redis.Client, len(sources))
 	for i, p := range sources {
@@ -149,8 +180,8 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 		return err
 	}
 	yaml := fmt.Sprintf("proxy: { listen: \"127.0.0.1:%d\" }\nadmin: { listen: \"127.0.0.1:%d\" }\ndestination:\n  shards:\n", proxyPort, adminPort)
-	for _, p := range shards {
-		yaml += fmt.Sprintf("    - \"redis://%s\"\n", p.Addr)
+	for _, a := range seeds {
+		yaml += fmt.Sprintf("    - \"redis://%s\"\n", a)
 	}
 	yaml += "replica_of:\n  sources:\n"
 	for i, p := range sources {
@@ -205,7 +236,7 @@ replicaof demo is running (Ctrl-C stops everything).
   status:       replicaof status --admin %s --watch
   config:       %s   (log: %s)
 
-`, addrs(sources), addrs(shards), r.ProxyAddr, proxyPort, sourceName(0), r.AdminURL, r.AdminURL, cfgPath, logf.Name())
+`, addrs(sources), destText, r.ProxyAddr, proxyPort, sourceName(0), r.AdminURL, r.AdminURL, cfgPath, logf.Name())
 
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

@@ -32,6 +32,25 @@ func (s *syncBuffer) String() string {
 // The demo runs end to end: it prints a redis-cli line that works against
 // its proxy, reaches synced, and stops everything on cancel.
 func TestDemoEndToEnd(t *testing.T) {
+	out := runDemoUntilSynced(t, "--keys", "2000")
+	if strings.Contains(out, "Redis Cluster") {
+		t.Fatalf("a plain demo shows a cluster destination:\n%s", out)
+	}
+}
+
+// demo --cluster: the same, into a local 3-master, 3-replica Redis Cluster
+// named by one seed node.
+func TestDemoCluster(t *testing.T) {
+	out := runDemoUntilSynced(t, "--keys", "2000", "--cluster")
+	if !strings.Contains(out, "Redis Cluster, 3 masters + 3 replicas") {
+		t.Fatalf("the demo does not show its cluster destination:\n%s", out)
+	}
+}
+
+// runDemoUntilSynced runs demo --quiet with args until it is synced and
+// its printed redis-cli line answers, cancels it, and returns what it
+// printed.
+func runDemoUntilSynced(t *testing.T, args ...string) string {
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Fatalf("redis-cli not found: apt-get install -y redis-tools")
 	}
@@ -39,7 +58,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	defer cancel()
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- runWith(ctx, []string{"demo", "--quiet", "--keys", "2000"}, &out, &errOut) }()
+	go func() { done <- runWith(ctx, append([]string{"demo", "--quiet"}, args...), &out, &errOut) }()
 
 	lineRE := regexp.MustCompile(`redis-cli -p (\d+) get (\S+)`)
 	var m []string
@@ -84,4 +103,5 @@ func TestDemoEndToEnd(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("demo did not stop after cancel")
 	}
+	return out.String()
 }

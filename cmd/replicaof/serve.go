@@ -31,6 +31,7 @@ import (
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -183,6 +184,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			CrossShard:      crossShard,
 			TTLGrace:        cfg.ReplicaOf.Grace(),
 			SkipUnsupported: cfg.ReplicaOf.SkipUnsupported(),
+			DBMap:           cfg.Destination.DBMap, // config.DBDrop is apply.DropDB
 		}})
 	if err != nil {
 		return err
@@ -212,6 +214,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			AdminPassword:    adminPW,
 			ProxyURL:         proxyURL,
 			Nodes:            func() []admin.DestinationNode { return statusNodes(prox.Nodes()) },
+			DestinationKind:  destinationKind(dest),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -345,9 +348,27 @@ func metricNodes(ns []proxy.NodeStatus) []metrics.Node {
 	out := make([]metrics.Node, len(ns))
 	for i, n := range ns {
 		out[i] = metrics.Node{Shard: n.Shard, Addr: n.Addr, Role: n.Role, Up: n.Up, Lag: n.Lag,
-			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors}
+			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors,
+			Slots: slotCount(n.Slots), Unread: n.Unread}
 	}
 	return out
+}
+
+// slotCount is the number of slots in rs.
+func slotCount(rs []router.SlotRange) int {
+	n := 0
+	for _, r := range rs {
+		n += r.Len()
+	}
+	return n
+}
+
+// destinationKind is GET /v1/status's destination_kind.
+func destinationKind(d *destination.Destination) string {
+	if d.Cluster() {
+		return "cluster"
+	}
+	return "shards"
 }
 
 // statusNodes converts the proxy's view of the destination nodes for
@@ -356,7 +377,8 @@ func statusNodes(ns []proxy.NodeStatus) []admin.DestinationNode {
 	out := make([]admin.DestinationNode, len(ns))
 	for i, n := range ns {
 		out[i] = admin.DestinationNode{Shard: n.Shard, Addr: n.Addr, Role: n.Role, Up: n.Up, LagSeconds: n.Lag.Seconds(),
-			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors}
+			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors,
+			Slots: router.FormatSlotRanges(n.Slots), ID: n.ID, Unread: n.Unread}
 	}
 	return out
 }

@@ -3,6 +3,8 @@ package harness
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/replicaof/replicaof/internal/redisproc"
 	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/tlsutil"
 )
 
 // clusterWait bounds every wait of the cluster harness: forming the
@@ -24,14 +27,15 @@ const clusterWait = 30 * time.Second
 // Cluster is a Redis Cluster of real redis-server processes on 127.0.0.1,
 // started for one test and stopped at its cleanup.
 //
-// A shard is numbered by the master it started with: shard i owns the
-// slots [i*16384/masters, (i+1)*16384/masters) for the whole test, whichever
+// A shard is numbered by the master it started with: shard i starts with
+// the slots [i*16384/masters, (i+1)*16384/masters) (SlotRange), whichever
 // of its nodes is master at the moment. Failover and KillMaster change
-// roles, never indexes.
+// roles, never indexes; Reshard moves slots from one shard to another.
 //
-// Addr, Client, MasterOf, SlotRange and KeyInShard may be called from any
-// goroutine; Masters, Failover and KillMaster fail the test, so only from
-// the goroutine of the test they were given, one at a time.
+// Addr, Client, MasterOf, SlotRange, Slots and KeyInShard may be called
+// from any goroutine; Masters, Failover, KillMaster and Reshard fail the
+// test, so only from the goroutine of the test they were given, one at a
+// time.
 type Cluster struct {
 	// Nodes are the servers: the masters first, in slot order, then the
 	// replicas, replicasPerMaster per shard, shard by shard (replica j of
@@ -41,14 +45,39 @@ type Cluster struct {
 	t        testing.TB
 	masters  int
 	replicas int             // per shard
+	password string          // requirepass and masterauth of every node; "" for none
+	tls      *tlsutil.Files  // the certificates of a TLS cluster; nil for plain TCP
+	tlsPorts []int           // each node's TLS port (TLS clusters), by node index
 	ids      []string        // cluster node IDs, by node index
 	bus      []int           // cluster bus ports, by node index
 	admin    []*redis.Client // one plain client per node, by node index
 	client   *redis.ClusterClient
 
-	mu   sync.Mutex
-	cur  []int  // current master's node index, by shard
-	down []bool // killed by KillMaster, by node index
+	mu    sync.Mutex
+	cur   []int  // current master's node index, by shard
+	down  []bool // killed by KillMaster, by node index
+	owner []int  // the shard owning each slot; nil means SlotRange's split
+}
+
+// ClusterOptions describe the cluster StartClusterWith starts.
+type ClusterOptions struct {
+	Masters           int // 1..16384
+	ReplicasPerMaster int // 0 or more
+	// Password, when set, is every node's requirepass and masterauth; the
+	// harness's own clients (Client, Masters, each node's Client) and
+	// redis-cli use it.
+	Password string
+	// TLS, when set, gives every node a TLS port (TLSAddr) next to its
+	// plain one, with the demo proxy certificate of these files, clients
+	// certificates optional, and TLS on the cluster bus and between
+	// masters and replicas (tls-cluster, tls-replication); the harness's
+	// own clients keep the plain ports. Redis then names a node by its
+	// TLS port to TLS clients (CLUSTER SLOTS, SHARDS, MOVED) and by its
+	// plain port to the others.
+	TLS *tlsutil.Files
+	// Extra holds more `--name value` redis-server arguments for every
+	// node.
+	Extra []string
 }
 
 // StartCluster starts masters*(1+replicasPerMaster) redis-server nodes in
@@ -72,12 +101,20 @@ type Cluster struct {
 // start (Redis' CLUSTER_WRITABLE_DELAY), so this costs at least that.
 func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, ClusterOptions{Masters: masters, ReplicasPerMaster: replicasPerMaster})
+}
+
+// StartClusterWith is StartCluster with the options of o: a password on
+// every node, more server arguments.
+func StartClusterWith(t testing.TB, o ClusterOptions) *Cluster {
+	t.Helper()
+	masters, replicasPerMaster := o.Masters, o.ReplicasPerMaster
 	if masters < 1 || masters > router.SlotCount || replicasPerMaster < 0 {
 		t.Fatalf("harness: StartCluster(%d, %d): need 1..16384 masters and replicas >= 0", masters, replicasPerMaster)
 	}
 	n := masters * (1 + replicasPerMaster)
 	c := &Cluster{
-		t: t, masters: masters, replicas: replicasPerMaster,
+		t: t, masters: masters, replicas: replicasPerMaster, password: o.Password, tls: o.TLS,
 		ids: make([]string, n), admin: make([]*redis.Client, n),
 		cur: make([]int, masters), down: make([]bool, n),
 	}
@@ -85,9 +122,22 @@ func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 		c.cur[i] = i
 	}
 	for i := 0; i < n; i++ {
-		r, bus := startClusterNode(t)
+		extra := o.Extra
+		if o.Password != "" {
+			extra = append([]string{"--requirepass", o.Password, "--masterauth", o.Password}, extra...)
+		}
+		if o.TLS != nil {
+			extra = append([]string{
+				"--tls-cert-file", o.TLS.ProxyCert, "--tls-key-file", o.TLS.ProxyKey,
+				"--tls-ca-cert-file", o.TLS.CA, "--tls-auth-clients", "optional",
+				"--tls-cluster", "yes", "--tls-replication", "yes",
+			}, extra...)
+		}
+		r, bus, tlsPort := startClusterNode(t, o.TLS != nil, extra...)
+		r.Password = o.Password
 		c.Nodes = append(c.Nodes, r)
 		c.bus = append(c.bus, bus)
+		c.tlsPorts = append(c.tlsPorts, tlsPort)
 		c.admin[i] = r.Client()
 	}
 	t.Cleanup(func() {
@@ -181,6 +231,7 @@ func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 	}
 	c.client = redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs:    addrs,
+		Password: o.Password,
 		Protocol: 2,
 		// A failover moves slots: MOVED, CLUSTERDOWN, TRYAGAIN and dial
 		// errors to a dead master each use one of these attempts.
@@ -200,9 +251,10 @@ func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 // startClusterNode starts one cluster-enabled redis-server like StartRedis
 // does, with its cluster bus on a port of its own: the default bus port,
 // port+10000, does not exist for ports above 55535, which the kernel hands
-// out as free ports. It retries when the bus port was taken meanwhile, and
-// returns the node and its bus port.
-func startClusterNode(t testing.TB) (*Redis, int) {
+// out as free ports. With tls it also listens for TLS on a port of its
+// own. It retries when a port it picked was taken meanwhile, and returns
+// the node, its bus port and its TLS port (0 without tls).
+func startClusterNode(t testing.TB, tls bool, extra ...string) (*Redis, int, int) {
 	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -211,7 +263,15 @@ func startClusterNode(t testing.TB) (*Redis, int) {
 		if err != nil {
 			t.Fatalf("harness: no free port: %v", err)
 		}
-		r, err := start(t, dir,
+		args := extra
+		tlsPort := 0
+		if tls {
+			if tlsPort, err = redisproc.FreePort(); err != nil {
+				t.Fatalf("harness: no free port: %v", err)
+			}
+			args = append([]string{"--tls-port", strconv.Itoa(tlsPort)}, extra...)
+		}
+		r, err := start(t, dir, append([]string{
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 			"--cluster-port", strconv.Itoa(bus),
@@ -224,29 +284,69 @@ func startClusterNode(t testing.TB) (*Redis, int) {
 			"--cluster-allow-replica-migration", "no",
 			// Replicas sync at once, not after 5 s.
 			"--repl-diskless-sync-delay", "0",
-		)
+		}, args...)...)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		return r, bus
+		return r, bus, tlsPort
 	}
 	t.Fatalf("harness: cluster node did not start: %v", lastErr)
-	return nil, 0
+	return nil, 0, 0
 }
 
-// SlotRange returns the first and last slot of shard s.
+// TLSAddr returns node i's TLS address (a cluster started with TLS).
+func (c *Cluster) TLSAddr(i int) string {
+	if c.tls == nil {
+		c.t.Fatalf("harness: TLSAddr: the cluster has no TLS")
+	}
+	return "127.0.0.1:" + strconv.Itoa(c.tlsPorts[i])
+}
+
+// replPort is the port node i's replicas connect to: its TLS port with
+// tls-replication, else its port.
+func (c *Cluster) replPort(i int) int {
+	if c.tls != nil {
+		return c.tlsPorts[i]
+	}
+	return c.Nodes[i].Port
+}
+
+// SlotRange returns the first and last slot shard s started with.
 func (c *Cluster) SlotRange(s int) (lo, hi int) {
 	return s * router.SlotCount / c.masters, (s+1)*router.SlotCount/c.masters - 1
 }
 
+// shardOfSlot returns the shard owning slot now, as the harness last saw
+// it (after StartCluster or Reshard).
+func (c *Cluster) shardOfSlot(slot int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.owner != nil {
+		return c.owner[slot]
+	}
+	// The s with SlotRange(s) = [s*N/masters, (s+1)*N/masters) holding slot.
+	return ((slot+1)*c.masters - 1) / router.SlotCount
+}
+
+// Slots returns the slots shard s owns now, in ascending order, as the
+// harness last saw it (after StartCluster or Reshard).
+func (c *Cluster) Slots(s int) []int {
+	var out []int
+	for sl := 0; sl < router.SlotCount; sl++ {
+		if c.shardOfSlot(sl) == s {
+			out = append(out, sl)
+		}
+	}
+	return out
+}
+
 // KeyInShard returns a key, made from prefix and a number, whose slot
-// belongs to shard s.
+// belongs to shard s now. Shard s must own a slot.
 func (c *Cluster) KeyInShard(s int, prefix string) string {
-	lo, hi := c.SlotRange(s)
 	for i := 0; ; i++ {
 		k := prefix + strconv.Itoa(i)
-		if sl := int(router.Slot([]byte(k))); sl >= lo && sl <= hi {
+		if c.shardOfSlot(int(router.Slot([]byte(k)))) == s {
 			return k
 		}
 	}
@@ -279,7 +379,8 @@ func (c *Cluster) MasterOf(s int) *Redis {
 }
 
 // Masters asks the cluster (CLUSTER SLOTS on the first live node) which
-// nodes are masters now, and returns one client per master in slot order,
+// nodes are masters now, and returns one client per master, ordered by
+// the lowest slot each owns,
 // e.g. for Compare. The clients are shared: do not close them. It fails
 // the test given to StartCluster, so call it from the test's goroutine.
 func (c *Cluster) Masters(ctx context.Context) []*redis.Client {
@@ -304,7 +405,9 @@ func (c *Cluster) Masters(ctx context.Context) []*redis.Client {
 			if j < 0 {
 				c.t.Fatalf("harness: CLUSTER SLOTS names unknown master %s", s.Nodes[0].Addr)
 			}
-			if len(out) == 0 || out[len(out)-1] != c.admin[j] {
+			// After a reshard a master may own ranges that are not
+			// adjacent: list it once, at its lowest slot.
+			if !slices.Contains(out, c.admin[j]) {
 				out = append(out, c.admin[j])
 			}
 		}
@@ -406,6 +509,98 @@ func (c *Cluster) KillMaster(t testing.TB, ctx context.Context, s int) {
 	}
 }
 
+// Reshard moves n slots, with their keys, from shard from to shard to as
+// an operator does: `redis-cli --cluster reshard --cluster-yes` against
+// the target's master (redis-cli picks the slots: the lowest of from's),
+// which marks each slot migrating/importing, MIGRATEs its keys a batch at
+// a time and then assigns it, while the cluster keeps serving. It returns
+// once redis-cli succeeded, exactly n slots of from belong to to, and
+// every live node reports cluster_state:ok and the same, updated CLUSTER
+// SLOTS. It fails the test, with redis-cli's output, when redis-cli is
+// missing or fails; redis-cli gets the cluster's password through
+// REDISCLI_AUTH.
+func (c *Cluster) Reshard(t testing.TB, ctx context.Context, from, to, n int) {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("harness: Reshard runs `redis-cli --cluster reshard`, and redis-cli is not in PATH: %s", InstallHint)
+	}
+	src, _ := c.shardRoles(t, from)
+	dst, _ := c.shardRoles(t, to)
+	if from == to || n < 1 || n > len(c.Slots(from)) {
+		t.Fatalf("harness: Reshard(%d → %d, %d slots): shard %d owns %d slots", from, to, n, from, len(c.Slots(from)))
+	}
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	// MIGRATE between the nodes of a TLS cluster goes over TLS: redis-cli
+	// must see the nodes' TLS ports, so it talks TLS too.
+	args := []string{"--cluster", "reshard", c.Nodes[dst].Addr}
+	if c.tls != nil {
+		args = []string{"--tls", "--cacert", c.tls.CA, "--cert", c.tls.ProxyCert, "--key", c.tls.ProxyKey,
+			"--cluster", "reshard", c.TLSAddr(dst)}
+	}
+	cmd := exec.CommandContext(rctx, cli, append(args,
+		"--cluster-from", c.ids[src], "--cluster-to", c.ids[dst],
+		"--cluster-slots", strconv.Itoa(n), "--cluster-yes")...)
+	cmd.Env = os.Environ()
+	if c.password != "" {
+		cmd.Env = append(cmd.Env, "REDISCLI_AUTH="+c.password)
+	}
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("harness: redis-cli --cluster reshard of %d slots from %s to %s: %v\n%s",
+			n, c.Nodes[src].Addr, c.Nodes[dst].Addr, err, tail(string(out), 4000))
+	}
+	if rctx.Err() != nil {
+		t.Fatalf("harness: redis-cli --cluster reshard: %v", rctx.Err())
+	}
+	t.Logf("harness: redis-cli moved %d slots from shard %d (%s) to shard %d (%s) in %v",
+		n, from, c.Nodes[src].Addr, to, c.Nodes[dst].Addr, time.Since(t0).Round(time.Millisecond))
+
+	// The target's own view of what it owns is authoritative once
+	// redis-cli is done: every slot it gained was from's.
+	slots, err := c.admin[dst].ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatalf("harness: CLUSTER SLOTS on %s after the reshard: %v", c.Nodes[dst].Addr, err)
+	}
+	owner := make([]int, router.SlotCount)
+	for sl := range owner {
+		owner[sl] = c.shardOfSlot(sl)
+	}
+	moved := 0
+	for _, r := range slots {
+		if len(r.Nodes) == 0 || r.Nodes[0].Addr != c.Nodes[dst].Addr {
+			continue
+		}
+		for sl := r.Start; sl <= r.End; sl++ {
+			switch owner[sl] {
+			case to:
+			case from:
+				owner[sl] = to
+				moved++
+			default:
+				t.Fatalf("harness: after the reshard %s owns slot %d, which was shard %d's", c.Nodes[dst].Addr, sl, owner[sl])
+			}
+		}
+	}
+	if moved != n {
+		t.Fatalf("harness: redis-cli moved %d slots from shard %d to %d, want %d\n%s", moved, from, to, n, tail(string(out), 4000))
+	}
+	c.mu.Lock()
+	c.owner = owner
+	c.mu.Unlock()
+	c.waitHealthy(t, ctx, fmt.Sprintf("after %d slots moved from shard %d to %d", n, from, to))
+}
+
+// tail returns the last max bytes of s.
+func tail(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return "…" + s[len(s)-max:]
+}
+
 // shardRoles returns shard s's current master and its live replicas.
 func (c *Cluster) shardRoles(t testing.TB, s int) (master int, replicas []int) {
 	t.Helper()
@@ -449,11 +644,18 @@ func (c *Cluster) nodeByAddr(addr string) int {
 // wantSlots renders the slot map the harness expects, in the form of
 // slotsText.
 func (c *Cluster) wantSlots() string {
+	owner := make([]int, router.SlotCount)
+	for sl := range owner {
+		owner[sl] = c.shardOfSlot(sl)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var b strings.Builder
-	for s := 0; s < c.masters; s++ {
-		lo, hi := c.SlotRange(s)
+	for lo := 0; lo < router.SlotCount; {
+		s, hi := owner[lo], lo
+		for hi+1 < router.SlotCount && owner[hi+1] == s {
+			hi++
+		}
 		var reps []string
 		for i := range c.Nodes {
 			if c.shardOf(i) == s && i != c.cur[s] && !c.down[i] {
@@ -462,6 +664,7 @@ func (c *Cluster) wantSlots() string {
 		}
 		slices.Sort(reps)
 		fmt.Fprintf(&b, "%d-%d %s %v\n", lo, hi, c.Nodes[c.cur[s]].Addr, reps)
+		lo = hi + 1
 	}
 	return b.String()
 }
@@ -519,7 +722,7 @@ func (c *Cluster) waitHealthy(t testing.TB, ctx context.Context, what string) {
 			switch {
 			case i == m && info["role"] != "master":
 				return fmt.Sprintf("%s: role %s, want master", addr, info["role"])
-			case i != m && (info["role"] != "slave" || info["master_port"] != strconv.Itoa(c.Nodes[m].Port)):
+			case i != m && (info["role"] != "slave" || info["master_port"] != strconv.Itoa(c.replPort(m))):
 				return fmt.Sprintf("%s: role %s of port %s, want replica of %s", addr, info["role"], info["master_port"], c.Nodes[m].Addr)
 			case i != m && info["master_link_status"] != "up":
 				return fmt.Sprintf("%s: master_link_status %s", addr, info["master_link_status"])

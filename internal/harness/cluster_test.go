@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
+	"github.com/replicaof/replicaof/tlsutil"
 )
 
 func TestClusterSlotRanges(t *testing.T) {
@@ -32,6 +34,11 @@ func TestClusterSlotRanges(t *testing.T) {
 			}
 			if n := hi - lo + 1; n != router.SlotCount/masters && n != router.SlotCount/masters+1 {
 				t.Fatalf("%d masters: shard %d has %d slots", masters, s, n)
+			}
+			for _, sl := range []int{lo, hi} {
+				if got := c.shardOfSlot(sl); got != s {
+					t.Fatalf("%d masters: slot %d in shard %d, want %d", masters, sl, got, s)
+				}
 			}
 			if masters <= 7 {
 				k := c.KeyInShard(s, "k")
@@ -375,5 +382,90 @@ func requireMasters(t testing.TB, ctx context.Context, c *Cluster, want ...int) 
 	}
 	if strings.Join(got, ",") != strings.Join(exp, ",") {
 		t.Fatalf("Masters() = %v, want %v", got, exp)
+	}
+}
+
+// Reshard on a cluster with a password, after a failover and a kill (the
+// order of the cluster-destination acceptance test): redis-cli moves the
+// slots with their keys, the harness follows the new owners (Slots,
+// KeyInShard, Masters), and the keys are all still there.
+func TestClusterReshardWithPassword(t *testing.T) {
+	ctx := Context(t, 2*time.Minute)
+	c := StartClusterWith(t, ClusterOptions{Masters: 3, ReplicasPerMaster: 1, Password: "harness-pw"})
+	if err := c.Nodes[0].Client().Ping(ctx).Err(); err != nil {
+		t.Fatalf("a node's client with the password: %v", err)
+	}
+	plain := redis.NewClient(&redis.Options{Addr: c.Nodes[0].Addr, Protocol: 2, MaxRetries: -1})
+	defer plain.Close()
+	if err := plain.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("PING without the password: %v, want NOAUTH", err)
+	}
+	writeKeys(t, ctx, c.Client(), "k:", 3000)
+	c.Failover(t, ctx, 0)
+	if n, err := c.Masters(ctx)[1].Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT: %d %v", n, err)
+	}
+	c.KillMaster(t, ctx, 1)
+
+	before, before2 := c.Slots(0), c.Slots(2)
+	c.Reshard(t, ctx, 0, 2, 500)
+	after0, after2 := c.Slots(0), c.Slots(2)
+	if len(after0) != len(before)-500 || len(after2) != len(before2)+500 {
+		t.Fatalf("after the reshard shard 0 has %d slots (had %d), shard 2 has %d (had %d)", len(after0), len(before), len(after2), len(before2))
+	}
+	for _, sl := range before[:500] {
+		if c.shardOfSlot(sl) != 2 {
+			t.Fatalf("slot %d (one of shard 0's lowest) not moved to shard 2", sl)
+		}
+	}
+	k := c.KeyInShard(2, "moved:")
+	if sl := int(router.Slot([]byte(k))); !slices.Contains(after2, sl) {
+		t.Fatalf("KeyInShard(2) = %q in slot %d, not shard 2's", k, sl)
+	}
+	// Shard 2 (Nodes[2]) now owns slot 0: it comes first.
+	requireMasters(t, ctx, c, 2, 3, 4)
+	requireKeyCount(t, ctx, c, 3000)
+	for i := 0; i < 3000; i += 97 {
+		if v, err := c.Client().Get(ctx, fmt.Sprint("k:", i)).Result(); err != nil || v != strconv.Itoa(i) {
+			t.Fatalf("k:%d after the reshard: %q %v", i, v, err)
+		}
+	}
+}
+
+// A TLS cluster: TLS clients see the nodes' TLS ports in CLUSTER SLOTS,
+// replicas follow over TLS through a failover, and Reshard (redis-cli over
+// TLS, MIGRATE over TLS) moves slots with their keys.
+func TestClusterTLS(t *testing.T) {
+	ctx := Context(t, 2*time.Minute)
+	certs, err := tlsutil.GenerateDemo(filepath.Join(t.TempDir(), "certs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := StartClusterWith(t, ClusterOptions{Masters: 3, ReplicasPerMaster: 1, TLS: &certs})
+	writeKeys(t, ctx, c.Client(), "k:", 1000)
+	c.Failover(t, ctx, 1)
+	c.Reshard(t, ctx, 1, 0, 100)
+	requireKeyCount(t, ctx, c, 1000)
+
+	tc, err := tlsutil.ClientConfig("127.0.0.1", tlsutil.ClientOptions{CAFile: certs.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcl := redis.NewClient(&redis.Options{Addr: c.TLSAddr(0), TLSConfig: tc, Protocol: 2, MaxRetries: -1})
+	defer tcl.Close()
+	slots, err := tcl.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER SLOTS over TLS: %v", err)
+	}
+	tlsAddrs := map[string]bool{}
+	for i := range c.Nodes {
+		tlsAddrs[c.TLSAddr(i)] = true
+	}
+	for _, s := range slots {
+		for _, n := range s.Nodes {
+			if !tlsAddrs[n.Addr] {
+				t.Fatalf("CLUSTER SLOTS over TLS names %s, not a TLS address (%v)", n.Addr, slots)
+			}
+		}
 	}
 }

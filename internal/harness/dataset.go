@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -94,4 +95,40 @@ func RandString(rng *rand.Rand, n int) string {
 		b[i] = alphabet[rng.Intn(len(alphabet))]
 	}
 	return string(b)
+}
+
+// LoadBigKeys writes one big key of each type into c, named
+// prefix+"big:<type>": a list, a set, a sorted set, a hash and a stream of
+// n elements each, and a string of n*64 bytes; the hash has a TTL. They
+// are written 1000 elements per command, so a sync must carry keys far
+// larger than any one of the source's writes (a snapshot's big keys, sent
+// on in parts). Deterministic.
+func LoadBigKeys(ctx context.Context, c redis.Cmdable, prefix string, n int) error {
+	const batch = 1000
+	pipe := c.Pipeline()
+	for lo := 0; lo < n; lo += batch {
+		hi := min(lo+batch, n)
+		var list, set, hash []any
+		var zs []redis.Z
+		for i := lo; i < hi; i++ {
+			list = append(list, fmt.Sprint("e", i))
+			set = append(set, fmt.Sprint("m", i))
+			hash = append(hash, fmt.Sprint("f", i), fmt.Sprint("v", i))
+			zs = append(zs, redis.Z{Score: float64(i) / 3, Member: fmt.Sprint("z", i)})
+		}
+		pipe.RPush(ctx, prefix+"big:list", list...)
+		pipe.SAdd(ctx, prefix+"big:set", set...)
+		pipe.HSet(ctx, prefix+"big:hash", hash...)
+		pipe.ZAdd(ctx, prefix+"big:zset", zs...)
+		for i := lo; i < hi; i++ {
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: prefix + "big:stream", ID: fmt.Sprintf("%d-1", i+1), Values: []any{"i", i}})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+	}
+	pipe.Expire(ctx, prefix+"big:hash", 2*time.Hour)
+	pipe.Set(ctx, prefix+"big:string", strings.Repeat("0123456789abcdef", n*4), 0)
+	_, err := pipe.Exec(ctx)
+	return err
 }

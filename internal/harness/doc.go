@@ -4,8 +4,11 @@
 //   - servers: StartRedis (one redis-server on a free 127.0.0.1 port, its
 //     own directory), StartServers (n alike, e.g. a destination's shards;
 //     Addrs and Clients list them), StartReplica (a --replicaof replica),
-//     StartCluster (a Redis Cluster with replicas, failover and kill);
-//   - data: LoadDataset (a deterministic mixed keyspace), Workload (a
+//     StartCluster and StartClusterWith (a Redis Cluster with replicas,
+//     optionally a password; Failover, KillMaster, and Reshard, which
+//     moves slots with `redis-cli --cluster reshard`);
+//   - data: LoadDataset (a deterministic mixed keyspace), LoadBigKeys (one
+//     big key of each type), Workload (a
 //     mixed write load with exact counters), Compare and RequireEqual (a
 //     logical comparison of two keyspaces: type, value, TTL presence, and
 //     with CompareOptions.TTLTolerance TTL values, the syncer's TTLGrace

@@ -22,6 +22,9 @@ const InstallHint = redisproc.InstallHint
 // Redis is one redis-server process started for a test.
 type Redis struct {
 	*redisproc.Proc
+	// Password is the AUTH password Client and ClientDB use ("" for none);
+	// StartClusterWith sets it on the nodes of a cluster with a password.
+	Password string
 
 	t       testing.TB
 	mu      sync.Mutex
@@ -82,7 +85,7 @@ func (r *Redis) Client() *redis.Client { return r.ClientDB(0) }
 // ClientDB returns a go-redis client for database db, closed at cleanup.
 func (r *Redis) ClientDB(db int) *redis.Client {
 	c := redis.NewClient(&redis.Options{
-		Addr: r.Addr, DB: db, Protocol: 2,
+		Addr: r.Addr, DB: db, Password: r.Password, Protocol: 2,
 		DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		MaxRetries: -1,
 	})

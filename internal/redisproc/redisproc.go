@@ -1,5 +1,6 @@
 // Package redisproc starts and stops redis-server processes on loopback
-// ports, for the demo and the test harness.
+// ports, for the demo, the benchmarks and the test harness; StartCluster
+// forms a Redis Cluster of them with redis-cli.
 package redisproc
 
 import (

@@ -77,7 +77,16 @@ type Options struct {
 	// MaxSkippedKeys bounds the skipped key names remembered to drop
 	// their commands (default 1<<20; see unsupported.go).
 	MaxSkippedKeys int
+	// DBMap maps source databases onto a Redis Cluster destination,
+	// which has db 0 only: each listed database goes to 0 or, with
+	// DropDB, its keys and commands are left out; a write to an unlisted
+	// database other than 0 stops sync with a *DBError naming it
+	// (config: destination.db_map). Standalone shards ignore it.
+	DBMap map[int]int
 }
+
+// DropDB in Options.DBMap leaves a source database out.
+const DropDB = -1
 
 // MaxTTLGrace bounds Options.TTLGrace.
 const MaxTTLGrace = 365 * 24 * time.Hour
@@ -172,6 +181,11 @@ type Stats struct {
 	// UntrackedSkips counts skipped keys not remembered (over
 	// MaxSkippedKeys): their commands are not dropped.
 	UntrackedSkips int64
+	// On a Redis Cluster destination: Moved counts commands and slot
+	// transactions sent again to a slot's new owner after -MOVED;
+	// Retried those sent again after -ASK, -TRYAGAIN or -CLUSTERDOWN (a
+	// slot migrating, the cluster down).
+	Moved, Retried int64
 }
 
 // Applier writes one source's snapshot and command stream to a
@@ -189,6 +203,12 @@ type Applier struct {
 	crossShard                                         atomic.Int64
 	maxBatch                                           atomic.Int64 // largest snapshot pipeline sent, in bytes
 
+	// cluster: the destination is a Redis Cluster (cluster.go): stream
+	// transactions and checkpoints are per slot.
+	cluster bool
+	cl      clusterState // owned by the caller's goroutine
+	redir   redirects
+
 	stream streamState // Apply's state, owned by the caller's goroutine
 	ckpt   ckptState   // checkpoints, owned by the caller's goroutine
 	xs     xsState     // cross-shard emulation, owned by the caller's goroutine
@@ -199,8 +219,9 @@ var _ replica.Handler = (*Applier)(nil)
 
 // New returns an Applier writing to d.
 func New(d *destination.Destination, opts Options) *Applier {
-	a := &Applier{d: d, opts: opts.withDefaults()}
+	a := &Applier{d: d, opts: opts.withDefaults(), cluster: d.Cluster()}
 	a.skips.a = a
+	a.cl.init(a)
 	a.ckpt.init(a)
 	a.stream.init(a)
 	a.xs.init(a)
@@ -226,6 +247,8 @@ func (a *Applier) Stats() Stats {
 		Unsupported:      a.skips.snapshot(),
 		DroppedCommands:  a.skips.dropped.Load(),
 		UntrackedSkips:   a.skips.untracked.Load(),
+		Moved:            a.redir.moved.Load(),
+		Retried:          a.redir.retried.Load(),
 	}
 }
 
@@ -239,6 +262,9 @@ func (a *Applier) FullSync(ctx context.Context, replID string, offset, size int6
 	a.skips.reset()
 	a.ckpt.forget()
 	a.ckpt.replID = replID
+	if a.cluster {
+		a.cl.noteMasters() // a failover during the load fails it (writeSlotCheckpoints)
+	}
 	a.offset.Store(offset)
 	if _, err := a.LoadSnapshot(ctx, r); err != nil {
 		return err
@@ -258,11 +284,16 @@ func (a *Applier) FullSync(ctx context.Context, replID string, offset, size int6
 // selected db and an open MULTI block carry over, as the source does not
 // repeat them. In checkpoint mode it re-reads every shard's checkpoint,
 // so what a shard already holds is not sent again; it fails with
-// ErrCheckpointLost when a shard lost what it held.
+// ErrCheckpointLost when a shard lost what it held. On a cluster a slot
+// that went back below offset (a failover lost writes) makes it fail with
+// a *RewindError: the link must resume from the older offset.
 func (a *Applier) Continue(ctx context.Context, replID string, offset int64) error {
 	if !a.ckpt.on {
 		return nil
 	}
 	a.ckpt.replID = replID
+	if a.cluster {
+		return a.continueSlots(ctx, offset)
+	}
 	return a.reloadCheckpoints(ctx)
 }

@@ -26,6 +26,14 @@ type batch struct {
 	keyless   bool   // holds a keyless command (FLUSHALL…): rewrite the marker
 	seq       uint64 // distinguishes reuses of the same batch
 	ordered   bool   // must wait for the shard's earlier batches (snapshot)
+	// On a cluster (cluster.go): slot is the slot of a slot transaction
+	// (-1 otherwise); pipe marks a plain pipeline of any slots of group
+	// shard (snapshot, checkpoint refreshes); pre holds a transaction's
+	// fence guard calls.
+	slot int
+	pipe bool
+	pre  []*pool.Call
+	ctr  *redirects // counts what a cluster made it send again
 
 	buf    []byte
 	starts []int // offset of each command in buf
@@ -44,6 +52,7 @@ type execMark struct {
 func (b *batch) reset(shard, db int) {
 	b.shard, b.db, b.cur = shard, db, db
 	b.ordered, b.keyless = false, false
+	b.slot, b.pipe = -1, false
 	b.left = 0
 	b.buf = b.buf[:0]
 	b.starts = b.starts[:0]
@@ -159,6 +168,12 @@ func (b *batch) seal() []*pool.Call {
 
 // send pipelines the batch to its backend and checks every reply.
 func (b *batch) send(ctx context.Context, d *destination.Destination) error {
+	switch {
+	case b.slot >= 0:
+		return b.sendTx(ctx, d, 0, notRedirect, destination.Redirect{})
+	case b.pipe:
+		return b.sendPipeline(ctx, d)
+	}
 	calls := b.seal()
 	if len(calls) == 0 {
 		return nil

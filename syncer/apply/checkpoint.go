@@ -47,6 +47,21 @@ package apply
 // source's replicated FLUSHALL (which deletes every key of the shard) and
 // the known offset stays; a shard that restarted empty is caught by the
 // supervisor through its run_id and the marker key (Probe).
+//
+// Cluster mode (cluster.go has the details): the unit is the slot, not
+// the shard. The key is "<key>{<router.SlotTag(slot)>}" in every slot
+// (16384 per source), held is per slot, each Apply sends one MULTI …
+// EXEC per touched slot with that slot's checkpoint (pipelined per
+// group), and untouched slots due a refresh get plain pipelined SETs,
+// checked at most once per Every (so within 2×Every). A snapshot ends
+// with a SET in every slot; Checkpoints returns one entry per slot and
+// the supervisor resumes from the lowest. Costs: a stream batch touching
+// k slots sends k transactions (MULTI, SET, EXEC each) instead of one per
+// shard, a reload reads 16384 keys. As a replicated FLUSHALL/FLUSHDB
+// becomes a full resync (ErrClusterFlush), a missing slot checkpoint
+// always means lost data (ErrCheckpointLost); a checkpoint that went back
+// means a failover lost acknowledged writes of that slot, which Continue
+// replays (RewindError) instead of failing.
 
 import (
 	"bytes"
@@ -148,8 +163,8 @@ func (c *ckptState) init(a *Applier) {
 	o := a.opts.Checkpoint
 	c.on = o.Key != ""
 	c.key, c.fp = o.Key, o.Fingerprint
-	c.held = make([]int64, a.d.Len())
-	c.wrote = make([]time.Time, a.d.Len())
+	c.held = make([]int64, a.unitCount())
+	c.wrote = make([]time.Time, a.unitCount())
 	c.forget()
 }
 
@@ -175,6 +190,9 @@ func (c *ckptState) skip(shard int, offset int64) bool {
 // snapshot).
 func (a *Applier) writeCheckpoints(ctx context.Context, offset int64) error {
 	c := &a.ckpt
+	if a.cluster {
+		return a.writeSlotCheckpoints(ctx, offset)
+	}
 	val := string(c.value(offset))
 	err := a.d.Each(func(shard int) error {
 		_, err := a.d.Do(ctx, shard, 0, "SET", c.key, val)
@@ -203,6 +221,10 @@ func (a *Applier) reloadCheckpoints(ctx context.Context) error {
 // marker): held stands. With raise, held takes the checkpoints' offsets.
 func (a *Applier) verify(ctx context.Context, raise bool) error {
 	c := &a.ckpt
+	if a.cluster {
+		_, err := a.verifySlots(ctx, raise)
+		return err
+	}
 	got, err := Checkpoints(ctx, a.d, c.key)
 	if err != nil {
 		return err
@@ -235,8 +257,12 @@ func (a *Applier) verify(ctx context.Context, raise bool) error {
 }
 
 // Checkpoints reads key on every shard of d: nil where it is missing or does
-// not parse.
+// not parse. On a cluster destination it reads the key of every slot
+// (key{SlotTag(slot)}, cluster.go) and returns one entry per slot.
 func Checkpoints(ctx context.Context, d *destination.Destination, key string) ([]*Checkpoint, error) {
+	if d.Cluster() {
+		return slotCheckpoints(ctx, d, key)
+	}
 	out := make([]*Checkpoint, d.Len())
 	err := d.Each(func(shard int) error {
 		reply, err := d.Do(ctx, shard, 0, "GET", key)

@@ -28,6 +28,9 @@ func FlushAll(ctx context.Context, d *destination.Destination) error {
 	if err != nil {
 		return err
 	}
+	if d.Cluster() {
+		return flushCluster(ctx, d, infos, epoch)
+	}
 	return d.Each(func(shard int) error {
 		if epoch > 0 {
 			// The fence key goes with the flush, in one transaction.
@@ -58,9 +61,9 @@ func FlushAll(ctx context.Context, d *destination.Destination) error {
 // rdbVersion, with a throwaway string key under the reserved prefix.
 func probeRestore(ctx context.Context, d *destination.Destination, shard, rdbVersion int) (bool, error) {
 	payload := rdb.AppendDumpPayload(nil, rdb.TypeString, []byte{1, 'x'}, uint16(rdbVersion))
-	key := destination.ProbeKey
+	key := probeKey(d, shard)
 	req := resp.AppendCommand(nil, []byte("RESTORE"), []byte(key), []byte("0"), payload, []byte("REPLACE"))
-	reply, err := d.Backend(shard, 0).Do(ctx, req, nil)
+	reply, err := probeDo(ctx, d, shard, req)
 	if err != nil {
 		return false, fmt.Errorf("apply: shard %d (%s): %w", shard, d.Addr(shard), err)
 	}

@@ -46,6 +46,27 @@
 //     again: exactly once across reconnects and crashes. Probe (run_id,
 //     marker key) and ErrCheckpointLost tell a shard that lost its data.
 //
+// Redis Cluster destinations (cluster.go): when the Destination is a
+// cluster (destination.Open, Destination.Cluster), shard i is group i (a
+// master and its replicas; the master changes with failovers) and the
+// unit of a stream transaction and of a checkpoint is the hash slot, as
+// Redis refuses a MULTI … EXEC over keys of two slots even on one node:
+// one MULTI … EXEC per touched slot carrying the slot's checkpoint
+// "<key>{router.SlotTag(slot)}", the transactions of a group pipelined
+// together; split commands split by slot; cross-slot commands emulated
+// through a staging slot. MOVED is followed (Destination.Moved, then sent
+// again), ASK gets ASKING only for single commands outside transactions,
+// a transaction refused with ASK, TRYAGAIN or CLUSTERDOWN (nothing
+// applied) is sent again with backoff to the slot's owner. Snapshot
+// small strings go as SET (an MSET would span slots). Only db 0 exists:
+// Options.DBMap maps other databases to 0 or drops them, otherwise a
+// *DBError stops sync. A source's FLUSHALL/FLUSHDB ends the run with
+// ErrClusterFlush (a full resync of every source). After a failover
+// Continue re-reads every slot's checkpoint: a slot that went back (a
+// master killed with kill -9 lost acknowledged writes) lowers its held
+// offset, and a *RewindError makes the link resume from it.
+// Stats.Moved and Stats.Retried count what was sent again.
+//
 // TTLs (ttl.go): with Options.TTLGrace every TTL written, snapshot and
 // stream alike, is the source's plus the grace, so the destination never
 // drops a key before the source's DEL for it arrives (a native replica

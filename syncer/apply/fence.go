@@ -34,7 +34,9 @@ import (
 )
 
 // FenceKey holds, on every shard (db 0), the highest lease epoch that
-// wrote there.
+// wrote there. On a cluster destination every slot has its own,
+// FenceKey{SlotTag(slot)} (cluster.go), guarding that slot's
+// transactions.
 const FenceKey = destination.KeyPrefix + "fence"
 
 // ErrFenced means this instance does not (certainly) hold the
@@ -91,6 +93,9 @@ func (e *StaleEpochError) Unwrap() error { return ErrFenced }
 // a newer one (then a *StaleEpochError): a new lease holder calls it
 // before its first write.
 func RaiseFence(ctx context.Context, d *destination.Destination, epoch int64) error {
+	if d.Cluster() {
+		return raiseSlotFences(ctx, d, epoch)
+	}
 	return d.Each(func(shard int) error {
 		reply, err := d.DoUnfenced(ctx, shard, 0, "EVAL", raiseScript, "1", FenceKey, strconv.FormatInt(epoch, 10))
 		if err != nil {

@@ -214,6 +214,16 @@ func (l *loader) key(k *rdb.Key) error {
 	}
 	shard := l.d.Map().ShardOf(k.Key)
 	db := int(k.DB)
+	if l.a.cluster {
+		to, keep, err := l.a.mapDB(db)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k.Key, err)
+		}
+		if !keep {
+			return nil // a dropped database
+		}
+		db = to
+	}
 	l.keySeq = 0
 	if k.Kind() == rdb.KindModule {
 		switch err := l.moduleKey(k, shard); {
@@ -265,6 +275,23 @@ func (l *loader) msetString(k *rdb.Key, shard, db int) (bool, error) {
 		return false, err
 	case len(raw) > msetMaxRaw:
 		return false, nil
+	}
+	if l.a.cluster {
+		// MSET would span slots: a plain SET per key.
+		if l.str, err = rdb.AppendString(l.str[:0], raw, msetMaxValue); err != nil {
+			return false, nil // RESTORE it
+		}
+		b, err := l.batch(shard, db)
+		if err != nil {
+			return false, err
+		}
+		b.begin(3)
+		b.str("SET")
+		b.bulk(k.Key)
+		b.bulk(l.str)
+		l.a.keysBatched.Add(1)
+		l.a.keysLoaded.Add(1)
+		return true, nil
 	}
 	q := l.queues[shard]
 	if q.msetN > 0 && q.msetDB != db {
@@ -372,6 +399,8 @@ func (l *loader) batch(shard, db int) (*batch, error) {
 		b = q.get()
 		l.seq++
 		b.reset(shard, db)
+		b.pipe = l.a.cluster
+		b.ctr = &l.a.redir
 		b.seq = l.seq
 		q.cur = b
 	}

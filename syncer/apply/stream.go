@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -51,7 +52,7 @@ func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
 	a.skips.begin()
 	defer a.skips.commit() // a no-op after undo
 	s.plan.reset()
-	s.plan.flat = a.ckpt.on
+	s.plan.flat = a.ckpt.on || a.cluster
 	var routeErr, jobErr error
 	routed, offset := 0, int64(-1)
 	for i := range cmds {
@@ -72,7 +73,7 @@ func (a *Applier) Apply(ctx context.Context, cmds []replica.Command) error {
 	}
 	err := jobErr
 	if err == nil {
-		if a.ckpt.on {
+		if s.plan.flat {
 			s.seal(offset)
 		}
 		err = s.execute(ctx, offset)
@@ -112,8 +113,11 @@ type streamState struct {
 	sticky error
 	plan   plan
 	keys   []int
-	job    *xjob // a cross-shard command route left to emulate
-	ttl    ttlRewriter
+	// involved is execBlock's scratch: per unit, whether the block
+	// touches it (cleared after each block).
+	involved []bool
+	job      *xjob // a cross-shard command route left to emulate
+	ttl      ttlRewriter
 }
 
 // txBlock holds the commands of an open MULTI, copied: a block can span
@@ -134,7 +138,9 @@ type savedState struct {
 func (s *streamState) init(a *Applier) {
 	s.a = a
 	s.plan.d = a.d
-	s.plan.runs = make([][]*batch, a.d.Len())
+	s.plan.runs = make([][]*batch, a.unitCount())
+	s.plan.cluster = a.cluster
+	s.plan.ctr = &a.redir
 	s.ttl.grace = a.opts.graceMs()
 }
 
@@ -223,6 +229,14 @@ func (s *streamState) route(c *replica.Command) error {
 		s.db = db
 		return nil
 	}
+	db := s.db
+	if s.a.cluster {
+		var keep bool
+		var err error
+		if db, keep, err = s.a.mapDB(s.db); err != nil || !keep {
+			return err // a dropped database: nothing to write
+		}
+	}
 	t, err := s.target(args, name, c.Offset)
 	if err != nil {
 		if s.emulates(err) {
@@ -235,28 +249,38 @@ func (s *streamState) route(c *replica.Command) error {
 	case t.own:
 	case t.parts != nil:
 		for _, p := range t.parts {
-			s.add(p.Shard, c.Offset, p.Args)
+			s.add(p.Shard, db, c.Offset, p.Args)
+		}
+	case t.shard == everyShard && s.a.cluster:
+		if clusterFlush(name) {
+			return fmt.Errorf("%w (%s at offset %d)", ErrClusterFlush, args[0], c.Offset)
+		}
+		// Once per group, in the transaction of a slot it owns.
+		for g := 0; g < s.a.d.Len(); g++ {
+			if u := s.a.anchor(g); u >= 0 {
+				s.add(u, db, c.Offset, args)
+			}
 		}
 	case t.shard == everyShard:
 		for i := range s.plan.runs {
-			if b := s.add(i, c.Offset, args); b != nil {
+			if b := s.add(i, db, c.Offset, args); b != nil {
 				b.keyless = true
 			}
 		}
 	default:
-		s.add(t.shard, c.Offset, args)
+		s.add(t.shard, db, c.Offset, args)
 	}
 	return nil
 }
 
-// add plans args for shard unless the shard already holds the command
-// ending at offset; it returns the batch, nil when skipped.
-func (s *streamState) add(shard int, offset int64, args [][]byte) *batch {
+// add plans args for (shard, db) unless the shard already holds the
+// command ending at offset; it returns the batch, nil when skipped.
+func (s *streamState) add(shard, db int, offset int64, args [][]byte) *batch {
 	if s.a.ckpt.skip(shard, offset) {
 		s.a.skipped.Add(1)
 		return nil
 	}
-	b := s.plan.batch(shard, s.db)
+	b := s.plan.batch(shard, db)
 	b.command(args)
 	return b
 }
@@ -273,7 +297,7 @@ type target struct {
 }
 
 func (s *streamState) target(args [][]byte, name string, offset int64) (target, error) {
-	m := s.a.d.Map()
+	m := s.a.units()
 	switch name {
 	case "publish", "spublish":
 		if len(args) < 2 {
@@ -367,8 +391,24 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 		nb          [16]byte
 		selectedNow = startDB
 		split       = s.a.opts.SplitBlocks || s.a.opts.CrossShard == CrossShardEmulate
-		involved    = make([]bool, len(s.plan.runs))
+		mapping     = s.a.cluster
+		units       []int // involved units, in the order met
 	)
+	if len(s.involved) != len(s.plan.runs) {
+		s.involved = make([]bool, len(s.plan.runs))
+	}
+	involved := s.involved
+	defer func() {
+		for _, u := range units {
+			involved[u] = false
+		}
+	}()
+	involve := func(u int) {
+		if !involved[u] {
+			involved[u] = true
+			units = append(units, u)
+		}
+	}
 	for _, args := range cmds {
 		if len(args) == 0 {
 			continue
@@ -383,9 +423,27 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 				return err
 			}
 			selectedNow = db
+			if mapping {
+				to, keep, err := s.a.mapDB(db)
+				if err != nil {
+					return err
+				}
+				if !keep || s.a.cluster {
+					continue // nothing of it is written, or only db 0 is
+				}
+				args = [][]byte{args[0], []byte(strconv.Itoa(to))}
+			}
 			inlineSel = true
 			items = append(items, item{args, everyShard})
 			continue
+		}
+		if mapping {
+			if _, keep, err := s.a.mapDB(selectedNow); err != nil || !keep {
+				if err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		t, err := s.target(args, name, offset)
 		if err != nil && s.emulates(err) {
@@ -407,7 +465,7 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 			continue
 		case t.parts != nil && split:
 			for _, p := range t.parts {
-				involved[p.Shard] = true
+				involve(p.Shard)
 				items = append(items, item{p.Args, p.Shard})
 			}
 			continue
@@ -418,9 +476,12 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 			}
 			return e
 		case t.shard == everyShard:
+			if s.a.cluster && clusterFlush(name) {
+				return fmt.Errorf("%w (MULTI/EXEC %s at offset %d)", ErrClusterFlush, args[0], offset)
+			}
 			broadcast = true
 		case split:
-			involved[t.shard] = true
+			involve(t.shard)
 		default:
 			if keyed >= 0 && t.shard != keyed {
 				e := &CrossSlotError{Command: "MULTI/EXEC " + keyedName + ", " + string(args[0]), Offset: offset}
@@ -429,36 +490,69 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 			}
 			if keyed < 0 {
 				keyed, keyedName, keyedKeys = t.shard, string(args[0]), s.keyNames(args)
-				involved[keyed] = true
+				involve(keyed)
 			}
 		}
 		items = append(items, item{args, t.shard})
 	}
-	flat := s.plan.flat
-	for shard := range s.plan.runs {
-		if !broadcast && !involved[shard] {
-			continue
+	// The units that get the block: every shard for a keyless command; on
+	// a cluster, keyless commands go once per group, with the group's
+	// first involved slot, else its anchor slot.
+	var carrier map[int]int // cluster: group → the slot carrying its keyless commands
+	switch {
+	case broadcast && s.a.cluster:
+		carrier = make(map[int]int)
+		m := s.a.d.Map()
+		for _, u := range units {
+			if g := m.ShardOfSlot(uint16(u)); carrier[g] == 0 {
+				carrier[g] = u + 1
+			}
 		}
+		for g := 0; g < s.a.d.Len(); g++ {
+			if carrier[g] == 0 {
+				if u := s.a.anchor(g); u >= 0 {
+					carrier[g] = u + 1
+					involve(u)
+				}
+			}
+		}
+	case broadcast:
+		for u := range s.plan.runs {
+			involve(u)
+		}
+	}
+	slices.Sort(units)
+	flat := s.plan.flat
+	dbOut := startDB
+	if mapping {
+		if to, keep, _ := s.a.mapDB(startDB); keep {
+			dbOut = to
+		} else {
+			dbOut = 0
+		}
+	}
+	for _, shard := range units {
 		if s.a.ckpt.skip(shard, offset) {
 			s.a.skipped.Add(1)
 			continue
 		}
-		b := s.plan.batch(shard, startDB)
-		b.keyless = b.keyless || broadcast
+		b := s.plan.batch(shard, dbOut)
+		b.keyless = b.keyless || (broadcast && !s.a.cluster)
 		if !flat {
 			// In checkpoint mode the batch is one transaction already:
 			// the block is flattened into it.
 			b.commandString("MULTI")
 		}
 		first := b.Len()
+		keyless := carrier == nil || carrier[s.a.group(shard)] == shard+1
 		for _, it := range items {
-			if it.shard == everyShard || it.shard == shard {
+			if (it.shard == everyShard && keyless) || it.shard == shard {
 				b.command(it.args)
 			}
 		}
 		if inlineSel {
 			// SELECT inside MULTI outlives EXEC: put the connection back.
-			b.commandString("SELECT", strconv.Itoa(startDB))
+			b.commandString("SELECT", strconv.Itoa(dbOut))
 		}
 		if !flat {
 			b.commandString("EXEC")
@@ -466,8 +560,12 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 		}
 	}
 	s.db = selectedNow
+	db := s.db
+	if mapping {
+		db, _, _ = s.a.mapDB(s.db) // 0 for a dropped or unknown database
+	}
 	for _, p := range publishes {
-		s.add(p.shard, offset, p.args)
+		s.add(p.shard, db, offset, p.args)
 	}
 	return nil
 }
@@ -490,21 +588,41 @@ func (s *streamState) keyNames(args [][]byte) []string {
 // in order. In checkpoint mode (flat) a shard has one batch, a
 // transaction on its db-0 connection that switches databases inline.
 type plan struct {
-	d    *destination.Destination
-	runs [][]*batch // per shard
-	free []*batch
-	flat bool
+	d       *destination.Destination
+	runs    [][]*batch // per unit: shard, or slot on a cluster
+	touched []int      // units with runs, in the order first planned
+	free    []*batch
+	flat    bool
+	cluster bool
+	ctr     *redirects
+	// On a cluster: per group, the checkpoint-only refresh pipeline and
+	// its slots.
+	refresh      []*batch
+	refreshSlots [][]int
 }
 
 func (p *plan) reset() {
-	for i, rs := range p.runs {
+	for _, i := range p.touched {
+		rs := p.runs[i]
 		for _, b := range rs {
-			if cap(b.buf) <= 4<<20 { // do not keep a huge batch's memory
-				p.free = append(p.free, b)
-			}
+			p.recycle(b)
 		}
 		clear(rs)
 		p.runs[i] = rs[:0]
+	}
+	p.touched = p.touched[:0]
+	for g, b := range p.refresh {
+		if b != nil {
+			p.recycle(b)
+			p.refresh[g] = nil
+			p.refreshSlots[g] = p.refreshSlots[g][:0]
+		}
+	}
+}
+
+func (p *plan) recycle(b *batch) {
+	if cap(b.buf) <= 4<<20 { // do not keep a huge batch's memory
+		p.free = append(p.free, b)
 	}
 }
 
@@ -525,15 +643,26 @@ func (p *plan) batch(shard, db int) *batch {
 	return p.get(shard, db)
 }
 
+// newBatch takes a recycled batch, or a new one.
+func (p *plan) newBatch() *batch {
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b
+	}
+	return &batch{}
+}
+
 // get appends a fresh batch for (shard, db) to the shard's runs.
 func (p *plan) get(shard, db int) *batch {
-	var b *batch
-	if n := len(p.free); n > 0 {
-		b, p.free = p.free[n-1], p.free[:n-1]
-	} else {
-		b = &batch{}
-	}
+	b := p.newBatch()
 	b.reset(shard, db)
+	if p.cluster {
+		b.slot, b.ctr = shard, p.ctr
+	}
+	if len(p.runs[shard]) == 0 {
+		p.touched = append(p.touched, shard)
+	}
 	p.runs[shard] = append(p.runs[shard], b)
 	return b
 }
@@ -546,6 +675,10 @@ func (s *streamState) seal(offset int64) {
 	if offset < 0 {
 		// Nothing complete was routed (all inside an open block): no
 		// batch was planned either.
+		return
+	}
+	if s.a.cluster {
+		s.sealCluster(offset)
 		return
 	}
 	now := time.Now()
@@ -578,6 +711,9 @@ func (s *streamState) seal(offset int64) {
 // checkpoint mode each shard that answered without error now holds
 // offset.
 func (s *streamState) execute(ctx context.Context, offset int64) error {
+	if s.a.cluster {
+		return s.executeCluster(ctx, offset)
+	}
 	var active []int
 	for i, rs := range s.plan.runs {
 		if len(rs) > 0 {

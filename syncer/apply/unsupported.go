@@ -305,8 +305,9 @@ func (l *loader) probeModule(shard int, id uint64, raw []byte) (bool, error) {
 // restoreProbe RESTOREs payload (a module value) under the probe key:
 // "Bad data format" means the shard lacks the module type.
 func restoreProbe(ctx context.Context, d *destination.Destination, shard int, payload []byte) (bool, error) {
-	req := resp.AppendCommand(nil, []byte("RESTORE"), []byte(destination.ProbeKey), []byte("0"), payload, []byte("REPLACE"))
-	reply, err := d.Backend(shard, 0).Do(ctx, req, nil)
+	key := probeKey(d, shard)
+	req := resp.AppendCommand(nil, []byte("RESTORE"), []byte(key), []byte("0"), payload, []byte("REPLACE"))
+	reply, err := probeDo(ctx, d, shard, req)
 	if err != nil {
 		return false, fmt.Errorf("apply: shard %d (%s): %w", shard, d.Addr(shard), err)
 	}
@@ -316,7 +317,7 @@ func restoreProbe(ctx context.Context, d *destination.Destination, shard int, pa
 		}
 		return false, d.Refused(shard, 0, req, e.Error())
 	}
-	_, err = d.Do(ctx, shard, 0, "DEL", destination.ProbeKey)
+	_, err = d.Do(ctx, shard, 0, "DEL", key)
 	return err == nil, err
 }
 

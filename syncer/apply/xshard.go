@@ -145,8 +145,14 @@ func (x *xsState) init(a *Applier) {
 		}
 		return r
 	}, id)
+	x.tags = make([]string, a.unitCount())
+	if a.cluster {
+		for slot := range x.tags {
+			x.tags[slot] = router.SlotTag(uint16(slot))
+		}
+		return
+	}
 	m := a.d.Map()
-	x.tags = make([]string, a.d.Len())
 	for n, found := 0, 0; found < len(x.tags) && n < 1<<20; n++ {
 		t := "x" + strconv.Itoa(n)
 		if s := m.ShardOf([]byte(t)); x.tags[s] == "" {
@@ -222,7 +228,8 @@ type xplan struct {
 // prepare resolves a job, or says why it cannot be emulated.
 func (x *xsState) prepare(j *xjob) (*xplan, error) {
 	a := x.a
-	m := a.d.Map()
+	m := a.units()
+	mapping := a.cluster
 	p := &xplan{name: "MULTI/EXEC", offset: j.offset}
 	if !j.block && len(j.cmds) == 1 {
 		p.name = strings.ToUpper(string(j.cmds[0][0]))
@@ -255,6 +262,17 @@ func (x *xsState) prepare(j *xjob) (*xplan, error) {
 		if ownKeyCommand(args) {
 			continue
 		}
+		cdb := db
+		if mapping {
+			to, keep, err := a.mapDB(db)
+			if err != nil {
+				return nil, err
+			}
+			if !keep {
+				continue
+			}
+			cdb = to
+		}
 		refuse := func(why string) error {
 			e := &EmulateError{Command: string(args[0]), Offset: j.offset, Reason: why}
 			if j.block {
@@ -280,17 +298,17 @@ func (x *xsState) prepare(j *xjob) (*xplan, error) {
 		if ownKey(args[refs[0].Pos]) {
 			continue // another replicaof's staging, as in route
 		}
-		c := xcmd{db: db, args: append([][]byte(nil), args...)}
+		c := xcmd{db: cdb, args: append([][]byte(nil), args...)}
 		for _, r := range refs {
 			if r.Flags&router.KeyIncomplete != 0 {
 				return nil, refuse("its key specs do not name every key it touches")
 			}
-			id := strconv.Itoa(db) + ":" + string(args[r.Pos])
+			id := strconv.Itoa(cdb) + ":" + string(args[r.Pos])
 			k, ok := index[id]
 			if !ok {
 				k = len(p.keys)
 				index[id] = k
-				p.keys = append(p.keys, &xkey{db: db, name: args[r.Pos], home: m.ShardOf(args[r.Pos])})
+				p.keys = append(p.keys, &xkey{db: cdb, name: args[r.Pos], home: m.ShardOf(args[r.Pos])})
 			}
 			p.keys[k].write = p.keys[k].write || r.Writes()
 			c.refs = append(c.refs, xref{r.Pos, k})
@@ -298,6 +316,10 @@ func (x *xsState) prepare(j *xjob) (*xplan, error) {
 		p.cmds = append(p.cmds, c)
 	}
 	p.endDB = db
+	if len(p.keys) == 0 && mapping {
+		// Every command was in a dropped database.
+		return p, nil
+	}
 	if len(p.keys) == 0 {
 		return nil, fmt.Errorf("%w: cross-shard job without keys at offset %d", ErrUnsupported, j.offset)
 	}
@@ -344,6 +366,10 @@ func (a *Applier) emulate(ctx context.Context, j *xjob) error {
 	if err != nil {
 		return err
 	}
+	if len(p.keys) == 0 {
+		a.stream.db = p.endDB
+		return nil
+	}
 	s := p.stage
 	if a.ckpt.skip(s, j.offset) {
 		// A previous process finished it: S's checkpoint moves last.
@@ -371,7 +397,7 @@ func (a *Applier) emulate(ctx context.Context, j *xjob) error {
 		}
 		// 2. stage: inputs under internal names, the job, the record, and
 		// the results read back in the same transaction.
-		if err := a.xsStage(ctx, p, infos[s], val); err != nil {
+		if err := a.xsStage(ctx, p, infos[a.group(s)], val); err != nil {
 			return err
 		}
 		if err := x.step("stage"); err != nil {
@@ -424,8 +450,7 @@ func (a *Applier) emulate(ctx context.Context, j *xjob) error {
 // job's commands, the record, then DUMP and expiry of every written key,
 // whose replies in EXEC's are the results to write back.
 func (a *Applier) xsStage(ctx context.Context, p *xplan, si destination.ShardInfo, val string) error {
-	b := &batch{}
-	b.reset(p.stage, 0)
+	b := a.txBatch(p.stage)
 	b.commandString("MULTI")
 	for _, k := range p.keys {
 		b.use(k.db)
@@ -558,7 +583,7 @@ func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []destination.Shar
 	nows := make([]int64, len(order))
 	var wg sync.WaitGroup
 	for i, g := range order {
-		ttlCmd, _ := ttlCommand(infos[g.shard])
+		ttlCmd, _ := ttlCommand(infos[a.group(g.shard)])
 		for _, k := range groups[g] {
 			name := k.name
 			if staged {
@@ -572,14 +597,14 @@ func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []destination.Shar
 		go func() {
 			defer wg.Done()
 			nows[i] = time.Now().UnixMilli()
-			a.d.Backend(g.shard, g.db).Pipeline(ctx, calls[i])
+			errs[i] = a.readPipeline(ctx, g.shard, g.db, calls[i])
 		}()
 	}
 	if !staged {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reply, err := a.d.Do(ctx, p.stage, 0, "GET", a.xs.recName(p.stage))
+			reply, err := a.d.Do(ctx, a.group(p.stage), 0, "GET", a.xs.recName(p.stage))
 			if err != nil {
 				errs[len(order)] = err
 				return
@@ -595,15 +620,15 @@ func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []destination.Shar
 	}
 	vals := &xsValues{a: a, p: p}
 	for i, g := range order {
-		_, abs := ttlCommand(infos[g.shard])
+		_, abs := ttlCommand(infos[a.group(g.shard)])
 		for j, k := range groups[g] {
 			dump, ttl := calls[i][2*j], calls[i][2*j+1]
 			for _, c := range []*pool.Call{dump, ttl} {
 				if c.Err != nil {
-					return nil, fmt.Errorf("apply: shard %d (%s) db %d: %w", g.shard, a.d.Addr(g.shard), g.db, c.Err)
+					return nil, fmt.Errorf("apply: shard %d (%s) db %d: %w", a.group(g.shard), a.d.Addr(a.group(g.shard)), g.db, c.Err)
 				}
 				if e := resp.ReplyError(c.Reply); e != nil {
-					return nil, a.d.Refused(g.shard, g.db, c.Req, e.Error())
+					return nil, a.d.Refused(a.group(g.shard), g.db, c.Req, e.Error())
 				}
 			}
 			dv, _, err1 := resp.ParseValue(dump.Reply, resp.Limits{})
@@ -623,8 +648,7 @@ func (a *Applier) xsRead(ctx context.Context, p *xplan, infos []destination.Shar
 // PUBLISHes and its checkpoint at offset; final adds the drop of every
 // internal name and of the record (shard is then S).
 func (a *Applier) xsWriteBack(ctx context.Context, p *xplan, shard int, offset int64, final bool) error {
-	b := &batch{}
-	b.reset(shard, 0)
+	b := a.txBatch(shard)
 	b.commandString("MULTI")
 	for _, k := range p.keys {
 		if k.write && k.home == shard {
@@ -655,7 +679,13 @@ func (a *Applier) xsWriteBack(ctx context.Context, p *xplan, shard int, offset i
 	}
 	b.use(0)
 	c := &a.ckpt
-	if c.on {
+	switch {
+	case c.on && a.cluster:
+		b.begin(3)
+		b.str("SET")
+		b.bulk(slotKey(nil, c.key, shard))
+		b.bulk(c.value(offset))
+	case c.on:
 		b.commandString("SET", c.key, string(c.value(offset)))
 	}
 	b.commandString("EXEC")
@@ -690,7 +720,7 @@ func (s *streamState) emulates(err error) bool {
 func (s *streamState) runJob(ctx context.Context, offset int64) error {
 	j := s.job
 	s.job = nil
-	if s.a.ckpt.on {
+	if s.plan.flat {
 		s.seal(offset)
 	}
 	err := s.execute(ctx, offset)
@@ -699,4 +729,40 @@ func (s *streamState) runJob(ctx context.Context, offset int64) error {
 		return err
 	}
 	return s.a.emulate(ctx, j)
+}
+
+// txBatch is a fresh transaction batch for unit (a shard, or on a
+// cluster a slot).
+func (a *Applier) txBatch(unit int) *batch {
+	b := &batch{}
+	b.reset(a.group(unit), 0)
+	if a.cluster {
+		b.slot, b.ctr = unit, &a.redir
+	}
+	return b
+}
+
+// readPipeline sends read-only calls to unit's (shard, db); on a cluster
+// a redirected call is sent again where the redirect points (reads are
+// safe to resend). Transport errors stay in the calls.
+func (a *Applier) readPipeline(ctx context.Context, unit, db int, calls []*pool.Call) error {
+	if !a.cluster {
+		a.d.Backend(unit, db).Pipeline(ctx, calls)
+		return nil
+	}
+	g := a.group(unit)
+	a.d.Backend(g, 0).Pipeline(ctx, calls)
+	for _, c := range calls {
+		if c.Err != nil {
+			continue
+		}
+		if kind, _ := classifyRedirect(c.Reply); kind != notRedirect {
+			reply, err := doOne(ctx, a.d, g, c.Req, &a.redir)
+			if err != nil {
+				return err
+			}
+			c.Reply = reply
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package benchenv
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -43,6 +44,16 @@ func (s *Servers) Start(name string, extra ...string) (*redisproc.Proc, error) {
 		s.procs = append(s.procs, p)
 	}
 	return p, err
+}
+
+// StartCluster forms a Redis Cluster of masters*(1+replicas) nodes in
+// Dir/name-<i> with redisproc.StartCluster (redis-cli --cluster create).
+func (s *Servers) StartCluster(ctx context.Context, name string, masters, replicas int, extra ...string) (*redisproc.Cluster, error) {
+	c, err := redisproc.StartCluster(ctx, s.bin, s.Dir, name, masters, replicas, extra...)
+	if err == nil {
+		s.procs = append(s.procs, c.Nodes...)
+	}
+	return c, err
 }
 
 // Close kills the servers and removes Dir.
