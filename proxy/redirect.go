@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/replicaof/replicaof/destination"
@@ -80,6 +81,12 @@ func (s *Server) redirectOf(cl *pool.Call, bk *pool.Backend, attempt int) (hop, 
 			return hop{bk: bk, wait: wait}, true
 		}
 		return hop{}, false
+	}
+	if host, port, _ := net.SplitHostPort(r.Addr); host == "" {
+		// The node does not know the target's address: it is on the
+		// answering node's host.
+		h, _, _ := net.SplitHostPort(bk.Addr())
+		r.Addr = net.JoinHostPort(h, port)
 	}
 	d.Moved(r) // a no-op for ASK
 	if attempt >= maxRedirects {
