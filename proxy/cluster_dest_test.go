@@ -387,6 +387,21 @@ func TestClusterDestinationMigration(t *testing.T) {
 	if v, err := p.Get(ctx, k1).Result(); err != nil || v != "new" {
 		t.Fatalf("GET %s during the migration = %q %v", k1, v, err)
 	}
+	// A multi-key read of keys on both sides: -TRYAGAIN, retried a few
+	// times, then answered as the node answers.
+	mgets := func() int { // refused by the node: counted as rejected calls
+		f := harness.InfoFields(src.Info(ctx, "commandstats").Val())["cmdstat_mget"]
+		_, rest, _ := strings.Cut(f, "rejected_calls=")
+		calls, _, _ := strings.Cut(rest, ",")
+		n, _ := strconv.Atoi(calls)
+		return n
+	}
+	before := mgets()
+	_, err := p.MGet(ctx, k0, k1).Result()
+	wantErr(t, err, "TRYAGAIN")
+	if n := mgets() - before; n != 1+maxRedirects {
+		t.Fatalf("the source node refused the MGET %d times, want %d", n, 1+maxRedirects)
+	}
 	must(src, "MIGRATE", "127.0.0.1", c.MasterOf(1).Port, "", 0, 5000, "KEYS", k0)
 	for _, n := range append(c.Masters(ctx), src, dst) {
 		must(n, "CLUSTER", "SETSLOT", s, "NODE", dstID)
