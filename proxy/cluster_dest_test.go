@@ -181,6 +181,10 @@ func TestClusterDestination(t *testing.T) {
 		t.Fatalf("DEL = %d %v", n, err)
 	}
 	wantErr(t, p.Do(ctx, "SELECT", "1").Err(), "ERR SELECT is not allowed in cluster mode")
+	if info, err := p.Info(ctx, "proxy").Result(); err != nil || !strings.Contains(info, "destination_kind:cluster\r\n") ||
+		!strings.Contains(info, "shard1:addr="+cd.d.Addr(1)+",slots=") {
+		t.Fatalf("INFO proxy = %q %v", info, err)
+	}
 
 	// A cluster client through the proxy.
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{cd.addr}, MaxRedirects: -1})

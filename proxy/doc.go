@@ -48,7 +48,9 @@
 // shard 0 plus the proxy's own process, memory, persistence and stats
 // summed over the shards (with *_human recomputed, ratios averaged), CPU
 // of the proxy process plus the shards, clients, replication and
-// keyspace the proxy's; COMMAND, COMMAND INFO
+// keyspace the proxy's, and a Proxy section of its own (shards,
+// destination_kind shards or cluster, each shard's node address and
+// slots; INFO cluster: cluster_enabled:1, see below); COMMAND, COMMAND INFO
 // and COMMAND DOCS come from shard 0. SUBSCRIBE puts a channel on the
 // shard of its slot (where the syncer publishes), PSUBSCRIBE a pattern on
 // every shard, each over a connection the client owns.

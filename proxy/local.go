@@ -382,8 +382,12 @@ func (c *session) infoReply(k *cont, want map[string]bool, all, fromShards bool)
 		sec.write(b, "CPU")
 	}
 	if all || want["proxy"] {
-		fmt.Fprintf(b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
-			c.s.shards().Len(), b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
+		kind := "shards"
+		if c.s.cfg.Destination.Cluster() {
+			kind = "cluster" // shardN is a group, at its current master
+		}
+		fmt.Fprintf(b, "# Proxy\r\nshards:%d\r\ndestination_kind:%s\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
+			c.s.shards().Len(), kind, b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
 		m := c.s.shards()
 		for i := range m.Len() {
 			fmt.Fprintf(b, "shard%d:addr=%s,slots=%s\r\n", i, c.s.cfg.Destination.Addr(i), router.FormatSlotRanges(m.Ranges(i)))

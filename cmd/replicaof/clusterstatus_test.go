@@ -87,7 +87,7 @@ state_dir: %q
 	}
 
 	code, out := cli(t, "status", "--admin", adminURL)
-	if code != exitOK || !strings.Contains(out, "destination: cluster") || !strings.Contains(out, c.MasterOf(1).Addr+"  primary  up") ||
+	if code != exitOK || !strings.Contains(out, "destination nodes (a Redis Cluster):") || !strings.Contains(out, c.MasterOf(1).Addr+"  primary  up") ||
 		!strings.Contains(out, "not read") {
 		t.Fatalf("replicaof status: exit %d\n%s", code, out)
 	}
