@@ -25,7 +25,8 @@ type clusterDest struct {
 	d    *destination.Destination
 	srv  *Server
 	addr string
-	keys []string // each holds "v-" + itself
+	keys   []string // each holds "v-" + itself
+	hidden int64    // replicaof's own keys on it
 }
 
 func newClusterDest(t *testing.T, ctx context.Context, nkeys int, mut func(*Config)) *clusterDest {
@@ -85,7 +86,8 @@ func (cd *clusterDest) client() *redis.Client {
 	return cl
 }
 
-// dbsizeOfCluster sums DBSIZE over the cluster's masters.
+// dbsizeOfCluster sums DBSIZE over the cluster's masters, less
+// replicaof's own keys.
 func (cd *clusterDest) dbsizeOfCluster(ctx context.Context) int64 {
 	var n int64
 	seen := map[*redis.Client]bool{} // Masters lists one per slot range
@@ -95,7 +97,7 @@ func (cd *clusterDest) dbsizeOfCluster(ctx context.Context) int64 {
 			n += m.DBSize(ctx).Val()
 		}
 	}
-	return n
+	return n - cd.hidden
 }
 
 // checkReads reads every key through p: GET, MGET (split by slot), and
@@ -160,6 +162,16 @@ func (cd *clusterDest) scanAll(ctx context.Context, p *redis.Client) map[string]
 func TestClusterDestination(t *testing.T) {
 	ctx := harness.Context(t, 2*time.Minute)
 	cd := newClusterDest(t, ctx, 300, nil)
+	// A checkpoint per slot, as the syncer keeps on a cluster: more
+	// hidden keys per group than on standalone shards.
+	pipe := cd.c.Client().Pipeline()
+	for sl := 0; sl < router.SlotCount; sl++ {
+		pipe.Set(ctx, destination.KeyPrefix+"ckpt:test{"+router.SlotTag(uint16(sl))+"}", "1", 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cd.hidden = router.SlotCount
 	p := cd.client()
 	cd.checkReads(ctx, p)
 	if n, err := p.DBSize(ctx).Result(); err != nil || n != int64(len(cd.keys)) {
@@ -212,6 +224,14 @@ func TestClusterDestination(t *testing.T) {
 	}
 	if masters != 3 || replicas != 3 {
 		t.Fatalf("Nodes: %d masters, %d replicas: %+v", masters, replicas, nodes)
+	}
+
+	// FLUSHALL through the proxy keeps replicaof's keys of every slot.
+	if err := p.FlushAll(ctx).Err(); err != nil {
+		t.Fatalf("FLUSHALL: %v", err)
+	}
+	if n, err := p.DBSize(ctx).Result(); err != nil || n != 0 || cd.dbsizeOfCluster(ctx) != 0 {
+		t.Fatalf("after FLUSHALL: DBSIZE %d %v, the cluster's less hidden keys %d", n, err, cd.dbsizeOfCluster(ctx))
 	}
 }
 

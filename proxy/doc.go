@@ -226,7 +226,10 @@
 // commands need their keys in one slot (hash tags), as on Redis Cluster.
 // SELECT of a database other than 0 answers "-ERR SELECT is not allowed
 // in cluster mode". Fan-outs (DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SCRIPT
-// LOAD…) go to every group's master; SCAN's cursor tag (above) makes a
+// LOAD…) go to every group's master; DBSIZE and FLUSHDB/FLUSHALL run
+// their scripts with the allow-cross-slot-keys flag (Redis 7.0+), since
+// replicaof's own keys there are a checkpoint per slot and source
+// (names passed as ARGV, up to 32 sources' worth per group); SCAN's cursor tag (above) makes a
 // scan that resharding or a failover of its group would break fail
 // clearly. With ReadFrom set, each group's replicas are the ones the
 // destination's last refresh reports (their connections send READONLY).
