@@ -20,11 +20,11 @@ import (
 // clusterDest is a real Redis Cluster (3 masters, a replica each) as the
 // destination, with keys written into it directly, and a proxy over it.
 type clusterDest struct {
-	t    *testing.T
-	c    *harness.Cluster
-	d    *destination.Destination
-	srv  *Server
-	addr string
+	t      *testing.T
+	c      *harness.Cluster
+	d      *destination.Destination
+	srv    *Server
+	addr   string
 	keys   []string // each holds "v-" + itself
 	hidden int64    // replicaof's own keys on it
 }
