@@ -229,7 +229,11 @@
 // LOAD…) go to every group's master; DBSIZE and FLUSHDB/FLUSHALL run
 // their scripts with the allow-cross-slot-keys flag (Redis 7.0+), since
 // replicaof's own keys there are a checkpoint per slot and source
-// (names passed as ARGV, up to 32 sources' worth per group); SCAN's cursor tag (above) makes a
+// (names passed as ARGV, up to 32 sources' worth per group). Scripts
+// loaded with SCRIPT LOAD live on the masters they were loaded on: after
+// a failover the new master answers EVALSHA with NOSCRIPT until the
+// client sends the script again (client libraries do; functions
+// replicate, FCALL is not affected); SCAN's cursor tag (above) makes a
 // scan that resharding or a failover of its group would break fail
 // clearly. With ReadFrom set, each group's replicas are the ones the
 // destination's last refresh reports (their connections send READONLY).
