@@ -20,12 +20,13 @@ import (
 // clusterDest is a real Redis Cluster (3 masters, a replica each) as the
 // destination, with keys written into it directly, and a proxy over it.
 type clusterDest struct {
-	t    *testing.T
-	c    *harness.Cluster
-	d    *destination.Destination
-	srv  *Server
-	addr string
-	keys []string // each holds "v-" + itself
+	t      *testing.T
+	c      *harness.Cluster
+	d      *destination.Destination
+	srv    *Server
+	addr   string
+	keys   []string // each holds "v-" + itself
+	hidden int64    // replicaof's own keys on it
 }
 
 func newClusterDest(t *testing.T, ctx context.Context, nkeys int, mut func(*Config)) *clusterDest {
@@ -85,7 +86,8 @@ func (cd *clusterDest) client() *redis.Client {
 	return cl
 }
 
-// dbsizeOfCluster sums DBSIZE over the cluster's masters.
+// dbsizeOfCluster sums DBSIZE over the cluster's masters, less
+// replicaof's own keys.
 func (cd *clusterDest) dbsizeOfCluster(ctx context.Context) int64 {
 	var n int64
 	seen := map[*redis.Client]bool{} // Masters lists one per slot range
@@ -95,7 +97,7 @@ func (cd *clusterDest) dbsizeOfCluster(ctx context.Context) int64 {
 			n += m.DBSize(ctx).Val()
 		}
 	}
-	return n
+	return n - cd.hidden
 }
 
 // checkReads reads every key through p: GET, MGET (split by slot), and
@@ -160,6 +162,16 @@ func (cd *clusterDest) scanAll(ctx context.Context, p *redis.Client) map[string]
 func TestClusterDestination(t *testing.T) {
 	ctx := harness.Context(t, 2*time.Minute)
 	cd := newClusterDest(t, ctx, 300, nil)
+	// A checkpoint per slot, as the syncer keeps on a cluster: more
+	// hidden keys per group than on standalone shards.
+	pipe := cd.c.Client().Pipeline()
+	for sl := 0; sl < router.SlotCount; sl++ {
+		pipe.Set(ctx, destination.KeyPrefix+"ckpt:test{"+router.SlotTag(uint16(sl))+"}", "1", 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cd.hidden = router.SlotCount
 	p := cd.client()
 	cd.checkReads(ctx, p)
 	if n, err := p.DBSize(ctx).Result(); err != nil || n != int64(len(cd.keys)) {
@@ -181,6 +193,10 @@ func TestClusterDestination(t *testing.T) {
 		t.Fatalf("DEL = %d %v", n, err)
 	}
 	wantErr(t, p.Do(ctx, "SELECT", "1").Err(), "ERR SELECT is not allowed in cluster mode")
+	if info, err := p.Info(ctx, "proxy").Result(); err != nil || !strings.Contains(info, "destination_kind:cluster\r\n") ||
+		!strings.Contains(info, "shard1:addr="+cd.d.Addr(1)+",slots=") {
+		t.Fatalf("INFO proxy = %q %v", info, err)
+	}
 
 	// A cluster client through the proxy.
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{cd.addr}, MaxRedirects: -1})
@@ -208,6 +224,14 @@ func TestClusterDestination(t *testing.T) {
 	}
 	if masters != 3 || replicas != 3 {
 		t.Fatalf("Nodes: %d masters, %d replicas: %+v", masters, replicas, nodes)
+	}
+
+	// FLUSHALL through the proxy keeps replicaof's keys of every slot.
+	if err := p.FlushAll(ctx).Err(); err != nil {
+		t.Fatalf("FLUSHALL: %v", err)
+	}
+	if n, err := p.DBSize(ctx).Result(); err != nil || n != 0 || cd.dbsizeOfCluster(ctx) != 0 {
+		t.Fatalf("after FLUSHALL: DBSIZE %d %v, the cluster's less hidden keys %d", n, err, cd.dbsizeOfCluster(ctx))
 	}
 }
 
@@ -386,6 +410,21 @@ func TestClusterDestinationMigration(t *testing.T) {
 	}
 	if v, err := p.Get(ctx, k1).Result(); err != nil || v != "new" {
 		t.Fatalf("GET %s during the migration = %q %v", k1, v, err)
+	}
+	// A multi-key read of keys on both sides: -TRYAGAIN, retried a few
+	// times, then answered as the node answers.
+	mgets := func() int { // refused by the node: counted as rejected calls
+		f := harness.InfoFields(src.Info(ctx, "commandstats").Val())["cmdstat_mget"]
+		_, rest, _ := strings.Cut(f, "rejected_calls=")
+		calls, _, _ := strings.Cut(rest, ",")
+		n, _ := strconv.Atoi(calls)
+		return n
+	}
+	before := mgets()
+	_, err := p.MGet(ctx, k0, k1).Result()
+	wantErr(t, err, "TRYAGAIN")
+	if n := mgets() - before; n != 1+maxRedirects {
+		t.Fatalf("the source node refused the MGET %d times, want %d", n, 1+maxRedirects)
 	}
 	must(src, "MIGRATE", "127.0.0.1", c.MasterOf(1).Port, "", 0, 5000, "KEYS", k0)
 	for _, n := range append(c.Masters(ctx), src, dst) {

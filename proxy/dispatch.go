@@ -30,7 +30,9 @@ const (
 func (c *session) plan(args [][]byte) {
 	var nb [32]byte
 	name := lowerName(nb[:0], args[0])
-	c.bk = c.s.pools.db(c.db) // a cluster group's master may have changed
+	if c.s.pools.follow {
+		c.bk = c.s.pools.db(c.db) // a cluster group's master may have changed
+	}
 	if !c.authed {
 		switch name {
 		case "auth", "hello", "quit":

@@ -48,7 +48,9 @@
 // shard 0 plus the proxy's own process, memory, persistence and stats
 // summed over the shards (with *_human recomputed, ratios averaged), CPU
 // of the proxy process plus the shards, clients, replication and
-// keyspace the proxy's; COMMAND, COMMAND INFO
+// keyspace the proxy's, and a Proxy section of its own (shards,
+// destination_kind shards or cluster, each shard's node address and
+// slots; INFO cluster: cluster_enabled:1, see below); COMMAND, COMMAND INFO
 // and COMMAND DOCS come from shard 0. SUBSCRIBE puts a channel on the
 // shard of its slot (where the syncer publishes), PSUBSCRIBE a pattern on
 // every shard, each over a connection the client owns.
@@ -224,7 +226,14 @@
 // commands need their keys in one slot (hash tags), as on Redis Cluster.
 // SELECT of a database other than 0 answers "-ERR SELECT is not allowed
 // in cluster mode". Fan-outs (DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SCRIPT
-// LOAD…) go to every group's master; SCAN's cursor tag (above) makes a
+// LOAD…) go to every group's master; DBSIZE and FLUSHDB/FLUSHALL run
+// their scripts with the allow-cross-slot-keys flag (Redis 7.0+), since
+// replicaof's own keys there are a checkpoint per slot and source
+// (names passed as ARGV, up to 32 sources' worth per group). Scripts
+// loaded with SCRIPT LOAD live on the masters they were loaded on: after
+// a failover the new master answers EVALSHA with NOSCRIPT until the
+// client sends the script again (client libraries do; functions
+// replicate, FCALL is not affected); SCAN's cursor tag (above) makes a
 // scan that resharding or a failover of its group would break fail
 // clearly. With ReadFrom set, each group's replicas are the ones the
 // destination's last refresh reports (their connections send READONLY).

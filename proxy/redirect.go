@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/replicaof/replicaof/destination"
@@ -21,8 +22,9 @@ import (
 // and the command go there, the map stays), -TRYAGAIN (a multi-key
 // command whose keys a migration split) or -CLUSTERDOWN (no node serves
 // the slot yet). redirectOf decides, for one completed call, what to do;
-// followRedirects does it for the goroutine executor, in rounds, every
-// redirected call of a round sent at once. A call is followed at most
+// redirectRound gathers a round of them (one block per node), which
+// followRedirects sends for the goroutine executor (an event loop sends
+// it its own way). A call is followed at most
 // maxRedirects times; TRYAGAIN and CLUSTERDOWN wait redirectWait, doubled
 // each round, before the call is sent again. Clients never see MOVED or
 // ASK: one still redirected after maxRedirects is answered -TRYAGAIN
@@ -81,6 +83,12 @@ func (s *Server) redirectOf(cl *pool.Call, bk *pool.Backend, attempt int) (hop, 
 		}
 		return hop{}, false
 	}
+	if host, port, _ := net.SplitHostPort(r.Addr); host == "" {
+		// The node does not know the target's address: it is on the
+		// answering node's host.
+		h, _, _ := net.SplitHostPort(bk.Addr())
+		r.Addr = net.JoinHostPort(h, port)
+	}
 	d.Moved(r) // a no-op for ASK
 	if attempt >= maxRedirects {
 		kind := "MOVED"
@@ -100,44 +108,53 @@ func (s *Server) redirectOf(cl *pool.Call, bk *pool.Backend, attempt int) (hop, 
 	return hop{bk: to, ask: r.Ask}, true
 }
 
-// followRedirects sends again, in rounds, every call among calls (call i
-// sent to bks[i]) that a cluster destination redirected, until each has a
-// final reply, and points bks[i] at the node that gave it. Calls going to
-// the same node in a round go as one block in their order (each ASKed one
-// after its ASKING), so a client's commands on one slot keep their order.
-// ctx bounds the waits; bt is the executor's batch.
-func (s *Server) followRedirects(ctx context.Context, bt *pool.Batch, calls []*pool.Call, bks []*pool.Backend) {
+// redirectRound prepares the next round of redirected calls among calls
+// (call i last sent to bks[i]) after attempt rounds: it appends to groups
+// one block per node, the calls in their order, each ASKed one after an
+// ASKING (so a client's commands on one slot keep their order), points
+// bks[i] at the call's new node, and returns how long to wait before
+// sending the round; false when no call is redirected (every reply is
+// final). It blocks on nothing: the goroutine executor (followRedirects)
+// and an event loop alike send the round, then call it again with
+// attempt+1 once every call of it has its reply.
+func (s *Server) redirectRound(calls []*pool.Call, bks []*pool.Backend, attempt int, groups []group) ([]group, time.Duration, bool) {
 	if !s.cfg.Destination.Cluster() {
-		return
+		return groups, 0, false
 	}
-	type send struct {
-		bk    *pool.Backend
-		calls []*pool.Call
-	}
-	var sends []send
-	for attempt := 0; ; attempt++ {
-		sends = sends[:0]
-		var wait time.Duration
-		for i, cl := range calls {
-			h, ok := s.redirectOf(cl, bks[i], attempt)
-			if !ok {
-				continue
-			}
-			bks[i] = h.bk
-			wait = max(wait, h.wait)
-			j := 0
-			for j < len(sends) && sends[j].bk != h.bk {
-				j++
-			}
-			if j == len(sends) {
-				sends = append(sends, send{bk: h.bk})
-			}
-			if h.ask {
-				sends[j].calls = append(sends[j].calls, &pool.Call{Req: askingReq})
-			}
-			sends[j].calls = append(sends[j].calls, cl)
+	first := len(groups)
+	var wait time.Duration
+	for i, cl := range calls {
+		h, ok := s.redirectOf(cl, bks[i], attempt)
+		if !ok {
+			continue
 		}
-		if len(sends) == 0 {
+		bks[i] = h.bk
+		wait = max(wait, h.wait)
+		j := first
+		for j < len(groups) && groups[j].bk != h.bk {
+			j++
+		}
+		if j == len(groups) {
+			groups = append(groups, group{bk: h.bk})
+		}
+		if h.ask {
+			groups[j].calls = append(groups[j].calls, &pool.Call{Req: askingReq})
+		}
+		groups[j].calls = append(groups[j].calls, cl)
+	}
+	return groups, wait, len(groups) > first
+}
+
+// followRedirects sends again, round after round (redirectRound), every
+// call among calls (call i sent to bks[i]) that a cluster destination
+// redirected, until each has a final reply. ctx bounds the waits; bt is
+// the executor's batch.
+func (s *Server) followRedirects(ctx context.Context, bt *pool.Batch, calls []*pool.Call, bks []*pool.Backend) {
+	var groups []group
+	for attempt := 0; ; attempt++ {
+		var wait time.Duration
+		var ok bool
+		if groups, wait, ok = s.redirectRound(calls, bks, attempt, groups[:0]); !ok {
 			return
 		}
 		if wait > 0 {
@@ -149,8 +166,8 @@ func (s *Server) followRedirects(ctx context.Context, bt *pool.Batch, calls []*p
 			case <-t.C:
 			}
 		}
-		for _, sd := range sends {
-			bt.Add(ctx, sd.bk, sd.calls)
+		for _, g := range groups {
+			bt.Add(ctx, g.bk, g.calls)
 		}
 		bt.Wait()
 	}

@@ -237,7 +237,9 @@ func TestClusterDestinationReshard(t *testing.T) {
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	var once sync.Once
+	stopSup := func() { once.Do(func() { cancel(); <-done }) }
+	defer stopSup()
 	harness.WaitFor(t, time.Minute, "synced", func() bool { return sup.Status().Status == "synced" })
 
 	// Writers: the workload (db 0 and db 1), and counters, MSETs and
@@ -335,6 +337,52 @@ func TestClusterDestinationReshard(t *testing.T) {
 		t.Errorf("the writes met no MOVED (%d), no ASK/TRYAGAIN (%d) or no cross-slot command (%d): the test proved less than it says",
 			st.Moved, st.Retried, st.CrossShard)
 	}
+
+	// A new process resumes from the lowest of the 16384 slot
+	// checkpoints, without a flush, and each slot skips what it holds.
+	stopSup()
+	w3 := &harness.Workload{Prefix: "w3:", Seed: 10}
+	if err := w3.Run(ctx, src.Client(), nil, 500); err != nil {
+		t.Fatal(err)
+	}
+	sup2, err := New(Config{
+		Sources: []config.Source{scfg}, Destination: dest, Logger: harness.Logger(t, slog.LevelInfo),
+		RetryMin: 20 * time.Millisecond, RetryMax: 300 * time.Millisecond,
+		SampleInterval: 50 * time.Millisecond, ShardCheckInterval: 200 * time.Millisecond,
+		ApplyOptions: apply.Options{DBMap: map[int]int{1: 0}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan struct{})
+	go func() { defer close(done2); _ = sup2.Run(rctx2) }()
+	defer func() { cancel2(); <-done2 }()
+	harness.WaitFor(t, time.Minute, "synced after the restart", func() bool { return sup2.Status().Status == "synced" })
+	for deadline := time.Now().Add(time.Minute); ; {
+		d, err := harness.Compare(ctx, srcs, cl.Masters(ctx), harness.CompareOptions{Skip: skip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Empty() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart, destination never equal to the source: %s", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for k, want := range w3.Counters {
+		if got, err := cl.Client().Get(ctx, k).Int(); err != nil || got != want {
+			t.Errorf("counter %s after the restart = %d (%v), want %d", k, got, err, want)
+		}
+	}
+	if f := sup2.Flushes(); f != 0 {
+		t.Errorf("the restarted process flushed %d times, want 0 (resume from the slot checkpoints)", f)
+	}
+	if full := harness.InfoField(t, ctx, src.Client(), "stats", "sync_full"); full != "1" {
+		t.Errorf("after the restart the source served %s full syncs, want 1", full)
+	}
 }
 
 // hotSlots is how many of the moving slots TestClusterDestinationReshard
@@ -361,4 +409,61 @@ func applierStats(sup *Supervisor) apply.Stats {
 		}
 	}
 	return sum
+}
+
+// TestClusterDestinationSourceFlushAll: a source's FLUSHALL cannot be
+// applied on a cluster (it would delete every slot's checkpoint): the
+// supervisor flushes and fully resyncs, and the destination ends equal.
+func TestClusterDestinationSourceFlushAll(t *testing.T) {
+	ctx := harness.Context(t, 2*time.Minute)
+	src := harness.StartRedis(t)
+	cl := harness.StartCluster(t, 3, 0)
+	dest, err := destination.Open(ctx, destination.Config{Shards: []destination.Shard{{Addr: cl.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	if err := harness.LoadDataset(ctx, src.Client(), "pre:", 3, 500); err != nil {
+		t.Fatal(err)
+	}
+	scfg, err := config.ParseSource("s: redis://" + src.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := New(Config{
+		Sources: []config.Source{scfg}, Destination: dest, Logger: harness.Logger(t, slog.LevelInfo),
+		RetryMin: 20 * time.Millisecond, RetryMax: 300 * time.Millisecond,
+		SampleInterval: 50 * time.Millisecond, ShardCheckInterval: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	harness.WaitFor(t, time.Minute, "synced", func() bool { return sup.Status().Status == "synced" })
+	c := src.Client()
+	if err := c.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := harness.LoadDataset(ctx, c, "post:", 4, 300); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, time.Minute, "a second flush", func() bool { return sup.Flushes() == 2 })
+	harness.WaitFor(t, time.Minute, "synced again", func() bool { return sup.Status().Status == "synced" })
+	skip := func(k string) bool { return strings.HasPrefix(k, "__") }
+	for deadline := time.Now().Add(time.Minute); ; {
+		d, err := harness.Compare(ctx, []*redis.Client{c}, cl.Masters(ctx), harness.CompareOptions{Skip: skip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Empty() && d.Equal > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("destination never equal to the source: %s", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

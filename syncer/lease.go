@@ -14,6 +14,10 @@ package syncer
 // before its first write (apply/fence.go), and every write checks, by the
 // monotonic clock, that the last renewal was sent less than
 // lease - margin ago.
+//
+// On a Redis Cluster destination the lease's keys end with the hash tag
+// {lease} (one slot, so its scripts may take two of them), and the fence
+// is a key per slot (apply/cluster.go).
 
 import (
 	"context"

@@ -129,10 +129,13 @@ func renderNodes(w io.Writer, kind string, nodes []admin.DestinationNode) {
 	if kind == "" && len(nodes) == 0 {
 		return
 	}
-	if kind == "" {
-		kind = "shards"
+	switch kind {
+	case "cluster":
+		kind = "a Redis Cluster"
+	default:
+		kind = "standalone shards"
 	}
-	fmt.Fprintf(w, "\ndestination: %s\n", kind)
+	fmt.Fprintf(w, "\ndestination nodes (%s):\n", kind)
 	if len(nodes) == 0 {
 		return
 	}

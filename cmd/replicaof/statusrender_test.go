@@ -50,7 +50,7 @@ func TestRenderNodes(t *testing.T) {
 	})
 	out := b.String()
 	for _, want := range []string{
-		"destination: cluster\n",
+		"destination nodes (a Redis Cluster):\n",
 		"0      10.0.0.1:7001  primary  up           0-8191      -     3",
 		"1      10.0.0.2:7002  primary  down         8192-16383",
 		"10.0.0.3:7003  replica  not read",

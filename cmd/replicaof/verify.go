@@ -59,7 +59,7 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 				dstEps  []verify.Endpoint
 			)
 			if path != "" {
-				cfg.Sources, dstEps, srcCfgs, cfg.TTLGrace, err = endpointsFromConfig(path)
+				cfg.Sources, dstEps, srcCfgs, cfg.TTLGrace, cfg.DBMap, err = endpointsFromConfig(path)
 			} else {
 				cfg.Sources, dstEps, srcCfgs, err = endpointsFromFlags(sources, shards, tlsCA)
 				cfg.TTLGrace = ttlGrace
@@ -145,28 +145,39 @@ func destinationOf(ctx context.Context, eps []verify.Endpoint) (*destination.Des
 	return destination.Open(ctx, destination.Config{Shards: shards})
 }
 
-// endpointsFromConfig reads the sources, the shards and the TTL grace the
-// syncer adds (replica_of.ttl_grace) from the config file.
-func endpointsFromConfig(path string) (srcs, shards []verify.Endpoint, cfgs []config.Source, grace time.Duration, err error) {
+// endpointsFromConfig reads the sources, the shards, the TTL grace the
+// syncer adds (replica_of.ttl_grace) and its destination.db_map from the
+// config file.
+func endpointsFromConfig(path string) (srcs, shards []verify.Endpoint, cfgs []config.Source, grace time.Duration,
+	dbMap map[int]int, err error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, nil, nil, 0, usageError{err}
+		return nil, nil, nil, 0, nil, usageError{err}
 	}
 	for _, s := range cfg.ReplicaOf.Sources {
 		e, err := endpoint(s.Name, s.Endpoint, s.TLSFiles)
 		if err != nil {
-			return nil, nil, nil, 0, err
+			return nil, nil, nil, 0, nil, err
 		}
 		srcs = append(srcs, e)
 	}
 	for _, s := range cfg.Destination.Shards {
 		e, err := endpoint("", s, cfg.Destination.TLS)
 		if err != nil {
-			return nil, nil, nil, 0, err
+			return nil, nil, nil, 0, nil, err
 		}
 		shards = append(shards, e)
 	}
-	return srcs, shards, cfg.ReplicaOf.Sources, cfg.ReplicaOf.Grace(), nil
+	if len(cfg.Destination.DBMap) > 0 {
+		dbMap = make(map[int]int, len(cfg.Destination.DBMap))
+		for from, to := range cfg.Destination.DBMap {
+			if to == config.DBDrop {
+				to = verify.DBDrop
+			}
+			dbMap[from] = to
+		}
+	}
+	return srcs, shards, cfg.ReplicaOf.Sources, cfg.ReplicaOf.Grace(), dbMap, nil
 }
 
 func endpointsFromFlags(sources, shards []string, ca string) (srcs, dst []verify.Endpoint, cfgs []config.Source, err error) {

@@ -170,11 +170,7 @@ func (b *batch) seal() []*pool.Call {
 func (b *batch) send(ctx context.Context, d *destination.Destination) error {
 	switch {
 	case b.slot >= 0:
-		epoch, err := d.FenceEpoch()
-		if err != nil {
-			return err
-		}
-		return b.sendTx(ctx, d, epoch, 0, notRedirect, destination.Redirect{})
+		return b.sendTx(ctx, d, 0, notRedirect, destination.Redirect{})
 	case b.pipe:
 		return b.sendPipeline(ctx, d)
 	}

@@ -409,6 +409,9 @@ func (b *batch) sendPipeline(ctx context.Context, d *destination.Destination) er
 	if len(calls) == 0 {
 		return nil
 	}
+	if _, err := d.FenceEpoch(); err != nil {
+		return err
+	}
 	d.Backend(b.shard, 0).Pipeline(ctx, calls)
 	var again []int
 	refused := false
@@ -433,6 +436,9 @@ func (b *batch) sendPipeline(ctx context.Context, d *destination.Destination) er
 		again = append(again, i)
 	}
 	for _, i := range again {
+		if _, err := d.FenceEpoch(); err != nil {
+			return err
+		}
 		reply, err := doOne(ctx, d, b.shard, calls[i].Req, b.ctr)
 		if err != nil {
 			return err
@@ -497,9 +503,10 @@ func (b *batch) txVerdict(d *destination.Destination) (kind redirectKind, r dest
 
 // sendTx sends one slot transaction, alone, until it applied: MOVED to
 // the new owner at once, ASK/TRYAGAIN/CLUSTERDOWN to the slot's owner
-// after a backoff. first, when not nil, is the verdict of a first attempt
-// already made (sendGroup).
-func (b *batch) sendTx(ctx context.Context, d *destination.Destination, epoch int64, n int, kind redirectKind, r destination.Redirect) error {
+// after a backoff. n, kind and r are the attempts already made and the
+// verdict of the last one (sendGroup's pipeline), or 0 and notRedirect.
+// Every attempt asks the lease again (Destination.FenceEpoch).
+func (b *batch) sendTx(ctx context.Context, d *destination.Destination, n int, kind redirectKind, r destination.Redirect) error {
 	var be *pool.Backend
 	for ; ; n++ {
 		switch kind {
@@ -521,13 +528,16 @@ func (b *batch) sendTx(ctx context.Context, d *destination.Destination, epoch in
 		if kind != notRedirect {
 			b.ctr.note(kind)
 		}
+		epoch, err := d.FenceEpoch()
+		if err != nil {
+			return err
+		}
 		b.shard = d.Map().ShardOfSlot(uint16(b.slot))
 		target := be
 		if target == nil {
 			target = d.Backend(b.shard, 0)
 		}
 		target.Pipeline(ctx, b.txCalls(epoch))
-		var err error
 		if kind, r, err = b.txVerdict(d); err != nil || kind == notRedirect {
 			return err
 		}
@@ -554,7 +564,7 @@ func sendGroup(ctx context.Context, d *destination.Destination, g int, bs []*bat
 	for i, b := range bs {
 		kind, r, err := b.txVerdict(d)
 		if err == nil && kind != notRedirect {
-			err = b.sendTx(ctx, d, epoch, 1, kind, r)
+			err = b.sendTx(ctx, d, 1, kind, r)
 		}
 		errs[i] = err
 	}
@@ -797,6 +807,9 @@ func (a *Applier) writeSlotCheckpoints(ctx context.Context, offset int64) error 
 	if g, moved := a.cl.failedOver(); moved {
 		// The snapshot's writes to a master that failed over may be lost.
 		return fmt.Errorf("%w: group %d, during the snapshot", errMasterChanged, g)
+	}
+	if _, err := a.d.FenceEpoch(); err != nil {
+		return err
 	}
 	val := c.value(offset)
 	err := eachGroupSlots(a.d, func(g int, slots []int) error {

@@ -2,11 +2,16 @@ package apply
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
 	"github.com/replicaof/replicaof/destination"
+	"github.com/replicaof/replicaof/internal/harness"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -61,7 +66,7 @@ func TestSettleSlots(t *testing.T) {
 // clusterApplier is an Applier planning as on a 3-group cluster (the
 // groups own what EvenSlotMap(3) gives them), for tests of planning only:
 // nothing is sent.
-func clusterApplier(t *testing.T, opts Options) *Applier {
+func clusterApplier(t testing.TB, opts Options) *Applier {
 	t.Helper()
 	d, err := destination.New(destination.Config{Shards: []destination.Shard{
 		{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}, {Addr: "127.0.0.1:3"}}})
@@ -302,5 +307,207 @@ func TestClusterCheckpointRefresh(t *testing.T) {
 		if b != nil {
 			t.Fatalf("refresh planned again within Every")
 		}
+	}
+}
+
+func TestClassifyRedirect(t *testing.T) {
+	cases := []struct {
+		reply string
+		kind  redirectKind
+		slot  uint16
+		addr  string
+	}{
+		{"-MOVED 3999 127.0.0.1:6381\r\n", redirMoved, 3999, "127.0.0.1:6381"},
+		{"-ASK 3999 127.0.0.1:6381\r\n", redirAsk, 3999, "127.0.0.1:6381"},
+		{"-TRYAGAIN Multiple keys request during rehashing of slot\r\n", redirTryAgain, 0, ""},
+		{"-CLUSTERDOWN The cluster is down\r\n", redirDown, 0, ""},
+		{"-EXECABORT Transaction discarded because of previous errors.\r\n", notRedirect, 0, ""},
+		{"-ERR wrong number of arguments\r\n", notRedirect, 0, ""},
+		{"+OK\r\n", notRedirect, 0, ""},
+		{"$5\r\nMOVED\r\n", notRedirect, 0, ""},
+		{"", notRedirect, 0, ""},
+	}
+	for _, c := range cases {
+		kind, r := classifyRedirect([]byte(c.reply))
+		if kind != c.kind || (kind == redirMoved || kind == redirAsk) && (r.Slot != c.slot || r.Addr != c.addr) {
+			t.Errorf("classifyRedirect(%q) = %v %+v, want %v slot %d addr %q", c.reply, kind, r, c.kind, c.slot, c.addr)
+		}
+	}
+	prev := redirectWait(1)
+	for n := 2; n < maxRedirects; n++ {
+		w := redirectWait(n)
+		if w < prev || w > 200*time.Millisecond {
+			t.Fatalf("redirectWait(%d) = %v after %v", n, w, prev)
+		}
+		prev = w
+	}
+}
+
+// TestClusterStreamMatchesReference applies a mixed stream (blocks,
+// split commands, keyless commands, cross-slot commands emulated, a
+// mapped database) to a real 3-master Redis Cluster in checkpoint mode
+// and compares it with a reference server that ran the same commands;
+// every slot's checkpoint ends at the last offset.
+func TestClusterStreamMatchesReference(t *testing.T) {
+	ctx := harness.Context(t, 2*time.Minute)
+	ref := harness.StartRedis(t)
+	cl := harness.StartCluster(t, 3, 0)
+	d, err := destination.Open(ctx, destination.Config{Shards: []destination.Shard{{Addr: cl.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !d.Cluster() {
+		t.Fatal("not a cluster")
+	}
+	if err := FlushAll(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	key := CheckpointPrefix + "ref"
+	a := New(d, Options{
+		Checkpoint: CheckpointOptions{Key: key, Fingerprint: "fp", Every: time.Nanosecond},
+		DBMap:      map[int]int{1: 0, 2: DropDB},
+	})
+	fullSyncEmpty(t, ctx, a, 0)
+
+	base := streamScript()
+	var lines []string
+	for _, l := range base {
+		if strings.HasPrefix(l, "SELECT 3") {
+			break // the rest writes databases a cluster does not have
+		}
+		lines = append(lines, l)
+	}
+	lines = append(lines,
+		"PUBLISH news hello", "SET last done",
+		"MULTI", "SET {t}a 1", "SET {t}b 2", "EXEC",
+		"MULTI", "SET x 1", "INCR y", "SET {t}c 3", "EXEC", // over three slots: one block per slot
+		"SET {s}urvivor 1", "COPY {s}urvivor {s}copied", "RENAME {user1}.name {user1}.fullname",
+		"RENAME b b-renamed", "SMOVE set set2 m1", "LMOVE list list2 LEFT RIGHT", // across slots: emulated
+		"SELECT 1", "SET db1key one", "INCR db1counter", // db 1 mapped onto 0
+		"SELECT 2", "SET dropped x", // db 2 dropped
+		"SELECT 0", "SET end 1",
+	)
+	script := cmds(lines...)
+	conn := ref.Client().Conn()
+	defer conn.Close()
+	for _, cmd := range script {
+		args := make([]any, len(cmd.Args))
+		for i, a := range cmd.Args {
+			args[i] = string(a)
+		}
+		if err := conn.Do(ctx, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("reference %q: %v", args, err)
+		}
+	}
+	sizes := []int{1, 2, 5, 3, 7}
+	for i, n := 0, 0; i < len(script); n++ {
+		end := min(i+sizes[n%len(sizes)], len(script))
+		if err := a.Apply(ctx, script[i:end]); err != nil {
+			t.Fatalf("Apply(%d..%d): %v", i, end, err)
+		}
+		i = end
+	}
+	st := a.Stats()
+	if st.CrossShard != 3 {
+		t.Errorf("%d commands emulated, want 3", st.CrossShard)
+	}
+	masters := cl.Masters(ctx)
+	harness.RequireEqual(t, ctx, []*redis.Client{ref.ClientDB(0), ref.ClientDB(1)}, masters, harness.CompareOptions{Skip: internalKey})
+	cps, err := Checkpoints(ctx, d, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != router.SlotCount {
+		t.Fatalf("%d checkpoints, want one per slot", len(cps))
+	}
+	for slot, cp := range cps {
+		if cp == nil || cp.Offset != int64(len(script)) || cp.Fingerprint != "fp" {
+			t.Fatalf("slot %d checkpoint %+v, want offset %d", slot, cp, len(script))
+		}
+	}
+	for i, m := range masters {
+		libs, err := m.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: "streamlib"}).Result()
+		if err != nil || len(libs) != 1 {
+			t.Errorf("master %d: function library not loaded: %v %v", i, libs, err)
+		}
+	}
+	// Continue re-reads the slots: nothing went back, nothing to rewind;
+	// the same stream delivered again is skipped whole.
+	if err := a.Continue(ctx, "replid0", int64(len(script))); err != nil {
+		t.Fatal(err)
+	}
+	before := a.Stats().Skipped
+	if err := a.Apply(ctx, script); err != nil {
+		t.Fatal(err)
+	}
+	if a.Stats().Skipped == before {
+		t.Error("a redelivered stream was not skipped")
+	}
+	harness.RequireEqual(t, ctx, []*redis.Client{ref.ClientDB(0), ref.ClientDB(1)}, masters, harness.CompareOptions{Skip: internalKey})
+
+	// A slot that lost writes (its checkpoint set back, as a failover
+	// that lost them leaves it) makes Continue ask for a rewind.
+	slot := int(router.Slot([]byte("a")))
+	g := d.Map().ShardOfSlot(uint16(slot))
+	ck := string(slotKey(nil, key, slot))
+	old := Checkpoint{Fingerprint: "fp", ReplID: "replid0", Offset: 3}.Append(nil)
+	if _, err := d.Do(ctx, g, 0, "SET", ck, string(old)); err != nil {
+		t.Fatal(err)
+	}
+	err = a.Continue(ctx, "replid0", int64(len(script)))
+	var rw *RewindError
+	if !errors.As(err, &rw) || rw.Offset != 3 || rw.Slot != slot {
+		t.Fatalf("Continue after slot %d went back: %v, want a RewindError to 3", slot, err)
+	}
+	// Another source list's checkpoint, or none, is lost data.
+	if _, err := d.Do(ctx, g, 0, "DEL", ck); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Continue(ctx, "replid0", 3); !errors.Is(err, ErrCheckpointLost) {
+		t.Fatalf("Continue with slot %d's checkpoint gone: %v, want ErrCheckpointLost", slot, err)
+	}
+}
+
+// BenchmarkPlanCluster measures routing and sealing a batch of 64 SETs
+// on random keys (no I/O): per shard on 3 standalone shards, per slot on
+// a 3-group cluster (64 transactions instead of 3, checkpoint keys built
+// per slot).
+func BenchmarkPlanCluster(b *testing.B) {
+	stream := make([]replica.Command, 64)
+	for i := range stream {
+		stream[i] = replica.Command{Args: [][]byte{[]byte("SET"), []byte(fmt.Sprintf("key:%d", i*7919)), []byte("v")}}
+	}
+	for _, cluster := range []bool{false, true} {
+		b.Run(fmt.Sprintf("cluster=%v", cluster), func(b *testing.B) {
+			a := clusterApplier(b, Options{Checkpoint: CheckpointOptions{Key: CheckpointPrefix + "b", Fingerprint: "fp", Every: time.Hour}})
+			if !cluster {
+				a.cluster = false
+				a.cl.init(a)
+				a.ckpt.init(a)
+				a.stream.init(a)
+			}
+			for i := range a.ckpt.held {
+				a.ckpt.held[i] = 0
+			}
+			a.cl.scanned = time.Now()
+			s := &a.stream
+			off := int64(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s.plan.reset()
+				s.plan.flat = true
+				for j := range stream {
+					off++
+					stream[j].Offset = off
+					if err := s.route(&stream[j]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				s.seal(off)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(stream)), "ns/cmd")
+		})
 	}
 }

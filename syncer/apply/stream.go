@@ -379,7 +379,6 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 	type item struct {
 		args  [][]byte
 		shard int // everyShard for keyless commands and SELECT
-		db    int // the source database it addresses
 	}
 	var (
 		items       []item
@@ -435,7 +434,7 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 				args = [][]byte{args[0], []byte(strconv.Itoa(to))}
 			}
 			inlineSel = true
-			items = append(items, item{args, everyShard, db})
+			items = append(items, item{args, everyShard})
 			continue
 		}
 		if mapping {
@@ -462,12 +461,12 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 		case t.own:
 			continue
 		case t.publish:
-			publishes = append(publishes, item{args, t.shard, selectedNow})
+			publishes = append(publishes, item{args, t.shard})
 			continue
 		case t.parts != nil && split:
 			for _, p := range t.parts {
 				involve(p.Shard)
-				items = append(items, item{p.Args, p.Shard, selectedNow})
+				items = append(items, item{p.Args, p.Shard})
 			}
 			continue
 		case t.parts != nil:
@@ -494,7 +493,7 @@ func (s *streamState) execBlock(blk *txBlock, offset int64) error {
 				involve(keyed)
 			}
 		}
-		items = append(items, item{args, t.shard, selectedNow})
+		items = append(items, item{args, t.shard})
 	}
 	// The units that get the block: every shard for a keyless command; on
 	// a cluster, keyless commands go once per group, with the group's
