@@ -47,7 +47,7 @@ func (s *Supervisor) watchShards(ctx context.Context, base []destination.ShardSt
 		failing = false
 		d := s.cfg.Destination
 		if d.Cluster() {
-			if err := clusterRestarted(d, base, st, addrs); err != nil {
+			if err := clusterRestarted(d.Addr, base, st, addrs); err != nil {
 				return err
 			}
 			continue
@@ -69,12 +69,12 @@ func (s *Supervisor) watchShards(ctx context.Context, base []destination.ShardSt
 // (run ids) and addrs (the groups' masters when base was taken), both
 // updated after a failover: ErrNeedFullResync when a master restarted in
 // place, or lost the marker key.
-func clusterRestarted(d *destination.Destination, base, st []destination.ShardState, addrs []string) error {
+func clusterRestarted(addrOf func(int) string, base, st []destination.ShardState, addrs []string) error {
 	if len(st) != len(base) {
 		return fmt.Errorf("%w: the destination cluster has %d groups, had %d", ErrNeedFullResync, len(st), len(base))
 	}
 	for i := range st {
-		addr := d.Addr(i)
+		addr := addrOf(i)
 		switch {
 		case addr != addrs[i]:
 			// A failover: watch the new master from now on.
