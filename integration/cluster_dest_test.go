@@ -23,6 +23,7 @@ import (
 	"math/rand"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -283,6 +284,25 @@ func startClusterSource(t *testing.T) *harness.Redis {
 	return harness.StartRedis(t, "--repl-backlog-size", "256mb", "--repl-diskless-sync-delay", "0")
 }
 
+// waitApplied waits until replicaof applied the source's stream up to
+// the source's offset now.
+func waitApplied(t *testing.T, ctx context.Context, sc *redis.Client, sup *syncer.Supervisor) {
+	t.Helper()
+	info, err := harness.ReplicationInfo(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := strconv.ParseInt(info["master_repl_offset"], 10, 64)
+	if err != nil {
+		t.Fatalf("master_repl_offset %q", info["master_repl_offset"])
+	}
+	var got int64
+	harness.WaitFor(t, time.Minute, fmt.Sprintf("replicaof applies the source up to offset %d", target), func() bool {
+		got = sup.Status().Sources[0].AppliedOffset
+		return got >= target
+	})
+}
+
 // requireOneFullSync checks that the source served exactly one full sync.
 func requireOneFullSync(t *testing.T, ctx context.Context, src *harness.Redis, d *clusterDeployment) {
 	t.Helper()
@@ -300,8 +320,9 @@ func requireOneFullSync(t *testing.T, ctx context.Context, src *harness.Redis, d
 // TestClusterDestinationFaults is #16's acceptance test: a 3-master,
 // 3-replica cluster destination; while a counter workload streams from
 // the source, a manual CLUSTER FAILOVER of one master, a kill -9 of
-// another (its replica takes over, maybe without the last acknowledged
-// writes), and a reshard of 500 slots by redis-cli. Afterwards: status
+// another (its replica, stopped meanwhile, takes over without the last
+// acknowledged writes: some MB of big values and counter writes), and a
+// reshard of 500 slots by redis-cli. Afterwards: status
 // synced, the destination equal to the source key by key, every counter
 // exact, DBSIZE through the proxy equal to the source's, and one full
 // sync served by the source.
@@ -332,8 +353,20 @@ func TestClusterDestinationFaults(t *testing.T) {
 	cl.Failover(t, ctx, 0)
 	load.waitOps(t, 3000)
 
-	t.Log("kill -9 of shard 1's master")
-	cl.KillMaster(t, ctx, 1)
+	// The replica that takes over misses the master's last writes:
+	// replicaof must notice that the group's slots went back and replay
+	// them from the source.
+	t.Log("kill -9 of shard 1's master, its replica stopped so that it misses writes")
+	lost := cl.KillMasterLosingWrites(t, ctx, 1, func() {
+		big := strings.Repeat("b", 64<<10)
+		for i := 0; i < 200; i++ {
+			if err := sc.Set(ctx, cl.KeyInShard(1, fmt.Sprintf("big:%d:", i)), big, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitApplied(t, ctx, sc, d.sup)
+	})
+	t.Logf("the promoted replica missed %d bytes of the killed master's stream", lost)
 	load.waitOps(t, 3000)
 
 	t.Log("reshard of 500 slots from shard 0 to shard 2")

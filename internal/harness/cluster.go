@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -465,6 +466,75 @@ func (c *Cluster) Failover(t testing.TB, ctx context.Context, s int) {
 // majority of masters, so the cluster needs 3 masters or more.
 func (c *Cluster) KillMaster(t testing.TB, ctx context.Context, s int) {
 	t.Helper()
+	c.killMaster(t, ctx, s, nil)
+}
+
+// KillMasterLosingWrites is KillMaster arranged so that the replica taking
+// over misses the master's last acknowledged writes, as kill -9 can do in
+// production: it stops shard s's replicas (SIGSTOP), calls write (which
+// makes the master take writes, enough to exceed what the kernel buffers
+// between master and replica, e.g. several MB, and waits until they were
+// acknowledged), kills the master, resumes the replicas and waits as
+// KillMaster does. It returns how many bytes of the killed master's
+// replication stream the promoted replica never got (its
+// second_repl_offset against the master's offset before the kill), and
+// fails the test when that is not positive: the kill lost nothing.
+func (c *Cluster) KillMasterLosingWrites(t testing.TB, ctx context.Context, s int, write func()) int64 {
+	t.Helper()
+	var before int64
+	rep := c.killMaster(t, ctx, s, func(old int, cand []int) func() {
+		resumed := false
+		resume := func() {
+			if !resumed {
+				resumed = true
+				for _, i := range cand {
+					_ = c.Nodes[i].Signal(syscall.SIGCONT)
+				}
+			}
+		}
+		for _, i := range cand {
+			if err := c.Nodes[i].Signal(syscall.SIGSTOP); err != nil {
+				resume()
+				t.Fatalf("harness: SIGSTOP to replica %s: %v", c.Nodes[i].Addr, err)
+			}
+		}
+		ok := false
+		defer func() {
+			if !ok {
+				resume()
+			}
+		}()
+		write()
+		info, err := ReplicationInfo(ctx, c.admin[old])
+		if err != nil {
+			t.Fatalf("harness: INFO replication on %s: %v", c.Nodes[old].Addr, err)
+		}
+		if before, err = strconv.ParseInt(info["master_repl_offset"], 10, 64); err != nil {
+			t.Fatalf("harness: master_repl_offset of %s: %q", c.Nodes[old].Addr, info["master_repl_offset"])
+		}
+		ok = true
+		return resume
+	})
+	info, err := ReplicationInfo(ctx, c.admin[rep])
+	if err != nil {
+		t.Fatalf("harness: INFO replication on %s: %v", c.Nodes[rep].Addr, err)
+	}
+	second, err := strconv.ParseInt(info["second_repl_offset"], 10, 64)
+	if err != nil {
+		t.Fatalf("harness: second_repl_offset of %s: %q", c.Nodes[rep].Addr, info["second_repl_offset"])
+	}
+	lost := before - (second - 1)
+	if lost <= 0 {
+		t.Fatalf("harness: the replica promoted in shard %d had all of the killed master's stream (offset %d, it switched at %d): the kill lost no write; write more in write", s, before, second-1)
+	}
+	return lost
+}
+
+// killMaster kills shard s's master and waits for its successor, which it
+// returns. prepare, when set, runs before the kill with the master and its
+// live replicas; the func it returns runs right after the kill.
+func (c *Cluster) killMaster(t testing.TB, ctx context.Context, s int, prepare func(master int, replicas []int) func()) int {
+	t.Helper()
 	if c.masters < 3 {
 		t.Fatalf("harness: KillMaster needs >= 3 masters for an election, the cluster has %d", c.masters)
 	}
@@ -472,10 +542,17 @@ func (c *Cluster) KillMaster(t testing.TB, ctx context.Context, s int) {
 	if len(cand) == 0 {
 		t.Fatalf("harness: KillMaster(%d): the shard has no live replica", s)
 	}
+	var after func()
+	if prepare != nil {
+		after = prepare(old, cand)
+	}
 	c.Nodes[old].Kill()
 	c.mu.Lock()
 	c.down[old] = true
 	c.mu.Unlock()
+	if after != nil {
+		after()
+	}
 	rep := -1
 	c.waitFor(t, fmt.Sprintf("a replica of shard %d is elected after %s was killed", s, c.Nodes[old].Addr), func() string {
 		for _, i := range cand {
@@ -507,6 +584,7 @@ func (c *Cluster) KillMaster(t testing.TB, ctx context.Context, s int) {
 	if err := c.client.Del(ctx, key).Err(); err != nil {
 		t.Fatalf("harness: cluster client after promotion: %v", err)
 	}
+	return rep
 }
 
 // Reshard moves n slots, with their keys, from shard from to shard to as

@@ -5,8 +5,10 @@
 //     own directory), StartServers (n alike, e.g. a destination's shards;
 //     Addrs and Clients list them), StartReplica (a --replicaof replica),
 //     StartCluster and StartClusterWith (a Redis Cluster with replicas,
-//     optionally a password; Failover, KillMaster, and Reshard, which
-//     moves slots with `redis-cli --cluster reshard`);
+//     optionally a password or TLS; Failover, KillMaster,
+//     KillMasterLosingWrites, whose promoted replica misses the master's
+//     last acknowledged writes, and Reshard, which moves slots with
+//     `redis-cli --cluster reshard`);
 //   - data: LoadDataset (a deterministic mixed keyspace), LoadBigKeys (one
 //     big key of each type), Workload (a
 //     mixed write load with exact counters), Compare and RequireEqual (a
