@@ -168,6 +168,9 @@ func TestBlockingReadOnly(t *testing.T) {
 		got <- res[0].Messages[0].ID
 	}()
 	waitFor(t, 5*time.Second, "XREAD to block", func() bool { return c.srv.blocked.Load() == 1 })
+	// The proxy counts the command before its shard has it: an XADD in
+	// between would be "$" for the XREAD, which then waits it out.
+	waitFor(t, 10*time.Second, "the shard to hold the XREAD", func() bool { return c.shardBlocked(ctx) == 1 })
 	c.shard(st).XAdd(ctx, &redis.XAddArgs{Stream: st, ID: "2-1", Values: []string{"a", "2"}})
 	if v := <-got; v != "2-1" {
 		t.Fatalf("XREAD BLOCK = %s", v)
