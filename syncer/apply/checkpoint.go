@@ -269,17 +269,25 @@ func Checkpoints(ctx context.Context, d *destination.Destination, key string) ([
 		if err != nil {
 			return err
 		}
-		v, _, err := resp.ParseValue(reply, resp.Limits{MaxBulk: maxCheckpointLen + 1})
-		if err != nil || v.Null || v.Type != resp.TypeBulk {
-			return nil
-		}
-		if cp, err := ParseCheckpoint(v.Str); err == nil {
-			out[shard] = &cp
-		}
+		out[shard] = checkpointReply(reply)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// checkpointReply decodes a GET reply holding a checkpoint: nil when the
+// key is missing or its value does not parse.
+func checkpointReply(reply []byte) *Checkpoint {
+	v, _, err := resp.ParseValue(reply, resp.Limits{MaxBulk: maxCheckpointLen + 1})
+	if err != nil || v.Null || v.Type != resp.TypeBulk {
+		return nil
+	}
+	cp, err := ParseCheckpoint(v.Str)
+	if err != nil {
+		return nil
+	}
+	return &cp
 }

@@ -784,13 +784,7 @@ func slotCheckpoints(ctx context.Context, d *destination.Destination, key string
 			k = slotKey(k[:0], key, s)
 			return resp.AppendCommand(dst, []byte("GET"), k)
 		}, func(s int, reply []byte) error {
-			v, _, err := resp.ParseValue(reply, resp.Limits{MaxBulk: maxCheckpointLen + 1})
-			if err != nil || v.Null || v.Type != resp.TypeBulk {
-				return nil
-			}
-			if cp, err := ParseCheckpoint(v.Str); err == nil {
-				out[s] = &cp
-			}
+			out[s] = checkpointReply(reply)
 			return nil
 		})
 	})
