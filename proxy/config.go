@@ -113,6 +113,22 @@ type Config struct {
 	// by Timeout and by the period.
 	ReplicaRefresh time.Duration
 
+	// Loops is how many event loops serve plain (non-TLS) clients, each
+	// owning its clients' sockets and its own pipelined connection to
+	// every shard they use (loop.go); 0 takes DefaultLoops, a negative
+	// value serves every client on a goroutine of its own. Clients on TLS
+	// (Config.TLS), and all clients when the shards are reached through
+	// a Dial hook (TLS to the shards), are served on goroutines; so is a
+	// client from the command that needs a connection of its own or a
+	// stream (pub/sub, WATCH, blocking commands, SCRIPT/FUNCTION KILL,
+	// PSYNC) on. Linux only: elsewhere every client is on a goroutine.
+	Loops int
+	// MaxPending bounds the replies a client has not read, in bytes
+	// (default 64 MB): past it the proxy stops reading the client's
+	// commands until it reads its replies; past four times it, the
+	// client is closed, with a log line.
+	MaxPending int
+
 	// idleAfter is how long a client waits for its next command holding
 	// its read buffer before it gives the buffer back (defaultIdleAfter
 	// when 0); tests shorten it.
@@ -143,6 +159,8 @@ const (
 	DefaultDatabases   = 16
 	DefaultMaxClients  = 20000
 	DefaultMaxBlocking = 1024
+	DefaultLoops       = 1
+	DefaultMaxPending  = 64 << 20
 )
 
 func (c Config) withDefaults() Config {
@@ -166,6 +184,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReplicaRefresh <= 0 {
 		c.ReplicaRefresh = DefaultReplicaRefresh
+	}
+	if c.Loops == 0 {
+		c.Loops = DefaultLoops
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = DefaultMaxPending
 	}
 	if c.idleAfter <= 0 {
 		c.idleAfter = defaultIdleAfter

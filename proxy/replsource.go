@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/subtle"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -86,8 +85,7 @@ func (c *session) adminAllowed() bool {
 	if c.s.cfg.TLS == nil {
 		return true
 	}
-	_, ok := c.drv.conn().(*tls.Conn)
-	return ok
+	return c.drv.onTLS()
 }
 
 // checkAdmin compares pw with the admin password in constant time.
@@ -115,7 +113,7 @@ func (s *Server) DropAdmin() int {
 	defer s.mu.Unlock()
 	n := 0
 	for c := range s.admins {
-		c.drv.conn().Close() // its driver notices and cleans up
+		c.drv.kill() // its driver notices and cleans up
 		n++
 	}
 	return n

@@ -58,9 +58,16 @@ type session struct {
 // do their I/O while planned, after having the executor complete the plan
 // so far, because they hold a connection of their own (blocking
 // commands, WATCH and the EXEC that follows it, SCRIPT/FUNCTION KILL) or
-// write to the client out of turn (pub/sub).
+// write to the client out of turn (pub/sub). The goroutine driver
+// (client) runs them on the spot; the event-loop driver (loopDriver)
+// answers the batch so far and hands the client over to a goroutine,
+// which runs the command and serves the client from then on.
 type driver interface {
-	conn() net.Conn
+	addrs() (remote, local net.Addr)
+	onTLS() bool
+	// kill closes the client's connection from any goroutine, with
+	// Server.mu held; its driver notices and cleans up.
+	kill()
 	blocking(name string, args [][]byte, keys []int)
 	pubsub(name string, args [][]byte)
 	watch(args [][]byte)

@@ -506,6 +506,9 @@ func (c *Conn) Fd() int { return c.fd }
 // Loop is the loop that owns c.
 func (c *Conn) Loop() *Loop { return c.l }
 
+// Buffered is how many bytes of input the handler left unconsumed.
+func (c *Conn) Buffered() int { return len(c.in) }
+
 // Pending is how many bytes of output wait to be written.
 func (c *Conn) Pending() int { return c.outLen }
 
