@@ -144,13 +144,13 @@ type loopState struct {
 	// framing: the framer is inside a command (resp.ErrIncomplete).
 	framing   bool
 	handReady bool // the batch before a hand-over is answered
-	busy    bool // a batch is being run
-	paused  bool // reading paused while busy
-	inData  bool // in Data: input not yet handed back to the loop
-	eof     bool
-	dead    bool // closed, or handed over
-	left    int  // calls of the round in flight without a reply yet
-	last    time.Time
+	busy      bool // a batch is being run
+	paused    bool // reading paused while busy
+	inData    bool // in Data: input not yet handed back to the loop
+	eof       bool
+	dead      bool // closed, or handed over
+	left      int  // calls of the round in flight without a reply yet
+	last      time.Time
 	// handoff is the command to run on a goroutine once the batch before
 	// it is answered; protoErr the protocol error to answer last.
 	handoff  func(c *client)
