@@ -125,8 +125,9 @@ type Config struct {
 	Loops int
 	// MaxPending bounds the replies a client has not read, in bytes
 	// (default 64 MB): past it the proxy stops reading the client's
-	// commands until it reads its replies; past four times it, the
-	// client is closed, with a log line.
+	// commands until it reads its replies. A batch started under it is
+	// answered whole, so a client is closed, with a log line, only past
+	// four times it and at least 64 MB over it.
 	MaxPending int
 
 	// idleAfter is how long a client waits for its next command holding

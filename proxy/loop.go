@@ -182,8 +182,9 @@ func (lp *loop) attach(c *client, fd int) {
 }
 
 // hardPending is the pending output at which a client that stopped
-// reading is closed: four times Config.MaxPending.
-func hardPending(mp int) int { return int(min(int64(mp)*4, 1<<40)) }
+// reading is closed: four times Config.MaxPending, and at least 64 MB
+// over it, since a batch started under the bound is answered whole.
+func hardPending(mp int) int { return int(min(max(int64(mp)*4, int64(mp)+64<<20), 1<<40)) }
 
 // loopGone ends a loop client's life on the server: no longer counted,
 // observed or listed. err is why its connection closed.
@@ -233,7 +234,11 @@ func (h *loopClient) Data(conn *evloop.Conn, b []byte) int {
 	}
 	st.inData = true
 	off := 0
-	for off < len(b) && !st.busy && !st.dead && !st.handReady && !conn.Closed() {
+	// A batch starts only while the client's pending replies are under
+	// MaxPending (the loop stops reading it past that, and hands the
+	// input back once it has read half of them).
+	mp := c.s.cfg.MaxPending
+	for off < len(b) && !st.busy && !st.dead && !st.handReady && !conn.Closed() && conn.Pending() < mp {
 		n := c.loopBatch(b[off:])
 		off += n
 		if n == 0 && !st.busy {
@@ -246,7 +251,7 @@ func (h *loopClient) Data(conn *evloop.Conn, b []byte) int {
 		c.handOff(b[off:]) // the input not consumed goes with it
 		return off
 	}
-	if st.eof && !st.busy && !st.dead && !conn.Closed() {
+	if st.eof && !st.busy && !st.dead && !conn.Closed() && conn.Pending() < mp {
 		conn.Close() // the peer sent all it will: answered
 	}
 	return off
@@ -256,7 +261,7 @@ func (h *loopClient) EOF(conn *evloop.Conn) {
 	c := (*client)(h)
 	st := c.ls
 	st.eof = true
-	if !st.busy && st.handoff == nil {
+	if !st.busy && st.handoff == nil && conn.Pending() < c.s.cfg.MaxPending {
 		// Data consumed every whole command already: what is left is
 		// part of one that will never end.
 		conn.Close()
