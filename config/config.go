@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -20,6 +21,9 @@ const (
 	DefaultMaxArgs     = 1 << 20   // arguments in one command
 	DefaultMaxInline   = 64 << 10  // bytes in one inline command
 	DefaultMaxBlocking = 1024      // shard connections held by blocked or watching clients
+	DefaultMaxPending  = 64 << 20  // bytes of replies pending for one client
+	MinMaxPending      = 64 << 10  // smallest proxy.max_pending
+	MaxLoops           = 1024      // most proxy.loops
 	DefaultStateDir    = "./replicaof-state"
 	DefaultLogLevel    = "info"
 	DefaultLogFormat   = "text"
@@ -94,6 +98,14 @@ type Proxy struct {
 	// MaxReplicaLag: a replica further behind its primary than this gets
 	// no reads; DefaultMaxReplicaLag when 0. YAML takes a duration.
 	MaxReplicaLag time.Duration
+	// Loops is how many event loops serve plain-TCP clients: 0 serves
+	// every client on a goroutine of its own; nil ("auto" in YAML) means
+	// one per GOMAXPROCS. At most MaxLoops.
+	Loops *int
+	// MaxPending is how many bytes of replies may wait for one client
+	// before the proxy stops reading its commands; past 4 times that the
+	// client is closed. DefaultMaxPending when 0, at least MinMaxPending.
+	MaxPending int64
 }
 
 // ReadFromNames are the values of proxy.read_from.
@@ -223,6 +235,9 @@ func (c *Config) withDefaults() {
 	if c.Proxy.MaxBlocking == 0 {
 		c.Proxy.MaxBlocking = DefaultMaxBlocking
 	}
+	if c.Proxy.MaxPending == 0 {
+		c.Proxy.MaxPending = DefaultMaxPending
+	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
 	}
@@ -284,6 +299,12 @@ func (c *Config) Validate() error {
 	}
 	if v.Proxy.MaxReplicaLag < 0 {
 		add("proxy.max_replica_lag", "must not be negative")
+	}
+	if l := v.Proxy.Loops; l != nil && (*l < 0 || *l > MaxLoops) {
+		add("proxy.loops", fmt.Sprintf("%d out of range (want auto, or 0 to %d)", *l, MaxLoops))
+	}
+	if m := v.Proxy.MaxPending; m < MinMaxPending || m > math.MaxInt64/4 {
+		add("proxy.max_pending", fmt.Sprintf("%d out of range (want at least %d bytes)", m, MinMaxPending))
 	}
 	v.Proxy.TLS.validate(func(f, msg string) { add("proxy.tls."+f, msg) })
 

@@ -30,6 +30,7 @@ func TestGolden(t *testing.T) {
 		Proxy: Proxy{
 			Listen: "0.0.0.0:6380", Password: "proxy-secret", AllowWrites: true,
 			MaxBulk: 64 << 20, MaxArgs: 4096, MaxInline: 16 << 10, MaxBlocking: 200, Timeout: 5 * time.Minute,
+			Loops: ptr(2), MaxPending: 32 << 20,
 			TLS: &ProxyTLS{Cert: "proxy.pem", Key: "proxy.key", ClientCA: "ca.pem", MinVersion: "1.3"},
 		},
 		Admin: Admin{Listen: "127.0.0.1:8381", Token: "admin-token"},
@@ -104,7 +105,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Proxy: Proxy{
 			Listen: DefaultProxyListen, MaxBulk: 512 << 20, MaxArgs: 1048576, MaxInline: 64 << 10,
-			MaxBlocking: DefaultMaxBlocking,
+			MaxBlocking: DefaultMaxBlocking, MaxPending: DefaultMaxPending,
 		},
 		Admin:       Admin{Listen: DefaultAdminListen},
 		Destination: Destination{Shards: []Endpoint{{Host: "127.0.0.1", Port: 7001}}},
@@ -189,6 +190,13 @@ func TestParseValues(t *testing.T) {
 		{"log level case", "log: { level: WARN }", func(c *Config) bool { return c.Log.SlogLevel().String() == "WARN" }},
 		{"cross_shard default", "", func(c *Config) bool { return c.ReplicaOf.CrossShard == CrossShardEmulate }},
 		{"cross_shard stop", "replica_of: { cross_shard: stop }", func(c *Config) bool { return c.ReplicaOf.CrossShard == CrossShardStop }},
+		{"loops default auto", "", func(c *Config) bool { return c.Proxy.Loops == nil }},
+		{"loops auto", "proxy: { loops: auto }", func(c *Config) bool { return c.Proxy.Loops == nil }},
+		{"loops zero", "proxy: { loops: 0 }", func(c *Config) bool { return c.Proxy.Loops != nil && *c.Proxy.Loops == 0 }},
+		{"loops max", "proxy: { loops: 1024 }", func(c *Config) bool { return c.Proxy.Loops != nil && *c.Proxy.Loops == MaxLoops }},
+		{"max_pending default", "", func(c *Config) bool { return c.Proxy.MaxPending == 64<<20 }},
+		{"max_pending min", "proxy: { max_pending: 64kb }", func(c *Config) bool { return c.Proxy.MaxPending == MinMaxPending }},
+		{"max_pending gb", "proxy: { max_pending: 1gb }", func(c *Config) bool { return c.Proxy.MaxPending == 1<<30 }},
 	}
 	for _, tt := range tests {
 		if tt.check == nil {
@@ -203,6 +211,26 @@ func TestParseValues(t *testing.T) {
 				t.Errorf("unexpected result: %+v", *c)
 			}
 		})
+	}
+}
+
+// proxy.loops: 0 (goroutines only) survives Marshal and Parse as 0, not
+// as the default.
+func TestLoopsRoundTrip(t *testing.T) {
+	const dst = "destination: { shards: [redis://d:1] }\n"
+	for _, in := range []string{"proxy: { loops: 0 }", "proxy: { loops: 3 }", "proxy: { loops: auto }"} {
+		c, err := Parse([]byte(dst + in))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		out, err := c.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(out)
+		if err != nil || !equal(back, c) {
+			t.Errorf("%s: round trip: %v\n%s", in, err, out)
+		}
 	}
 }
 
@@ -267,6 +295,13 @@ func TestParseErrors(t *testing.T) {
 		{"negative max_inline", "proxy: { max_inline: -1kb }", "proxy.max_inline: must not be negative"},
 		{"negative max_blocking", "proxy: { max_blocking: -1 }", "proxy.max_blocking: must not be negative"},
 		{"bad size", "proxy: { max_bulk: 1tb }", `invalid size "1tb"`},
+		{"negative loops", "proxy: { loops: -1 }", "proxy.loops: -1 out of range (want auto, or 0 to 1024)"},
+		{"too many loops", "proxy: { loops: 1025 }", "proxy.loops: 1025 out of range"},
+		{"bad loops", "proxy: { loops: many }", `proxy.loops: invalid value "many" (want auto or a number of loops)`},
+		{"huge loops", "proxy: { loops: 99999999999 }", `proxy.loops: invalid value "99999999999"`},
+		{"small max_pending", "proxy: { max_pending: 1kb }", "proxy.max_pending: 1024 out of range (want at least 65536 bytes)"},
+		{"negative max_pending", "proxy: { max_pending: -1mb }", "proxy.max_pending: -1048576 out of range"},
+		{"huge max_pending", "proxy: { max_pending: 8000000000gb }", "proxy.max_pending"},
 		{"huge size", "proxy: { max_bulk: 99999999999gb }", `invalid size`},
 		{"max_args range", "proxy: { max_args: 99999999999 }", "proxy.max_args: 99999999999 out of range"},
 		{"bad timeout", "proxy: { timeout: soon }", `invalid duration "soon"`},

@@ -269,7 +269,24 @@ func (d *decoder) proxy(n *yaml.Node, path string) {
 		"tls":             func(n *yaml.Node, path string) { p.TLS = d.proxyTLS(n, path) },
 		"read_from":       func(n *yaml.Node, path string) { p.ReadFrom, _ = d.str(n, path) },
 		"max_replica_lag": func(n *yaml.Node, path string) { p.MaxReplicaLag = d.duration(n, path) },
+		"loops":           func(n *yaml.Node, path string) { p.Loops = d.loops(n, path) },
+		"max_pending":     func(n *yaml.Node, path string) { p.MaxPending = d.size(n, path) },
 	})
+}
+
+// loops decodes proxy.loops: "auto" (nil) or a number of loops.
+func (d *decoder) loops(n *yaml.Node, path string) *int {
+	s, ok := d.str(n, path)
+	if !ok || s == "" || strings.EqualFold(s, "auto") {
+		return nil
+	}
+	v, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		d.failf(n, path, "invalid value %q (want auto or a number of loops)", s)
+		return nil
+	}
+	l := int(v)
+	return &l
 }
 
 func (d *decoder) proxyTLS(n *yaml.Node, path string) *ProxyTLS {

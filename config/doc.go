@@ -14,6 +14,8 @@
 //	  max_inline: 64kb          # bytes per inline command
 //	  max_blocking: 1024        # shard connections held by blocked (BLPOP…) or WATCHing clients
 //	  timeout: 0                # close idle clients after this ("5m", or seconds); 0 = never
+//	  loops: auto               # event loops for plain-TCP clients (auto = GOMAXPROCS); 0 = a goroutine per client
+//	  max_pending: 64mb         # replies waiting for one client before its input is paused; closed past 4x
 //	  tls:                      # optional: TLS for clients too (off when absent)
 //	    cert: proxy.pem         # server certificate and key, set together
 //	    key: proxy.key

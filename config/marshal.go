@@ -32,6 +32,8 @@ type (
 		TLS         *fileProxyTLS `yaml:"tls,omitempty"`
 		ReadFrom    string        `yaml:"read_from,omitempty"`
 		MaxLag      string        `yaml:"max_replica_lag,omitempty"`
+		Loops       *int          `yaml:"loops,omitempty"`
+		MaxPending  int64         `yaml:"max_pending,omitempty"`
 	}
 	fileProxyTLS struct {
 		Cert       string `yaml:"cert,omitempty"`
@@ -102,6 +104,8 @@ func (c *Config) Marshal() ([]byte, error) {
 			MaxInline:   c.Proxy.MaxInline,
 			MaxBlocking: c.Proxy.MaxBlocking,
 			ReadFrom:    c.Proxy.ReadFrom,
+			Loops:       c.Proxy.Loops,
+			MaxPending:  c.Proxy.MaxPending,
 		},
 		Admin:       fileAdmin{Listen: c.Admin.Listen, Token: string(c.Admin.Token)},
 		Destination: fileDestination{Shards: []any{}, TLS: toFileTLS(c.Destination.TLS)},

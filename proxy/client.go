@@ -45,6 +45,7 @@ type client struct {
 	br           *bufio.Reader // nil while idle
 	cmd          resp.Command
 	readDeadline time.Time // zero: none set
+	perReply     int64     // expected bytes per reply, 0 before the first batch (pending.go)
 
 	wmu           sync.Mutex // guards writes to nc: pub/sub pushes come from other goroutines
 	writeDeadline time.Time  // under wmu
@@ -243,7 +244,7 @@ func (c *client) batch() error {
 		if len(c.cmd.Args) > 0 {
 			c.command(c.cmd.Args)
 		}
-		if c.closeNow || len(c.ops) >= maxBatchOps || size >= maxBatchBytes ||
+		if c.closeNow || len(c.ops) >= maxBatchOps || size >= maxBatchBytes || c.batchFull() ||
 			c.br.Buffered() == 0 || !complete(c.peek(), lim) {
 			break
 		}
@@ -272,8 +273,14 @@ func (c *client) flush() {
 // flushLocked is flush with wmu held.
 func (c *client) flushLocked() {
 	c.run()
+	if c.overPending() {
+		c.batchPlan.reset()
+		c.mark = 0
+		return
+	}
 	ob := outPool.Get().(*[]byte)
 	out := c.render((*ob)[:0])
+	c.learn(len(out), len(c.ops))
 	obs := c.s.cfg.Observer
 	var queued time.Time
 	if obs != nil {
@@ -299,14 +306,7 @@ func (c *client) write(b []byte) {
 }
 
 func (c *client) writeLocked(b []byte) {
-	if len(b) == 0 {
-		return
-	}
-	c.armWrite()
-	if _, err := c.nc.Write(b); err != nil {
-		c.closeNow = true
-		c.nc.Close()
-	}
+	c.writeOut(b) // pending.go
 }
 
 // armWrite keeps a write deadline at least Timeout/2 ahead without paying

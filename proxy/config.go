@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"runtime"
 	"time"
 
 	"github.com/replicaof/replicaof/destination"
@@ -113,22 +115,26 @@ type Config struct {
 	// by Timeout and by the period.
 	ReplicaRefresh time.Duration
 
-	// Loops is how many event loops serve plain (non-TLS) clients, each
-	// owning its clients' sockets and its own pipelined connection to
-	// every shard they use (loop.go); 0 takes DefaultLoops, a negative
-	// value serves every client on a goroutine of its own. Clients on TLS
-	// (Config.TLS), and all clients when the shards are reached through
-	// a Dial hook (TLS to the shards), are served on goroutines; so is a
-	// client from the command that needs a connection of its own or a
-	// stream (pub/sub, WATCH, blocking commands, SCRIPT/FUNCTION KILL,
-	// PSYNC) on. Linux only: elsewhere every client is on a goroutine.
+	// Loops is how many event loops serve plain-TCP clients, each owning
+	// its clients' sockets and its own connection to every shard; 0
+	// serves every client on a goroutine of its own (the goroutine
+	// driver), LoopsAuto one loop per GOMAXPROCS. TLS clients, and
+	// clients that subscribe, WATCH, block or relay replication, are
+	// served on goroutines whatever this is. At most MaxLoops.
 	Loops int
-	// MaxPending bounds the replies a client has not read, in bytes
-	// (default 64 MB): past it the proxy stops reading the client's
-	// commands until it reads its replies. A batch started under it is
-	// answered whole, so a client is closed, with a log line, only past
-	// four times it and at least 64 MB over it.
-	MaxPending int
+	// MaxPending bounds the bytes of replies waiting to be written to
+	// one client: past it the proxy reads no more commands from that
+	// client until they are written (default 64 MB). The goroutine
+	// driver writes a batch's replies before it reads on, and cuts a
+	// pipelined batch where its replies are expected to reach
+	// MaxPending (pending.go).
+	MaxPending int64
+	// MaxPendingHard is the hard limit: a client that is not taking its
+	// replies and has more than this waiting is closed, with a log line,
+	// and counted in INFO stats client_output_buffer_limit_disconnections
+	// (default 4 × MaxPending; not below MaxPending). A single reply
+	// larger than it is still delivered.
+	MaxPendingHard int64
 
 	// idleAfter is how long a client waits for its next command holding
 	// its read buffer before it gives the buffer back (defaultIdleAfter
@@ -160,8 +166,11 @@ const (
 	DefaultDatabases   = 16
 	DefaultMaxClients  = 20000
 	DefaultMaxBlocking = 1024
-	DefaultLoops       = 1
 	DefaultMaxPending  = 64 << 20
+	// LoopsAuto as Config.Loops means one event loop per GOMAXPROCS.
+	LoopsAuto = -1
+	// MaxLoops is the most event loops Config.Loops may ask for.
+	MaxLoops = 1024
 )
 
 func (c Config) withDefaults() Config {
@@ -186,11 +195,11 @@ func (c Config) withDefaults() Config {
 	if c.ReplicaRefresh <= 0 {
 		c.ReplicaRefresh = DefaultReplicaRefresh
 	}
-	if c.Loops == 0 {
-		c.Loops = DefaultLoops
-	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = DefaultMaxPending
+	}
+	if c.MaxPendingHard <= 0 {
+		c.MaxPendingHard = 4 * c.MaxPending
 	}
 	if c.idleAfter <= 0 {
 		c.idleAfter = defaultIdleAfter
@@ -242,8 +251,29 @@ func (c Config) Validate() error {
 	if c.ReadFrom > ReadAny {
 		return fmt.Errorf("proxy: read_from %v unknown", c.ReadFrom)
 	}
+	if c.Loops < LoopsAuto || c.Loops > MaxLoops {
+		return fmt.Errorf("proxy: loops %d out of range (want %d for auto, or 0 to %d)", c.Loops, LoopsAuto, MaxLoops)
+	}
+	if c.MaxPending < 0 || c.MaxPending > math.MaxInt64/4 {
+		return fmt.Errorf("proxy: max pending %d out of range", c.MaxPending)
+	}
+	pending := c.MaxPending
+	if pending == 0 {
+		pending = DefaultMaxPending
+	}
+	if c.MaxPendingHard < 0 || c.MaxPendingHard > 0 && c.MaxPendingHard < pending {
+		return fmt.Errorf("proxy: hard pending limit %d below max pending %d", c.MaxPendingHard, pending)
+	}
 	if c.Databases < 0 || c.Databases > 1<<16 {
 		return fmt.Errorf("proxy: databases %d out of range", c.Databases)
 	}
 	return nil
+}
+
+// loops is how many event loops Loops asks for (LoopsAuto: GOMAXPROCS).
+func (c Config) loops() int {
+	if c.Loops == LoopsAuto {
+		return runtime.GOMAXPROCS(0)
+	}
+	return max(c.Loops, 0)
 }

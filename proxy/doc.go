@@ -234,6 +234,21 @@
 // AppendError, AppendOK…); commands to the shards with
 // resp.AppendCommand.
 //
+// # Slow readers
+//
+// Config.MaxPending bounds the replies waiting for one client: past it
+// the client's commands are not read until it has taken them, and a
+// client not taking them that has more than Config.MaxPendingHard
+// waiting is closed with a log line (counted in INFO stats
+// client_output_buffer_limit_disconnections). The goroutine driver
+// writes a batch's replies before reading on, cuts pipelined batches
+// where their replies are expected to reach MaxPending, and closes a
+// client whose batch passed the hard limit while earlier replies still
+// wait unread in its socket (pending.go has the details); a write that
+// makes no progress for Config.Timeout closes the client too. A stalled
+// shard fails its own commands within Config.Timeout (see above), so
+// what waits on it is bounded too.
+//
 // # Idle clients
 //
 // An idle client holds no buffer: between batches its goroutine waits for

@@ -360,6 +360,7 @@ func (c *session) infoReply(k *cont, want map[string]bool, all, fromShards bool)
 		sec.setField("total_connections_received", strconv.FormatInt(c.s.accepted.Load(), 10))
 		sec.setField("total_commands_processed", strconv.FormatInt(c.s.commands.Load(), 10))
 		sec.setField("rejected_connections", strconv.FormatInt(c.s.rejected.Load(), 10))
+		sec.setField("client_output_buffer_limit_disconnections", strconv.FormatInt(c.s.overPending.Load(), 10))
 		sec.write(b, "Stats")
 	}
 	if all || want["replication"] {

@@ -79,11 +79,14 @@ func (s *Server) startLoops(n int) (*loops, error) {
 				s.log.Error("proxy: event loop stopped", "err", err)
 			}
 		}()
-		if it := s.cfg.IdleTimeout; it > 0 {
-			if err := l.Execute(func() { lp.idleTick(it) }); err != nil {
-				ls.stop()
-				return nil, fmt.Errorf("proxy: %w", err)
+		if err := l.Execute(func() {
+			lp.l.After(shardIdle/2, lp.pruneShards)
+			if it := s.cfg.IdleTimeout; it > 0 {
+				lp.idleTick(it)
 			}
+		}); err != nil {
+			ls.stop()
+			return nil, fmt.Errorf("proxy: %w", err)
 		}
 	}
 	return ls, nil
@@ -135,6 +138,10 @@ func (ls *loops) attach(c *client, nc net.Conn) bool {
 	return true
 }
 
+// errOverPending closes a loop client over Config.MaxPendingHard (logged
+// and counted by closedOverPending).
+var errOverPending = errors.New("proxy: replies pending over the hard limit")
+
 // loopState is a client's state on its loop.
 type loopState struct {
 	lp     *loop
@@ -160,13 +167,14 @@ type loopState struct {
 }
 
 func (lp *loop) attach(c *client, fd int) {
-	mp := lp.s.cfg.MaxPending
 	conn, err := lp.l.Attach(fd, (*loopClient)(c), evloop.Limits{
 		// A command is bounded by the framer (Limits.MaxReply); input
 		// left while a batch runs is bounded by pausing the reads.
 		MaxInput:    int(min(lp.s.cfg.Limits.MaxReply+64<<10, 1<<31-1)),
-		PauseOutput: mp,
-		MaxOutput:   hardPending(mp),
+		PauseOutput: int(min(lp.s.cfg.MaxPending, 1<<40)),
+		// MaxPendingHard is enforced per batch (finishBatch): a single
+		// reply larger than it is still delivered.
+		MaxOutput: 1 << 50,
 	})
 	if err != nil {
 		unix.Close(fd)
@@ -181,19 +189,12 @@ func (lp *loop) attach(c *client, fd int) {
 	lp.clients = append(lp.clients, c)
 }
 
-// hardPending is the pending output at which a client that stopped
-// reading is closed: four times Config.MaxPending, and at least 64 MB
-// over it, since a batch started under the bound is answered whole.
-func hardPending(mp int) int { return int(min(max(int64(mp)*4, int64(mp)+64<<20), 1<<40)) }
-
 // loopGone ends a loop client's life on the server: no longer counted,
 // observed or listed. err is why its connection closed.
 func (c *client) loopGone(err error) {
 	c.loopOff()
 	switch {
-	case errors.Is(err, evloop.ErrOutputTooLarge):
-		c.s.log.Warn("proxy: client closed: it does not read its replies", "client", c.id, "remote", c.raddr,
-			"pending_limit", hardPending(c.s.cfg.MaxPending))
+	case errors.Is(err, errOverPending):
 	case errors.Is(err, evloop.ErrInputTooLarge):
 		c.s.log.Warn("proxy: client closed: command larger than the input limits", "client", c.id, "remote", c.raddr)
 	case err != nil && !errors.Is(err, evloop.ErrClosed):
@@ -219,6 +220,30 @@ func (lp *loop) idleTick(it time.Duration) {
 	lp.l.After(min(it, time.Second), func() { lp.idleTick(it) })
 }
 
+// shardIdle is how long a loop keeps a connection to a backend none of
+// its clients used: backends come and go (replicas leave rotation, a
+// cluster's nodes change), and a loop holds one connection per backend.
+const shardIdle = 2 * time.Minute
+
+// pruneShards closes the loop's connections unused for shardIdle, and
+// forgets their backends; a later call dials again.
+func (lp *loop) pruneShards() {
+	now := lp.l.Now()
+	for bk, sh := range lp.shards {
+		if sh.dialing || len(sh.queue) > 0 || now.Sub(sh.lastUse) < shardIdle {
+			continue
+		}
+		if cn := sh.cur; cn != nil {
+			if cn.head < len(cn.wait) {
+				continue
+			}
+			cn.c.Close()
+		}
+		delete(lp.shards, bk)
+	}
+	lp.l.After(shardIdle/2, lp.pruneShards)
+}
+
 // loopClient is a client as its loop's evloop.Handler.
 type loopClient client
 
@@ -237,7 +262,7 @@ func (h *loopClient) Data(conn *evloop.Conn, b []byte) int {
 	// A batch starts only while the client's pending replies are under
 	// MaxPending (the loop stops reading it past that, and hands the
 	// input back once it has read half of them).
-	mp := c.s.cfg.MaxPending
+	mp := int(min(c.s.cfg.MaxPending, 1<<40))
 	for off < len(b) && !st.busy && !st.dead && !st.handReady && !conn.Closed() && conn.Pending() < mp {
 		n := c.loopBatch(b[off:])
 		off += n
@@ -261,7 +286,7 @@ func (h *loopClient) EOF(conn *evloop.Conn) {
 	c := (*client)(h)
 	st := c.ls
 	st.eof = true
-	if !st.busy && st.handoff == nil && conn.Pending() < c.s.cfg.MaxPending {
+	if !st.busy && st.handoff == nil && int64(conn.Pending()) < c.s.cfg.MaxPending {
 		// Data consumed every whole command already: what is left is
 		// part of one that will never end.
 		conn.Close()
@@ -303,7 +328,7 @@ func (c *client) loopBatch(b []byte) int {
 		if len(args) > 0 {
 			c.command(args)
 		}
-		if c.closeNow || st.handoff != nil || len(c.ops) >= maxBatchOps || size >= maxBatchBytes {
+		if c.closeNow || st.handoff != nil || len(c.ops) >= maxBatchOps || size >= maxBatchBytes || c.batchFull() {
 			break
 		}
 	}
@@ -387,6 +412,17 @@ func (c *client) finishBatch() {
 	lp := st.lp
 	conn := st.conn
 	out := c.render(lp.out[:0])
+	c.learn(len(out), len(c.ops))
+	if pend := int64(conn.Pending()); len(c.ops) > 1 && pend > 0 && pend+int64(len(out)) > c.s.cfg.MaxPendingHard {
+		// Replies over the hard limit for a client that has not taken
+		// earlier ones: closed (a single reply is always delivered).
+		c.s.closedOverPending(c.id, c.raddr, pend+int64(len(out)))
+		c.batchPlan.reset()
+		c.mark = 0
+		st.busy = false
+		conn.Abort(errOverPending)
+		return
+	}
 	obs := c.s.cfg.Observer
 	var queued time.Time
 	if obs != nil {
@@ -611,6 +647,7 @@ type lshard struct {
 	downErr  error
 	downTill time.Time
 	backoff  time.Duration
+	lastUse  time.Time
 }
 
 type lcall struct {
@@ -635,6 +672,7 @@ func (sh *lshard) send(cl *client, calls []*pool.Call) {
 		call.Err = nil
 		call.Reply = call.Reply[:0]
 	}
+	sh.lastUse = sh.lp.l.Now()
 	if cn := sh.cur; cn != nil && !cn.c.Closed() {
 		cn.send(cl, calls)
 		return

@@ -22,16 +22,16 @@ import (
 // check what is its own (the rest of the suite runs on it too).
 
 func TestLoopsServePlainClients(t *testing.T) {
-	c := newCluster(t, nil)
-	if c.srv.loops == nil || len(c.srv.loops.all) != DefaultLoops {
-		t.Fatalf("want %d event loops serving plain clients", DefaultLoops)
+	c := newCluster(t, func(cfg *Config) { cfg.Loops = 2 })
+	if c.srv.loops == nil || len(c.srv.loops.all) != 2 {
+		t.Fatal("want 2 event loops serving plain clients")
 	}
 	ctx := harness.Context(t, time.Minute)
 	p := c.client(nil)
 	if err := p.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	g := newClusterOn(t, c, func(cfg *Config) { cfg.Loops = -1 })
+	g := newClusterOn(t, c, func(cfg *Config) { cfg.Loops = 0 })
 	if err := g.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestLoopHalfClosedClient(t *testing.T) {
 // MaxPending: it is not closed, no reply is lost, and the loop keeps
 // serving other clients meanwhile.
 func TestLoopSlowReader(t *testing.T) {
-	c := newCluster(t, func(cfg *Config) { cfg.MaxPending = 256 << 10 })
+	c := newCluster(t, func(cfg *Config) { cfg.MaxPending = 256 << 10; cfg.Loops = 1 })
 	ctx := harness.Context(t, time.Minute)
 	val := strings.Repeat("x", 10<<10)
 	c.put(ctx, "big", val)

@@ -44,6 +44,8 @@ type Server struct {
 	idled    atomic.Int64 // times a client gave its buffers back while idle
 	served   atomic.Bool
 	relays   atomic.Int64 // replication relays running
+	// clients closed for replies over MaxPendingHard (pending.go)
+	overPending atomic.Int64
 
 	hidden hiddenCache
 	rep    *replicas // nil with ReadPrimary
@@ -85,10 +87,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReadFrom != ReadPrimary {
 		s.rep = newReplicas(s)
 	}
-	if cfg.Loops > 0 && cfg.TLS == nil {
+	if n := cfg.loops(); n > 0 && cfg.TLS == nil {
 		if !s.loopsUsable() {
 			s.log.Info("proxy: shards reached through a Dial hook (TLS): clients are served on goroutines, not event loops")
-		} else if s.loops, err = s.startLoops(cfg.Loops); err != nil {
+		} else if s.loops, err = s.startLoops(n); err != nil {
 			ln.Close()
 			s.cancel()
 			return nil, err

@@ -311,6 +311,10 @@ func destShards(urls []config.Endpoint, t *config.TLSFiles) ([]destination.Shard
 // serve --proxy-only alike (only serve adds the internal admin user).
 func proxyConfig(cfg *config.Config, dest *destination.Destination, proxyTLS *tls.Config, readFrom proxy.ReadFrom,
 	log *slog.Logger, m *metrics.Provider) proxy.Config {
+	loops := proxy.LoopsAuto
+	if cfg.Proxy.Loops != nil {
+		loops = *cfg.Proxy.Loops
+	}
 	return proxy.Config{
 		Listen:             cfg.Proxy.Listen,
 		Password:           string(cfg.Proxy.Password),
@@ -327,6 +331,8 @@ func proxyConfig(cfg *config.Config, dest *destination.Destination, proxyTLS *tl
 		TTLGrace:           cfg.ReplicaOf.Grace(),
 		ReadFrom:           readFrom,
 		MaxReplicaLag:      cfg.Proxy.MaxReplicaLag,
+		Loops:              loops,
+		MaxPending:         cfg.Proxy.MaxPending,
 	}
 }
 
