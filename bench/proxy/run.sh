@@ -13,7 +13,7 @@
 # Environment: N (requests per -P 1 line, default 100000), NP (per -P 16
 # line, default 400000), CLIENTS (default 50; the "-c 500" line uses 500),
 # IDLE (idle clients, default 10000), LOOPS (the second proxy's loops,
-# default nproc; -1 serves every client on a goroutine), BASE_PORT
+# default nproc; 0 serves every client on a goroutine), BASE_PORT
 # (default 17100; uses BASE_PORT..BASE_PORT+6).
 # Needs redis-server, redis-benchmark, redis-cli and nutcracker
 # (apt-get install -y redis-server redis-tools nutcracker).

@@ -94,6 +94,7 @@ type Loop struct {
 	redo    []*Conn // resumed with input pending
 	closing []*Conn // closed in this pass: Closed and close(2) pending
 	free    [][]byte
+	iov     []unix.Iovec // writev's scratch
 
 	now    time.Time // when the current pass began
 	timers timerHeap
@@ -132,6 +133,7 @@ func New(cfg Config) (*Loop, error) {
 		evfd:   evfd,
 		events: make([]unix.EpollEvent, maxEvents),
 		rbuf:   make([]byte, cfg.ReadSize),
+		iov:    make([]unix.Iovec, 0, maxIovecs),
 	}, nil
 }
 
@@ -743,7 +745,7 @@ func sockError(fd int) error {
 }
 
 func (c *Conn) read() {
-	n, err := unix.Read(c.fd, c.l.rbuf)
+	n, err := rawRead(c.fd, c.l.rbuf)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
@@ -802,9 +804,9 @@ func (c *Conn) flush() {
 		var n int
 		var err error
 		if len(c.out)-head == 1 {
-			n, err = unix.Write(c.fd, c.out[head])
+			n, err = rawWrite(c.fd, c.out[head])
 		} else {
-			n, err = unix.Writev(c.fd, c.out[head:min(len(c.out), head+maxIovecs)])
+			n, err = rawWritev(c.fd, c.out[head:min(len(c.out), head+maxIovecs)], c.l.iov[:0])
 		}
 		if err == unix.EINTR {
 			continue
