@@ -47,6 +47,9 @@ type Config struct {
 	// Nodes, when set, reports the destination nodes as the proxy sees
 	// them; GET /v1/status then carries them as destination_nodes.
 	Nodes func() []DestinationNode
+	// DestinationKind, when set, is GET /v1/status's destination_kind:
+	// "shards" (standalone shards) or "cluster" (a Redis Cluster).
+	DestinationKind string
 }
 
 // DestinationNode is one destination node in GET /v1/status: a shard's
@@ -67,6 +70,14 @@ type DestinationNode struct {
 	Stale    int64 `json:"stale"`
 	LinkDown int64 `json:"link_down"`
 	Errors   int64 `json:"errors"`
+	// Slots are a primary's slot ranges ("0-5460,10923"); ID is a
+	// cluster node's ID.
+	Slots string `json:"slots,omitempty"`
+	ID    string `json:"id,omitempty"`
+	// Unread marks a cluster replica the proxy neither reads from nor
+	// checks (proxy.read_from primary): listed for the topology only,
+	// its up says nothing.
+	Unread bool `json:"unread,omitempty"`
 }
 
 // Handler is the admin HTTP handler.
@@ -109,14 +120,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
-	if h.cfg.Nodes == nil {
+	if h.cfg.Nodes == nil && h.cfg.DestinationKind == "" {
 		writeJSON(w, http.StatusOK, h.cfg.Controller.Status())
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
-		syncer.Status
-		DestinationNodes []DestinationNode `json:"destination_nodes"`
-	}{h.cfg.Controller.Status(), h.cfg.Nodes()})
+	st := StatusView{Status: h.cfg.Controller.Status(), DestinationKind: h.cfg.DestinationKind}
+	if h.cfg.Nodes != nil {
+		st.DestinationNodes = h.cfg.Nodes()
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// StatusView is the body of GET /v1/status: the supervisor's status, the
+// destination's kind and its nodes as the proxy sees them (both absent
+// when the handler was not given them).
+type StatusView struct {
+	syncer.Status
+	DestinationKind  string            `json:"destination_kind,omitempty"`
+	DestinationNodes []DestinationNode `json:"destination_nodes,omitempty"`
 }
 
 func (h *Handler) control(fn func(context.Context) error, what string) http.HandlerFunc {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"os"
@@ -130,7 +131,28 @@ type Destination struct {
 	Replicas [][]Endpoint
 	// TLS applies to every rediss:// shard; nil means system roots.
 	TLS *TLSFiles
+	// Refresh is how often a Redis Cluster destination re-reads its
+	// topology besides on MOVED and connection errors; 0 means
+	// DefaultRefresh. YAML takes a duration or seconds.
+	Refresh time.Duration
+	// DBMap maps source databases onto a Redis Cluster destination,
+	// which has database 0 only: each listed db goes to 0 or, with
+	// DBDrop, is dropped. A write to an unlisted db other than 0 stops
+	// sync naming the db. nil maps nothing. YAML: {1: 0, 2: drop}.
+	DBMap map[int]int
 }
+
+// DefaultRefresh is destination.refresh's default.
+const DefaultRefresh = 5 * time.Second
+
+// MinRefresh is the shortest destination.refresh.
+const MinRefresh = 100 * time.Millisecond
+
+// DBDrop in Destination.DBMap drops a source database's writes.
+const DBDrop = -1
+
+// MaxDB bounds a database number in destination.db_map.
+const MaxDB = 1 << 16
 
 // ReplicaOf lists the sources. An empty list is valid: sources can be
 // set later through the admin API.
@@ -335,6 +357,18 @@ func (c *Config) Validate() error {
 	for i, reps := range v.Destination.Replicas {
 		for k, r := range reps {
 			node(fmt.Sprintf("destination.shards[%d].replicas[%d]", i, k), r, i)
+		}
+	}
+	if r := v.Destination.Refresh; r != 0 && r < MinRefresh {
+		add("destination.refresh", fmt.Sprintf("%v: want at least %v (or 0 for %v)", r, MinRefresh, DefaultRefresh))
+	}
+	for _, db := range slices.Sorted(maps.Keys(v.Destination.DBMap)) {
+		to := v.Destination.DBMap[db]
+		switch {
+		case db < 0 || db >= MaxDB:
+			add("destination.db_map", fmt.Sprintf("database %d out of range 0..%d", db, MaxDB-1))
+		case to != 0 && to != DBDrop:
+			add(fmt.Sprintf("destination.db_map.%d", db), fmt.Sprintf("maps to %d: a Redis Cluster has database 0 only (want 0 or drop)", to))
 		}
 	}
 	if v.Destination.TLS != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -441,5 +442,46 @@ func TestLoadMissing(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(missing) = %v, want ErrNotExist", err)
+	}
+}
+
+// destination.refresh and destination.db_map: parsed, validated and
+// written back.
+func TestDestinationClusterKeys(t *testing.T) {
+	const shards = "destination:\n  shards: [\"redis://127.0.0.1:7001\"]\n"
+	c, err := Parse([]byte(shards + "  refresh: 2s\n  db_map: {1: 0, 2: drop, 0: 0}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]int{0: 0, 1: 0, 2: DBDrop}
+	if c.Destination.Refresh != 2*time.Second || !maps.Equal(c.Destination.DBMap, want) {
+		t.Fatalf("refresh %v, db_map %v", c.Destination.Refresh, c.Destination.DBMap)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out)
+	if err != nil {
+		t.Fatalf("Parse(Marshal()): %v\n%s", err, out)
+	}
+	if back.Destination.Refresh != 2*time.Second || !maps.Equal(back.Destination.DBMap, want) {
+		t.Fatalf("after Marshal: refresh %v, db_map %v\n%s", back.Destination.Refresh, back.Destination.DBMap, out)
+	}
+	for _, tc := range []struct{ yaml, path string }{
+		{"  refresh: 10ms\n", "destination.refresh"},
+		{"  refresh: -1s\n", "destination.refresh"},
+		{"  refresh: soon\n", "destination.refresh"},
+		{"  db_map: {1: 3}\n", "destination.db_map.1"},
+		{"  db_map: {1: keep}\n", "destination.db_map.1"},
+		{"  db_map: {x: 0}\n", "destination.db_map"},
+		{"  db_map: {-1: 0}\n", "destination.db_map"},
+		{"  db_map: [1]\n", "destination.db_map"},
+	} {
+		_, err := Parse([]byte(shards + tc.yaml))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Path != tc.path {
+			t.Errorf("%q: %v, want an error at %s", tc.yaml, err, tc.path)
+		}
 	}
 }

@@ -330,8 +330,49 @@ func (d *decoder) destination(n *yaml.Node, path string) {
 				dst.Shards = append(dst.Shards, ep)
 			})
 		},
-		"tls": func(n *yaml.Node, path string) { dst.TLS = d.tls(n, path) },
+		"tls":     func(n *yaml.Node, path string) { dst.TLS = d.tls(n, path) },
+		"refresh": func(n *yaml.Node, path string) { dst.Refresh = d.duration(n, path) },
+		"db_map":  func(n *yaml.Node, path string) { dst.DBMap = d.dbMap(n, path) },
 	})
+}
+
+// dbMap decodes destination.db_map: a mapping of database numbers to 0
+// or "drop".
+func (d *decoder) dbMap(n *yaml.Node, path string) map[int]int {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		d.failf(n, path, "want a mapping of databases (e.g. {1: 0, 2: drop}), got %s", kindName(n))
+		return nil
+	}
+	m := map[int]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		db, err := strconv.Atoi(k.Value)
+		if k.Kind != yaml.ScalarNode || err != nil {
+			d.failf(k, path, "database %q: want a number", k.Value)
+			continue
+		}
+		p := path + "." + k.Value
+		if _, dup := m[db]; dup {
+			d.failf(k, p, "database set twice")
+			continue
+		}
+		d.c.pos[p] = position{v.Line, v.Column}
+		switch s, _ := d.str(v, p); s {
+		case "drop":
+			m[db] = DBDrop
+		default:
+			to, err := strconv.Atoi(s)
+			if err != nil {
+				d.failf(v, p, "%q: want 0 or drop", s)
+				continue
+			}
+			m[db] = to
+		}
+	}
+	return m
 }
 
 // shard decodes one destination shard: a URL, or a mapping

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -47,8 +48,10 @@ type (
 		Token  string `yaml:"token,omitempty"`
 	}
 	fileDestination struct {
-		Shards []any    `yaml:"shards"` // string or fileShard
-		TLS    *fileTLS `yaml:"tls,omitempty"`
+		Shards  []any          `yaml:"shards"` // string or fileShard
+		TLS     *fileTLS       `yaml:"tls,omitempty"`
+		Refresh string         `yaml:"refresh,omitempty"`
+		DBMap   map[int]string `yaml:"db_map,omitempty"`
 	}
 	fileShard struct {
 		URI      string   `yaml:"uri"`
@@ -118,6 +121,18 @@ func (c *Config) Marshal() ([]byte, error) {
 	}
 	if c.ReplicaOf.Lease != 0 {
 		f.ReplicaOf.Lease = c.ReplicaOf.Lease.String()
+	}
+	if c.Destination.Refresh != 0 {
+		f.Destination.Refresh = c.Destination.Refresh.String()
+	}
+	for db, to := range c.Destination.DBMap {
+		if f.Destination.DBMap == nil {
+			f.Destination.DBMap = map[int]string{}
+		}
+		f.Destination.DBMap[db] = strconv.Itoa(to)
+		if to == DBDrop {
+			f.Destination.DBMap[db] = "drop"
+		}
 	}
 	if g := c.ReplicaOf.TTLGrace; g != nil {
 		f.ReplicaOf.TTLGrace = g.String()

@@ -123,3 +123,38 @@ func TestRefused(t *testing.T) {
 		t.Fatalf("Refused does not wrap the reply: %v", err)
 	}
 }
+
+func TestParseRedirect(t *testing.T) {
+	for _, tc := range []struct {
+		reply string
+		want  Redirect
+		ok    bool
+	}{
+		{"-MOVED 3999 127.0.0.1:6381\r\n", Redirect{Slot: 3999, Addr: "127.0.0.1:6381"}, true},
+		{"-ASK 0 10.0.0.1:7000\r\n", Redirect{Ask: true, Slot: 0, Addr: "10.0.0.1:7000"}, true},
+		{"-MOVED 16383 ::1:7000\r\n", Redirect{Slot: 16383, Addr: "[::1]:7000"}, true},
+		{"-MOVED 12 :7000\r\n", Redirect{Slot: 12, Addr: ":7000"}, true},
+		{"-MOVED 16384 h:1\r\n", Redirect{}, false},
+		{"-MOVED 1 h\r\n", Redirect{}, false},
+		{"-MOVED 1 h:0\r\n", Redirect{}, false},
+		{"-MOVEDX 1 h:1\r\n", Redirect{}, false},
+		{"+MOVED 1 h:1\r\n", Redirect{}, false},
+		{"-ERR MOVED 1 h:1\r\n", Redirect{}, false},
+	} {
+		got, ok := ParseRedirect([]byte(tc.reply))
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("ParseRedirect(%q) = %+v, %v; want %+v, %v", tc.reply, got, ok, tc.want, tc.ok)
+		}
+	}
+	for reply, want := range map[string][2]bool{
+		"-TRYAGAIN Multiple keys request during rehashing of slot\r\n": {true, false},
+		"-CLUSTERDOWN The cluster is down\r\n":                         {false, true},
+		"-CLUSTERDOWNX\r\n":                                            {false, false},
+		"+TRYAGAIN\r\n":                                                {false, false},
+		"-ERR TRYAGAIN\r\n":                                            {false, false},
+	} {
+		if IsTryAgain([]byte(reply)) != want[0] || IsClusterDown([]byte(reply)) != want[1] {
+			t.Errorf("%q: IsTryAgain %v IsClusterDown %v, want %v", reply, IsTryAgain([]byte(reply)), IsClusterDown([]byte(reply)), want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package destination
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/replicaof/replicaof/internal/errclass"
@@ -64,3 +65,18 @@ func describeReq(req []byte) (name, key string) {
 	}
 	return name, key
 }
+
+// Errors of a Redis Cluster destination.
+var (
+	// ErrTopologyChanged means the cluster has a master that belongs to
+	// none of the groups the destination started with (a new master got
+	// slots): shard indexes, checkpoints and pools are per group, so
+	// replicaof must be restarted to take the new layout.
+	ErrTopologyChanged = errclass.New(errclass.Fatal, "destination: the cluster has a new master: restart replicaof to use it")
+	// ErrClusterDB means a database other than 0 was asked of a Redis
+	// Cluster, which has only database 0 (see destination.db_map).
+	ErrClusterDB = errclass.New(errclass.Fatal, "destination: a Redis Cluster has database 0 only")
+	// ErrUnknownNode means an address names no node of the cluster as
+	// the last refresh saw it.
+	ErrUnknownNode = errors.New("destination: not a known cluster node")
+)

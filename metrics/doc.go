@@ -45,6 +45,15 @@
 //	replicaof_proxy_node_up{shard,addr,role}            1 while it serves reads
 //	replicaof_proxy_replica_lag_seconds{shard,addr}     a replica's lag, measured as time
 //	replicaof_proxy_replica_out_of_rotation_total{shard,addr,reason}  stale, link_down or error
+//	replicaof_destination_node{shard,addr,role}         1 per destination node (a cluster's replicas too)
+//	replicaof_destination_node_slots{shard,addr}        slots a primary owns in the current map
+//
+// On a Redis Cluster destination shard is the group (a master and its
+// replicas) and a primary is the group's current master: the per-shard
+// series (replicaof_shard_*) follow the group across failovers, and
+// replicaof_destination_node says which node is its master now. The
+// proxy_node series leave out the cluster replicas the proxy does not
+// read from (proxy.read_from primary).
 //
 // The Go runtime's and the process's collectors are registered too.
 //

@@ -21,12 +21,18 @@ type Node struct {
 	// replica left rotation for lag over proxy.max_replica_lag and for
 	// its master link down; Errors counts failed checks and reads.
 	Reads, Stale, LinkDown, Errors int64
+	// Slots is the number of slots a primary owns in the current map.
+	Slots int
+	// Unread marks a Redis Cluster replica the proxy does not read from
+	// (proxy.read_from primary): only its topology series are exported.
+	Unread bool
 }
 
 type nodeInstruments struct {
 	reads, outs metric.Int64ObservableCounter
 	up          metric.Int64ObservableGauge
 	lag         metric.Float64ObservableGauge
+	node, slots metric.Int64ObservableGauge
 }
 
 func (p *Provider) registerNodes(m metric.Meter) error {
@@ -48,6 +54,14 @@ func (p *Provider) registerNodes(m metric.Meter) error {
 		metric.WithDescription("A replica's replication lag as the proxy measures it (time since the oldest primary offset sample it has not reached).")); err != nil {
 		return err
 	}
+	if in.node, err = m.Int64ObservableGauge("replicaof.destination.node",
+		metric.WithDescription("1 for every destination node, by shard (a Redis Cluster's group), address and role (primary: the shard's, or the group's current master).")); err != nil {
+		return err
+	}
+	if in.slots, err = m.Int64ObservableGauge("replicaof.destination.node.slots",
+		metric.WithDescription("Hash slots a destination primary owns in the current slot map.")); err != nil {
+		return err
+	}
 	p.nodeCB, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		f := p.nodes.Load()
 		if f == nil {
@@ -55,6 +69,13 @@ func (p *Provider) registerNodes(m metric.Meter) error {
 		}
 		for _, n := range (*f)() {
 			node := []attribute.KeyValue{attribute.String("shard", strconv.Itoa(n.Shard)), attribute.String("addr", labelValue(n.Addr)), attribute.String("role", n.Role)}
+			o.ObserveInt64(in.node, 1, metric.WithAttributes(node...))
+			if n.Role == "primary" {
+				o.ObserveInt64(in.slots, int64(n.Slots), metric.WithAttributes(node[:2]...))
+			}
+			if n.Unread {
+				continue
+			}
 			o.ObserveInt64(in.reads, n.Reads, metric.WithAttributes(node...))
 			up := int64(0)
 			if n.Up {
@@ -73,7 +94,7 @@ func (p *Provider) registerNodes(m metric.Meter) error {
 			}
 		}
 		return nil
-	}, in.reads, in.outs, in.up, in.lag)
+	}, in.reads, in.outs, in.up, in.lag, in.node, in.slots)
 	return err
 }
 

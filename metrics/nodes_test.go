@@ -40,4 +40,28 @@ func TestNodeSeries(t *testing.T) {
 	if strings.Contains(body, `replicaof_proxy_replica_lag_seconds{addr="127.0.0.1:7001"`) {
 		t.Errorf("lag series for a primary")
 	}
+
+	// A cluster destination: topology series for every node, read
+	// series only for the nodes the proxy reads from.
+	p.SetNodes(func() []Node {
+		return []Node{
+			{Shard: 0, Addr: "127.0.0.1:7001", Role: "primary", Up: true, Slots: 8192},
+			{Shard: 1, Addr: "127.0.0.1:7002", Role: "primary", Up: true, Slots: 8192},
+			{Shard: 1, Addr: "127.0.0.1:7102", Role: "replica", Unread: true},
+		}
+	})
+	_, body = scrape(t, p)
+	for _, want := range []string{
+		`replicaof_destination_node{addr="127.0.0.1:7002",role="primary",shard="1"} 1`,
+		`replicaof_destination_node{addr="127.0.0.1:7102",role="replica",shard="1"} 1`,
+		`replicaof_destination_node_slots{addr="127.0.0.1:7002",shard="1"} 8192`,
+		`replicaof_proxy_node_up{addr="127.0.0.1:7002",role="primary",shard="1"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("missing %s in:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, `replicaof_proxy_node_up{addr="127.0.0.1:7102"`) {
+		t.Errorf("read series for a replica the proxy does not read from:\n%s", body)
+	}
 }

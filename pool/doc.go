@@ -10,7 +10,9 @@
 // at once. A server that cannot be reached fails calls at once with
 // ErrShardDown for a backoff period, and the pool reconnects on its own.
 // Every new connection runs Config.Init (AUTH, SELECT) first; an error
-// reply fails the dial.
+// reply fails the dial. Config.Down is called after every connection or
+// dial failure (a cluster destination refreshes its topology then);
+// Config.Fail makes a backend that fails every call with that error.
 //
 // Dial opens one dedicated connection the same way (dial, TLS through
 // Config.Dial, Init, fail on an error reply), for a caller that needs a

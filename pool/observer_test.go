@@ -136,3 +136,38 @@ func TestBackendObserverAllocs(t *testing.T) {
 		t.Errorf("allocs per call: %.2f with an observer, %.2f without", with, without)
 	}
 }
+
+// Down is called after a connection failure and after a failed dial, not
+// after Close; Fail fails every call without a connection.
+func TestBackendDownAndFail(t *testing.T) {
+	srv := harness.StartRedis(t)
+	ctx := harness.Context(t, time.Minute)
+	var downs atomic.Int64
+	b := pool.NewBackend(pool.Config{Addr: srv.Addr, Conns: 1, RetryBackoff: 20 * time.Millisecond,
+		Down: func() { downs.Add(1) }})
+	defer b.Close()
+	if _, err := b.Do(ctx, cmd("PING"), nil); err != nil || downs.Load() != 0 {
+		t.Fatalf("PING: %v, downs %d", err, downs.Load())
+	}
+	srv.Kill()
+	harness.WaitFor(t, 5*time.Second, "Down after the connection failed", func() bool {
+		_, _ = b.Do(ctx, cmd("PING"), nil)
+		return downs.Load() >= 2 // the connection, then a dial
+	})
+	n := downs.Load()
+	b.Close()
+	_, _ = b.Do(ctx, cmd("PING"), nil)
+	if downs.Load() != n {
+		t.Fatal("Close counted as a failure")
+	}
+
+	failErr := errors.New("not this one")
+	f := pool.NewBackend(pool.Config{Addr: "127.0.0.1:1", Fail: failErr, Down: func() { downs.Add(1) }})
+	defer f.Close()
+	if _, err := f.Do(ctx, cmd("PING"), nil); !errors.Is(err, failErr) || downs.Load() != n {
+		t.Fatalf("Fail: %v (downs %d, was %d)", err, downs.Load(), n)
+	}
+	if _, _, err := pool.Dial(ctx, pool.Config{Addr: "127.0.0.1:1", Fail: failErr}, 1024); !errors.Is(err, failErr) {
+		t.Fatalf("Dial with Fail: %v", err)
+	}
+}

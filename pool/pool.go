@@ -51,6 +51,15 @@ type Config struct {
 	Observer Observer
 	// Shard is the shard's index, passed to Observer as its label.
 	Shard int
+
+	// Down, when set, is called after every failed dial and every
+	// connection failure (not after Close), without waiting for it: a
+	// cluster destination re-reads its topology then. It must not block.
+	Down func()
+	// Fail, when set, makes every call fail with it at once, without a
+	// connection: a backend that must not be used (a database a Redis
+	// Cluster does not have) still answers clearly.
+	Fail error
 }
 
 // Observer receives a Backend's health and pipelining events. Methods are
@@ -326,6 +335,9 @@ func (b *Backend) conn(ctx context.Context, s *lane) (*conn, error) {
 	if b.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
+	if b.cfg.Fail != nil {
+		return nil, b.cfg.Fail
+	}
 	if s.conn != nil && !s.conn.isDead() {
 		return s.conn, nil
 	}
@@ -342,6 +354,9 @@ func (b *Backend) conn(ctx context.Context, s *lane) (*conn, error) {
 		s.downErr, s.downTill = err, time.Now().Add(s.backoff)
 		if b.ctx.Err() == nil {
 			b.setUp(false)
+			if b.cfg.Down != nil {
+				b.cfg.Down()
+			}
 		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrShardDown, b.cfg.Addr, err)
 	}
@@ -397,6 +412,9 @@ func (e *InitError) Error() string {
 }
 
 func dial(ctx context.Context, cfg *Config, bufSize int) (net.Conn, *bufio.Reader, error) {
+	if cfg.Fail != nil {
+		return nil, nil, cfg.Fail
+	}
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	nc, err := cfg.Dial(dctx, cfg.Network, cfg.Addr)
@@ -667,6 +685,9 @@ func (cn *conn) fail(err error) {
 		if !errors.Is(err, ErrClosed) && cn.b.ctx.Err() == nil {
 			cn.b.setUp(false)
 		}
+	}
+	if cn.cfg.Down != nil && !errors.Is(err, ErrClosed) && cn.b.ctx.Err() == nil {
+		cn.cfg.Down()
 	}
 	for _, c := range inflight {
 		cn.complete(c, cn.err)

@@ -179,6 +179,7 @@ func (c *client) blocking(name string, args [][]byte, keys []int) {
 	case err != nil:
 		c.replyErr(shardErr(shard, err))
 	default:
+		reply, _ = c.s.dedicatedReply(reply)
 		c.replyRaw(reply)
 	}
 }

@@ -74,7 +74,7 @@ type readTarget struct {
 func newClient(s *Server, nc net.Conn) *client {
 	c := &client{nc: nc, lastActive: time.Now()}
 	c.session.init(s, c, s.nextID.Add(1))
-	c.ex.ctx = s.ctx
+	c.ex.ctx, c.ex.srv = s.ctx, s
 	return c
 }
 
@@ -357,8 +357,14 @@ func (c *client) onTLS() bool {
 	return ok
 }
 
-// kill closes the client's connection (driver; Server.mu held).
-func (c *client) kill() { c.nc.Close() }
+// kill closes the client's connection (driver).
+func (c *client) kill() {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if c.nc != nil {
+		c.nc.Close()
+	}
+}
 
 // run has the executor send every call planned so far and run every
 // continuation.

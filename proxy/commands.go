@@ -77,7 +77,7 @@ func init() {
 		"readwrite":    {hLocal, "", func(c *session, _ string, a [][]byte) { c.replyOK() }},
 		"dbsize":       {hFanout, "summed, less replicaof's own keys; exact right after a flush", func(c *session, _ string, a [][]byte) { c.dbsize(a) }},
 		"keys":         {hFanout, "every shard's keys, less replicaof's own", func(c *session, _ string, a [][]byte) { c.keysCmd(a) }},
-		"scan":         {hFanout, "the shards one after another; the cursor carries the shard", func(c *session, _ string, a [][]byte) { c.scan(a) }},
+		"scan":         {hFanout, "the shards one after another; the cursor carries the shard and a tag of the topology: after resharding or a failover of the shard being scanned it is refused (start again from 0)", func(c *session, _ string, a [][]byte) { c.scan(a) }},
 		"randomkey":    {hFanout, "one of the shards' answers, never one of replicaof's own keys", func(c *session, _ string, a [][]byte) { c.randomKey(a) }},
 		"mget":         {hSplit, "", func(c *session, _ string, a [][]byte) { c.split(a) }},
 		"exists":       {hSplit, "counts summed", func(c *session, _ string, a [][]byte) { c.split(a) }},
@@ -143,6 +143,15 @@ func init() {
 		"pubsub|shardnumsub":   {hFanout, "summed", func(c *session, _ string, a [][]byte) { c.pubsubNumsub(a) }},
 		"pubsub|numpat":        {hFanout, "the largest shard's count: the proxy subscribes each pattern on every shard", func(c *session, _ string, a [][]byte) { c.pubsubNumpat(a) }},
 		"pubsub|help":          {hShard0, "", func(c *session, _ string, a [][]byte) { c.forward(0, a) }},
+
+		"asking":          {hLocal, "+OK: the proxy never answers ASK (it follows the destination's redirects itself)", func(c *session, _ string, a [][]byte) { c.replyOK() }},
+		"cluster":         {hLocal, "a one-node cluster that owns every slot: the proxy", func(c *session, _ string, a [][]byte) { c.clusterCmd(a) }},
+		"cluster|slots":   {hLocal, clusterNote, func(c *session, _ string, a [][]byte) { c.clusterSlots(a) }},
+		"cluster|shards":  {hLocal, clusterNote, func(c *session, _ string, a [][]byte) { c.clusterShards(a) }},
+		"cluster|nodes":   {hLocal, clusterNote, func(c *session, _ string, a [][]byte) { c.clusterNodes(a) }},
+		"cluster|info":    {hLocal, "a healthy one-node cluster (cluster_state:ok, 16384 slots)", func(c *session, _ string, a [][]byte) { c.clusterInfo(a) }},
+		"cluster|myid":    {hLocal, "the proxy's node ID", func(c *session, _ string, a [][]byte) { c.clusterMyID(a) }},
+		"cluster|keyslot": {hLocal, "", func(c *session, _ string, a [][]byte) { c.clusterKeySlot(a) }},
 	}
 	for _, name := range []string{"command|info", "command|docs", "command|list", "command|getkeys", "command|getkeysandflags", "command|help"} {
 		specials[name] = special{hShard0, "", func(c *session, _ string, a [][]byte) { c.forward(0, a) }}
@@ -165,8 +174,6 @@ var deniedReasons = map[string]string{
 	"monitor":  "would need every shard's stream of every client",
 	"swapdb":   "would swap databases under the syncer",
 	"reset":    "would reset the shared shard connection",
-	"asking":   "the proxy is not a cluster node",
-	"cluster":  "the proxy is not a cluster node",
 	"failover": "the shards' failover is not the client's",
 }
 
@@ -258,6 +265,8 @@ The replicas column marks the reads proxy.read_from may send to a shard's replic
 			for _, sc := range cmd.Subcommands {
 				if sp, ok := specials[sc.Name]; ok {
 					row(sc.Name, sp.how, sp.note)
+				} else if cmd.Name == "cluster" {
+					row(sc.Name, hRefused, clusterRefused)
 				} else if _, ok := specials[cmd.Name]; ok && deniedReasons[cmd.Name] == "" {
 					row(sc.Name, hRefused, "not implemented by the proxy")
 				} else {

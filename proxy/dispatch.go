@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"math/bits"
 	"strconv"
 	"strings"
 
@@ -31,6 +30,9 @@ const (
 func (c *session) plan(args [][]byte) {
 	var nb [32]byte
 	name := lowerName(nb[:0], args[0])
+	if c.s.pools.follow {
+		c.bk = c.s.pools.db(c.db) // a cluster group's master may have changed
+	}
 	if !c.authed {
 		switch name {
 		case "auth", "hello", "quit":
@@ -270,6 +272,9 @@ func (c *session) split(args [][]byte) {
 		return
 	}
 	merge, parts := c.s.shards().Split(args, false)
+	if merge != router.MergeNone && c.s.cfg.Destination.Cluster() {
+		parts = bySlot(parts, 1+b2i(merge == router.MergeOK)) // one slot per part
+	}
 	if merge == router.MergeNone || len(parts) == 1 {
 		shard := 0
 		if len(parts) == 1 {
@@ -318,9 +323,10 @@ func (c *session) keysCmd(args [][]byte) {
 	c.ops = append(c.ops, o)
 }
 
-// scan runs SCAN on the shard the cursor names. The proxy's cursor is
-// shardCursor<<b | shard, b the bits a shard index needs: 0 starts on
-// shard 0, and a shard that finishes hands over to the next one.
+// scan runs SCAN on the shard the cursor names (scancursor.go: the
+// cursor carries the shard, the shard's own cursor and a tag of the
+// topology it is valid in): 0 starts on shard 0, and a shard that
+// finishes hands over to the next one.
 func (c *session) scan(args [][]byte) {
 	if len(args) < 2 {
 		c.wrongArgs("scan")
@@ -331,9 +337,9 @@ func (c *session) scan(args [][]byte) {
 		c.replyErr("ERR invalid cursor")
 		return
 	}
-	shard, sc := c.s.scanSplit(cur)
-	if shard >= len(c.bk) {
-		c.replyErr("ERR invalid cursor")
+	shard, sc, tags, msg := c.s.scanStart(cur)
+	if msg != "" {
+		c.replyErr(msg)
 		return
 	}
 	i := c.ncalls
@@ -345,30 +351,7 @@ func (c *session) scan(args [][]byte) {
 	for _, a := range args[2:] {
 		cl.Req = redcon.AppendBulk(cl.Req, a)
 	}
-	c.ops = append(c.ops, op{kind: opScan, first: i, n: 1, arg: shard})
-}
-
-func (s *Server) scanBits() uint { return uint(bits.Len(uint(s.shards().Len() - 1))) }
-
-// scanSplit decodes a proxy SCAN cursor.
-func (s *Server) scanSplit(cur uint64) (shard int, sc uint64) {
-	b := s.scanBits()
-	return int(cur & (1<<b - 1)), cur >> b
-}
-
-// scanCursor encodes the cursor to return after shard answered sc.
-func (s *Server) scanCursor(shard int, sc uint64) (uint64, bool) {
-	b := s.scanBits()
-	if sc == 0 {
-		if shard+1 >= s.shards().Len() {
-			return 0, true
-		}
-		return uint64(shard + 1), true
-	}
-	if sc>>(64-b) != 0 && b > 0 {
-		return 0, false
-	}
-	return sc<<b | uint64(shard), true
+	c.ops = append(c.ops, op{kind: opScan, first: i, n: 1, arg: shard, tags: tags})
 }
 
 // Local reply helpers: each appends one op.

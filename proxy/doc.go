@@ -22,17 +22,27 @@
 //
 // Single-key commands go to the key's shard; a client's pipeline is
 // forwarded pipelined and answered in order, replies from different shards
-// included: the executor queues one block per shard in a reused
-// pool.Batch and waits for all of them, with no goroutine per shard (see
-// "Session, plan, executor, driver" below).
-// Each shard and database has one pipelined connection by default
-// (Config.Backend.Conns), shared by every client, so one write to a shard
-// carries many clients' commands (pool.Backend lets callers that are
-// runnable queue theirs before it writes). MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
+// included: the executor sends one block per shard and completes the
+// batch when all have answered, with no goroutine per shard (see
+// "Session, plan, executor, driver" below). Each event loop has one
+// pipelined connection per shard and database, shared by its clients, so
+// one write to a shard carries every command its clients sent in a loop
+// pass; on the goroutine driver each shard and database has one pipelined
+// connection by default (Config.Backend.Conns), shared by every client
+// (pool.Backend lets callers that are runnable queue theirs before it
+// writes). MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
 // router.SlotMap.Split and merged; DBSIZE, KEYS and RANDOMKEY ask every
 // shard; SCAN walks the shards one after another, its cursor being
-// shardCursor<<b | shard (b bits hold a shard index), so MATCH, COUNT and
-// TYPE pass through and every key is visited once. PING, ECHO, QUIT,
+// shardCursor<<(b+16) | tag<<b | shard (b bits hold a shard index), so
+// MATCH, COUNT and TYPE pass through and every key is visited once. The
+// tag digests the topology the cursor is valid in (scancursor.go): the
+// slot map and, while a shard is being scanned, the address of its node.
+// After resharding or a failover of the shard being scanned a cursor
+// cannot keep SCAN's guarantee (a shard's cursor means nothing on another
+// node; moved slots would be missed or seen twice), so it is answered
+// "-ERR SCAN cursor is from before a change of the destination …: start
+// again from cursor 0"; a failover of a shard not being scanned, or a new
+// map placing every slot the same way, leaves it valid. PING, ECHO, QUIT,
 // HELLO 2 (HELLO 3 answers -NOPROTO, on which clients fall back to RESP2),
 // AUTH, SELECT, CLIENT SETNAME/GETNAME/SETINFO/ID/INFO, COMMAND
 // COUNT, READONLY and READWRITE are answered locally; INFO is merged the
@@ -40,7 +50,9 @@
 // shard 0 plus the proxy's own process, memory, persistence and stats
 // summed over the shards (with *_human recomputed, ratios averaged), CPU
 // of the proxy process plus the shards, clients, replication and
-// keyspace the proxy's; COMMAND, COMMAND INFO
+// keyspace the proxy's, and a Proxy section of its own (shards,
+// destination_kind shards or cluster, each shard's node address and
+// slots; INFO cluster: cluster_enabled:1, see below); COMMAND, COMMAND INFO
 // and COMMAND DOCS come from shard 0. SUBSCRIBE puts a channel on the
 // shard of its slot (where the syncer publishes), PSUBSCRIBE a pattern on
 // every shard, each over a connection the client owns.
@@ -137,26 +149,51 @@
 // split commands are plain calls merged at the end. Planning all of these
 // does no I/O.
 //
-// The executor (exec.go) completes a plan: the calls planned before each
-// continuation are queued as one block per backend in a reused pool.Batch
-// (every shard's block queued before waiting on any, so the shards work in
-// parallel with no goroutine per shard), then the continuation runs its
-// rounds (each round's calls sent the same way; EXEC's as one block no
-// other client's command can split), and only then are later calls sent,
-// so every command sees the effects of the ones before it, as on one
-// server. The driver is a goroutine per client (client.go): it reads a
-// batch, has the session plan it, the executor run it, and writes the
-// replies with one write.
+// The executor (exec.go) completes a plan, in rounds, and never waits
+// itself: advance takes the replies of the round in flight and prepares
+// the next, and the driver sends it. The calls planned before each
+// continuation go as one block per backend (every shard's block sent
+// before waiting on any, so the shards work in parallel), then the
+// continuation runs its rounds (EXEC's as one block no other client's
+// command can split), and only then are later calls sent, so every
+// command sees the effects of the ones before it, as on one server. After
+// a round of plain calls come, when needed, a round of a cluster
+// destination's redirects (redirect.go) and one of reads retried on
+// another node (Config.ReadFrom).
 //
-// Some commands still do their I/O while planned, on the driver's
-// goroutine (the session hands them over through its driver interface),
-// because they hold a connection or the client's socket:
-// SUBSCRIBE and the other pub/sub commands (the confirmations must
-// precede pushes), WATCH and EXEC under WATCH (the client's own shard
-// connection), blocking commands (a shard connection held for the
-// command), SCRIPT KILL / FUNCTION KILL (connections of their own) and
-// the PSYNC relay. They first have the executor complete the plan so
-// far, so replies keep command order.
+// There are two drivers. Plain (non-TLS) clients are served by event
+// loops (loop.go, Config.Loops; internal/evloop, Linux): each loop is one
+// goroutine that owns its clients' sockets, handed to it round robin, and
+// its own pipelined connection to every backend (shard and database, or
+// replica) its clients use. A loop pass reads each readable socket once
+// (level-triggered), plans every complete command read as one batch per
+// client, sends the rounds on its shard connections — written once per
+// pass, every client's calls to a shard in one write — and, as replies
+// come in, advances each client's plan and writes its replies, all at the
+// end of the pass. A loop never blocks on a shard: a stalled shard's
+// commands fail when their reply is Config.Timeout late (a timer per
+// connection), while the loop serves the other shards. Everything else
+// runs on the goroutine driver, a goroutine per client (client.go): it
+// reads a batch, has the session plan it, the executor run it through the
+// shared pool.Backends (each round queued in a reused pool.Batch and
+// waited for), and writes the replies with one write. TLS clients are
+// served there from the start, and so are all clients when the shards
+// are reached through a Dial hook (TLS to the shards), or with
+// Config.Loops 0.
+//
+// Some commands do their I/O while planned, on the goroutine driver
+// (the session hands them over through its driver interface), because
+// they hold a connection or the client's socket: SUBSCRIBE and the other
+// pub/sub commands (the confirmations must precede pushes), WATCH and
+// EXEC under WATCH (the client's own shard connection), blocking commands
+// (a shard connection held for the command), SCRIPT KILL / FUNCTION KILL
+// (connections of their own) and the PSYNC relay. They first have the
+// executor complete the plan so far, so replies keep command order. On an
+// event loop such a command ends the batch: the loop answers the commands
+// before it, then hands the client over to the goroutine driver with
+// evloop's Release (the socket, the replies not yet written and the input
+// not yet read), which runs the command and serves the client from then
+// on.
 //
 // # Reading from replicas
 //
@@ -184,6 +221,59 @@
 // error. Server.Nodes reports every node with its role, state, lag and
 // counts of reads, lag and link-down episodes and errors.
 //
+// # A Redis Cluster destination
+//
+// With a destination opened on a Redis Cluster (destination.Open) a shard
+// is a group: a master and its replicas, whose master a failover changes
+// and whose slots resharding changes, under the destination's live map
+// and pools. The proxy places keys with that map; its per-database
+// backend sets follow each group's current master (shardPools.current).
+// A command that reaches a node no longer serving its slot is followed
+// (redirect.go): -MOVED is told to the destination (which moves the slot
+// in its map at once and refreshes) and the command goes to the new
+// owner; -ASK sends ASKING and the command to the importing node, in
+// one block, map unchanged; -TRYAGAIN and -CLUSTERDOWN are sent again
+// after 20 ms, doubled each time. At most 5 hops per command; a command
+// still redirected then is answered -TRYAGAIN naming the slot, so a
+// client never sees MOVED or ASK. A command that failed on its
+// connection (a master killed) is not sent again (its effect is
+// unknown): the connection error makes the destination refresh, and the
+// next commands reach the promoted replica. MOVED or ASK on a dedicated
+// connection (blocking commands, WATCH) is answered -TRYAGAIN, and WATCH
+// lets go of the wrong node. A MULTI … EXEC block whose slot moved is
+// refused whole by the node (its commands answer MOVED, EXEC answers
+// -EXECABORT: nothing ran), and is sent whole to the new owner; one whose
+// slot is migrating (ASK, TRYAGAIN) is not sent with ASKING (that covers
+// one command, not a transaction): its -EXECABORT reaches the client,
+// which retries.
+//
+// Multi-key commands split by the proxy (MGET, EXISTS, TOUCH, DEL,
+// UNLINK, MSET) are split per slot, since a cluster refuses keys of
+// several slots in one command even on one node; other multi-key
+// commands need their keys in one slot (hash tags), as on Redis Cluster.
+// SELECT of a database other than 0 answers "-ERR SELECT is not allowed
+// in cluster mode". Fan-outs (DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SCRIPT
+// LOAD…) go to every group's master; DBSIZE and FLUSHDB/FLUSHALL run
+// their scripts with the allow-cross-slot-keys flag (Redis 7.0+), since
+// replicaof's own keys there are a checkpoint per slot and source
+// (names passed as ARGV, up to 32 sources' worth per group). Scripts
+// loaded with SCRIPT LOAD live on the masters they were loaded on: after
+// a failover the new master answers EVALSHA with NOSCRIPT until the
+// client sends the script again (client libraries do; functions
+// replicate, FCALL is not affected); SCAN's cursor tag (above) makes a
+// scan that resharding or a failover of its group would break fail
+// clearly. With ReadFrom set, each group's replicas are the ones the
+// destination's last refresh reports (their connections send READONLY).
+//
+// Whatever the destination, CLUSTER SLOTS, SHARDS, NODES, INFO, MYID and
+// KEYSLOT answer as a one-node cluster that owns all 16384 slots, the
+// node being the proxy at the local address of the client's connection
+// (cluster.go), and INFO cluster says cluster_enabled:1: cluster-mode
+// clients (go-redis ClusterClient, redis-cli -c) send everything to the
+// proxy. HELLO and INFO server still say standalone, so SELECT-using
+// clients are served as before. Other CLUSTER subcommands are refused;
+// ASKING, READONLY and READWRITE answer +OK.
+//
 // # One client cannot hurt another
 //
 // Shard replies are framed without recursion, so replies nested as deep
@@ -207,11 +297,13 @@
 // # Why the proxy reads clients with its own loop, not redcon's
 //
 // The original design named tidwall/redcon for the client side
-// (docs/architecture.md records the decision). The connection loop here
-// follows redcon's design — a goroutine per client, every complete
-// command in the read buffer handled as one batch, one write per batch,
-// local replies appended to a []byte — but input is parsed with
-// resp.ReadCommand on a pooled bufio.Reader rather than redcon's Reader,
+// (docs/architecture.md records the decision). Both drivers follow
+// redcon's design — every complete command in the read buffer handled as
+// one batch, one write per batch, local replies appended to a []byte —
+// but input is parsed with resp.ReadCommand on a pooled bufio.Reader (the
+// goroutine driver) or framed in place with resp.CommandFramer, which
+// makes the same checks and resumes where it stopped when a command
+// arrives in pieces (an event loop), rather than with redcon's Reader,
 // because redcon's parser cannot be guarded from the outside:
 //
 //   - it panics on lengths near MaxInt (`*1\r\n$9223372036854775807\r\n`
@@ -245,17 +337,28 @@
 // where their replies are expected to reach MaxPending, and closes a
 // client whose batch passed the hard limit while earlier replies still
 // wait unread in its socket (pending.go has the details); a write that
-// makes no progress for Config.Timeout closes the client too. A stalled
+// makes no progress for Config.Timeout closes the client too. On an event
+// loop a client whose unwritten replies reach MaxPending is not read (nor
+// its buffered commands planned) until the kernel has taken half of them,
+// batches are cut by the same estimate, and one whose batch would take
+// its unwritten replies past MaxPendingHard while earlier ones wait is
+// closed the same way; input read while a batch runs is bounded by
+// pausing the reads past 4 MB. A stalled
 // shard fails its own commands within Config.Timeout (see above), so
 // what waits on it is bounded too.
 //
 // # Idle clients
 //
-// An idle client holds no buffer: between batches its goroutine waits for
-// the socket to become readable with a one-byte MSG_PEEK (waitReadable)
-// and takes a pooled reader only then, and oversized buffers left by a
-// large command are dropped. 10,000 idle clients cost their goroutine
-// stacks and socket state, a few KB each.
+// An idle client holds no buffer. On an event loop it is its client
+// state and the loop's record of its socket: input and output buffers
+// exist only while there is input left over or output not yet written.
+// On the goroutine driver, between batches its goroutine waits for the
+// socket to become readable with a one-byte MSG_PEEK (waitReadable) and
+// takes a pooled reader only then, and oversized buffers left by a large
+// command are dropped. 10,000 idle clients cost a few KB each
+// (make bench-proxy: 1.9 KB on an event loop). Config.IdleTimeout closes
+// idle clients on a loop from a timer that looks at the loop's clients
+// every second (or every IdleTimeout, if shorter).
 //
 // # TLS
 //

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
@@ -20,13 +21,16 @@ import (
 // (Config.ReadFrom).
 type executor struct {
 	ctx    context.Context
-	groups []group // the round to send: blocks, each on one backend
+	srv    *Server       // for a cluster destination's redirects; nil follows none
+	groups []group       // the round to send: blocks, each on one backend
+	wait   time.Duration // send the round only once this has passed
 	bt     pool.Batch
 	ptrs   []*pool.Call
 
 	phase phase
-	from  int   // phaseCalls, phaseRetry: the round was calls[from:ran]
+	from  int   // phaseCalls, phaseRetry, phaseRedirect: calls[from:ran]
 	k     *cont // phaseCont: the cont whose round is out
+	hops  int   // phaseRedirect: redirect rounds so far
 }
 
 // group is one block of a round: calls sent contiguously on bk.
@@ -39,10 +43,11 @@ type group struct {
 type phase uint8
 
 const (
-	phaseIdle  phase = iota // nothing in flight
-	phaseCalls              // plan calls calls[from:ran]
-	phaseRetry              // reads of calls[from:ran] sent once more
-	phaseCont               // a round of cont k
+	phaseIdle     phase = iota // nothing in flight
+	phaseCalls                 // plan calls calls[from:ran]
+	phaseRetry                 // reads of calls[from:ran] sent once more
+	phaseCont                  // a round of cont k
+	phaseRedirect              // redirected calls of calls[from:ran] sent again
 )
 
 // advance takes the replies of the round in flight (if any) and prepares
@@ -55,8 +60,17 @@ const (
 func (e *executor) advance(p *batchPlan, rep *replicas) bool {
 	for {
 		switch e.phase {
-		case phaseCalls:
+		case phaseCalls, phaseRedirect:
+			if e.phase == phaseCalls {
+				e.hops = 0
+			} else {
+				e.hops++
+			}
 			e.phase = phaseIdle
+			if e.redirectRound(p) { // a cluster destination's MOVED, ASK, TRYAGAIN
+				e.phase = phaseRedirect
+				return false
+			}
 			if rep != nil && e.retryReads(p, rep, e.from) {
 				e.phase = phaseRetry
 				return false
@@ -134,11 +148,34 @@ func (e *executor) contRound(k *cont) bool {
 	return true
 }
 
+// redirectRound prepares, as the next round, every call of calls[from:ran]
+// a cluster destination redirected (redirect.go decides where to, and
+// after how long: e.wait), and reports whether there is any. Calls going
+// to one node go as one block, in their order, each ASKed one after its
+// ASKING.
+func (e *executor) redirectRound(p *batchPlan) bool {
+	if e.srv == nil {
+		return false
+	}
+	var ok bool
+	e.groups, e.wait, ok = e.srv.redirectRound(p.calls[e.from:p.ran], p.callbk[e.from:p.ran], e.hops, e.groups[:0])
+	return ok
+}
+
 // runAll completes p on the calling goroutine: each round's blocks are
 // queued on the shared backends, every one before waiting on any, and
 // the writes are left to Wait, so other clients' calls can join them.
 func (e *executor) runAll(p *batchPlan, rep *replicas) {
 	for !e.advance(p, rep) {
+		if e.wait > 0 {
+			t := time.NewTimer(e.wait)
+			select {
+			case <-e.ctx.Done(): // shutting down: the calls fail at once
+			case <-t.C:
+			}
+			t.Stop()
+			e.wait = 0
+		}
 		for g := range e.groups {
 			e.bt.Add(e.ctx, e.groups[g].bk, e.groups[g].calls)
 		}

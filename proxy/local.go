@@ -189,6 +189,10 @@ func (c *session) selectDB(args [][]byte) {
 		c.replyErr("ERR value is not an integer or out of range")
 		return
 	}
+	if db != 0 && c.s.cfg.Destination.Cluster() {
+		c.replyErr("ERR SELECT is not allowed in cluster mode") // Redis Cluster's words
+		return
+	}
 	if db < 0 || db >= c.s.cfg.Databases {
 		c.replyErr("ERR DB index is out of range")
 		return
@@ -380,13 +384,21 @@ func (c *session) infoReply(k *cont, want map[string]bool, all, fromShards bool)
 		sec.write(b, "CPU")
 	}
 	if all || want["proxy"] {
-		fmt.Fprintf(b, "# Proxy\r\nshards:%d\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
-			c.s.shards().Len(), b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
+		kind := "shards"
+		if c.s.cfg.Destination.Cluster() {
+			kind = "cluster" // shardN is a group, at its current master
+		}
+		fmt.Fprintf(b, "# Proxy\r\nshards:%d\r\ndestination_kind:%s\r\nallow_writes:%d\r\ntotal_connections_received:%d\r\nrejected_connections:%d\r\ntotal_commands_processed:%d\r\n",
+			c.s.shards().Len(), kind, b2i(c.s.cfg.AllowWrites), c.s.accepted.Load(), c.s.rejected.Load(), c.s.commands.Load())
 		m := c.s.shards()
 		for i := range m.Len() {
 			fmt.Fprintf(b, "shard%d:addr=%s,slots=%s\r\n", i, c.s.cfg.Destination.Addr(i), router.FormatSlotRanges(m.Ranges(i)))
 		}
 		b.WriteString("\r\n")
+	}
+	if all || want["cluster"] {
+		// The CLUSTER commands answer as a one-node cluster (cluster.go).
+		b.WriteString("# Cluster\r\ncluster_enabled:1\r\n\r\n")
 	}
 	if all || want["keyspace"] {
 		c.keyspace(k, func(ks string) {
@@ -419,6 +431,15 @@ func splitHostPort(a string) (string, int, error) {
 // dbsizeScript counts a shard's keys less the hidden ones named in KEYS,
 // in one step: a flush between the two counts cannot skew it.
 const dbsizeScript = "local n = redis.call('DBSIZE') for _, k in ipairs(KEYS) do n = n - redis.call('EXISTS', k) end return n"
+
+// dbsizeClusterScript is dbsizeScript for a Redis Cluster node, which
+// refuses a script whose KEYS span slots: the hidden keys come as ARGV,
+// and the script may read keys of several slots of the node
+// (allow-cross-slot-keys, Redis 7.0+). A key whose slot left the node
+// (resharding) cannot be read there, and is not in its DBSIZE either.
+const dbsizeClusterScript = "#!lua flags=no-writes,allow-cross-slot-keys\n" +
+	"local n = redis.call('DBSIZE') for _, k in ipairs(ARGV) do local r = redis.pcall('EXISTS', k) " +
+	"if type(r) == 'number' then n = n - r end end return n"
 
 // dbsize sums, over the shards, DBSIZE less the hidden keys that exist at
 // that moment. The hidden keys' names are cached (hiddenTTL); whether
@@ -459,6 +480,10 @@ func (c *session) dbsize(args [][]byte) {
 					continue
 				}
 				a := append([]string{"EVAL", dbsizeScript, strconv.Itoa(len(names[i]))}, names[i]...)
+				if c.s.cfg.Destination.Cluster() {
+					// Keys of many slots: not KEYS (CROSSSLOT), but ARGV.
+					a = append([]string{"EVAL", dbsizeClusterScript, "0"}, names[i]...)
+				}
 				k.add(bk[i], resp.AppendCommandString(nil, a...))
 			}
 		})
@@ -531,6 +556,19 @@ const hiddenTTL = time.Second
 // maxHiddenNames bounds the names kept per shard: replicaof keeps a few
 // (a checkpoint per source, a marker).
 const maxHiddenNames = 4096
+
+// maxClusterHiddenNames bounds them on a Redis Cluster destination, where
+// the syncer keeps a checkpoint per slot and source (16384 per source,
+// spread over the groups): 32 sources' worth, and room for the rest.
+const maxClusterHiddenNames = 32*16384 + 4096
+
+// maxHidden is the bound of hidden names per shard (group).
+func (s *Server) maxHidden() int {
+	if s.cfg.Destination.Cluster() {
+		return maxClusterHiddenNames
+	}
+	return maxHiddenNames
+}
 
 // withHidden calls done with the names of the hidden keys of database db
 // on each shard: the cached ones, or, when they are older than
@@ -619,8 +657,8 @@ func (s *Server) hiddenPage(cl *pool.Call, names *[]string, seen *map[string]boo
 			continue
 		}
 		(*seen)[string(k.Str)] = true
-		if len(*names) >= maxHiddenNames {
-			return "", fmt.Errorf("more than %d keys named %s*", maxHiddenNames, destination.KeyPrefix)
+		if len(*names) >= s.maxHidden() {
+			return "", fmt.Errorf("more than %d keys named %s*", s.maxHidden(), destination.KeyPrefix)
 		}
 		*names = append(*names, string(k.Str))
 	}

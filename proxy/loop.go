@@ -383,17 +383,35 @@ func (c *client) proceed() {
 			c.finishBatch()
 			return
 		}
-		st.left = 1 // held until every block is sent
-		for g := range c.ex.groups {
-			gr := &c.ex.groups[g]
-			st.left += len(gr.calls)
-			st.lp.shard(gr.bk).send(c, gr.calls)
+		if w := c.ex.wait; w > 0 {
+			// A redirect to wait for (TRYAGAIN, CLUSTERDOWN): the round
+			// goes out from a timer, the loop serving others meanwhile.
+			c.ex.wait = 0
+			st.lp.l.After(w, func() {
+				if !st.dead && c.sendRound() {
+					c.proceed()
+				}
+			})
+			return
 		}
-		st.left--
-		if st.left > 0 {
+		if !c.sendRound() {
 			return // callDone comes back
 		}
 	}
+}
+
+// sendRound sends the executor's round on the loop's connections and
+// reports whether every call of it is already answered (failed at once).
+func (c *client) sendRound() bool {
+	st := c.ls
+	st.left = 1 // held until every block is sent
+	for g := range c.ex.groups {
+		gr := &c.ex.groups[g]
+		st.left += len(gr.calls)
+		st.lp.shard(gr.bk).send(c, gr.calls)
+	}
+	st.left--
+	return st.left == 0
 }
 
 // callDone is a call of the client's round answered (or failed).
@@ -576,26 +594,28 @@ type loopDriver client
 func (d *loopDriver) addrs() (remote, local net.Addr) { return d.raddr, d.laddr }
 func (d *loopDriver) onTLS() bool                     { return false }
 
-// kill closes the client on its loop (Server.mu held); if the loop has
-// handed it over meanwhile, its goroutine's connection.
+// kill closes the client on its loop, and waits for that: the socket is
+// shut down on the spot (its descriptor is closed at the end of the
+// pass); if the loop has handed the client over meanwhile, its
+// goroutine's connection is closed.
 func (d *loopDriver) kill() {
 	c := (*client)(d)
-	lp := c.ls.lp
-	s := c.s
-	if lp.l.Execute(func() {
-		if !c.ls.dead {
-			c.ls.conn.Close()
-			return
+	done := make(chan struct{})
+	if c.ls.lp.l.Execute(func() {
+		defer close(done)
+		if st := c.ls; !st.dead && st.conn != nil {
+			_ = unix.Shutdown(st.conn.Fd(), unix.SHUT_RDWR)
+			st.conn.Abort(errKilled)
 		}
-		s.mu.Lock()
-		if c.nc != nil {
-			c.nc.Close()
-		}
-		s.mu.Unlock()
-	}) != nil && c.nc != nil {
-		c.nc.Close()
+	}) != nil {
+		close(done) // the loop stopped: it closed its clients
 	}
+	<-done
+	c.kill() // handed over: the goroutine's connection
 }
+
+// errKilled closes a loop client from outside (DropAdmin).
+var errKilled = errors.New("proxy: connection closed by the server")
 
 // later hands the client over once the batch so far is answered, to run
 // f on its goroutine as the command being planned (for the Observer too).

@@ -31,9 +31,10 @@ const (
 // op is one command of a batch: the reply it owes, in order.
 type op struct {
 	kind     opKind
-	lo, hi   int // span in local (opLocal) or ords (opArray)
-	first, n int // calls[first:first+n]
-	arg      int // opScan: the shard; opTTL: the ttlMode
+	lo, hi   int    // span in local (opLocal) or ords (opArray)
+	first, n int    // calls[first:first+n]
+	arg      int    // opScan: the shard; opTTL: the ttlMode
+	tags     uint32 // opScan: the cursor's topology tags (scanStart)
 	// The command to report to Config.Observer: name is "" when none.
 	name   string
 	start  time.Time
@@ -187,7 +188,7 @@ func (c *session) mergeScan(out []byte, o *op) []byte {
 	if err != nil {
 		return redcon.AppendError(out, "ERR unexpected reply from shard")
 	}
-	next, ok := c.s.scanCursor(o.arg, sc)
+	next, ok := c.s.scanNext(o.tags, o.arg, sc)
 	if !ok {
 		return redcon.AppendError(out, "ERR shard cursor out of range")
 	}

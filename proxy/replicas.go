@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/replicaof/replicaof/destination"
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
 )
 
 // ReadFrom says which nodes of a shard serve reads (Config.ReadFrom).
@@ -91,6 +93,13 @@ type NodeStatus struct {
 	// Static is true for a replica listed in the config (Config.Replicas)
 	// rather than found in the primary's INFO replication.
 	Static bool
+	// Slots are a primary's slots in the destination's current map.
+	Slots []router.SlotRange
+	// ID is a Redis Cluster node's ID ("" for standalone shards).
+	ID string
+	// Unread marks a cluster replica the proxy neither reads from nor
+	// checks (ReadFrom is ReadPrimary): listed for the topology only.
+	Unread bool
 }
 
 // rnode is one replica of a shard.
@@ -328,7 +337,9 @@ func (r *replicas) checkShard(ctx context.Context, sn *shardNodes) {
 		}
 	}
 	// The node list: the config's, plus the online replicas the primary
-	// reports (kept as they were while the primary cannot be asked).
+	// reports (kept as they were while the primary cannot be asked); on a
+	// cluster, the group's replicas as the destination's last refresh saw
+	// them (a failover changes them).
 	old := *sn.nodes.Load()
 	byAddr := make(map[string]*rnode, len(old))
 	for _, n := range old {
@@ -336,7 +347,23 @@ func (r *replicas) checkShard(ctx context.Context, sn *shardNodes) {
 	}
 	var nodes []*rnode
 	var gone []*rnode
-	if err != nil {
+	if d := r.s.cfg.Destination; d.Cluster() {
+		seen := make(map[string]bool)
+		for _, rc := range d.Replicas(sn.shard) {
+			seen[rc.Addr] = true
+			if n := byAddr[rc.Addr]; n != nil {
+				nodes = append(nodes, n)
+			} else {
+				nodes = append(nodes, &rnode{addr: rc.Addr, static: true, shard: sn.shard, pool: replicaPool(rc, sn.shard, sn.tmpl)})
+			}
+		}
+		for _, n := range old {
+			if !seen[n.addr] {
+				gone = append(gone, n)
+			}
+		}
+		sn.nodes.Store(&nodes)
+	} else if err != nil {
 		nodes = old
 	} else {
 		seen := make(map[string]bool)
@@ -474,8 +501,9 @@ func (r *replicas) pick(shard int, except *rnode, primaryFailed bool) *rnode {
 // lists the primaries only.
 func (s *Server) Nodes() []NodeStatus {
 	var out []NodeStatus
+	m := s.shards()
 	for i := range s.cfg.Destination.Len() {
-		ns := NodeStatus{Shard: i, Addr: s.cfg.Destination.Addr(i), Role: "primary", Up: true}
+		ns := NodeStatus{Shard: i, Addr: s.cfg.Destination.Addr(i), Role: "primary", Up: true, Slots: m.Ranges(i)}
 		if s.rep != nil {
 			sn := s.rep.shards[i]
 			ns.Up = !sn.primaryDown.Load()
@@ -491,6 +519,39 @@ func (s *Server) Nodes() []NodeStatus {
 				Lag: time.Duration(n.lag.Load()), Reads: n.reads.Load(), Stale: n.stale.Load(),
 				LinkDown: n.linkDown.Load(), Errors: n.errors.Load(), Static: n.static})
 		}
+	}
+	if s.cfg.Destination.Cluster() {
+		out = s.clusterNodes(out)
+	}
+	return out
+}
+
+// clusterNodes completes a cluster destination's node list: the node IDs,
+// and the replicas the proxy does not read from (Unread), after their
+// group's other nodes.
+func (s *Server) clusterNodes(out []NodeStatus) []NodeStatus {
+	listed := make(map[string]int, len(out))
+	for i, n := range out {
+		listed[n.Addr] = i
+	}
+	var extra []NodeStatus
+	for _, n := range s.cfg.Destination.Nodes() {
+		if i, ok := listed[n.Addr]; ok {
+			out[i].ID = n.ID
+			continue
+		}
+		role := "replica"
+		if n.Master {
+			role = "primary" // a master not the group's current one: a refresh is due
+		}
+		extra = append(extra, NodeStatus{Shard: n.Group, Addr: n.Addr, Role: role, ID: n.ID, Unread: true, Slots: n.Slots})
+	}
+	for _, e := range extra {
+		at := len(out)
+		for at > 0 && out[at-1].Shard > e.Shard {
+			at--
+		}
+		out = slices.Insert(out, at, e)
 	}
 	return out
 }

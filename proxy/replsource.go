@@ -110,13 +110,15 @@ func (c *session) becomeAdmin() {
 // admin password changed.
 func (s *Server) DropAdmin() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
+	drvs := make([]driver, 0, len(s.admins))
 	for c := range s.admins {
-		c.drv.kill() // its driver notices and cleans up
-		n++
+		drvs = append(drvs, c.drv)
 	}
-	return n
+	s.mu.Unlock()
+	for _, d := range drvs {
+		d.kill() // its driver notices and cleans up
+	}
+	return len(drvs)
 }
 
 // replconf answers REPLCONF for an admin client.

@@ -75,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		pools:   newShardPools(cfg.Destination.NewPools(cfg.Backend), cfg.Destination.Len(), cfg.Databases),
+		pools:   newShardPools(cfg.Destination, cfg.Backend, cfg.Databases),
 		ln:      ln,
 		start:   time.Now(),
 		clients: make(map[*client]struct{}),
@@ -256,31 +256,38 @@ func (s *Server) shardConfig(shard, db int) pool.Config {
 
 // shardPools holds the shard backends, one set per database, taken from
 // the destination on first use (their Init holds AUTH and SELECT) and
-// kept per database so a client's lookups take no lock.
+// kept per database so a client's lookups take no lock. On a cluster
+// destination a group's master changes with a failover, and the set
+// follows it (current, in cluster.go).
 type shardPools struct {
 	set    *destination.Pools
+	d      *destination.Destination
 	shards int
+	follow bool // a cluster: masters change
 
 	mu  sync.Mutex
-	dbs [][]*pool.Backend // by database, then shard
+	dbs []atomic.Pointer[[]*pool.Backend] // by database, then shard
 }
 
-func newShardPools(set *destination.Pools, shards, databases int) *shardPools {
-	return &shardPools{set: set, shards: shards, dbs: make([][]*pool.Backend, databases)}
+func newShardPools(d *destination.Destination, tmpl pool.Config, databases int) *shardPools {
+	return &shardPools{set: d.NewPools(tmpl), d: d, shards: d.Len(), follow: d.Cluster(),
+		dbs: make([]atomic.Pointer[[]*pool.Backend], databases)}
 }
 
-// db returns the backends of database db, one per shard.
+// db returns the backends of database db, one per shard (a cluster
+// group's current master's).
 func (p *shardPools) db(db int) []*pool.Backend {
+	if bs := p.dbs[db].Load(); bs != nil && (!p.follow || p.current(*bs)) {
+		return *bs
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.dbs[db] == nil {
-		bs := make([]*pool.Backend, p.shards)
-		for i := range bs {
-			bs[i] = p.set.Get(i, db)
-		}
-		p.dbs[db] = bs
+	bs := make([]*pool.Backend, p.shards)
+	for i := range bs {
+		bs[i] = p.set.Get(i, db)
 	}
-	return p.dbs[db]
+	p.dbs[db].Store(&bs)
+	return bs
 }
 
 // close closes the backends; calls in flight fail with pool.ErrClosed,

@@ -63,7 +63,13 @@ func (c *session) flushCmd(name string, args [][]byte) {
 	if name == "flushall" {
 		mode = "all"
 	}
-	eval := [][]byte{[]byte("EVAL"), []byte(flushScript), []byte("0"), []byte(mode), []byte(strconv.Itoa(c.s.cfg.Databases))}
+	script, dbs := flushScript, c.s.cfg.Databases
+	if c.s.cfg.Destination.Cluster() {
+		// It reads and restores keys of many slots of the node; a
+		// cluster has database 0 only.
+		script, dbs = "#!lua flags=allow-cross-slot-keys\n"+flushScript, 1
+	}
+	eval := [][]byte{[]byte("EVAL"), []byte(script), []byte("0"), []byte(mode), []byte(strconv.Itoa(dbs))}
 	c.everyShard(append(eval, opts...), func(replies [][]byte) {
 		c.s.forgetHidden()
 		c.agreeReply(replies)

@@ -65,8 +65,9 @@ type session struct {
 type driver interface {
 	addrs() (remote, local net.Addr)
 	onTLS() bool
-	// kill closes the client's connection from any goroutine, with
-	// Server.mu held; its driver notices and cleans up.
+	// kill closes the client's connection from any goroutine but an
+	// event loop's, without Server.mu held, and returns once the client
+	// can no longer read or write; its driver notices and cleans up.
 	kill()
 	blocking(name string, args [][]byte, keys []int)
 	pubsub(name string, args [][]byte)

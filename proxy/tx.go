@@ -105,15 +105,31 @@ func (c *session) exec() {
 		start = end
 	}
 	k.add(bk, resp.AppendCommandString(nil, "EXEC"))
-	k.next = func(k *cont) {
+	hops := 0
+	var done func(k *cont)
+	done = func(k *cont) {
 		for i := range k.calls {
 			if err := k.calls[i].Err; err != nil {
 				c.replyErr(shardErr(shard, err))
 				return
 			}
 		}
+		if to, ok := c.s.txMoved(k.calls, hops); ok {
+			// The slot moved: the node ran nothing; send it all there.
+			hops++
+			reqs := make([][]byte, len(k.calls))
+			for i := range k.calls {
+				reqs[i] = k.calls[i].Req
+			}
+			k.round(done)
+			for _, req := range reqs {
+				k.add(to, req)
+			}
+			return
+		}
 		c.replyRaw(c.ttlExec(t, k.calls[len(k.calls)-1].Reply))
 	}
+	k.next = done
 	c.then(k) // after the commands planned before it
 }
 
@@ -162,6 +178,11 @@ func (c *client) watch(args [][]byte) {
 		c.unwatch()
 		c.replyErr(shardErr(shard, err))
 		return
+	}
+	if r, moved := c.s.dedicatedReply(reply); moved {
+		// A cluster's slot moved: the watch holds the wrong node.
+		c.unwatch()
+		reply = r
 	}
 	c.replyRaw(reply)
 }

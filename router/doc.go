@@ -9,7 +9,9 @@
 // immutable slot → shard table; EvenSlotMap gives each of N standalone
 // shards one contiguous range, split the way `redis-cli --cluster create`
 // splits N masters (3 shards: 0-5460, 5461-10922, 10923-16383), and
-// NewSlotMap takes any ranges that cover every slot once.
+// NewSlotMap takes any ranges that cover every slot once. SlotTag(s) is
+// a short hash tag whose slot is s (tags.go), for internal keys that must
+// live in a given slot of a Redis Cluster destination.
 //
 // Commands: a Table says, per command, which arguments are keys, whether it
 // writes, and its flags. Builtin is generated from a real server's COMMAND

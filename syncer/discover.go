@@ -7,12 +7,12 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/replicaof/replicaof/config"
+	clustertopo "github.com/replicaof/replicaof/internal/topology"
 	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer/replica"
@@ -25,8 +25,9 @@ import (
 //     (and REPLCONF rof-compress gzip <level> when the source asks for
 //     compression) before PSYNC.
 //   - A Redis Cluster node answers INFO cluster with cluster_enabled:1:
-//     CLUSTER SLOTS names the masters, one link per master, identified by
-//     its slot ranges. Before each reconnect a link asks the cluster again
+//     CLUSTER SHARDS (CLUSTER SLOTS before 7.0) names the masters, one
+//     link per master, identified by its slot ranges. Before each
+//     reconnect a link asks the cluster again
 //     which node serves its ranges (a failover moves it; the promoted
 //     replica keeps the old master's replication id, so the link resumes
 //     by partial resync there), and a watcher compares the slot map with
@@ -184,60 +185,71 @@ func serverReply(err error) (resp.Error, bool) {
 	return resp.Error(re.Error()), true
 }
 
-// clusterTopology reads CLUSTER SLOTS through c. Nodes announcing no IP
-// are at host (the address the source URL names).
+// clusterTopology reads the cluster's masters through c (CLUSTER SHARDS,
+// or CLUSTER SLOTS before 7.0; package topology parses both). Nodes
+// announcing no IP are at host (the address the source URL names).
 func clusterTopology(ctx context.Context, c *redis.Client, host string) (topology, error) {
-	slots, err := c.ClusterSlots(ctx).Result()
+	t, err := clustertopo.Read(ctx, goRedisDo(c), host)
 	if err != nil {
 		return nil, err
 	}
-	type master struct {
-		addr   string
-		ranges []router.SlotRange
-	}
-	byID := map[string]*master{}
-	for _, sl := range slots {
-		if len(sl.Nodes) == 0 {
-			return nil, fmt.Errorf("CLUSTER SLOTS: slots %d-%d have no node", sl.Start, sl.End)
-		}
-		n := sl.Nodes[0]
-		id := n.ID
-		if id == "" {
-			id = n.Addr
-		}
-		m := byID[id]
-		if m == nil {
-			addr := n.Addr
-			if h, p, err := net.SplitHostPort(addr); err == nil && (h == "" || h == "?") {
-				addr = net.JoinHostPort(host, p)
-			}
-			m = &master{addr: addr}
-			byID[id] = m
-		}
-		m.ranges = append(m.ranges, router.SlotRange{Lo: uint16(sl.Start), Hi: uint16(sl.End)})
+	if n := t.Covered(); n != router.SlotCount {
+		return nil, fmt.Errorf("the cluster serves %d of 16384 slots: it is not ready", n)
 	}
 	var topo topology
-	covered := 0
-	for _, m := range byID {
-		slices.SortFunc(m.ranges, func(a, b router.SlotRange) int { return int(a.Lo) - int(b.Lo) })
-		for _, r := range m.ranges {
-			covered += r.Len()
+	for _, s := range t {
+		m, ok := s.Master()
+		if len(s.Slots) == 0 {
+			continue
 		}
-		topo = append(topo, clusterMaster{ranges: router.FormatSlotRanges(m.ranges), addr: m.addr})
+		if !ok {
+			return nil, fmt.Errorf("slots %s have no master", router.FormatSlotRanges(s.Slots))
+		}
+		topo = append(topo, clusterMaster{ranges: router.FormatSlotRanges(s.Slots), addr: m.Addr(false)})
 	}
-	if covered != 16384 {
-		return nil, fmt.Errorf("CLUSTER SLOTS covers %d of 16384 slots: the cluster is not ready", covered)
-	}
-	slices.SortFunc(topo, func(a, b clusterMaster) int {
-		return firstSlot(a.ranges) - firstSlot(b.ranges)
-	})
 	return topo, nil
 }
 
-func firstSlot(ranges string) int {
-	end := strings.IndexAny(ranges, "-,")
-	n, _ := strconv.Atoi(ranges[:end])
-	return n
+// goRedisDo runs commands for package topology through a go-redis
+// client (RESP2), turning its replies back into resp.Values.
+func goRedisDo(c *redis.Client) clustertopo.Do {
+	return func(ctx context.Context, args ...string) (resp.Value, error) {
+		a := make([]any, len(args))
+		for i, s := range args {
+			a[i] = s
+		}
+		v, err := c.Do(ctx, a...).Result()
+		if e, ok := serverReply(err); ok {
+			return resp.Value{Type: resp.TypeError, Str: []byte(e)}, nil
+		}
+		if err != nil {
+			return resp.Value{}, err
+		}
+		return fromGoRedis(v)
+	}
+}
+
+// fromGoRedis converts a go-redis RESP2 reply (strings, integers,
+// nested slices, nil) to a resp.Value.
+func fromGoRedis(v any) (resp.Value, error) {
+	switch v := v.(type) {
+	case nil:
+		return resp.Value{Type: resp.TypeBulk, Null: true}, nil
+	case string:
+		return resp.Value{Type: resp.TypeBulk, Str: []byte(v)}, nil
+	case int64:
+		return resp.Value{Type: resp.TypeInteger, Int: v}, nil
+	case []any:
+		out := resp.Value{Type: resp.TypeArray, Elems: make([]resp.Value, len(v))}
+		for i, e := range v {
+			var err error
+			if out.Elems[i], err = fromGoRedis(e); err != nil {
+				return resp.Value{}, err
+			}
+		}
+		return out, nil
+	}
+	return resp.Value{}, fmt.Errorf("unexpected reply element %T", v)
 }
 
 // readTopology asks any reachable node of src (its parts' addresses

@@ -18,11 +18,6 @@ func TestTopologyRanges(t *testing.T) {
 	if a.sameRanges(resharded) || a.sameRanges(a[:1]) {
 		t.Error("moved slots not seen")
 	}
-	for in, want := range map[string]int{"0-5460": 0, "5461-10921,16000-16383": 5461, "7,9-10": 7} {
-		if got := firstSlot(in); got != want {
-			t.Errorf("firstSlot(%q) = %d, want %d", in, got, want)
-		}
-	}
 }
 
 // replyErr is an error reply as go-redis returns it (a redis.Error).

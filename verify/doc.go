@@ -20,6 +20,14 @@
 // (misplaced). Keys starting with destination.KeyPrefix
 // (replicaof's own) are ignored everywhere.
 //
+// A Redis Cluster destination (destination.Open) is read group by group,
+// at each group's master when the run starts, with the cluster's map at
+// that moment: run it while the cluster's topology is stable (a failover
+// or resharding during the run makes reads fail or keys look misplaced;
+// run it again). A cluster has database 0 only: Config.DBMap maps source
+// databases onto it (or drops them) as the syncer's destination.db_map
+// does, and an unmapped source database other than 0 is an error.
+//
 // Keys may change while the run goes on (sync is live): every mismatch is
 // read again once, Config.RecheckDelay after it was found, and only those
 // still different are reported.

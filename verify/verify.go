@@ -54,6 +54,10 @@ func (e Endpoint) label() string {
 	return e.Addr
 }
 
+// DBDrop in Config.DBMap leaves a source database out: the syncer drops
+// its writes (destination.db_map's drop).
+const DBDrop = -1
+
 // Config says what to compare and how. Zero fields take the defaults noted.
 type Config struct {
 	// Sources are compared, as one keyspace (their union), with the
@@ -66,6 +70,13 @@ type Config struct {
 	// DBs limits the databases compared; nil means every database that
 	// holds keys on any side (INFO keyspace).
 	DBs []int
+	// DBMap maps source databases onto destination ones, as the syncer's
+	// destination.db_map does for a Redis Cluster destination (database
+	// 0 only): source database s is compared with destination database
+	// DBMap[s], or left out when that is DBDrop; unlisted databases map
+	// to themselves. Destination keys are then looked for in every source
+	// database mapped onto theirs (a key in two of them is a duplicate).
+	DBMap map[int]int
 	// Batch is the SCAN COUNT and the number of keys read per pipeline
 	// (default 1000).
 	Batch int
@@ -151,10 +162,11 @@ const firstChunk = 128
 
 // verifier is one run.
 type verifier struct {
-	cfg    Config
-	shards *router.SlotMap
-	dst    []Endpoint // the destination's shards
-	rd     reader
+	cfg     Config
+	shards  *router.SlotMap
+	dst     []Endpoint // the destination's shards
+	rd      reader
+	srcSeen []int // the source databases with keys (DBMap)
 
 	cmu     sync.Mutex
 	clients map[clientKey]*redis.Client
@@ -212,19 +224,39 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 func (v *verifier) run(ctx context.Context) error {
-	dbs, err := v.keyspaces(ctx)
+	srcDBs, dstDBs, err := v.keyspaces(ctx)
 	if err != nil {
 		return err
 	}
+	v.srcSeen = srcDBs
+	if v.cfg.Destination.Cluster() {
+		for _, db := range srcDBs {
+			if to, _ := v.destDB(db); to != 0 {
+				return fmt.Errorf("verify: the destination is a Redis Cluster, with database 0 only: source database %d needs mapping to 0 or dropping (destination.db_map)", db)
+			}
+		}
+	}
+	dbs := slices.Clone(srcDBs)
+	for _, db := range dstDBs {
+		if !slices.Contains(dbs, db) {
+			dbs = append(dbs, db)
+		}
+	}
+	slices.Sort(dbs)
 	v.rep.DBs = dbs
 	for _, db := range dbs {
-		for i := range v.cfg.Sources {
-			v.phase.Store(fmt.Sprintf("db %d: source %s", db, v.cfg.Sources[i].label()))
-			if err := v.scan(ctx, v.client(false, i, db), func(ctx context.Context, keys []string) error {
-				return v.compareSource(ctx, db, i, keys)
-			}); err != nil {
-				return err
+		if _, ok := v.destDB(db); ok && slices.Contains(srcDBs, db) {
+			for i := range v.cfg.Sources {
+				v.phase.Store(fmt.Sprintf("db %d: source %s", db, v.cfg.Sources[i].label()))
+				if err := v.scan(ctx, v.client(false, i, db), func(ctx context.Context, keys []string) error {
+					return v.compareSource(ctx, db, i, keys)
+				}); err != nil {
+					return err
+				}
 			}
+		}
+		if !slices.Contains(dstDBs, db) {
+			continue
 		}
 		for j := range v.dst {
 			v.phase.Store(fmt.Sprintf("db %d: shard %d", db, j))
@@ -313,11 +345,13 @@ func (v *verifier) close() {
 	}
 }
 
-// keyspaces lists the databases to compare and sets the progress total.
-func (v *verifier) keyspaces(ctx context.Context) ([]int, error) {
-	seen := map[int]bool{}
+// keyspaces lists the databases to compare on the sources (those mapped
+// to no destination database left out) and on the destination, and sets
+// the progress total.
+func (v *verifier) keyspaces(ctx context.Context) (srcDBs, dstDBs []int, err error) {
 	var total int64
 	for _, shard := range []bool{false, true} {
+		seen := map[int]bool{}
 		n := len(v.cfg.Sources)
 		if shard {
 			n = len(v.dst)
@@ -325,23 +359,58 @@ func (v *verifier) keyspaces(ctx context.Context) ([]int, error) {
 		for i := 0; i < n; i++ {
 			info, err := v.client(shard, i, 0).Info(ctx, "keyspace").Result()
 			if err != nil {
-				return nil, fmt.Errorf("verify: INFO keyspace on %s: %w", v.endpoint(shard, i).label(), err)
+				return nil, nil, fmt.Errorf("verify: INFO keyspace on %s: %w", v.endpoint(shard, i).label(), err)
 			}
 			for db, keys := range parseKeyspace(info) {
-				if v.cfg.DBs == nil || slices.Contains(v.cfg.DBs, db) {
-					seen[db] = true
-					total += keys
+				if _, mapped := v.destDB(db); (!shard && !mapped) || (v.cfg.DBs != nil && !slices.Contains(v.cfg.DBs, db)) {
+					continue
 				}
+				seen[db] = true
+				total += keys
 			}
+		}
+		dbs := make([]int, 0, len(seen))
+		for db := range seen {
+			dbs = append(dbs, db)
+		}
+		slices.Sort(dbs)
+		if shard {
+			dstDBs = dbs
+		} else {
+			srcDBs = dbs
 		}
 	}
 	v.total.Store(total)
-	dbs := make([]int, 0, len(seen))
-	for db := range seen {
-		dbs = append(dbs, db)
+	return srcDBs, dstDBs, nil
+}
+
+// destDB is the destination database of source database db (DBMap);
+// false when it is dropped.
+func (v *verifier) destDB(db int) (int, bool) {
+	to, ok := v.cfg.DBMap[db]
+	switch {
+	case !ok:
+		return db, true
+	case to == DBDrop:
+		return 0, false
 	}
-	slices.Sort(dbs)
-	return dbs, nil
+	return to, true
+}
+
+// sourceDBs are the source databases whose keys destination database db
+// holds: db itself unless it is mapped elsewhere, and every source
+// database with keys mapped onto it.
+func (v *verifier) sourceDBs(db int) []int {
+	var out []int
+	if to, ok := v.destDB(db); ok && to == db {
+		out = append(out, db)
+	}
+	for _, s := range v.srcSeen {
+		if to, ok := v.destDB(s); ok && to == db && s != db {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (v *verifier) skip(key string) bool {
@@ -420,7 +489,8 @@ func (v *verifier) describeBoth(ctx context.Context, db, src int, keys []string)
 			for n, i := range idx {
 				sub[n] = keys[i]
 			}
-			st, err := v.rd.describe(gctx, v.client(true, j, db), sub)
+			ddb, _ := v.destDB(db)
+			st, err := v.rd.describe(gctx, v.client(true, j, ddb), sub)
 			if err != nil {
 				return fmt.Errorf("verify: reading shard %d (%s): %w", j, v.dst[j].Addr, err)
 			}
@@ -493,43 +563,50 @@ func (v *verifier) compareSource(ctx context.Context, db, src int, keys []string
 	return v.suspect(ctx, sus)
 }
 
-// holders counts, for each key, the sources holding it, and names them.
+// holders counts, for each key of destination database db, the sources
+// holding it (in any source database mapped onto db), and names them.
 func (v *verifier) holders(ctx context.Context, db int, keys []string) ([][]int, error) {
 	out := make([][]int, len(keys))
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	for i := range v.cfg.Sources {
-		g.Go(func() error {
-			pipe := v.client(false, i, db).Pipeline()
-			cmds := make([]*redis.IntCmd, len(keys))
-			asked := 0
-			for n, k := range keys {
-				if v.cfg.Sources[i].serves(k) {
-					cmds[n] = pipe.Exists(gctx, k)
-					asked++
-				}
-			}
-			if asked == 0 {
-				return nil
-			}
-			if _, err := pipe.Exec(gctx); err != nil {
-				return fmt.Errorf("verify: EXISTS on source %s: %w", v.cfg.Sources[i].label(), err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for n, c := range cmds {
-				if c != nil && c.Val() > 0 {
-					out[n] = append(out[n], i)
-				}
-			}
-			return nil
-		})
+	for _, sdb := range v.sourceDBs(db) {
+		for i := range v.cfg.Sources {
+			g.Go(func() error { return v.holdersOn(gctx, i, sdb, keys, out, &mu) })
+		}
 	}
 	err := g.Wait()
 	for _, h := range out {
 		slices.Sort(h)
 	}
 	return out, err
+}
+
+// holdersOn adds source i to the holders of the keys its database db
+// has.
+func (v *verifier) holdersOn(ctx context.Context, i, db int, keys []string, out [][]int, mu *sync.Mutex) error {
+	pipe := v.client(false, i, db).Pipeline()
+	cmds := make([]*redis.IntCmd, len(keys))
+	asked := 0
+	for n, k := range keys {
+		if v.cfg.Sources[i].serves(k) {
+			cmds[n] = pipe.Exists(ctx, k)
+			asked++
+		}
+	}
+	if asked == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("verify: EXISTS on source %s (db %d): %w", v.cfg.Sources[i].label(), db, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for n, c := range cmds {
+		if c != nil && c.Val() > 0 {
+			out[n] = append(out[n], i)
+		}
+	}
+	return nil
 }
 
 func (v *verifier) names(srcs []int) string {

@@ -34,6 +34,28 @@ func TestBrowserNodes(t *testing.T) {
 		}
 	}
 
+	// A cluster destination: its kind, the masters' slots, a replica the
+	// proxy does not read from.
+	cl := httptest.NewServer(admin.New(admin.Config{Controller: &fakeController{},
+		Extra:           map[string]http.Handler{"/": ui.Handler()},
+		DestinationKind: "cluster",
+		Nodes: func() []admin.DestinationNode {
+			return []admin.DestinationNode{
+				{Shard: 0, Addr: "10.0.0.1:7001", Role: "primary", Up: true, Slots: "0-8191", ID: "a1"},
+				{Shard: 1, Addr: "10.0.0.2:7002", Role: "primary", Up: true, Slots: "8192-16383", ID: "b2"},
+				{Shard: 1, Addr: "10.0.0.3:7003", Role: "replica", ID: "c3", Unread: true},
+			}
+		}}))
+	t.Cleanup(cl.Close)
+	dom = runChromium(t, cl.URL+"/", 2000, "--dump-dom")
+	for _, s := range []string{
+		`(Redis Cluster)`, `<td class="slots">8192-16383</td>`, `not read`,
+	} {
+		if !strings.Contains(dom, s) {
+			t.Errorf("rendered cluster DOM lacks %q:\n%s", s, tail(dom, 4000))
+		}
+	}
+
 	plain, _ := serve(t, "")
 	dom = runChromium(t, plain.URL+"/", 2000, "--dump-dom")
 	if !strings.Contains(dom, `<section id="nodes-section" hidden="">`) {

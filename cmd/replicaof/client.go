@@ -15,7 +15,6 @@ import (
 
 	"github.com/replicaof/replicaof/admin"
 	"github.com/replicaof/replicaof/config"
-	"github.com/replicaof/replicaof/syncer"
 )
 
 // adminFlags are shared by the subcommands that talk to a running serve.
@@ -97,8 +96,8 @@ func (a *adminClient) do(ctx context.Context, method, path string, body, out any
 	return nil
 }
 
-func (a *adminClient) status(ctx context.Context) (syncer.Status, error) {
-	var st syncer.Status
+func (a *adminClient) status(ctx context.Context) (admin.StatusView, error) {
+	var st admin.StatusView
 	err := a.do(ctx, "GET", "/v1/status", nil, &st)
 	return st, err
 }

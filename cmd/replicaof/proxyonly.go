@@ -55,7 +55,7 @@ func serveProxyOnly(ctx context.Context, cfg *config.Config, log *slog.Logger, r
 		return err
 	}
 	defer func() { _ = m.Shutdown(context.Background()) }()
-	dest, err := newDestination(cfg.Destination, pool.Config{})
+	dest, err := newDestination(ctx, cfg.Destination, pool.Config{}, log)
 	if err != nil {
 		return err
 	}
@@ -73,8 +73,9 @@ func serveProxyOnly(ctx context.Context, cfg *config.Config, log *slog.Logger, r
 	hs := &http.Server{
 		Handler: admin.New(admin.Config{
 			Controller: proxyOnlyController{}, Token: string(cfg.Admin.Token), Logger: log.With("component", "admin"),
-			Extra: map[string]http.Handler{"/metrics": m.Handler(), "/": ui.Handler()},
-			Nodes: func() []admin.DestinationNode { return statusNodes(prox.Nodes()) },
+			Extra:           map[string]http.Handler{"/metrics": m.Handler(), "/": ui.Handler()},
+			Nodes:           func() []admin.DestinationNode { return statusNodes(prox.Nodes()) },
+			DestinationKind: destinationKind(dest),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -95,3 +95,56 @@ state_dir: %q
 		t.Errorf("/v1/status: %+v %v", st, err)
 	}
 }
+
+// TestServeProxyOnlyCluster: naming one node of a Redis Cluster as the
+// destination serves the whole cluster: keys of every master, DBSIZE
+// summed over the masters.
+func TestServeProxyOnlyCluster(t *testing.T) {
+	ctx := harness.Context(t, time.Minute)
+	c := harness.StartCluster(t, 3, 0)
+	cc := c.Client()
+	var keys []string
+	for g := 0; g < 3; g++ {
+		k := c.KeyInShard(g, "k")
+		if err := cc.Set(ctx, k, k, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	proxyPort, _ := redisproc.FreePort()
+	adminPort, _ := redisproc.FreePort()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`proxy: { listen: "127.0.0.1:%d" }
+admin: { listen: "127.0.0.1:%d" }
+destination: { shards: ["redis://%s"], refresh: 1s }
+state_dir: %q
+`, proxyPort, adminPort, c.Nodes[2].Addr, t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- serveProxyOnly(sctx, cfg, discardLogger(), func(running) { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serveProxyOnly: %v", err)
+	}
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serveProxyOnly: %v", err)
+		}
+	}()
+	pc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", proxyPort), MaxRetries: -1})
+	defer pc.Close()
+	for _, k := range keys {
+		if v, err := pc.Get(ctx, k).Result(); err != nil || v != k {
+			t.Fatalf("GET %s through the proxy = %q, %v", k, v, err)
+		}
+	}
+	if n, err := pc.DBSize(ctx).Result(); err != nil || n != int64(len(keys)) {
+		t.Fatalf("DBSIZE through the proxy = %d, %v; want %d", n, err, len(keys))
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/replicaof/replicaof/pool"
 	"github.com/replicaof/replicaof/proxy"
 	"github.com/replicaof/replicaof/resp"
+	"github.com/replicaof/replicaof/router"
 	"github.com/replicaof/replicaof/syncer"
 	"github.com/replicaof/replicaof/syncer/apply"
 	"github.com/replicaof/replicaof/tlsutil"
@@ -135,7 +136,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 	}
 	defer func() { _ = m.Shutdown(context.Background()) }()
 	// The one destination the syncer writes and the proxy serves.
-	dest, err := newDestination(cfg.Destination, pool.Config{Observer: m.Shards()})
+	dest, err := newDestination(ctx, cfg.Destination, pool.Config{Observer: m.Shards()}, log)
 	if err != nil {
 		return err
 	}
@@ -212,6 +213,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *slog.Logge
 			AdminPassword:    adminPW,
 			ProxyURL:         proxyURL,
 			Nodes:            func() []admin.DestinationNode { return statusNodes(prox.Nodes()) },
+			DestinationKind:  destinationKind(dest),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -271,9 +273,11 @@ func sameSources(a, b []config.Source) bool {
 	return true
 }
 
-// newDestination builds the destination from its URLs (AUTH, TLS) and
-// its configured replicas; tmpl tunes the syncer's pools.
-func newDestination(d config.Destination, tmpl pool.Config) (*destination.Destination, error) {
+// newDestination opens the destination at its URLs (AUTH, TLS) with its
+// configured replicas: a Redis Cluster when its nodes say so, else the
+// listed shards. It waits, within ctx, for a listed node to answer;
+// tmpl tunes the syncer's pools.
+func newDestination(ctx context.Context, d config.Destination, tmpl pool.Config, log *slog.Logger) (*destination.Destination, error) {
 	shards, err := destShards(d.Shards, d.TLS)
 	if err != nil {
 		return nil, err
@@ -286,7 +290,8 @@ func newDestination(d config.Destination, tmpl pool.Config) (*destination.Destin
 		}
 		replicas = append(replicas, rs)
 	}
-	return destination.New(destination.Config{Shards: shards, Replicas: replicas, Pool: tmpl})
+	return destination.Open(ctx, destination.Config{Shards: shards, Replicas: replicas, Pool: tmpl,
+		Refresh: d.Refresh, Logger: log})
 }
 
 // destShards turns destination URLs into how to reach each node: AUTH
@@ -342,9 +347,27 @@ func metricNodes(ns []proxy.NodeStatus) []metrics.Node {
 	out := make([]metrics.Node, len(ns))
 	for i, n := range ns {
 		out[i] = metrics.Node{Shard: n.Shard, Addr: n.Addr, Role: n.Role, Up: n.Up, Lag: n.Lag,
-			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors}
+			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors,
+			Slots: slotCount(n.Slots), Unread: n.Unread}
 	}
 	return out
+}
+
+// slotCount is the number of slots in rs.
+func slotCount(rs []router.SlotRange) int {
+	n := 0
+	for _, r := range rs {
+		n += r.Len()
+	}
+	return n
+}
+
+// destinationKind is GET /v1/status's destination_kind.
+func destinationKind(d *destination.Destination) string {
+	if d.Cluster() {
+		return "cluster"
+	}
+	return "shards"
 }
 
 // statusNodes converts the proxy's view of the destination nodes for
@@ -353,7 +376,8 @@ func statusNodes(ns []proxy.NodeStatus) []admin.DestinationNode {
 	out := make([]admin.DestinationNode, len(ns))
 	for i, n := range ns {
 		out[i] = admin.DestinationNode{Shard: n.Shard, Addr: n.Addr, Role: n.Role, Up: n.Up, LagSeconds: n.Lag.Seconds(),
-			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors}
+			Reads: n.Reads, Stale: n.Stale, LinkDown: n.LinkDown, Errors: n.Errors,
+			Slots: router.FormatSlotRanges(n.Slots), ID: n.ID, Unread: n.Unread}
 	}
 	return out
 }

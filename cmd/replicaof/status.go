@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/replicaof/replicaof/admin"
 	"github.com/replicaof/replicaof/syncer"
 )
 
@@ -44,7 +45,8 @@ func newStatus() *cobra.Command {
 					enc.SetIndent("", "  ")
 					return enc.Encode(st)
 				}
-				renderStatus(out, st, time.Now())
+				renderStatus(out, st.Status, time.Now())
+				renderNodes(out, st.DestinationKind, st.DestinationNodes)
 				return nil
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt)
@@ -70,7 +72,8 @@ func watchStatus(ctx context.Context, out io.Writer, ac *adminClient, interval t
 		if err != nil {
 			fmt.Fprintf(out, "%s  %v\n", time.Now().Format("15:04:05"), err)
 		} else {
-			renderStatus(out, st, time.Now())
+			renderStatus(out, st.Status, time.Now())
+			renderNodes(out, st.DestinationKind, st.DestinationNodes)
 		}
 		select {
 		case <-ctx.Done():
@@ -118,6 +121,49 @@ func renderStatus(w io.Writer, st syncer.Status, now time.Time) {
 		fmt.Fprintf(w, "\n%s: keys left out (unsupported_keys: skip): %s; stream commands dropped: %d\n",
 			s.Name, strings.Join(parts, ", "), s.DroppedCommands)
 	}
+}
+
+// renderNodes prints the destination's kind and nodes (GET /v1/status's
+// destination_kind and destination_nodes), when the status has them.
+func renderNodes(w io.Writer, kind string, nodes []admin.DestinationNode) {
+	if kind == "" && len(nodes) == 0 {
+		return
+	}
+	switch kind {
+	case "cluster":
+		kind = "a Redis Cluster"
+	default:
+		kind = "standalone shards"
+	}
+	fmt.Fprintf(w, "\ndestination nodes (%s):\n", kind)
+	if len(nodes) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tNODE\tROLE\tSTATE\tSLOTS\tLAG\tREADS")
+	for _, n := range nodes {
+		state := "down"
+		switch {
+		case n.Unread:
+			state = "not read"
+		case n.Up && n.Role == "replica":
+			state = "in rotation"
+		case n.Up:
+			state = "up"
+		case n.Role == "replica":
+			state = "out of rotation"
+		}
+		lag := "-"
+		if n.Role == "replica" && !n.Unread {
+			lag = fmt.Sprintf("%dms", int64(n.LagSeconds*1000))
+		}
+		slots := n.Slots
+		if slots == "" {
+			slots = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", n.Shard, n.Addr, n.Role, state, slots, lag, n.Reads)
+	}
+	tw.Flush()
 }
 
 // progressText says how far a source's sync is: its phase until the

@@ -59,7 +59,7 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 				dstEps  []verify.Endpoint
 			)
 			if path != "" {
-				cfg.Sources, dstEps, srcCfgs, cfg.TTLGrace, err = endpointsFromConfig(path)
+				cfg.Sources, dstEps, srcCfgs, cfg.TTLGrace, cfg.DBMap, err = endpointsFromConfig(path)
 			} else {
 				cfg.Sources, dstEps, srcCfgs, err = endpointsFromFlags(sources, shards, tlsCA)
 				cfg.TTLGrace = ttlGrace
@@ -70,7 +70,9 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 			if len(dstEps) == 0 {
 				return usageError{errors.New("verify: at least one --shard URL is required")}
 			}
-			dest, err := destinationOf(dstEps)
+			octx, cancel := context.WithTimeout(c.Context(), max(cfg.Timeout, time.Second))
+			dest, err := destinationOf(octx, dstEps)
+			cancel()
 			if err != nil {
 				return err
 			}
@@ -132,38 +134,50 @@ Exit status: 0 equal, 1 different or error, 2 usage error.`,
 	return c
 }
 
-// destinationOf is the destination of the shards at eps (their AUTH and
-// TLS kept), in shard order.
-func destinationOf(eps []verify.Endpoint) (*destination.Destination, error) {
+// destinationOf opens the destination of the shards at eps (their AUTH
+// and TLS kept), in shard order: a Redis Cluster when they are its nodes
+// (seeds: one is enough).
+func destinationOf(ctx context.Context, eps []verify.Endpoint) (*destination.Destination, error) {
 	var shards []destination.Shard
 	for _, e := range eps {
 		shards = append(shards, destination.Shard{Addr: e.Addr, User: e.User, Password: e.Password, Dial: e.Dial})
 	}
-	return destination.New(destination.Config{Shards: shards})
+	return destination.Open(ctx, destination.Config{Shards: shards})
 }
 
-// endpointsFromConfig reads the sources, the shards and the TTL grace the
-// syncer adds (replica_of.ttl_grace) from the config file.
-func endpointsFromConfig(path string) (srcs, shards []verify.Endpoint, cfgs []config.Source, grace time.Duration, err error) {
+// endpointsFromConfig reads the sources, the shards, the TTL grace the
+// syncer adds (replica_of.ttl_grace) and its destination.db_map from the
+// config file.
+func endpointsFromConfig(path string) (srcs, shards []verify.Endpoint, cfgs []config.Source, grace time.Duration,
+	dbMap map[int]int, err error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, nil, nil, 0, usageError{err}
+		return nil, nil, nil, 0, nil, usageError{err}
 	}
 	for _, s := range cfg.ReplicaOf.Sources {
 		e, err := endpoint(s.Name, s.Endpoint, s.TLSFiles)
 		if err != nil {
-			return nil, nil, nil, 0, err
+			return nil, nil, nil, 0, nil, err
 		}
 		srcs = append(srcs, e)
 	}
 	for _, s := range cfg.Destination.Shards {
 		e, err := endpoint("", s, cfg.Destination.TLS)
 		if err != nil {
-			return nil, nil, nil, 0, err
+			return nil, nil, nil, 0, nil, err
 		}
 		shards = append(shards, e)
 	}
-	return srcs, shards, cfg.ReplicaOf.Sources, cfg.ReplicaOf.Grace(), nil
+	if len(cfg.Destination.DBMap) > 0 {
+		dbMap = make(map[int]int, len(cfg.Destination.DBMap))
+		for from, to := range cfg.Destination.DBMap {
+			if to == config.DBDrop {
+				to = verify.DBDrop
+			}
+			dbMap[from] = to
+		}
+	}
+	return srcs, shards, cfg.ReplicaOf.Sources, cfg.ReplicaOf.Grace(), dbMap, nil
 }
 
 func endpointsFromFlags(sources, shards []string, ca string) (srcs, dst []verify.Endpoint, cfgs []config.Source, err error) {

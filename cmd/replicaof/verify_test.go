@@ -152,3 +152,66 @@ func TestVerifyClusterSource(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
+
+// TestVerifyCluster: verify naming one node of a Redis Cluster as the
+// destination compares against the whole cluster.
+func TestVerifyCluster(t *testing.T) {
+	ctx := harness.Context(t, time.Minute)
+	src := harness.StartRedis(t)
+	c := harness.StartCluster(t, 3, 0)
+	sc, cc := src.Client(), c.Client()
+	for i := range 100 {
+		k := fmt.Sprintf("key:%d", i)
+		if err := sc.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cc.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"verify", "--source", "redis://" + src.Addr, "--shard", "redis://" + c.Nodes[1].Addr, "--recheck-delay", "0", "--no-progress"}
+	if code, out := cli(t, args...); code != exitOK {
+		t.Fatalf("verify of an equal cluster: exit %d\n%s", code, out)
+	}
+	if err := cc.Set(ctx, "key:7", "changed", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := cli(t, args...); code == exitOK || !strings.Contains(out, "key:7") {
+		t.Fatalf("verify of a changed cluster: exit %d\n%s", code, out)
+	}
+}
+
+// TestVerifyClusterDBMap: verify -c compares source databases with the
+// cluster's database 0 as destination.db_map maps them.
+func TestVerifyClusterDBMap(t *testing.T) {
+	ctx := harness.Context(t, time.Minute)
+	src := harness.StartRedis(t)
+	c := harness.StartCluster(t, 3, 0)
+	cc := c.Client()
+	for db, prefix := range map[int]string{0: "zero", 2: "two", 4: "four"} {
+		for i := range 50 {
+			k := fmt.Sprintf("%s:%d", prefix, i)
+			if err := src.ClientDB(db).Set(ctx, k, i, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if db != 4 { // dropped
+				if err := cc.Set(ctx, k, i, 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	path := filepath.Join(t.TempDir(), "replicaof.yaml")
+	yaml := fmt.Sprintf("destination: { shards: [\"redis://%s\"], db_map: {2: 0, 4: drop} }\nreplica_of: { sources: [\"src: redis://%s\"] }\n",
+		c.Nodes[2].Addr, src.Addr)
+	writeConfig(t, path, yaml)
+	args := []string{"verify", "-c", path, "--recheck-delay", "0", "--no-progress"}
+	if code, out := cli(t, args...); code != exitOK || !strings.Contains(out, "keys compared:           100") {
+		t.Fatalf("verify with db_map: exit %d\n%s", code, out)
+	}
+	writeConfig(t, path, fmt.Sprintf("destination: { shards: [\"redis://%s\"], db_map: {4: drop} }\nreplica_of: { sources: [\"src: redis://%s\"] }\n",
+		c.Nodes[2].Addr, src.Addr))
+	if code, out := cli(t, args...); code == exitOK || !strings.Contains(out, "source database 2 needs mapping") {
+		t.Fatalf("verify without db 2 mapped: exit %d\n%s", code, out)
+	}
+}

@@ -179,11 +179,14 @@
     body.replaceChildren(...rows);
   }
 
-  // renderNodes shows the destination's nodes as the proxy sees them
-  // (destination_nodes: primaries, and replicas with proxy.read_from).
+  // renderNodes shows the destination's kind and nodes as the proxy sees
+  // them (destination_nodes: primaries with their slots, replicas with
+  // proxy.read_from, and a cluster's replicas).
   function renderNodes(st) {
     const nodes = st.destination_nodes || [];
     $("nodes-section").hidden = nodes.length === 0;
+    $("dest-kind").textContent = st.destination_kind === "cluster" ? "(Redis Cluster)"
+      : st.destination_kind === "shards" ? "(standalone shards)" : "";
     const rows = [];
     for (const n of nodes) {
       const tr = el("tr");
@@ -193,12 +196,17 @@
       tr.appendChild(el("td", "uri", n.addr));
       tr.appendChild(el("td", "role", n.role));
       const stTd = el("td", "status");
-      stTd.appendChild(el("span", "badge " + (n.up ? "synced" : "stopped"),
-        n.up ? (n.role === "replica" ? "in rotation" : "up") : (n.role === "replica" ? "out of rotation" : "down")));
+      if (n.unread) {
+        stTd.appendChild(el("span", "badge unknown", "not read"));
+      } else {
+        stTd.appendChild(el("span", "badge " + (n.up ? "synced" : "stopped"),
+          n.up ? (n.role === "replica" ? "in rotation" : "up") : (n.role === "replica" ? "out of rotation" : "down")));
+      }
       tr.appendChild(stTd);
-      tr.appendChild(el("td", "lag", n.role === "replica" ? fmtLag(Math.round(n.lag_seconds * 1000)) : "—"));
+      tr.appendChild(el("td", "slots", n.slots || "—"));
+      tr.appendChild(el("td", "lag", n.role === "replica" && !n.unread ? fmtLag(Math.round(n.lag_seconds * 1000)) : "—"));
       tr.appendChild(el("td", "reads", (n.reads || 0).toLocaleString()));
-      tr.appendChild(el("td", "detail", n.role === "replica"
+      tr.appendChild(el("td", "detail", n.role === "replica" && !n.unread
         ? "stale " + n.stale + " · link down " + n.link_down + " · errors " + n.errors : ""));
       rows.push(tr);
     }
