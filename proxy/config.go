@@ -276,7 +276,7 @@ func (c Config) Validate() error {
 // GOMAXPROCS, at least one: a loop's CPU goes mostly to the kernel's
 // loopback and TCP work on its read and write calls, which wants CPUs
 // of its own; on 2 cores (shared with redis-benchmark and the shards),
-// 2 loops spent 1.3–1.8× the CPU per request of 1 loop, with smaller
+// 2 loops spent 1.1–1.7× the CPU per request of 1 loop, with smaller
 // batches per pass (README, "Performance").
 func (c Config) loops() int {
 	if c.Loops == LoopsAuto {

@@ -459,6 +459,7 @@ func (c *client) finishBatch() {
 	if cap(st.cmd.Buf) > keepBufCap {
 		st.cmd = resp.Command{}
 	}
+	c.idle() // buffers a large command or reply left over are dropped
 	switch {
 	case st.protoErr != "":
 		conn.Write(redcon.AppendError(nil, st.protoErr))
