@@ -176,10 +176,12 @@
 // runs on the goroutine driver, a goroutine per client (client.go): it
 // reads a batch, has the session plan it, the executor run it through the
 // shared pool.Backends (each round queued in a reused pool.Batch and
-// waited for), and writes the replies with one write. TLS clients are
-// served there from the start, and so are all clients when the shards
-// are reached through a Dial hook (TLS to the shards), or with
-// Config.Loops 0.
+// waited for), and writes the replies with one write. With Config.TLS
+// set every client is served there from the start (with
+// TLSReplicationOnly the plain ones too: the first byte, which tells
+// them apart, is peeked on the client's goroutine), and so are all
+// clients when the shards are reached through a Dial hook (TLS to the
+// shards), or with Config.Loops 0.
 //
 // Some commands do their I/O while planned, on the goroutine driver
 // (the session hands them over through its driver interface), because
