@@ -345,7 +345,9 @@
 // batches are cut by the same estimate, and one whose batch would take
 // its unwritten replies past MaxPendingHard while earlier ones wait is
 // closed the same way; input read while a batch runs is bounded by
-// pausing the reads past 4 MB. A stalled
+// pausing the reads past 4 MB. A loop client with replies waiting that
+// takes none of them for Config.Timeout is reset (a check every second),
+// with a log line. A stalled
 // shard fails its own commands within Config.Timeout (see above), so
 // what waits on it is bounded too.
 //

@@ -81,9 +81,7 @@ func (s *Server) startLoops(n int) (*loops, error) {
 		}()
 		if err := l.Execute(func() {
 			lp.l.After(shardIdle/2, lp.pruneShards)
-			if it := s.cfg.IdleTimeout; it > 0 {
-				lp.idleTick(it)
-			}
+			lp.tick()
 		}); err != nil {
 			ls.stop()
 			return nil, fmt.Errorf("proxy: %w", err)
@@ -158,6 +156,10 @@ type loopState struct {
 	dead      bool // closed, or handed over
 	left      int  // calls of the round in flight without a reply yet
 	last      time.Time
+	// written and progress: the connection's Written count at the last
+	// tick that saw it move (or nothing pending), and when.
+	written  int64
+	progress time.Time
 	// handoff is the command to run on a goroutine once the batch before
 	// it is answered; protoErr the protocol error to answer last.
 	handoff  func(c *client)
@@ -194,7 +196,7 @@ func (lp *loop) attach(c *client, fd int) {
 func (c *client) loopGone(err error) {
 	c.loopOff()
 	switch {
-	case errors.Is(err, errOverPending):
+	case errors.Is(err, errOverPending), errors.Is(err, errStalledClient):
 	case errors.Is(err, evloop.ErrInputTooLarge):
 		c.s.log.Warn("proxy: client closed: command larger than the input limits", "client", c.id, "remote", c.raddr)
 	case err != nil && !errors.Is(err, evloop.ErrClosed):
@@ -206,19 +208,46 @@ func (c *client) loopGone(err error) {
 	c.s.forget(c)
 }
 
-// idleTick closes the loop's clients idle for it or longer, every second
-// or it, whichever is shorter.
-func (lp *loop) idleTick(it time.Duration) {
+// tick looks at the loop's clients every second (or every IdleTimeout,
+// if shorter): it closes those idle for Config.IdleTimeout (when set),
+// and, with a log line, those that have had replies waiting and taken
+// none of them for Config.Timeout, as the goroutine driver's write
+// deadline does.
+func (lp *loop) tick() {
 	now := lp.l.Now()
+	it, wt := lp.s.cfg.IdleTimeout, lp.s.cfg.Timeout
 	for i := 0; i < len(lp.clients); i++ {
 		c := lp.clients[i]
 		st := c.ls
-		if !st.busy && st.handoff == nil && now.Sub(st.last) >= it {
-			st.conn.Close() // Closed takes it off the list later
+		conn := st.conn
+		if conn.Closed() {
+			continue
+		}
+		if w := conn.Written(); conn.Pending() == 0 || w != st.written {
+			st.written, st.progress = w, now
+		} else if now.Sub(st.progress) >= wt {
+			c.s.log.Info("proxy: client closed: it took no reply within the timeout",
+				"client", c.id, "remote", c.raddr, "timeout", wt)
+			// Reset, not closed: the replies in the socket's send queue
+			// would otherwise stay there, unread, until the kernel gives
+			// up on the orphaned socket.
+			_ = unix.SetsockoptLinger(conn.Fd(), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+			conn.Abort(errStalledClient)
+			continue
+		}
+		if it > 0 && !st.busy && st.handoff == nil && now.Sub(st.last) >= it {
+			conn.Close() // Closed takes it off the list later
 		}
 	}
-	lp.l.After(min(it, time.Second), func() { lp.idleTick(it) })
+	every := time.Second
+	if it > 0 {
+		every = min(it, every)
+	}
+	lp.l.After(every, lp.tick)
 }
+
+// errStalledClient closes a loop client that took no reply for Timeout.
+var errStalledClient = errors.New("proxy: client took no reply within the timeout")
 
 // shardIdle is how long a loop keeps a connection to a backend none of
 // its clients used: backends come and go (replicas leave rotation, a

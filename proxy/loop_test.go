@@ -216,3 +216,30 @@ func TestLoopDropAdmin(t *testing.T) {
 		return c.srv.clientCount() == 0
 	})
 }
+
+// A client that takes none of its replies for Timeout is closed, as on
+// the goroutine driver; until then it is only paused.
+func TestLoopStalledReaderClosed(t *testing.T) {
+	c := newCluster(t, func(cfg *Config) { cfg.MaxPending = 256 << 10; cfg.Loops = 1; cfg.Timeout = time.Second })
+	ctx := harness.Context(t, time.Minute)
+	c.put(ctx, "big", strings.Repeat("x", 10<<10))
+	nc, err := net.Dial("tcp", c.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	go func() {
+		for i := 0; i < 20000; i++ {
+			if _, err := nc.Write([]byte("GET big\r\n")); err != nil {
+				return
+			}
+		}
+	}()
+	harness.WaitFor(t, 10*time.Second, "the client admitted", func() bool { return c.srv.clientCount() == 1 })
+	harness.WaitFor(t, 10*time.Second, "the stalled reader closed", func() bool { return c.srv.clientCount() == 0 })
+	// The connection is reset: what the proxy had written is dropped.
+	if _, err := io.Copy(io.Discard, nc); err != nil && !isReset(err) {
+		t.Fatalf("after the close: %v", err)
+	}
+}

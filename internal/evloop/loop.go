@@ -483,9 +483,10 @@ type Conn struct {
 	h   Handler
 	lim Limits
 
-	in     []byte   // input the handler left unconsumed
-	out    [][]byte // pending output, in chunks
-	outLen int
+	in      []byte   // input the handler left unconsumed
+	out     [][]byte // pending output, in chunks
+	outLen  int
+	written int64 // bytes the kernel took so far
 
 	events    uint32 // epoll interest registered
 	paused    bool   // PauseRead
@@ -510,6 +511,10 @@ func (c *Conn) Loop() *Loop { return c.l }
 
 // Buffered is how many bytes of input the handler left unconsumed.
 func (c *Conn) Buffered() int { return len(c.in) }
+
+// Written is how many bytes of output the kernel has taken so far: a
+// handler watching for a peer that takes nothing compares it over time.
+func (c *Conn) Written() int64 { return c.written }
 
 // Pending is how many bytes of output wait to be written.
 func (c *Conn) Pending() int { return c.outLen }
@@ -820,6 +825,7 @@ func (c *Conn) flush() {
 			return
 		}
 		c.outLen -= n
+		c.written += int64(n)
 		for n > 0 {
 			if n >= len(c.out[head]) {
 				n -= len(c.out[head])
