@@ -609,7 +609,19 @@ func (c *client) serveHandedOver(out, buffered []byte, act func(*client)) {
 			c.flush()
 		}
 	}
-	if len(buffered) > 0 && !c.closeNow {
+	switch {
+	case len(buffered) == 0:
+	case c.repl != nil:
+		// The relay takes what the client sent after PSYNC (REPLCONF
+		// ACKs) from the reader's buffer.
+		if len(buffered) <= readBufSize {
+			c.br = readerPool.Get().(*bufio.Reader)
+			c.br.Reset(bytes.NewReader(buffered))
+		} else {
+			c.br = bufio.NewReaderSize(bytes.NewReader(buffered), len(buffered))
+		}
+		_, _ = c.br.Peek(len(buffered))
+	case !c.closeNow:
 		c.br = readerPool.Get().(*bufio.Reader)
 		c.br.Reset(io.MultiReader(bytes.NewReader(buffered), c.nc))
 	}
