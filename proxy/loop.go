@@ -735,6 +735,15 @@ func (sh *lshard) send(cl *client, calls []*pool.Call) {
 		call.Reply = call.Reply[:0]
 	}
 	sh.lastUse = sh.lp.l.Now()
+	if err := sh.cfg.Fail; err != nil {
+		// A backend that must not be used answers with its error at once,
+		// as pool.Backend does.
+		for _, call := range calls {
+			call.Err = err
+			cl.callDone()
+		}
+		return
+	}
 	if cn := sh.cur; cn != nil && !cn.c.Closed() {
 		cn.send(cl, calls)
 		return
@@ -839,8 +848,13 @@ func (sh *lshard) dialed(fd int, err error) {
 		sh.backoff = 2 * time.Second
 	}
 	sh.downErr, sh.downTill = err, sh.lp.l.Now().Add(sh.backoff)
-	if obs != nil && sh.lp.s.ctx.Err() == nil {
-		obs.ShardUp(sh.cfg.Shard, false)
+	if sh.lp.s.ctx.Err() == nil {
+		if obs != nil {
+			obs.ShardUp(sh.cfg.Shard, false)
+		}
+		if sh.cfg.Down != nil {
+			sh.cfg.Down() // a cluster destination re-reads its topology
+		}
 	}
 	ferr := fmt.Errorf("%w: %s: %v", pool.ErrShardDown, sh.cfg.Addr, err)
 	for _, lc := range q {
@@ -985,8 +999,13 @@ func (cn *lconn) fail(err error) {
 	}
 	cn.c.Abort(err)
 	closing := errors.Is(err, pool.ErrClosed)
-	if !closing && sh.cfg.Observer != nil && sh.lp.s.ctx.Err() == nil {
-		sh.cfg.Observer.ShardUp(sh.cfg.Shard, false)
+	if !closing && sh.lp.s.ctx.Err() == nil {
+		if sh.cfg.Observer != nil {
+			sh.cfg.Observer.ShardUp(sh.cfg.Shard, false)
+		}
+		if sh.cfg.Down != nil {
+			sh.cfg.Down() // a cluster destination re-reads its topology
+		}
 	}
 	ferr := error(pool.ErrClosed)
 	if !closing {
