@@ -287,7 +287,11 @@
 // the shared connection stays in sync, so other clients' commands on it,
 // in flight or not, are not touched and the shard is not marked down.
 // FuzzIsolation checks this with random replies on one client and
-// pipelined GETs on another. What remains shared is the shard's time: a
+// pipelined GETs on another. An event loop frames replies in the bytes it
+// holds (resp.ReplyLen), so it holds a reply over the limits whole before
+// dropping it, up to twice MaxReply (at least 64 MB); a larger one fails
+// the loop's connection to that shard, and the calls on it, which then
+// reconnects. What remains shared is the shard's time: a
 // command that keeps a shard busy past Config.Timeout (a slow script)
 // times out the shared connection and the commands queued behind it, as
 // on one Redis server other clients wait behind it (and get -BUSY).
