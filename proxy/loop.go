@@ -532,8 +532,9 @@ func (c *client) handOff(rest []byte) {
 	out := conn.TakeOutput(nil)
 	fd, buffered, err := conn.Release()
 	if err != nil {
-		// After EOF: the client cannot send anything more, and cannot
-		// be handed over; it gets what it was owed.
+		// Not expected (the client is neither closed nor written to
+		// here): it gets what it was owed, and is closed.
+		c.s.log.Warn("proxy: handing a client over to a goroutine", "client", c.id, "err", err)
 		conn.Write(out)
 		conn.Close()
 		return

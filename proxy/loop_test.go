@@ -243,3 +243,29 @@ func TestLoopStalledReaderClosed(t *testing.T) {
 		t.Fatalf("after the close: %v", err)
 	}
 }
+
+// A half-closed client whose last command needs the goroutine driver
+// (here SUBSCRIBE) still gets its replies.
+func TestLoopHalfClosedHandOver(t *testing.T) {
+	c := newCluster(t, nil)
+	ctx := harness.Context(t, time.Minute)
+	c.put(ctx, "hl", "v")
+	nc, err := net.Dial("tcp", c.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := nc.Write([]byte("GET hl\r\nSUBSCRIBE ch\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	nc.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(nc)
+	if err != nil && !isReset(err) {
+		t.Fatal(err)
+	}
+	want := "$1\r\nv\r\n*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+	if string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

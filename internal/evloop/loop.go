@@ -647,15 +647,14 @@ func (c *Conn) Abort(err error) {
 // Release takes c out of the loop without closing its socket, for a
 // goroutine to carry on with it (a TLS, pub/sub or replication client):
 // it returns the descriptor, still non-blocking, and the input the
-// handler left unconsumed. Handler.Closed is not called. It fails, and c
-// stays as it was, while c has output pending (write it first) or after
-// Close, Abort or EOF.
+// handler left unconsumed. After EOF the goroutine's reads see the end
+// of input at once. Handler.Closed is not called. It fails, and c stays
+// as it was, while c has output pending (write it first) or after Close
+// or Abort.
 func (c *Conn) Release() (fd int, buffered []byte, err error) {
 	switch {
 	case c.shut || c.closed:
 		return -1, nil, errors.New("evloop: Release of a closed Conn")
-	case c.eof:
-		return -1, nil, errors.New("evloop: Release after EOF")
 	case c.outLen > 0:
 		return -1, nil, errors.New("evloop: Release with output pending")
 	}
