@@ -156,10 +156,12 @@ type loopState struct {
 	dead      bool // closed, or handed over
 	left      int  // calls of the round in flight without a reply yet
 	last      time.Time
-	// written and progress: the connection's Written count at the last
-	// tick that saw it move (or nothing pending), and when.
-	written  int64
-	progress time.Time
+	// written is the connection's Written count at the last tick; stalled
+	// says that tick saw replies waiting and none taken since the one
+	// before, first at stallAt.
+	written int64
+	stalled bool
+	stallAt time.Time
 	// handoff is the command to run on a goroutine once the batch before
 	// it is answered; protoErr the protocol error to answer last.
 	handoff  func(c *client)
@@ -223,9 +225,12 @@ func (lp *loop) tick() {
 		if conn.Closed() {
 			continue
 		}
-		if w := conn.Written(); conn.Pending() == 0 || w != st.written {
-			st.written, st.progress = w, now
-		} else if now.Sub(st.progress) >= wt {
+		switch w := conn.Written(); {
+		case conn.Pending() == 0 || w != st.written:
+			st.written, st.stalled = w, false
+		case !st.stalled:
+			st.stalled, st.stallAt = true, now // replies wait, none taken since the last look
+		case now.Sub(st.stallAt) >= wt:
 			c.s.log.Info("proxy: client closed: it took no reply within the timeout",
 				"client", c.id, "remote", c.raddr, "timeout", wt)
 			// Reset, not closed: the replies in the socket's send queue
