@@ -80,12 +80,19 @@ func idleChildMain(spec string) int {
 // 10,000 clients connect and stay idle: the proxy keeps serving others,
 // holds a few KB per idle client (reported; bounded far above the
 // measured cost, so a per-client buffer of 64 KB would fail it), and
-// every idle client is answered when it speaks.
+// every idle client is answered when it speaks. On both drivers: event
+// loops (proxy.loops: auto, the default) and a goroutine per client.
 func TestProxyIdleClients(t *testing.T) {
+	t.Run("loops", func(t *testing.T) { idleClients(t, proxy.LoopsAuto) })
+	t.Run("goroutines", func(t *testing.T) { idleClients(t, 0) })
+}
+
+func idleClients(t *testing.T, loops int) {
 	const conns = 10000
 	ctx := harness.Context(t, 4*time.Minute)
 	shard := harness.StartRedis(t)
-	p, err := proxy.New(proxy.Config{Listen: "127.0.0.1:0", Destination: harness.Destination(t, shard.Addr), MaxClients: 2 * conns})
+	p, err := proxy.New(proxy.Config{Listen: "127.0.0.1:0", Destination: harness.Destination(t, shard.Addr), MaxClients: 2 * conns,
+		Loops: loops})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,6 +176,11 @@ func NewBackend(cfg Config) *Backend {
 // Addr is the shard's address.
 func (b *Backend) Addr() string { return b.cfg.Addr }
 
+// Config is the backend's configuration, defaults filled in: for a caller
+// that opens connections of its own to the same node the same way (the
+// proxy's event loops, each with its own pipelined connection).
+func (b *Backend) Config() Config { return b.cfg }
+
 // Close fails calls in flight with ErrClosed and waits for the connection
 // goroutines to end.
 func (b *Backend) Close() error {

@@ -52,6 +52,12 @@ type client struct {
 
 	session
 	ex executor
+
+	// Served by an event loop (loop.go): its state there, and the
+	// connection's addresses (the loop holds the socket, not a net.Conn).
+	// Both stay after the loop hands the client over to a goroutine.
+	ls           *loopState
+	raddr, laddr net.Addr
 }
 
 // readTarget marks a read planned with Config.ReadFrom: node is the
@@ -95,6 +101,12 @@ func (c *client) serve() {
 		c.br = readerPool.Get().(*bufio.Reader)
 		c.br.Reset(c.nc)
 	}
+	c.serveLoop()
+}
+
+// serveLoop serves batches until the client leaves, then relays
+// replication if it asked for it.
+func (c *client) serveLoop() {
 	for !c.closeNow {
 		switch {
 		case c.br == nil:
@@ -331,8 +343,28 @@ func complete(b []byte, lim resp.Limits) bool {
 	return err != resp.ErrIncomplete
 }
 
-// conn is the client's connection (driver).
-func (c *client) conn() net.Conn { return c.nc }
+// addrs are the client connection's addresses (driver).
+func (c *client) addrs() (remote, local net.Addr) {
+	if c.nc == nil {
+		return c.raddr, c.laddr
+	}
+	return c.nc.RemoteAddr(), c.nc.LocalAddr()
+}
+
+// onTLS tells a TLS client (driver).
+func (c *client) onTLS() bool {
+	_, ok := c.nc.(*tls.Conn)
+	return ok
+}
+
+// kill closes the client's connection (driver).
+func (c *client) kill() {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if c.nc != nil {
+		c.nc.Close()
+	}
+}
 
 // run has the executor send every call planned so far and run every
 // continuation.

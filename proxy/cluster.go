@@ -40,7 +40,8 @@ func (s *Server) clusterID() string {
 
 // clusterEndpoint is the host and port the client reached the proxy on.
 func (c *session) clusterEndpoint() (string, int, bool) {
-	a, ok := c.drv.conn().LocalAddr().(*net.TCPAddr)
+	_, local := c.drv.addrs()
+	a, ok := local.(*net.TCPAddr)
 	if !ok {
 		return "", 0, false
 	}

@@ -53,7 +53,8 @@ func newClusterDest(t *testing.T, ctx context.Context, nkeys int, mut func(*Conf
 		}
 		cd.keys = append(cd.keys, k)
 	}
-	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: harness.Logger(t, slog.LevelDebug), Destination: d, AllowWrites: true}
+	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: harness.Logger(t, slog.LevelDebug), Destination: d, AllowWrites: true,
+		Loops: *testLoops}
 	cfg.Backend.RetryBackoff = 20 * time.Millisecond
 	if mut != nil {
 		mut(&cfg)

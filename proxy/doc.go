@@ -22,13 +22,15 @@
 //
 // Single-key commands go to the key's shard; a client's pipeline is
 // forwarded pipelined and answered in order, replies from different shards
-// included: the executor queues one block per shard in a reused
-// pool.Batch and waits for all of them, with no goroutine per shard (see
-// "Session, plan, executor, driver" below).
-// Each shard and database has one pipelined connection by default
-// (Config.Backend.Conns), shared by every client, so one write to a shard
-// carries many clients' commands (pool.Backend lets callers that are
-// runnable queue theirs before it writes). MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
+// included: the executor sends one block per shard and completes the
+// batch when all have answered, with no goroutine per shard (see
+// "Session, plan, executor, driver" below). Each event loop has one
+// pipelined connection per shard and database, shared by its clients, so
+// one write to a shard carries every command its clients sent in a loop
+// pass; on the goroutine driver each shard and database has one pipelined
+// connection by default (Config.Backend.Conns), shared by every client
+// (pool.Backend lets callers that are runnable queue theirs before it
+// writes). MGET, EXISTS, TOUCH, DEL, UNLINK and MSET are split by
 // router.SlotMap.Split and merged; DBSIZE, KEYS and RANDOMKEY ask every
 // shard; SCAN walks the shards one after another, its cursor being
 // shardCursor<<(b+16) | tag<<b | shard (b bits hold a shard index), so
@@ -147,26 +149,53 @@
 // split commands are plain calls merged at the end. Planning all of these
 // does no I/O.
 //
-// The executor (exec.go) completes a plan: the calls planned before each
-// continuation are queued as one block per backend in a reused pool.Batch
-// (every shard's block queued before waiting on any, so the shards work in
-// parallel with no goroutine per shard), then the continuation runs its
-// rounds (each round's calls sent the same way; EXEC's as one block no
-// other client's command can split), and only then are later calls sent,
-// so every command sees the effects of the ones before it, as on one
-// server. The driver is a goroutine per client (client.go): it reads a
-// batch, has the session plan it, the executor run it, and writes the
-// replies with one write.
+// The executor (exec.go) completes a plan, in rounds, and never waits
+// itself: advance takes the replies of the round in flight and prepares
+// the next, and the driver sends it. The calls planned before each
+// continuation go as one block per backend (every shard's block sent
+// before waiting on any, so the shards work in parallel), then the
+// continuation runs its rounds (EXEC's as one block no other client's
+// command can split), and only then are later calls sent, so every
+// command sees the effects of the ones before it, as on one server. After
+// a round of plain calls come, when needed, a round of a cluster
+// destination's redirects (redirect.go) and one of reads retried on
+// another node (Config.ReadFrom).
 //
-// Some commands still do their I/O while planned, on the driver's
-// goroutine (the session hands them over through its driver interface),
-// because they hold a connection or the client's socket:
-// SUBSCRIBE and the other pub/sub commands (the confirmations must
-// precede pushes), WATCH and EXEC under WATCH (the client's own shard
-// connection), blocking commands (a shard connection held for the
-// command), SCRIPT KILL / FUNCTION KILL (connections of their own) and
-// the PSYNC relay. They first have the executor complete the plan so
-// far, so replies keep command order.
+// There are two drivers. Plain (non-TLS) clients are served by event
+// loops (loop.go, Config.Loops; internal/evloop, Linux): each loop is one
+// goroutine that owns its clients' sockets, handed to it round robin, and
+// its own pipelined connection to every backend (shard and database, or
+// replica) its clients use. A loop pass reads each readable socket once
+// (level-triggered), plans every complete command read as one batch per
+// client, sends the rounds on its shard connections — written once per
+// pass, every client's calls to a shard in one write — and, as replies
+// come in, advances each client's plan and writes its replies, all at the
+// end of the pass. A loop never blocks on a shard: a stalled shard's
+// commands fail when their reply is Config.Timeout late (a timer per
+// connection), while the loop serves the other shards. Everything else
+// runs on the goroutine driver, a goroutine per client (client.go): it
+// reads a batch, has the session plan it, the executor run it through the
+// shared pool.Backends (each round queued in a reused pool.Batch and
+// waited for), and writes the replies with one write. With Config.TLS
+// set every client is served there from the start (with
+// TLSReplicationOnly the plain ones too: the first byte, which tells
+// them apart, is peeked on the client's goroutine), and so are all
+// clients when the shards are reached through a Dial hook (TLS to the
+// shards), or with Config.Loops 0.
+//
+// Some commands do their I/O while planned, on the goroutine driver
+// (the session hands them over through its driver interface), because
+// they hold a connection or the client's socket: SUBSCRIBE and the other
+// pub/sub commands (the confirmations must precede pushes), WATCH and
+// EXEC under WATCH (the client's own shard connection), blocking commands
+// (a shard connection held for the command), SCRIPT KILL / FUNCTION KILL
+// (connections of their own) and the PSYNC relay. They first have the
+// executor complete the plan so far, so replies keep command order. On an
+// event loop such a command ends the batch: the loop answers the commands
+// before it, then hands the client over to the goroutine driver with
+// evloop's Release (the socket, the replies not yet written and the input
+// not yet read), which runs the command and serves the client from then
+// on.
 //
 // # Reading from replicas
 //
@@ -258,7 +287,11 @@
 // the shared connection stays in sync, so other clients' commands on it,
 // in flight or not, are not touched and the shard is not marked down.
 // FuzzIsolation checks this with random replies on one client and
-// pipelined GETs on another. What remains shared is the shard's time: a
+// pipelined GETs on another. An event loop frames replies in the bytes it
+// holds (resp.ReplyLen), so it holds a reply over the limits whole before
+// dropping it, up to twice MaxReply (at least 64 MB); a larger one fails
+// the loop's connection to that shard, and the calls on it, which then
+// reconnects. What remains shared is the shard's time: a
 // command that keeps a shard busy past Config.Timeout (a slow script)
 // times out the shared connection and the commands queued behind it, as
 // on one Redis server other clients wait behind it (and get -BUSY).
@@ -270,11 +303,13 @@
 // # Why the proxy reads clients with its own loop, not redcon's
 //
 // The original design named tidwall/redcon for the client side
-// (docs/architecture.md records the decision). The connection loop here
-// follows redcon's design — a goroutine per client, every complete
-// command in the read buffer handled as one batch, one write per batch,
-// local replies appended to a []byte — but input is parsed with
-// resp.ReadCommand on a pooled bufio.Reader rather than redcon's Reader,
+// (docs/architecture.md records the decision). Both drivers follow
+// redcon's design — every complete command in the read buffer handled as
+// one batch, one write per batch, local replies appended to a []byte —
+// but input is parsed with resp.ReadCommand on a pooled bufio.Reader (the
+// goroutine driver) or framed in place with resp.CommandFramer, which
+// makes the same checks and resumes where it stopped when a command
+// arrives in pieces (an event loop), rather than with redcon's Reader,
 // because redcon's parser cannot be guarded from the outside:
 //
 //   - it panics on lengths near MaxInt (`*1\r\n$9223372036854775807\r\n`
@@ -308,17 +343,30 @@
 // where their replies are expected to reach MaxPending, and closes a
 // client whose batch passed the hard limit while earlier replies still
 // wait unread in its socket (pending.go has the details); a write that
-// makes no progress for Config.Timeout closes the client too. A stalled
+// makes no progress for Config.Timeout closes the client too. On an event
+// loop a client whose unwritten replies reach MaxPending is not read (nor
+// its buffered commands planned) until the kernel has taken half of them,
+// batches are cut by the same estimate, and one whose batch would take
+// its unwritten replies past MaxPendingHard while earlier ones wait is
+// closed the same way; input read while a batch runs is bounded by
+// pausing the reads past 4 MB. A loop client with replies waiting that
+// takes none of them for Config.Timeout is reset (a check every second),
+// with a log line. A stalled
 // shard fails its own commands within Config.Timeout (see above), so
 // what waits on it is bounded too.
 //
 // # Idle clients
 //
-// An idle client holds no buffer: between batches its goroutine waits for
-// the socket to become readable with a one-byte MSG_PEEK (waitReadable)
-// and takes a pooled reader only then, and oversized buffers left by a
-// large command are dropped. 10,000 idle clients cost their goroutine
-// stacks and socket state, a few KB each.
+// An idle client holds no buffer. On an event loop it is its client
+// state and the loop's record of its socket: input and output buffers
+// exist only while there is input left over or output not yet written.
+// On the goroutine driver, between batches its goroutine waits for the
+// socket to become readable with a one-byte MSG_PEEK (waitReadable) and
+// takes a pooled reader only then, and oversized buffers left by a large
+// command are dropped. 10,000 idle clients cost a few KB each
+// (make bench-proxy: 1.9 KB on an event loop). Config.IdleTimeout closes
+// idle clients on a loop from a timer that looks at the loop's clients
+// every second (or every IdleTimeout, if shorter).
 //
 // # TLS
 //

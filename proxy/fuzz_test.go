@@ -131,7 +131,7 @@ func startFakeProxy(t testing.TB, mut func(*Config)) *Server {
 		addrs = append(addrs, startFakeShard(t).ln.Addr().String())
 	}
 	cfg := Config{Listen: "127.0.0.1:0", Destination: harness.Destination(t, addrs...), Timeout: 2 * time.Second,
-		Limits: resp.Limits{MaxBulk: 1 << 20, MaxArray: 1 << 10, MaxInline: 1 << 10}}
+		Limits: resp.Limits{MaxBulk: 1 << 20, MaxArray: 1 << 10, MaxInline: 1 << 10}, Loops: *testLoops}
 	if mut != nil {
 		mut(&cfg)
 	}

@@ -15,7 +15,7 @@ import (
 func TestIdleTimeout(t *testing.T) {
 	shard := harness.StartRedis(t)
 	s, err := New(Config{Listen: "127.0.0.1:0", Destination: harness.Destination(t, shard.Addr),
-		IdleTimeout: 300 * time.Millisecond})
+		IdleTimeout: 300 * time.Millisecond, Loops: *testLoops})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -260,8 +260,9 @@ func (c *session) clientNoEvict(args [][]byte) {
 }
 
 func (c *session) infoLine() string {
+	remote, local := c.drv.addrs()
 	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s db=%d sub=%d psub=%d multi=%d lib-name=%s lib-ver=%s\n",
-		c.id, c.drv.conn().RemoteAddr(), c.drv.conn().LocalAddr(), c.name, c.db,
+		c.id, remote, local, c.name, c.db,
 		c.sub.nChannels(), c.sub.nPatterns(), c.tx.queued(), c.libName, c.libVer)
 }
 

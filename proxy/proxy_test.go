@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -23,6 +24,12 @@ type cluster struct {
 	addr   string
 }
 
+// testLoops is Config.Loops for the tests' servers: the suite runs on
+// the event-loop driver by default, on the goroutine driver with
+// `go test ./proxy -args -proxy.loops=0` (tests of one driver set Loops
+// themselves).
+var testLoops = flag.Int("proxy.loops", 1, "Config.Loops of the test servers (0: the goroutine driver)")
+
 func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
@@ -34,7 +41,7 @@ func newCluster(t *testing.T, mut func(*Config), redisArgs ...string) *cluster {
 
 func (c *cluster) start(mut func(*Config)) {
 	t := c.t
-	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: harness.Logger(t, slog.LevelDebug)}
+	cfg := Config{Listen: "127.0.0.1:0", Timeout: 2 * time.Second, Logger: harness.Logger(t, slog.LevelDebug), Loops: *testLoops}
 	cfg.Destination = harness.Destination(t, harness.Addrs(c.shards)...)
 	cfg.Backend.RetryBackoff = 20 * time.Millisecond
 	if mut != nil {
@@ -579,7 +586,7 @@ func TestDeadShard(t *testing.T) {
 
 func TestShutdownClosesClients(t *testing.T) {
 	shard := harness.StartRedis(t)
-	srv, err := New(Config{Listen: "127.0.0.1:0", Destination: harness.Destination(t, shard.Addr)})
+	srv, err := New(Config{Listen: "127.0.0.1:0", Destination: harness.Destination(t, shard.Addr), Loops: *testLoops})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"time"
@@ -22,9 +21,8 @@ import (
 // and the command go there, the map stays), -TRYAGAIN (a multi-key
 // command whose keys a migration split) or -CLUSTERDOWN (no node serves
 // the slot yet). redirectOf decides, for one completed call, what to do;
-// redirectRound gathers a round of them (one block per node), which
-// followRedirects sends for the goroutine executor (an event loop sends
-// it its own way). A call is followed at most
+// redirectRound gathers a round of them (one block per node), which the
+// executor's redirect phase sends (exec.go), on either driver. A call is followed at most
 // maxRedirects times; TRYAGAIN and CLUSTERDOWN wait redirectWait, doubled
 // each round, before the call is sent again. Clients never see MOVED or
 // ASK: one still redirected after maxRedirects is answered -TRYAGAIN
@@ -114,9 +112,9 @@ func (s *Server) redirectOf(cl *pool.Call, bk *pool.Backend, attempt int) (hop, 
 // ASKING (so a client's commands on one slot keep their order), points
 // bks[i] at the call's new node, and returns how long to wait before
 // sending the round; false when no call is redirected (every reply is
-// final). It blocks on nothing: the goroutine executor (followRedirects)
-// and an event loop alike send the round, then call it again with
-// attempt+1 once every call of it has its reply.
+// final). It blocks on nothing: the executor (exec.go) has either driver
+// send the round, then calls it again with attempt+1 once every call of
+// it has its reply.
 func (s *Server) redirectRound(calls []*pool.Call, bks []*pool.Backend, attempt int, groups []group) ([]group, time.Duration, bool) {
 	if !s.cfg.Destination.Cluster() {
 		return groups, 0, false
@@ -143,43 +141,6 @@ func (s *Server) redirectRound(calls []*pool.Call, bks []*pool.Backend, attempt 
 		groups[j].calls = append(groups[j].calls, cl)
 	}
 	return groups, wait, len(groups) > first
-}
-
-// followRedirects sends again, round after round (redirectRound), every
-// call among calls (call i sent to bks[i]) that a cluster destination
-// redirected, until each has a final reply. ctx bounds the waits; bt is
-// the executor's batch.
-func (s *Server) followRedirects(ctx context.Context, bt *pool.Batch, calls []*pool.Call, bks []*pool.Backend) {
-	var groups []group
-	for attempt := 0; ; attempt++ {
-		var wait time.Duration
-		var ok bool
-		if groups, wait, ok = s.redirectRound(calls, bks, attempt, groups[:0]); !ok {
-			return
-		}
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return // the replies stand; the client is going away
-			case <-t.C:
-			}
-		}
-		for _, g := range groups {
-			bt.Add(ctx, g.bk, g.calls)
-		}
-		bt.Wait()
-	}
-}
-
-// redirects follows the redirects among the plan's calls[from:] (the
-// executor's one hook, after their replies arrived).
-func (e *executor) redirects(p *batchPlan, from int) {
-	if e.srv == nil {
-		return
-	}
-	e.srv.followRedirects(e.ctx, &e.bt, p.calls[from:p.ncalls], p.callbk[from:p.ncalls])
 }
 
 // dedicatedReply is a reply read on a dedicated connection (a blocking

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/subtle"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -86,8 +85,7 @@ func (c *session) adminAllowed() bool {
 	if c.s.cfg.TLS == nil {
 		return true
 	}
-	_, ok := c.drv.conn().(*tls.Conn)
-	return ok
+	return c.drv.onTLS()
 }
 
 // checkAdmin compares pw with the admin password in constant time.
@@ -112,13 +110,15 @@ func (c *session) becomeAdmin() {
 // admin password changed.
 func (s *Server) DropAdmin() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
+	drvs := make([]driver, 0, len(s.admins))
 	for c := range s.admins {
-		c.drv.conn().Close() // its driver notices and cleans up
-		n++
+		drvs = append(drvs, c.drv)
 	}
-	return n
+	s.mu.Unlock()
+	for _, d := range drvs {
+		d.kill() // its driver notices and cleans up
+	}
+	return len(drvs)
 }
 
 // replconf answers REPLCONF for an admin client.

@@ -49,14 +49,16 @@ type Server struct {
 
 	hidden hiddenCache
 	rep    *replicas // nil with ReadPrimary
+	loops  *loops    // nil: every client on a goroutine
 
 	blockSem chan struct{} // a token per blocking command running (MaxBlocking)
 	blocked  atomic.Int64  // blocking commands waiting on a shard
 }
 
 // New validates cfg, listens on cfg.Listen and returns a server ready to
-// Serve. It starts no goroutine; call Close instead of Serve to release the
-// listener of a server that will not run.
+// Serve. It starts the event loops (Config.Loops) and nothing else; call
+// Close instead of Serve to release the listener and the loops of a
+// server that will not run.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -84,6 +86,15 @@ func New(cfg Config) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if cfg.ReadFrom != ReadPrimary {
 		s.rep = newReplicas(s)
+	}
+	if n := cfg.loops(); n > 0 && cfg.TLS == nil {
+		if !s.loopsUsable() {
+			s.log.Info("proxy: shards reached through a Dial hook (TLS): clients are served on goroutines, not event loops")
+		} else if s.loops, err = s.startLoops(n); err != nil {
+			ln.Close()
+			s.cancel()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -175,11 +186,25 @@ func (s *Server) admit(nc net.Conn) {
 	}
 	c := newClient(s, nc)
 	s.clients[c] = struct{}{}
-	s.wg.Add(1)
+	onLoop := s.loops != nil
+	if onLoop {
+		c.nc = nil // the loop owns the socket
+	} else {
+		s.wg.Add(1)
+	}
 	s.mu.Unlock()
 	s.accepted.Add(1)
 	if o := s.cfg.Observer; o != nil {
 		o.ConnOpened()
+	}
+	if onLoop {
+		if s.loops.attach(c, nc) {
+			return
+		}
+		s.mu.Lock()
+		c.nc = nc // not a socket a loop can own: a goroutine serves it
+		s.wg.Add(1)
+		s.mu.Unlock()
 	}
 	go func() {
 		defer s.wg.Done()
@@ -204,10 +229,15 @@ func (s *Server) shutdown() {
 	s.mu.Lock()
 	s.closed = true
 	for c := range s.clients {
-		c.nc.Close() // its goroutine notices and cleans up
+		if c.nc != nil {
+			c.nc.Close() // its goroutine notices and cleans up
+		}
 	}
 	s.mu.Unlock()
 	s.cancel()
+	if s.loops != nil {
+		s.loops.stop() // closes the loops' clients and shard connections
+	}
 	if s.rep != nil {
 		<-s.rep.done // it closed the replicas' backends
 	}

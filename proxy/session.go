@@ -58,9 +58,17 @@ type session struct {
 // do their I/O while planned, after having the executor complete the plan
 // so far, because they hold a connection of their own (blocking
 // commands, WATCH and the EXEC that follows it, SCRIPT/FUNCTION KILL) or
-// write to the client out of turn (pub/sub).
+// write to the client out of turn (pub/sub). The goroutine driver
+// (client) runs them on the spot; the event-loop driver (loopDriver)
+// answers the batch so far and hands the client over to a goroutine,
+// which runs the command and serves the client from then on.
 type driver interface {
-	conn() net.Conn
+	addrs() (remote, local net.Addr)
+	onTLS() bool
+	// kill closes the client's connection from any goroutine but an
+	// event loop's, without Server.mu held, and returns once the client
+	// can no longer read or write; its driver notices and cleans up.
+	kill()
 	blocking(name string, args [][]byte, keys []int)
 	pubsub(name string, args [][]byte)
 	watch(args [][]byte)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark the replicaof proxy against one shard directly and against
 # twemproxy (nutcracker) over the same 3 shards, in one run, and measure
-# the proxy's RSS with 10,000 idle clients. For the proxy and nutcracker
+# the proxy's RSS with 10,000 idle clients. The proxy runs twice: with 1
+# event loop (proxy.loops: 1, the default) and with one per CPU (LOOPS,
+# default nproc). For the proxy and nutcracker
 # each line also reports CPU per request: the process's user+system time
 # (utime+stime in /proc/<pid>/stat) over the redis-benchmark run divided
 # by the requests, in µs.
@@ -10,8 +12,9 @@
 #
 # Environment: N (requests per -P 1 line, default 100000), NP (per -P 16
 # line, default 400000), CLIENTS (default 50; the "-c 500" line uses 500),
-# IDLE (idle clients, default 10000), BASE_PORT (default 17100; uses
-# BASE_PORT..BASE_PORT+5).
+# IDLE (idle clients, default 10000), LOOPS (the second proxy's loops,
+# default nproc; 0 serves every client on a goroutine), BASE_PORT
+# (default 17100; uses BASE_PORT..BASE_PORT+6).
 # Needs redis-server, redis-benchmark, redis-cli and nutcracker
 # (apt-get install -y redis-server redis-tools nutcracker).
 set -euo pipefail
@@ -21,6 +24,7 @@ NP=${NP:-400000}
 CLIENTS=${CLIENTS:-50}
 IDLE=${IDLE:-10000}
 BASE_PORT=${BASE_PORT:-17100}
+LOOPS=${LOOPS:-$(nproc)}
 KEYSPACE=100000
 
 if ! command -v nutcracker >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -36,7 +40,7 @@ NAME=bench-proxy
 . "$(dirname "$0")/lib.sh"
 
 S1=$BASE_PORT S2=$((BASE_PORT + 1)) S3=$((BASE_PORT + 2))
-PROXY=$((BASE_PORT + 3)) TWEM=$((BASE_PORT + 4))
+PROXY=$((BASE_PORT + 3)) TWEM=$((BASE_PORT + 4)) PROXYN=$((BASE_PORT + 6))
 
 for p in $S1 $S2 $S3; do
 	redis-server --bind 127.0.0.1 --port "$p" --save '' --appendonly no --dir "$WORK" \
@@ -47,23 +51,28 @@ for p in $S1 $S2 $S3; do wait_port "$p"; done
 
 (cd "$ROOT" && go build -o "$WORK/proxybench" ./bench/proxy/cmd)
 ulimit -n 32768 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-"$WORK/proxybench" serve -listen "127.0.0.1:$PROXY" -allow-writes \
+"$WORK/proxybench" serve -listen "127.0.0.1:$PROXY" -allow-writes -loops 1 \
 	-shards "127.0.0.1:$S1,127.0.0.1:$S2,127.0.0.1:$S3" >"$WORK/proxy.log" 2>&1 &
 PROXY_PID=$!
 PIDS+=($PROXY_PID)
+"$WORK/proxybench" serve -listen "127.0.0.1:$PROXYN" -allow-writes -loops "$LOOPS" \
+	-shards "127.0.0.1:$S1,127.0.0.1:$S2,127.0.0.1:$S3" >"$WORK/proxyn.log" 2>&1 &
+PROXYN_PID=$!
+PIDS+=($PROXYN_PID)
 
 nutcracker_conf "$WORK/nutcracker.yml" "$TWEM" "$S1" "$S2" "$S3"
 nutcracker -c "$WORK/nutcracker.yml" -o "$WORK/nutcracker.log" -s $((BASE_PORT + 5)) &
 TWEM_PID=$!
 PIDS+=($TWEM_PID)
 wait_port "$PROXY"
+wait_port "$PROXYN"
 wait_port "$TWEM"
 
 # MGET keys: ten keys that spread over the shards through the proxy (and
 # through nutcracker's own hashing); for the direct line they all live on
 # the one shard.
 MKEYS=(mk:0 mk:1 mk:2 mk:3 mk:4 mk:5 mk:6 mk:7 mk:8 mk:9)
-for port in $S1 $PROXY $TWEM; do
+for port in $S1 $PROXY $PROXYN $TWEM; do
 	args=()
 	for k in "${MKEYS[@]}"; do args+=("$k" "$(printf 'v%.0s' $(seq 1 64))"); done
 	redis-cli -p "$port" MSET "${args[@]}" >/dev/null
@@ -91,12 +100,13 @@ run_line() { # index
 	case "$line" in
 	*"-c 500") clients=500 ;;
 	esac
-	for target in direct nutcracker proxy; do
+	for target in direct nutcracker proxy proxyn; do
 		local port pid
 		case $target in
 		direct) port=$S1 pid=- ;;
 		nutcracker) port=$TWEM pid=$TWEM_PID ;;
 		proxy) port=$PROXY pid=$PROXY_PID ;;
+		proxyn) port=$PROXYN pid=$PROXYN_PID ;;
 		esac
 		case "$line" in
 		SET*) args=(-t set) ;;
@@ -111,17 +121,20 @@ echo "replicaof proxy benchmark: redis-benchmark -c $CLIENTS (unless the line sa
 echo "direct = one shard, no proxy; nutcracker = twemproxy 0.5 (crc16/modula) over the same 3 shards"
 echo "cpu = the process's user+system time over the run per request, µs"
 echo
-printf '%-18s | %-26s | %-33s | %-33s | %-9s | %-9s\n' "" "direct rps p50 p99 (ms)" "nutcracker rps p50 p99 cpu" "proxy rps p50 p99 cpu" "prx/dir" "prx/nut"
-printf -- '-%.0s' $(seq 1 144); echo
+printf '%-18s | %-26s | %-33s | %-33s | %-33s | %-7s | %-7s | %-7s\n' "" "direct rps p50 p99 (ms)" "nutcracker rps p50 p99 cpu" \
+	"proxy loops=1 rps p50 p99 cpu" "proxy loops=$LOOPS rps p50 p99 cpu" "1/dir" "1/nut" "$LOOPS/nut"
+printf -- '-%.0s' $(seq 1 180); echo
 for i in "${!LINES[@]}"; do
 	run_line "$i"
 	read -r dr dp50 dp99 _ <<<"${R[$i,direct]}"
 	read -r nr np50 np99 nc <<<"${R[$i,nutcracker]}"
 	read -r pr pp50 pp99 pc <<<"${R[$i,proxy]}"
-	printf '%-18s | %10s %6s %6s   | %10s %6s %6s %6s   | %10s %6s %6s %6s   | %8s  | %8s\n' "${LINES[$i]}" \
-		"$dr" "$dp50" "$dp99" "$nr" "$np50" "$np99" "$nc" "$pr" "$pp50" "$pp99" "$pc" \
+	read -r qr qp50 qp99 qc <<<"${R[$i,proxyn]}"
+	printf '%-18s | %10s %6s %6s   | %10s %6s %6s %6s   | %10s %6s %6s %6s   | %10s %6s %6s %6s   | %6s  | %6s  | %6s\n' "${LINES[$i]}" \
+		"$dr" "$dp50" "$dp99" "$nr" "$np50" "$np99" "$nc" "$pr" "$pp50" "$pp99" "$pc" "$qr" "$qp50" "$qp99" "$qc" \
 		"$(awk -v a="$pr" -v b="$dr" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')" \
-		"$(awk -v a="$pr" -v b="$nr" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')"
+		"$(awk -v a="$pr" -v b="$nr" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')" \
+		"$(awk -v a="$qr" -v b="$nr" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')"
 done
 echo
 

@@ -32,15 +32,23 @@
 //   - Half-close: when the peer shuts down its writing side the loop stops
 //     reading, calls Handler.EOF and keeps the socket writable, so a
 //     client that sent its commands and closed its input (nc, piped
-//     input) still gets its replies; the handler calls Close once it has
-//     written them.
+//     input) still gets its replies; input a busy handler left
+//     unconsumed is kept (Redeliver hands it over again), and the
+//     handler calls Close once it has written the replies.
+//   - Timers: After runs a function on the loop once a duration has
+//     passed (epoll_wait sleeps until the next one), StopTimer cancels
+//     it; Now is the pass's clock, one time.Now per pass. Handlers use
+//     them for deadlines (a shard's reply timeout, the idle timeout)
+//     without a goroutine or a timer per socket.
 //   - Close writes the pending output first; Abort drops it. Neither
 //     calls Handler.Closed on the spot: Closed runs once, later in the
 //     same pass, so a handler never re-enters itself, and the socket's
 //     descriptor is closed at the end of the pass, so its number cannot
 //     be reused while events of the pass still name it.
 //   - Release hands a socket over to a goroutine (TLS, pub/sub, the
-//     replication relay) with the input the loop had buffered for it.
+//     replication relay) with the input the loop had buffered for it;
+//     TakeOutput first takes the output not yet written, for the
+//     goroutine to write.
 //   - Stop (from any goroutine) ends Run after the current pass: every
 //     socket is closed (Closed gets ErrClosed) and the loop's own
 //     descriptors too.

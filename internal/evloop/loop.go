@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,7 +36,8 @@ type Handler interface {
 	Data(c *Conn, b []byte) int
 	// EOF is called when the peer has shut down its writing side. The
 	// Conn is no longer read but stays writable until Close or Abort;
-	// input left unconsumed is dropped.
+	// input left unconsumed is kept, and Redeliver hands it to Data
+	// again (a handler that was busy when the input came).
 	EOF(c *Conn)
 	// Closed is called once when the Conn is closed: by Close (err nil),
 	// Abort (its error), a read or write error, a limit, or Stop
@@ -92,6 +94,10 @@ type Loop struct {
 	redo    []*Conn // resumed with input pending
 	closing []*Conn // closed in this pass: Closed and close(2) pending
 	free    [][]byte
+	iov     []unix.Iovec // writev's scratch
+
+	now    time.Time // when the current pass began
+	timers timerHeap
 
 	mu      sync.Mutex
 	queue   []func()
@@ -127,6 +133,7 @@ func New(cfg Config) (*Loop, error) {
 		evfd:   evfd,
 		events: make([]unix.EpollEvent, maxEvents),
 		rbuf:   make([]byte, cfg.ReadSize),
+		iov:    make([]unix.Iovec, 0, maxIovecs),
 	}, nil
 }
 
@@ -182,8 +189,10 @@ func (l *Loop) Run() error {
 		return errors.New("evloop: Run called twice")
 	}
 	defer l.shutdown()
+	l.now = time.Now()
 	for !l.stop.Load() {
-		n, err := unix.EpollWait(l.epfd, l.events, -1)
+		n, err := unix.EpollWait(l.epfd, l.events, l.waitMillis())
+		l.now = time.Now()
 		if err != nil {
 			if err == unix.EINTR {
 				continue
@@ -203,6 +212,7 @@ func (l *Loop) Run() error {
 				}
 			}
 		}
+		l.runTimers()
 		l.endPass()
 	}
 	return nil
@@ -232,7 +242,7 @@ func (l *Loop) endPass() {
 			l.redo = nil
 			for _, c := range redo {
 				c.redo = false
-				if c.readable() && len(c.in) > 0 {
+				if c.deliverable() && len(c.in) > 0 {
 					c.deliver(c.in)
 				}
 			}
@@ -297,6 +307,125 @@ func (l *Loop) shutdown() {
 	unix.Close(l.epfd)
 }
 
+// Now is when the current pass began (a clock for handlers that need no
+// finer one: one time.Now per pass).
+func (l *Loop) Now() time.Time { return l.now }
+
+// A Timer is a function After runs on the loop.
+type Timer struct {
+	when time.Time
+	f    func()
+	i    int // index in the heap, -1 when not in it
+}
+
+// After runs f on the loop's goroutine once d has passed (in the first
+// pass at or after that time; timers are as precise as the clock and
+// epoll_wait's milliseconds). Call it on the loop's goroutine.
+func (l *Loop) After(d time.Duration, f func()) *Timer {
+	now := l.now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	t := &Timer{when: now.Add(d), f: f}
+	l.timers.push(t)
+	return t
+}
+
+// StopTimer cancels t; it reports whether t was pending. Call it on the
+// loop's goroutine.
+func (l *Loop) StopTimer(t *Timer) bool {
+	if t == nil || t.i < 0 {
+		return false
+	}
+	l.timers.remove(t.i)
+	return true
+}
+
+// waitMillis is epoll_wait's timeout: until the next timer, -1 for none.
+func (l *Loop) waitMillis() int {
+	if len(l.timers) == 0 {
+		return -1
+	}
+	d := l.timers[0].when.Sub(time.Now())
+	if d <= 0 {
+		return 0
+	}
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	return int(min(ms, 1<<30))
+}
+
+// runTimers runs the timers that are due; timers they set run in a later
+// pass.
+func (l *Loop) runTimers() {
+	var due []*Timer
+	for len(l.timers) > 0 && !l.timers[0].when.After(l.now) {
+		t := l.timers[0]
+		l.timers.remove(0)
+		due = append(due, t)
+	}
+	for _, t := range due {
+		t.f()
+	}
+}
+
+// timerHeap is a binary min-heap of timers by when.
+type timerHeap []*Timer
+
+func (h *timerHeap) push(t *Timer) {
+	t.i = len(*h)
+	*h = append(*h, t)
+	h.up(t.i)
+}
+
+func (h *timerHeap) remove(i int) {
+	s := *h
+	last := len(s) - 1
+	s[i].i = -1
+	if i != last {
+		s[i] = s[last]
+		s[i].i = i
+	}
+	s[last] = nil
+	*h = s[:last]
+	if i != last {
+		h.down(i)
+		h.up(i)
+	}
+}
+
+func (h timerHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h[i].when.Before(h[p].when) {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+func (h timerHeap) down(i int) {
+	for {
+		l, m := 2*i+1, i
+		if l < len(h) && h[l].when.Before(h[m].when) {
+			m = l
+		}
+		if r := l + 1; r < len(h) && h[r].when.Before(h[m].when) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		h.swap(i, m)
+		i = m
+	}
+}
+
+func (h timerHeap) swap(a, b int) {
+	h[a], h[b] = h[b], h[a]
+	h[a].i, h[b].i = a, b
+}
+
 // Open is the number of Conns open on the loop.
 func (l *Loop) Open() int { return l.open }
 
@@ -354,9 +483,10 @@ type Conn struct {
 	h   Handler
 	lim Limits
 
-	in     []byte   // input the handler left unconsumed
-	out    [][]byte // pending output, in chunks
-	outLen int
+	in      []byte   // input the handler left unconsumed
+	out     [][]byte // pending output, in chunks
+	outLen  int
+	written int64 // bytes the kernel took so far
 
 	events    uint32 // epoll interest registered
 	paused    bool   // PauseRead
@@ -378,6 +508,13 @@ func (c *Conn) Fd() int { return c.fd }
 
 // Loop is the loop that owns c.
 func (c *Conn) Loop() *Loop { return c.l }
+
+// Buffered is how many bytes of input the handler left unconsumed.
+func (c *Conn) Buffered() int { return len(c.in) }
+
+// Written is how many bytes of output the kernel has taken so far: a
+// handler watching for a peer that takes nothing compares it over time.
+func (c *Conn) Written() int64 { return c.written }
 
 // Pending is how many bytes of output wait to be written.
 func (c *Conn) Pending() int { return c.outLen }
@@ -423,6 +560,34 @@ func (c *Conn) Write(b []byte) {
 		c.outPaused = true
 		c.update()
 	}
+}
+
+// Redeliver hands c's unconsumed input to Data again later in this pass,
+// without waiting for more bytes: for a handler that left input
+// unconsumed while busy and is ready for it now. It does nothing while c
+// is paused (ResumeRead and the output bound redeliver on their own) or
+// holds no input.
+func (c *Conn) Redeliver() { c.scheduleRedo() }
+
+// TakeOutput moves c's pending output, in order, to the end of dst and
+// returns it: nothing of it will be written by the loop. For a handler
+// handing c over with Release, which needs no output pending.
+func (c *Conn) TakeOutput(dst []byte) []byte {
+	for i, b := range c.out {
+		dst = append(dst, b...)
+		c.l.recycle(b)
+		c.out[i] = nil
+	}
+	c.out, c.outLen = c.out[:0], 0
+	if c.blocked {
+		c.blocked = false
+		c.update()
+	}
+	if c.outPaused {
+		c.outPaused = false
+		c.update()
+	}
+	return dst
 }
 
 // PauseRead stops reading c until ResumeRead.
@@ -482,15 +647,14 @@ func (c *Conn) Abort(err error) {
 // Release takes c out of the loop without closing its socket, for a
 // goroutine to carry on with it (a TLS, pub/sub or replication client):
 // it returns the descriptor, still non-blocking, and the input the
-// handler left unconsumed. Handler.Closed is not called. It fails, and c
-// stays as it was, while c has output pending (write it first) or after
-// Close, Abort or EOF.
+// handler left unconsumed. After EOF the goroutine's reads see the end
+// of input at once. Handler.Closed is not called. It fails, and c stays
+// as it was, while c has output pending (write it first) or after Close
+// or Abort.
 func (c *Conn) Release() (fd int, buffered []byte, err error) {
 	switch {
 	case c.shut || c.closed:
 		return -1, nil, errors.New("evloop: Release of a closed Conn")
-	case c.eof:
-		return -1, nil, errors.New("evloop: Release after EOF")
 	case c.outLen > 0:
 		return -1, nil, errors.New("evloop: Release with output pending")
 	}
@@ -525,10 +689,13 @@ func (l *Loop) recycle(b []byte) {
 	}
 }
 
-func (c *Conn) readable() bool { return !c.paused && !c.outPaused && !c.eof && !c.shut && !c.closed }
+func (c *Conn) readable() bool { return c.deliverable() && !c.eof }
+
+// deliverable: input already read may be handed to Data (after EOF too).
+func (c *Conn) deliverable() bool { return !c.paused && !c.outPaused && !c.shut && !c.closed }
 
 func (c *Conn) scheduleRedo() {
-	if len(c.in) > 0 && !c.redo && c.readable() {
+	if len(c.in) > 0 && !c.redo && c.deliverable() {
 		c.redo = true
 		c.l.redo = append(c.l.redo, c)
 	}
@@ -582,7 +749,7 @@ func sockError(fd int) error {
 }
 
 func (c *Conn) read() {
-	n, err := unix.Read(c.fd, c.l.rbuf)
+	n, err := rawRead(c.fd, c.l.rbuf)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
@@ -591,7 +758,6 @@ func (c *Conn) read() {
 		return
 	case n == 0:
 		c.eof = true
-		c.in = nil
 		c.update()
 		if !c.closed {
 			c.h.EOF(c)
@@ -642,9 +808,9 @@ func (c *Conn) flush() {
 		var n int
 		var err error
 		if len(c.out)-head == 1 {
-			n, err = unix.Write(c.fd, c.out[head])
+			n, err = rawWrite(c.fd, c.out[head])
 		} else {
-			n, err = unix.Writev(c.fd, c.out[head:min(len(c.out), head+maxIovecs)])
+			n, err = rawWritev(c.fd, c.out[head:min(len(c.out), head+maxIovecs)], c.l.iov[:0])
 		}
 		if err == unix.EINTR {
 			continue
@@ -658,6 +824,7 @@ func (c *Conn) flush() {
 			return
 		}
 		c.outLen -= n
+		c.written += int64(n)
 		for n > 0 {
 			if n >= len(c.out[head]) {
 				n -= len(c.out[head])

@@ -591,3 +591,95 @@ func TestRelease(t *testing.T) {
 		}
 	})
 }
+
+// Timers run on the loop in order of their times; a stopped one never
+// runs.
+func TestTimers(t *testing.T) {
+	s := startServer(t, Config{}, echo(), Limits{})
+	fired := make(chan int, 4)
+	s.on(t, func() {
+		s.l.After(30*time.Millisecond, func() { fired <- 2 })
+		s.l.After(10*time.Millisecond, func() { fired <- 1 })
+		stop := s.l.After(20*time.Millisecond, func() { fired <- 99 })
+		if !s.l.StopTimer(stop) || s.l.StopTimer(stop) {
+			t.Error("StopTimer: want true once, then false")
+		}
+	})
+	for want := 1; want <= 2; want++ {
+		select {
+		case got := <-fired:
+			if got != want {
+				t.Fatalf("timer %d fired, want %d", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("timer did not fire")
+		}
+	}
+	select {
+	case got := <-fired:
+		t.Fatalf("timer %d fired after being stopped", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// Input a busy handler left unconsumed survives the peer's EOF, and
+// Redeliver hands it over; the replies still reach the half-closed peer.
+func TestEOFKeepsInput(t *testing.T) {
+	busy := true
+	h := &funcs{
+		data: func(c *Conn, b []byte) int {
+			if busy {
+				return 0
+			}
+			c.Write(b)
+			if c.EOF() {
+				c.Close()
+			}
+			return len(b)
+		},
+		eof: func(c *Conn) {
+			busy = false
+			c.Redeliver()
+		},
+	}
+	s := startServer(t, Config{}, h, Limits{})
+	nc := s.dial(t)
+	nc.Write([]byte("pending"))
+	time.Sleep(20 * time.Millisecond)
+	nc.CloseWrite()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(nc)
+	if err != nil || string(got) != "pending" {
+		t.Fatalf("got %q, %v; want \"pending\" then EOF", got, err)
+	}
+}
+
+// TakeOutput hands over pending output in order and leaves none.
+func TestTakeOutput(t *testing.T) {
+	var got []byte
+	h := &funcs{data: func(c *Conn, b []byte) int {
+		c.Write([]byte("one,"))
+		c.Write(bytes.Repeat([]byte("x"), chunkSize))
+		c.Write([]byte("two"))
+		got = c.TakeOutput(got[:0])
+		if c.Pending() != 0 {
+			t.Errorf("%d bytes still pending", c.Pending())
+		}
+		c.Write([]byte("!"))
+		return len(b)
+	}}
+	s := startServer(t, Config{}, h, Limits{})
+	nc := s.dial(t)
+	nc.Write([]byte("go"))
+	b := make([]byte, 1)
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(nc, b); err != nil || string(b) != "!" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+	s.on(t, func() {
+		want := "one," + string(bytes.Repeat([]byte("x"), chunkSize)) + "two"
+		if string(got) != want {
+			t.Errorf("took %d bytes, want %d", len(got), len(want))
+		}
+	})
+}

@@ -56,6 +56,7 @@ func serve(ctx context.Context, args []string) error {
 	writes := fs.Bool("allow-writes", false, "forward writes")
 	password := fs.String("password", "", "client password")
 	conns := fs.Int("conns", 0, "connections per shard (0: router default)")
+	loops := fs.Int("loops", 0, "proxy.Config.Loops: event loops (0: a goroutine per client, -1: auto, GOMAXPROCS/2)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	readFrom := fs.String("read-from", "", "proxy.read_from: primary, prefer-primary, replica, prefer-replica or any")
 	fs.Parse(args)
@@ -80,7 +81,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	defer dest.Close()
 	cfg := proxy.Config{Listen: *listen, AllowWrites: *writes, Password: *password, ReadFrom: rf,
-		Destination: dest, Backend: pool.Config{Conns: *conns}}
+		Destination: dest, Backend: pool.Config{Conns: *conns}, Loops: *loops}
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		return err
