@@ -242,6 +242,23 @@ func (d *Destination) NodeBackend(addr string, db int) (*pool.Backend, error) {
 	return d.def.Node(addr, db)
 }
 
+// Follow returns the syncer's backend of r's target in database db,
+// after recording r when it is a MOVED (Moved). A target the last refresh
+// did not see is looked up again after a Refresh; still unknown, it is
+// ErrUnknownNode. r's host must be filled in (Redirect.From).
+func (d *Destination) Follow(ctx context.Context, r Redirect, db int) (*pool.Backend, error) {
+	if !r.Ask {
+		d.Moved(r)
+	}
+	b, err := d.NodeBackend(r.Addr, db)
+	if errors.Is(err, ErrUnknownNode) {
+		if err = d.Refresh(ctx); err == nil {
+			b, err = d.NodeBackend(r.Addr, db)
+		}
+	}
+	return b, err
+}
+
 // NodePool is the backends of one node, one per database, created on
 // first use from one template. A shard's primary and each of its replicas
 // (the proxy's replica reads) have one. Get takes no lock once a

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -52,8 +51,6 @@ func (d *Destination) DoUnfenced(ctx context.Context, shard, db int, args ...str
 	return reply, nil
 }
 
-var askingReq = resp.AppendCommandString(nil, "ASKING")
-
 // doCluster is DoUnfenced on a cluster.
 func (d *Destination) doCluster(ctx context.Context, shard, db int, req []byte) ([]byte, error) {
 	if db != 0 {
@@ -66,7 +63,7 @@ func (d *Destination) doCluster(ctx context.Context, shard, db int, req []byte) 
 	for attempt := 1; ; attempt++ {
 		var err error
 		if ask {
-			calls := []*pool.Call{{Req: askingReq}, {Req: req}}
+			calls := []*pool.Call{{Req: Asking}, {Req: req}}
 			b.Pipeline(ctx, calls)
 			reply, err = calls[1].Reply, errors.Join(calls[0].Err, calls[1].Err)
 		} else {
@@ -84,21 +81,8 @@ func (d *Destination) doCluster(ctx context.Context, shard, db int, req []byte) 
 			break
 		}
 		if r, ok := ParseRedirect(reply); ok {
-			if host, port, _ := net.SplitHostPort(r.Addr); host == "" {
-				// The node does not know its address: it is the one
-				// that answered's host.
-				h, _, _ := net.SplitHostPort(b.Addr())
-				r.Addr = net.JoinHostPort(h, port)
-			}
-			if !r.Ask {
-				d.Moved(r)
-			}
-			nb, err := d.NodeBackend(r.Addr, db)
-			if errors.Is(err, ErrUnknownNode) {
-				if err = d.Refresh(ctx); err == nil {
-					nb, err = d.NodeBackend(r.Addr, db)
-				}
-			}
+			r = r.From(b.Addr())
+			nb, err := d.Follow(ctx, r, db)
 			if err != nil {
 				return nil, fmt.Errorf("apply: shard %d: redirected to %s: %w", shard, r.Addr, err)
 			}

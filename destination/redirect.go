@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/replicaof/replicaof/resp"
 	"github.com/replicaof/replicaof/router"
 )
 
@@ -21,6 +22,21 @@ type Redirect struct {
 	// that answered (then it is that node's host; Do does so).
 	Addr string
 }
+
+// From returns r with an empty host filled in: a node that does not know
+// the target's address names only its port, and the target is then on
+// the host of the node that answered (answeredBy, host:port).
+func (r Redirect) From(answeredBy string) Redirect {
+	if host, port, _ := net.SplitHostPort(r.Addr); host == "" {
+		h, _, _ := net.SplitHostPort(answeredBy)
+		r.Addr = net.JoinHostPort(h, port)
+	}
+	return r
+}
+
+// Asking is the raw ASKING command sent before the one command an ASK
+// redirect names.
+var Asking = resp.AppendCommandString(nil, "ASKING")
 
 // ParseRedirect recognizes a raw -MOVED or -ASK reply. It is pure and
 // cheap: the proxy calls it on error replies.

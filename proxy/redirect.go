@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/replicaof/replicaof/destination"
@@ -36,8 +35,6 @@ const (
 	maxRedirects = 5
 	redirectWait = 20 * time.Millisecond
 )
-
-var askingReq = resp.AppendCommandString(nil, "ASKING")
 
 // hop is what to do with a redirected call: send it again to bk, after
 // ASKING when ask, once wait has passed.
@@ -81,12 +78,7 @@ func (s *Server) redirectOf(cl *pool.Call, bk *pool.Backend, attempt int) (hop, 
 		}
 		return hop{}, false
 	}
-	if host, port, _ := net.SplitHostPort(r.Addr); host == "" {
-		// The node does not know the target's address: it is on the
-		// answering node's host.
-		h, _, _ := net.SplitHostPort(bk.Addr())
-		r.Addr = net.JoinHostPort(h, port)
-	}
+	r = r.From(bk.Addr())
 	d.Moved(r) // a no-op for ASK
 	if attempt >= maxRedirects {
 		kind := "MOVED"
@@ -136,7 +128,7 @@ func (s *Server) redirectRound(calls []*pool.Call, bks []*pool.Backend, attempt 
 			groups = append(groups, group{bk: h.bk})
 		}
 		if h.ask {
-			groups[j].calls = append(groups[j].calls, &pool.Call{Req: askingReq})
+			groups[j].calls = append(groups[j].calls, &pool.Call{Req: destination.Asking})
 		}
 		groups[j].calls = append(groups[j].calls, cl)
 	}

@@ -66,6 +66,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -324,15 +325,12 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // movedBackend records a MOVED and returns the new owner's backend.
 func movedBackend(ctx context.Context, d *destination.Destination, r destination.Redirect) (*pool.Backend, error) {
-	d.Moved(r)
-	if be, err := d.NodeBackend(r.Addr, 0); err == nil {
-		return be, nil
+	be, err := d.Follow(ctx, r, 0)
+	if errors.Is(err, destination.ErrUnknownNode) {
+		// Still unknown after a refresh: the slot's owner by the map.
+		return d.Backend(d.Map().ShardOfSlot(r.Slot), 0), nil
 	}
-	// A node the destination does not know yet: read the topology.
-	if err := d.Refresh(ctx); err != nil {
-		return nil, err
-	}
-	return d.Backend(d.Map().ShardOfSlot(r.Slot), 0), nil
+	return be, err
 }
 
 // doOne sends one command outside a transaction to a cluster group,
@@ -364,7 +362,7 @@ func doOne(ctx context.Context, d *destination.Destination, group int, req []byt
 			if err != nil {
 				return nil, err
 			}
-			calls := []*pool.Call{{Req: askingReq}, {Req: req}}
+			calls := []*pool.Call{{Req: destination.Asking}, {Req: req}}
 			target.Pipeline(ctx, calls)
 			for _, c := range calls {
 				if c.Err != nil {
@@ -386,8 +384,6 @@ func doOne(ctx context.Context, d *destination.Destination, group int, req []byt
 		}
 	}
 }
-
-var askingReq = resp.AppendCommandString(nil, "ASKING")
 
 func firstLine(b []byte) string {
 	for i, c := range b {
