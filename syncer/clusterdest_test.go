@@ -152,19 +152,7 @@ func TestClusterDestinationExactlyOnce(t *testing.T) {
 	masters := cl.Masters(ctx)
 	srcs := []*redis.Client{src.Client()}
 	skip := func(k string) bool { return strings.HasPrefix(k, "__") }
-	for deadline := time.Now().Add(time.Minute); ; {
-		d, err := harness.Compare(ctx, srcs, masters, harness.CompareOptions{Skip: skip})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Empty() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("destination never equal to the source: %s", d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	harness.WaitEqual(t, ctx, time.Minute, srcs, func() []*redis.Client { return masters }, harness.CompareOptions{Skip: skip})
 	// Counters through the cluster client (a master answers MOVED for
 	// keys of another group's slots).
 	n := 0
@@ -297,19 +285,7 @@ func TestClusterDestinationReshard(t *testing.T) {
 	masters := cl.Masters(ctx)
 	srcs := []*redis.Client{src.Client(), src.ClientDB(1)} // db 1 is mapped onto db 0
 	skip := func(k string) bool { return strings.HasPrefix(k, "__") }
-	for deadline := time.Now().Add(time.Minute); ; {
-		d, err := harness.Compare(ctx, srcs, masters, harness.CompareOptions{Skip: skip})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Empty() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("destination never equal to the source: %s", d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	harness.WaitEqual(t, ctx, time.Minute, srcs, func() []*redis.Client { return masters }, harness.CompareOptions{Skip: skip})
 	n := 0
 	for k, want := range w.Counters {
 		k = strings.TrimPrefix(k, "db1/")
@@ -359,19 +335,7 @@ func TestClusterDestinationReshard(t *testing.T) {
 	go func() { defer close(done2); _ = sup2.Run(rctx2) }()
 	defer func() { cancel2(); <-done2 }()
 	harness.WaitFor(t, time.Minute, "synced after the restart", func() bool { return sup2.Status().Status == "synced" })
-	for deadline := time.Now().Add(time.Minute); ; {
-		d, err := harness.Compare(ctx, srcs, cl.Masters(ctx), harness.CompareOptions{Skip: skip})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Empty() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the restart, destination never equal to the source: %s", d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	harness.WaitEqual(t, ctx, time.Minute, srcs, func() []*redis.Client { return cl.Masters(ctx) }, harness.CompareOptions{Skip: skip})
 	for k, want := range w3.Counters {
 		if got, err := cl.Client().Get(ctx, k).Int(); err != nil || got != want {
 			t.Errorf("counter %s after the restart = %d (%v), want %d", k, got, err, want)

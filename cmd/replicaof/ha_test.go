@@ -305,18 +305,7 @@ func TestFaultHATakeover(t *testing.T) {
 	skip := func(k string) bool { return strings.HasPrefix(k, "__replicaof:") }
 	src := []*redis.Client{a.Client(), b.Client()}
 	dst := []*redis.Client{s0.Client(), s1.Client()}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		d, err := harness.Compare(ctx, src, dst, harness.CompareOptions{Skip: skip})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Empty() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("destination never equal to the sources: %s", d)
-		}
-	}
+	harness.WaitEqual(t, ctx, time.Minute, src, func() []*redis.Client { return dst }, harness.CompareOptions{Skip: skip})
 	if err := w.CheckCounters(ctx, map[int][]*redis.Client{0: dst}); err != nil {
 		t.Fatal(err)
 	}

@@ -131,6 +131,25 @@ func RequireEqual(t testing.TB, ctx context.Context, a, b []*redis.Client, opt C
 	}
 }
 
+// WaitEqual compares a with b (read again each time: after a failover
+// the masters change) every 100 ms until they are equal, and fails t
+// when they still differ after within.
+func WaitEqual(t testing.TB, ctx context.Context, within time.Duration, a []*redis.Client, b func() []*redis.Client, opt CompareOptions) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
+		d, err := Compare(ctx, a, b(), opt)
+		if err != nil {
+			t.Fatalf("compare: %v", err)
+		}
+		if d.Empty() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("destination never equal to the source within %v: %s", within, d)
+		}
+	}
+}
+
 func sortedKeys(m map[string]keyInfo) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
